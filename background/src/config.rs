@@ -1,0 +1,328 @@
+//! Typed, loud configuration: embedded defaults, then a TOML file, then
+//! `DCPILOT__SECTION__KEY` environment variables. Unknown keys are errors; all problems are
+//! reported at once with the file and key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use dcpilot_schemas::Format;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BackgroundError, Result};
+
+/// Configuration of the background flow.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackgroundConfig {
+    /// Kafka connection and topics.
+    pub kafka: KafkaConfig,
+    /// Micro-batching.
+    pub ingest: IngestConfig,
+    /// The telemetry and landscape tables.
+    pub store: StoreConfig,
+    /// The process's HTTP endpoint (`/metrics`, `/healthz`).
+    pub http: HttpConfig,
+    /// The in-process broker used when `kafka.brokers` is not set.
+    pub embedded: EmbeddedConfig,
+}
+
+/// Kafka connection and topics.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers (`host:port,...`). Unset: start an in-process broker.
+    pub brokers: Option<String>,
+    /// Consumer group shared by background instances.
+    pub group_id: String,
+    /// Telemetry topic.
+    pub telemetry_topic: String,
+    /// Landscape topic.
+    pub landscape_topic: String,
+    /// Dead-letter topic for undecodable telemetry and landscape messages.
+    pub dlq_topic: String,
+    /// Wire format of the telemetry topic; `auto` detects it per message.
+    pub telemetry_format: Format,
+    /// Consumer session timeout; a dead instance's partitions move after this long.
+    pub session_timeout_ms: u32,
+    /// How often librdkafka reports statistics (consumer lag); 0 disables.
+    pub statistics_interval_ms: u32,
+    /// Extra librdkafka properties for every client (e.g. `security.protocol`).
+    pub client: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: None,
+            group_id: "dcpilot-background".into(),
+            telemetry_topic: "dcpilot.telemetry".into(),
+            landscape_topic: "dcpilot.landscape".into(),
+            dlq_topic: "dcpilot.telemetry.dlq".into(),
+            telemetry_format: Format::Auto,
+            session_timeout_ms: 6_000,
+            statistics_interval_ms: 5_000,
+            client: BTreeMap::new(),
+        }
+    }
+}
+
+/// Micro-batching: a batch is stored and committed when it holds `max_batch_samples` or
+/// `max_batch_delay_ms` passed since its first message, whichever comes first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Samples per batch at most.
+    pub max_batch_samples: usize,
+    /// Milliseconds a batch may wait for more samples.
+    pub max_batch_delay_ms: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_batch_samples: 50_000,
+            max_batch_delay_ms: 500,
+        }
+    }
+}
+
+/// The tables' retention and durability.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Event time kept in memory, behind the newest sample; older partitions move to Parquet.
+    pub retention_secs: u64,
+    /// Width of a time partition.
+    pub partition_secs: u64,
+    /// Write every batch to the data directory before committing its offsets, so a crash
+    /// loses nothing. Off: memory only (tests, benchmarks of the pure path).
+    pub durable: bool,
+    /// Move expired partitions to Parquet (queryable); off: drop them.
+    pub spill: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            retention_secs: 24 * 3600,
+            partition_secs: 3600,
+            durable: true,
+            spill: true,
+        }
+    }
+}
+
+/// The HTTP endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address of `/metrics` and `/healthz`; unset: no HTTP endpoint.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+        }
+    }
+}
+
+/// The in-process broker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedConfig {
+    /// Partitions of each topic it creates.
+    pub partitions: i32,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self { partitions: 4 }
+    }
+}
+
+const ENV_PREFIX: &str = "DCPILOT__";
+
+impl BackgroundConfig {
+    /// Defaults, overlaid by `file` (if given), overlaid by `DCPILOT__SECTION__KEY`
+    /// environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with_env(file, &vars)
+    }
+
+    /// [`load`](Self::load) with an explicit environment (for tests).
+    pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Self> {
+        let (label, mut doc) = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(BackgroundError::io(path))?;
+                let doc = text
+                    .parse::<toml::Table>()
+                    .map_err(|e| BackgroundError::Config {
+                        file: path.display().to_string(),
+                        problems: vec![e.to_string()],
+                    })?;
+                (path.display().to_string(), doc)
+            }
+            None => ("<defaults>".to_string(), toml::Table::new()),
+        };
+        let mut env_keys = Vec::new();
+        for (name, value) in env {
+            let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+            env_keys.push(name.clone());
+            set_path(&mut doc, &keys, parse_env_value(value));
+        }
+        let source = if env_keys.is_empty() {
+            label
+        } else {
+            format!("{label} (with environment {})", env_keys.join(", "))
+        };
+        let config: Self = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| BackgroundError::Config {
+                file: source.clone(),
+                problems: vec![e.message().to_string()],
+            })?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(BackgroundError::Config {
+                file: source,
+                problems,
+            })
+        }
+    }
+
+    /// Cross-field checks; one line per problem, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let k = &self.kafka;
+        for (key, topic) in [
+            ("kafka.telemetry_topic", &k.telemetry_topic),
+            ("kafka.landscape_topic", &k.landscape_topic),
+            ("kafka.dlq_topic", &k.dlq_topic),
+        ] {
+            if topic.is_empty() {
+                p.push(format!("{key}: must not be empty"));
+            }
+        }
+        if k.dlq_topic == k.telemetry_topic || k.dlq_topic == k.landscape_topic {
+            p.push("kafka.dlq_topic: must differ from the topics it guards".into());
+        }
+        if k.group_id.is_empty() {
+            p.push("kafka.group_id: must not be empty".into());
+        }
+        if k.brokers.as_deref().is_some_and(|b| b.trim().is_empty()) {
+            p.push("kafka.brokers: empty; remove the key to use the embedded broker".into());
+        }
+        if k.session_timeout_ms < 1000 {
+            p.push("kafka.session_timeout_ms: must be at least 1000".into());
+        }
+        if self.ingest.max_batch_samples == 0 {
+            p.push("ingest.max_batch_samples: must be positive".into());
+        }
+        if self.ingest.max_batch_delay_ms == 0 {
+            p.push("ingest.max_batch_delay_ms: must be positive".into());
+        }
+        if self.store.partition_secs == 0 {
+            p.push("store.partition_secs: must be positive".into());
+        } else if self.store.retention_secs < self.store.partition_secs {
+            p.push("store.retention_secs: must be at least store.partition_secs".into());
+        }
+        if self.embedded.partitions < 1 {
+            p.push("embedded.partitions: must be at least 1".into());
+        }
+        p
+    }
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    // `DCPILOT__INGEST__MAX_BATCH_SAMPLES=100` is a number, `...=true` a bool, else a string.
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
+    let Some((last, parents)) = keys.split_last() else {
+        return;
+    };
+    let mut current = table;
+    for key in parents {
+        let entry = current
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(next) = entry else {
+            return;
+        };
+        current = next;
+    }
+    current.insert(last.clone(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(text.as_bytes()).expect("write");
+        f
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = BackgroundConfig::load_with_env(None, &[]).expect("defaults");
+        assert_eq!(c, BackgroundConfig::default());
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let f = file("[kafka]\nbrokers = \"127.0.0.1:9092\"\ntelemetry_format = \"influx\"\n[ingest]\nmax_batch_samples = 10\n");
+        let env = vec![(
+            "DCPILOT__INGEST__MAX_BATCH_SAMPLES".to_string(),
+            "20".to_string(),
+        )];
+        let c = BackgroundConfig::load_with_env(Some(f.path()), &env).expect("valid");
+        assert_eq!(c.kafka.brokers.as_deref(), Some("127.0.0.1:9092"));
+        assert_eq!(c.kafka.telemetry_format, Format::Influx);
+        assert_eq!(c.ingest.max_batch_samples, 20);
+    }
+
+    #[test]
+    fn unknown_keys_name_file_and_key() {
+        let f = file("[ingest]\nmax_batch_sample = 10\n");
+        let err = BackgroundConfig::load_with_env(Some(f.path()), &[])
+            .expect_err("unknown key")
+            .to_string();
+        assert!(err.contains(&f.path().display().to_string()), "{err}");
+        assert!(err.contains("max_batch_sample"), "{err}");
+    }
+
+    #[test]
+    fn all_problems_at_once() {
+        let f = file("[ingest]\nmax_batch_samples = 0\n[store]\nretention_secs = 10\npartition_secs = 60\n[kafka]\ndlq_topic = \"dcpilot.telemetry\"\n");
+        let err = BackgroundConfig::load_with_env(Some(f.path()), &[])
+            .expect_err("invalid")
+            .to_string();
+        for key in [
+            "ingest.max_batch_samples",
+            "store.retention_secs",
+            "kafka.dlq_topic",
+        ] {
+            assert!(err.contains(key), "{key} missing from {err}");
+        }
+    }
+}

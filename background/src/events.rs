@@ -1,0 +1,175 @@
+//! Typed internal events: each `emit` logs and counts, so metric names and labels live here
+//! and nowhere else. Label values are bounded (topics, partitions, error kinds, formats).
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+
+/// Metric names, for docs and tests.
+pub mod names {
+    /// Samples written to a table (after dedupe).
+    pub const SAMPLES_INGESTED: &str = "dcpilot_ingest_samples_total";
+    /// Payload bytes consumed.
+    pub const BYTES_INGESTED: &str = "dcpilot_ingest_bytes_total";
+    /// Messages consumed.
+    pub const MESSAGES: &str = "dcpilot_ingest_messages_total";
+    /// Bad records, by kind.
+    pub const DECODE_ERRORS: &str = "dcpilot_ingest_decode_errors_total";
+    /// Messages sent to the dead-letter topic.
+    pub const DEAD_LETTERS: &str = "dcpilot_ingest_dead_letters_total";
+    /// Rows dropped as duplicates.
+    pub const DUPLICATES: &str = "dcpilot_ingest_duplicates_total";
+    /// Seconds from a batch's first message to its commit.
+    pub const BATCH_LATENCY: &str = "dcpilot_ingest_batch_latency_seconds";
+    /// Messages behind the high watermark, per partition.
+    pub const CONSUMER_LAG: &str = "dcpilot_ingest_consumer_lag_messages";
+    /// Partitions moved from memory to Parquet.
+    pub const SPILLS: &str = "dcpilot_store_spilled_partitions_total";
+    /// Kafka client errors.
+    pub const KAFKA_ERRORS: &str = "dcpilot_kafka_errors_total";
+}
+
+/// A message was consumed.
+pub struct MessageConsumed<'a> {
+    /// Source topic.
+    pub topic: &'a str,
+    /// Payload size.
+    pub bytes: usize,
+}
+
+impl MessageConsumed<'_> {
+    /// Counts it.
+    pub fn emit(&self) {
+        counter!(names::MESSAGES, "topic" => self.topic.to_string()).increment(1);
+        counter!(names::BYTES_INGESTED, "topic" => self.topic.to_string())
+            .increment(self.bytes as u64);
+    }
+}
+
+/// Records of a message could not be decoded.
+pub struct DecodeFailed<'a> {
+    /// Source topic.
+    pub topic: &'a str,
+    /// Error kind (`DecodeErrorKind::as_str`).
+    pub kind: &'a str,
+    /// Bad records.
+    pub records: usize,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+    /// The first error.
+    pub reason: &'a str,
+}
+
+impl DecodeFailed<'_> {
+    /// Logs and counts it.
+    pub fn emit(&self) {
+        tracing::warn!(
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            kind = self.kind,
+            records = self.records,
+            reason = self.reason,
+            "undecodable records; message goes to the dead-letter topic"
+        );
+        counter!(names::DECODE_ERRORS, "topic" => self.topic.to_string(), "kind" => self.kind.to_string())
+            .increment(self.records as u64);
+    }
+}
+
+/// A message was written to the dead-letter topic.
+pub struct DeadLettered<'a> {
+    /// Dead-letter topic.
+    pub topic: &'a str,
+}
+
+impl DeadLettered<'_> {
+    /// Counts it.
+    pub fn emit(&self) {
+        counter!(names::DEAD_LETTERS, "topic" => self.topic.to_string()).increment(1);
+    }
+}
+
+/// A batch landed in a table and its offsets were committed.
+pub struct BatchCommitted<'a> {
+    /// Table name.
+    pub table: &'a str,
+    /// Rows stored.
+    pub inserted: usize,
+    /// Rows dropped as duplicates.
+    pub duplicates: usize,
+    /// First message to commit.
+    pub latency: Duration,
+}
+
+impl BatchCommitted<'_> {
+    /// Logs and counts it.
+    pub fn emit(&self) {
+        tracing::debug!(
+            table = self.table,
+            inserted = self.inserted,
+            duplicates = self.duplicates,
+            latency_ms = self.latency.as_millis() as u64,
+            "batch committed"
+        );
+        counter!(names::SAMPLES_INGESTED, "table" => self.table.to_string())
+            .increment(self.inserted as u64);
+        counter!(names::DUPLICATES, "table" => self.table.to_string())
+            .increment(self.duplicates as u64);
+        histogram!(names::BATCH_LATENCY).record(self.latency.as_secs_f64());
+    }
+}
+
+/// Consumer lag from librdkafka's statistics.
+pub struct ConsumerLag<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Messages behind.
+    pub lag: i64,
+}
+
+impl ConsumerLag<'_> {
+    /// Sets the gauge.
+    pub fn emit(&self) {
+        gauge!(names::CONSUMER_LAG, "topic" => self.topic.to_string(), "partition" => self.partition.to_string())
+            .set(self.lag as f64);
+    }
+}
+
+/// A live partition was moved to Parquet.
+pub struct PartitionSpilled<'a> {
+    /// Table name.
+    pub table: &'a str,
+    /// Rows moved.
+    pub rows: usize,
+    /// The Parquet file.
+    pub path: &'a std::path::Path,
+}
+
+impl PartitionSpilled<'_> {
+    /// Logs and counts it.
+    pub fn emit(&self) {
+        tracing::info!(table = self.table, rows = self.rows, path = %self.path.display(), "partition spilled to parquet");
+        counter!(names::SPILLS, "table" => self.table.to_string()).increment(1);
+    }
+}
+
+/// The Kafka client reported an error.
+pub struct KafkaErrorSeen<'a> {
+    /// What we were doing.
+    pub context: &'a str,
+    /// The error.
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl KafkaErrorSeen<'_> {
+    /// Logs and counts it.
+    pub fn emit(&self) {
+        tracing::warn!(context = self.context, error = %self.error, "kafka error");
+        counter!(names::KAFKA_ERRORS, "context" => self.context.to_string()).increment(1);
+    }
+}

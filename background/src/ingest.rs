@@ -1,0 +1,449 @@
+//! The Kafka source: a consumer-group member that decodes telemetry and landscape messages
+//! into micro-batches, stores each batch, and only then commits its offsets. Undecodable
+//! messages go to the dead-letter topic (and are acknowledged there) before the commit too,
+//! so nothing is lost whatever fails.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dcpilot_schemas::decode::Decoder;
+use dcpilot_schemas::{
+    DecodeContext, DecodeOutcome, Format, LandscapeBatchBuilder, LandscapeDecoder,
+    TelemetryBatchBuilder,
+};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::watch;
+
+use crate::config::{BackgroundConfig, KafkaConfig};
+use crate::error::{BackgroundError, Result};
+use crate::events::{
+    BatchCommitted, ConsumerLag, DeadLettered, DecodeFailed, KafkaErrorSeen, MessageConsumed,
+};
+use crate::store::{InsertOutcome, TableStore};
+
+/// Dead-letter headers: why a message could not be decoded and where it came from.
+pub mod dlq_headers {
+    /// Error kind of the first bad record (`DecodeErrorKind::as_str`).
+    pub const ERROR_KIND: &str = "dcpilot.error.kind";
+    /// The first bad record's error, for a human.
+    pub const ERROR_REASON: &str = "dcpilot.error.reason";
+    /// How many records of the message were bad.
+    pub const ERROR_COUNT: &str = "dcpilot.error.count";
+    /// Topic the message came from.
+    pub const SOURCE_TOPIC: &str = "dcpilot.source.topic";
+    /// Partition the message came from.
+    pub const SOURCE_PARTITION: &str = "dcpilot.source.partition";
+    /// Offset of the message.
+    pub const SOURCE_OFFSET: &str = "dcpilot.source.offset";
+    /// Format the message was decoded as.
+    pub const SOURCE_FORMAT: &str = "dcpilot.source.format";
+}
+
+/// Client context: reports consumer lag from librdkafka's statistics.
+pub struct IngestContext;
+
+impl ClientContext for IngestContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is librdkafka's internal UA partition; lag < 0 means unknown.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    ConsumerLag {
+                        topic,
+                        partition: *partition,
+                        lag: p.consumer_lag,
+                    }
+                    .emit();
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        KafkaErrorSeen {
+            context: "client",
+            error: &format_args!("{error}: {reason}"),
+        }
+        .emit();
+    }
+}
+
+impl ConsumerContext for IngestContext {}
+
+/// librdkafka properties shared by all of dcpilot's clients.
+pub fn client_config(kafka: &KafkaConfig, brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers);
+    for (k, v) in &kafka.client {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Counters of one ingest run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct IngestStats {
+    /// Messages consumed.
+    pub messages: u64,
+    /// Rows stored (telemetry samples and landscape events).
+    pub rows: u64,
+    /// Rows dropped as duplicates.
+    pub duplicates: u64,
+    /// Messages sent to the dead-letter topic.
+    pub dead_letters: u64,
+    /// Batches committed.
+    pub batches: u64,
+}
+
+/// Decodes messages of both topics into the pending micro-batch and stores it. The part of
+/// ingestion between a Kafka message and a table, shared by the [`Ingestor`] and the
+/// benchmarks.
+pub struct Assembler {
+    decoder: Decoder,
+    telemetry: TelemetryBatchBuilder,
+    landscape: LandscapeBatchBuilder,
+    landscape_topic: String,
+}
+
+impl Assembler {
+    /// An assembler decoding telemetry as `format`; messages of `landscape_topic` are
+    /// landscape events.
+    pub fn new(format: Format, landscape_topic: &str, batch_capacity: usize) -> Self {
+        Self {
+            decoder: Decoder::new(format),
+            telemetry: TelemetryBatchBuilder::with_capacity(batch_capacity),
+            landscape: LandscapeBatchBuilder::default(),
+            landscape_topic: landscape_topic.to_string(),
+        }
+    }
+
+    /// Decodes one message into the pending batch. Returns the telemetry format it was read
+    /// as (`None` for landscape) and what went wrong with its records, if anything.
+    pub fn add(
+        &mut self,
+        topic: &str,
+        payload: Option<&[u8]>,
+        timestamp_ms: Option<i64>,
+    ) -> (Option<Format>, DecodeOutcome) {
+        if topic == self.landscape_topic {
+            let Some(payload) = payload else {
+                // A tombstone from compaction: nothing to record.
+                return (None, DecodeOutcome::default());
+            };
+            let landscape = &mut self.landscape;
+            return (
+                None,
+                LandscapeDecoder.decode(payload, |event| landscape.push(&event)),
+            );
+        }
+        let ctx = DecodeContext {
+            default_timestamp_ms: timestamp_ms.unwrap_or_else(now_ms),
+        };
+        let (format, outcome) =
+            self.decoder
+                .decode(payload.unwrap_or_default(), &ctx, &mut self.telemetry);
+        (Some(format), outcome)
+    }
+
+    /// Rows pending in both tables.
+    pub fn pending_rows(&self) -> usize {
+        self.telemetry.len() + self.landscape.len()
+    }
+
+    /// Stores the pending rows; returns what each table did with them.
+    pub fn store(
+        &mut self,
+        telemetry: &TableStore,
+        landscape: &TableStore,
+    ) -> Result<Vec<(&'static str, InsertOutcome)>> {
+        let mut outcomes = Vec::with_capacity(2);
+        if !self.telemetry.is_empty() {
+            outcomes.push((
+                telemetry.name(),
+                telemetry.insert(&self.telemetry.finish())?,
+            ));
+        }
+        if !self.landscape.is_empty() {
+            outcomes.push((
+                landscape.name(),
+                landscape.insert(&self.landscape.finish())?,
+            ));
+        }
+        Ok(outcomes)
+    }
+}
+
+/// Everything of an [`Ingestor`] but its consumer, so a borrowed message and the state can
+/// be used at once.
+struct IngestState {
+    assembler: Assembler,
+    dlq: FutureProducer,
+    dlq_topic: String,
+    telemetry: Arc<TableStore>,
+    landscape: Arc<TableStore>,
+    next_offsets: BTreeMap<(String, i32), i64>,
+    dead_letters: Vec<DeliveryFuture>,
+    started: Option<Instant>,
+    stats: IngestStats,
+    /// A dead letter could not even be enqueued: the current batch must not commit.
+    poisoned: bool,
+}
+
+/// Consumes the telemetry and landscape topics into their tables until `shutdown` flips.
+pub struct Ingestor {
+    consumer: StreamConsumer<IngestContext>,
+    state: IngestState,
+    max_batch_samples: usize,
+    max_batch_delay: Duration,
+}
+
+impl Ingestor {
+    /// Creates the consumer (subscribed) and the dead-letter producer.
+    pub fn new(
+        config: &BackgroundConfig,
+        brokers: &str,
+        telemetry: Arc<TableStore>,
+        landscape: Arc<TableStore>,
+    ) -> Result<Self> {
+        let k = &config.kafka;
+        let mut cc = client_config(k, brokers);
+        cc.set("group.id", &k.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", k.session_timeout_ms.to_string())
+            .set(
+                "heartbeat.interval.ms",
+                (k.session_timeout_ms / 4).max(250).to_string(),
+            )
+            .set(
+                "statistics.interval.ms",
+                k.statistics_interval_ms.to_string(),
+            );
+        let consumer: StreamConsumer<IngestContext> = cc
+            .create_with_context(IngestContext)
+            .map_err(BackgroundError::kafka("creating the consumer"))?;
+        consumer
+            .subscribe(&[&k.telemetry_topic, &k.landscape_topic])
+            .map_err(BackgroundError::kafka("subscribing"))?;
+        let dlq: FutureProducer = client_config(k, brokers)
+            .set("enable.idempotence", "true")
+            .create()
+            .map_err(BackgroundError::kafka("creating the dead-letter producer"))?;
+        let max_batch_samples = config.ingest.max_batch_samples;
+        Ok(Self {
+            consumer,
+            state: IngestState {
+                assembler: Assembler::new(
+                    k.telemetry_format,
+                    &k.landscape_topic,
+                    max_batch_samples.min(1 << 16),
+                ),
+                dlq,
+                dlq_topic: k.dlq_topic.clone(),
+                telemetry,
+                landscape,
+                next_offsets: BTreeMap::new(),
+                dead_letters: Vec::new(),
+                started: None,
+                stats: IngestStats::default(),
+                poisoned: false,
+            },
+            max_batch_samples,
+            max_batch_delay: Duration::from_millis(config.ingest.max_batch_delay_ms),
+        })
+    }
+
+    /// Runs until `shutdown` becomes true, then stores and commits what it holds.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<IngestStats> {
+        let max_delay = self.max_batch_delay;
+        loop {
+            let wait = self
+                .state
+                .started
+                .map_or(max_delay, |s| max_delay.saturating_sub(s.elapsed()));
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() { break; }
+                }
+                received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
+                    Err(_elapsed) => {}
+                    Ok(Err(e)) => {
+                        KafkaErrorSeen { context: "consume", error: &e }.emit();
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Ok(Ok(message)) => self.state.handle(&message),
+                }
+            }
+            let full = self.state.assembler.pending_rows() >= self.max_batch_samples;
+            let due = self.state.started.is_some_and(|s| s.elapsed() >= max_delay);
+            if full || due {
+                self.state.flush(&self.consumer).await?;
+            }
+        }
+        self.state.flush(&self.consumer).await?;
+        Ok(self.state.stats)
+    }
+}
+
+impl IngestState {
+    /// Decodes one message into the batch and dead-letters it if it had bad records.
+    fn handle(&mut self, message: &BorrowedMessage<'_>) {
+        self.started.get_or_insert_with(Instant::now);
+        self.stats.messages += 1;
+        let topic = message.topic();
+        MessageConsumed {
+            topic,
+            bytes: message.payload_len(),
+        }
+        .emit();
+        let (format, outcome) =
+            self.assembler
+                .add(topic, message.payload(), message.timestamp().to_millis());
+        if !outcome.is_clean() {
+            self.dead_letter(message, format, &outcome);
+        }
+        self.next_offsets.insert(
+            (topic.to_string(), message.partition()),
+            message.offset() + 1,
+        );
+    }
+
+    fn dead_letter(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        format: Option<Format>,
+        outcome: &DecodeOutcome,
+    ) {
+        let kind = outcome.first_error_kind().map_or("unknown", |k| k.as_str());
+        let reason = outcome
+            .errors
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        DecodeFailed {
+            topic: message.topic(),
+            kind,
+            records: outcome.error_count,
+            partition: message.partition(),
+            offset: message.offset(),
+            reason: &reason,
+        }
+        .emit();
+        let (partition, offset, count) = (
+            message.partition().to_string(),
+            message.offset().to_string(),
+            outcome.error_count.to_string(),
+        );
+        let format = format.map_or("landscape", Format::as_str);
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in [
+            (dlq_headers::ERROR_KIND, kind),
+            (dlq_headers::ERROR_REASON, reason.as_str()),
+            (dlq_headers::ERROR_COUNT, count.as_str()),
+            (dlq_headers::SOURCE_TOPIC, message.topic()),
+            (dlq_headers::SOURCE_PARTITION, partition.as_str()),
+            (dlq_headers::SOURCE_OFFSET, offset.as_str()),
+            (dlq_headers::SOURCE_FORMAT, format),
+        ] {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        if let Some(original) = message.headers() {
+            for h in original.iter() {
+                headers = headers.insert(Header {
+                    key: h.key,
+                    value: h.value,
+                });
+            }
+        }
+        let mut record = FutureRecord::<[u8], [u8]>::to(&self.dlq_topic).headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        match self.dlq.send_result(record) {
+            Ok(delivery) => {
+                self.stats.dead_letters += 1;
+                DeadLettered {
+                    topic: &self.dlq_topic,
+                }
+                .emit();
+                self.dead_letters.push(delivery);
+            }
+            Err((e, _)) => {
+                // The queue is full or the producer is broken: fail the batch so nothing is
+                // committed past this message; it will be consumed again.
+                KafkaErrorSeen {
+                    context: "dead-letter enqueue",
+                    error: &e,
+                }
+                .emit();
+                self.poisoned = true;
+            }
+        }
+    }
+
+    /// Stores the batch, waits for its dead letters, then commits its offsets.
+    async fn flush(&mut self, consumer: &StreamConsumer<IngestContext>) -> Result<()> {
+        let Some(started) = self.started.take() else {
+            return Ok(());
+        };
+        for (table, outcome) in self.assembler.store(&self.telemetry, &self.landscape)? {
+            self.stats.rows += outcome.inserted as u64;
+            self.stats.duplicates += outcome.duplicates as u64;
+            BatchCommitted {
+                table,
+                inserted: outcome.inserted,
+                duplicates: outcome.duplicates,
+                latency: started.elapsed(),
+            }
+            .emit();
+        }
+        let dlq_failed = |e| BackgroundError::kafka("writing to the dead-letter topic")(e);
+        for delivery in self.dead_letters.drain(..) {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(dlq_failed(e)),
+                Err(_) => return Err(dlq_failed(rdkafka::error::KafkaError::Canceled)),
+            }
+        }
+        if std::mem::take(&mut self.poisoned) {
+            return Err(dlq_failed(rdkafka::error::KafkaError::Canceled));
+        }
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), next) in std::mem::take(&mut self.next_offsets) {
+            offsets
+                .add_partition_offset(&topic, partition, Offset::Offset(next))
+                .map_err(BackgroundError::kafka("building the commit"))?;
+        }
+        if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+            // After a rebalance the partitions may belong to another member; the data is
+            // stored and duplicates are dropped on redelivery, so this is not fatal.
+            KafkaErrorSeen {
+                context: "commit",
+                error: &e,
+            }
+            .emit();
+        }
+        self.stats.batches += 1;
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

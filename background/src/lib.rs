@@ -1,0 +1,156 @@
+//! The background flow: Kafka source, micro-batching, and the `telemetry` / `landscape`
+//! tables that background jobs query with DataFusion SQL.
+//!
+//! ```text
+//! dcpilot.telemetry ─┐                      ┌─► telemetry table ─┐
+//!                    ├─► Ingestor: decode ──┤                    ├─► SQL (DataFusion)
+//! dcpilot.landscape ─┘          │           └─► landscape table ─┘
+//!                               └─► dcpilot.telemetry.dlq (bad input + reason)
+//! ```
+
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod ingest;
+pub mod replay;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::prelude::SessionContext;
+use tokio::sync::watch;
+
+pub use broker::EmbeddedBroker;
+pub use config::BackgroundConfig;
+pub use error::{BackgroundError, Cause, Result};
+pub use ingest::{IngestStats, Ingestor};
+pub use store::{InsertOutcome, TableSettings, TableSpec, TableStore};
+
+/// The queryable window of telemetry and landscape: both tables, registered in one
+/// DataFusion session.
+pub struct TelemetryStore {
+    /// The `telemetry` table.
+    pub telemetry: Arc<TableStore>,
+    /// The `landscape` table.
+    pub landscape: Arc<TableStore>,
+    ctx: SessionContext,
+}
+
+/// How a [`TelemetryStore`] is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The ingesting process: recovers, writes, spills.
+    ReadWrite,
+    /// A query tool beside a running ingester: reads what is on disk, writes nothing.
+    ReadOnly,
+}
+
+impl TelemetryStore {
+    /// Opens both tables under `data_dir/tables/` (memory only when `data_dir` is `None` or
+    /// `store.durable` is off).
+    pub fn open(
+        data_dir: Option<&Path>,
+        config: &config::StoreConfig,
+        mode: OpenMode,
+    ) -> Result<Self> {
+        let table_dir = |name: &str| -> Option<PathBuf> {
+            data_dir
+                .filter(|_| config.durable || mode == OpenMode::ReadOnly)
+                .map(|d| d.join("tables").join(name))
+        };
+        let settings = |name: &str| TableSettings {
+            retention_ms: (config.retention_secs as i64).saturating_mul(1000),
+            partition_ms: (config.partition_secs as i64).saturating_mul(1000),
+            dir: table_dir(name),
+            spill: config.spill,
+            read_only: mode == OpenMode::ReadOnly,
+        };
+        let telemetry = Arc::new(TableStore::open(
+            TableSpec::telemetry(),
+            settings("telemetry"),
+        )?);
+        let landscape = Arc::new(TableStore::open(
+            TableSpec::landscape(),
+            settings("landscape"),
+        )?);
+        let ctx = SessionContext::new();
+        ctx.register_table("telemetry", telemetry.clone())?;
+        ctx.register_table("landscape", landscape.clone())?;
+        Ok(Self {
+            telemetry,
+            landscape,
+            ctx,
+        })
+    }
+
+    /// The DataFusion session with both tables registered.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Runs one SQL query and collects its result.
+    pub async fn sql(&self, query: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.ctx.sql(query).await?.collect().await?)
+    }
+}
+
+/// Runs ingestion until `shutdown` flips. A failed ingestor (Kafka or disk trouble) is
+/// rebuilt after a backoff and resumes from the last committed offsets; errors no retry can
+/// fix end the run.
+pub async fn run_ingest(
+    config: &BackgroundConfig,
+    brokers: &str,
+    store: &TelemetryStore,
+    shutdown: watch::Receiver<bool>,
+) -> Result<IngestStats> {
+    let mut backoff = Duration::from_millis(500);
+    let mut total = IngestStats::default();
+    loop {
+        let ingestor = Ingestor::new(
+            config,
+            brokers,
+            store.telemetry.clone(),
+            store.landscape.clone(),
+        )?;
+        match ingestor.run(shutdown.clone()).await {
+            Ok(stats) => {
+                total.messages += stats.messages;
+                total.rows += stats.rows;
+                total.duplicates += stats.duplicates;
+                total.dead_letters += stats.dead_letters;
+                total.batches += stats.batches;
+                return Ok(total);
+            }
+            Err(e) if e.is_retryable() && !*shutdown.borrow() => {
+                tracing::error!(error = %e, backoff_ms = backoff.as_millis() as u64, "ingestion failed; restarting from committed offsets");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+pub use datafusion::arrow::record_batch::RecordBatch;
+
+/// Formats query results as a text table.
+pub fn pretty(batches: &[RecordBatch]) -> Result<String> {
+    Ok(datafusion::arrow::util::pretty::pretty_format_batches(batches)?.to_string())
+}
+
+/// Formats query results as newline-delimited JSON objects.
+pub fn json_lines(batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(Vec::new());
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    writer.finish()?;
+    Ok(writer.into_inner())
+}
+
+pub use datafusion::arrow::array::Int64Array;
+pub use datafusion::arrow::json::ArrayWriter as JsonArrayWriter;

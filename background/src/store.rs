@@ -1,0 +1,680 @@
+//! The `telemetry` and `landscape` tables: time-partitioned Arrow batches in memory, made
+//! durable as Arrow IPC segments before their offsets are committed, deduplicated on a
+//! per-table key, and moved to Parquet once they fall out of the retention window. Both the
+//! live partitions and the Parquet archive are one DataFusion table.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimestampMillisecondType};
+use datafusion::arrow::ipc::reader::FileReader;
+use datafusion::arrow::ipc::writer::FileWriter;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::Expr;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::ExecutionPlan;
+use parking_lot::{Mutex, RwLock};
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::error::{BackgroundError, Result};
+use crate::events::PartitionSpilled;
+
+/// What a table is keyed and partitioned on.
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    /// Table name in SQL.
+    pub name: &'static str,
+    /// Arrow schema of its batches.
+    pub schema: SchemaRef,
+    /// Columns whose values identify a row; a second row with the same values is a duplicate.
+    pub key_columns: Vec<usize>,
+    /// The event-time column (`Timestamp(Millisecond)`), used for partitioning and retention.
+    pub time_column: usize,
+}
+
+impl TableSpec {
+    /// `telemetry`: a sample is identified by entity, metric, labels and time.
+    pub fn telemetry() -> Self {
+        let schema = dcpilot_schemas::telemetry_schema();
+        Self::new("telemetry", schema, &["entity", "metric", "labels", "ts"])
+    }
+
+    /// `landscape`: an event is identified by kind, host, instance and time.
+    pub fn landscape() -> Self {
+        let schema = dcpilot_schemas::landscape_schema();
+        Self::new("landscape", schema, &["kind", "host", "instance", "ts"])
+    }
+
+    fn new(name: &'static str, schema: SchemaRef, keys: &[&str]) -> Self {
+        let index = |c: &str| {
+            schema
+                .index_of(c)
+                .unwrap_or_else(|_| unreachable!("{name} has column {c}"))
+        };
+        Self {
+            name,
+            key_columns: keys.iter().map(|c| index(c)).collect(),
+            time_column: index("ts"),
+            schema,
+        }
+    }
+}
+
+/// Retention and durability of one table.
+#[derive(Debug, Clone)]
+pub struct TableSettings {
+    /// Event time kept live behind the newest row, in milliseconds.
+    pub retention_ms: i64,
+    /// Width of a partition in milliseconds.
+    pub partition_ms: i64,
+    /// Where segments and the Parquet archive live; `None`: memory only.
+    pub dir: Option<PathBuf>,
+    /// Move expired partitions to Parquet (needs `dir`); otherwise drop them.
+    pub spill: bool,
+    /// Open for queries only: recover nothing on disk, never write.
+    pub read_only: bool,
+}
+
+/// What an insert did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InsertOutcome {
+    /// Rows now in the table.
+    pub inserted: usize,
+    /// Rows dropped because the table already had them.
+    pub duplicates: usize,
+    /// Rows older than the retention window, written straight to the archive (or dropped
+    /// when spilling is off).
+    pub late: usize,
+}
+
+type RowKey = u128;
+
+#[derive(Default)]
+struct Writer {
+    live_keys: HashMap<i64, HashSet<RowKey>>,
+    /// Keys of archived partitions that late rows touched recently.
+    archived_keys: HashMap<i64, HashSet<RowKey>>,
+    watermark_ms: i64,
+    next_seq: u64,
+}
+
+#[derive(Default, Clone)]
+struct View {
+    live: BTreeMap<i64, Vec<RecordBatch>>,
+    archive: Vec<PathBuf>,
+}
+
+/// One table: see the module docs.
+pub struct TableStore {
+    spec: TableSpec,
+    settings: TableSettings,
+    writer: Mutex<Writer>,
+    view: RwLock<View>,
+}
+
+impl std::fmt::Debug for TableStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableStore")
+            .field("table", &self.spec.name)
+            .finish()
+    }
+}
+
+const ARCHIVE_CACHE_BUCKETS: usize = 8;
+
+impl TableStore {
+    /// Opens a table, recovering durable segments and the archive from `settings.dir`.
+    pub fn open(spec: TableSpec, settings: TableSettings) -> Result<Self> {
+        let store = Self {
+            spec,
+            settings,
+            writer: Mutex::new(Writer::default()),
+            view: RwLock::new(View::default()),
+        };
+        store.recover()?;
+        Ok(store)
+    }
+
+    /// The table's name.
+    pub fn name(&self) -> &'static str {
+        self.spec.name
+    }
+
+    /// Rows held in memory.
+    pub fn live_rows(&self) -> usize {
+        self.view
+            .read()
+            .live
+            .values()
+            .flatten()
+            .map(RecordBatch::num_rows)
+            .sum()
+    }
+
+    /// Parquet files of the archive.
+    pub fn archive_files(&self) -> Vec<PathBuf> {
+        self.view.read().archive.clone()
+    }
+
+    fn live_dir(&self) -> Option<PathBuf> {
+        self.settings.dir.as_ref().map(|d| d.join("live"))
+    }
+
+    fn archive_dir(&self) -> Option<PathBuf> {
+        self.settings.dir.as_ref().map(|d| d.join("archive"))
+    }
+
+    fn bucket_of(&self, ts: i64) -> i64 {
+        ts.div_euclid(self.settings.partition_ms)
+    }
+
+    /// The oldest partition still live for a watermark.
+    fn first_live_bucket(&self, watermark_ms: i64) -> i64 {
+        self.bucket_of(watermark_ms.saturating_sub(self.settings.retention_ms))
+    }
+
+    /// Adds a batch: drops rows the table already has, makes the rest durable, then
+    /// publishes them to queries and spills partitions that left the retention window.
+    pub fn insert(&self, batch: &RecordBatch) -> Result<InsertOutcome> {
+        if self.settings.read_only {
+            return Err(BackgroundError::ReadOnly {
+                table: self.spec.name,
+            });
+        }
+        if batch.num_rows() == 0 {
+            return Ok(InsertOutcome::default());
+        }
+        if batch.schema().fields() != self.spec.schema.fields() {
+            return Err(BackgroundError::Arrow(
+                datafusion::arrow::error::ArrowError::SchemaError(format!(
+                    "batch does not match the {} schema",
+                    self.spec.name
+                )),
+            ));
+        }
+        let times = batch
+            .column(self.spec.time_column)
+            .as_primitive::<TimestampMillisecondType>();
+        let keys = row_keys(batch, &self.spec.key_columns);
+        let mut writer = self.writer.lock();
+        let first_live = if writer.watermark_ms == 0 {
+            i64::MIN
+        } else {
+            self.first_live_bucket(writer.watermark_ms)
+        };
+
+        let mut outcome = InsertOutcome::default();
+        let mut rows_by_bucket: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        let mut late_by_bucket: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        let mut new_keys: HashMap<i64, HashSet<RowKey>> = HashMap::new();
+        for (row, key) in keys.iter().enumerate() {
+            let bucket = self.bucket_of(times.value(row));
+            let late = bucket < first_live;
+            if late && !self.settings.spill {
+                outcome.late += 1;
+                continue;
+            }
+            if late {
+                self.load_archived_keys(&mut writer, bucket)?;
+            }
+            let known = if late {
+                &writer.archived_keys
+            } else {
+                &writer.live_keys
+            };
+            let seen = known.get(&bucket).is_some_and(|k| k.contains(key));
+            if seen || !new_keys.entry(bucket).or_default().insert(*key) {
+                outcome.duplicates += 1;
+                continue;
+            }
+            let target = if late {
+                &mut late_by_bucket
+            } else {
+                &mut rows_by_bucket
+            };
+            target.entry(bucket).or_default().push(row as u32);
+        }
+
+        // Durable first: nothing becomes visible (or committed) before it is on disk.
+        let mut ready = Vec::with_capacity(rows_by_bucket.len());
+        for (bucket, rows) in &rows_by_bucket {
+            let part = take_rows(batch, rows)?;
+            if let Some(live) = self.live_dir() {
+                let seq = writer.next_seq;
+                writer.next_seq += 1;
+                write_segment(&live.join(bucket.to_string()), seq, &part)?;
+            }
+            outcome.inserted += part.num_rows();
+            ready.push((*bucket, part));
+        }
+        let mut archived = Vec::new();
+        if let Some(archive) = self.archive_dir() {
+            for (bucket, rows) in &late_by_bucket {
+                let part = take_rows(batch, rows)?;
+                let seq = writer.next_seq;
+                writer.next_seq += 1;
+                let path = archive.join(format!("{bucket}-late-{seq}.parquet"));
+                write_parquet(&path, &self.spec.schema, &[part.clone()])?;
+                outcome.late += part.num_rows();
+                outcome.inserted += part.num_rows();
+                archived.push(path);
+            }
+        }
+
+        for (bucket, keys) in new_keys {
+            let late = bucket < first_live;
+            let target = if late {
+                &mut writer.archived_keys
+            } else {
+                &mut writer.live_keys
+            };
+            target.entry(bucket).or_default().extend(keys);
+        }
+        let max_ts = (0..batch.num_rows())
+            .map(|r| times.value(r))
+            .max()
+            .unwrap_or(i64::MIN);
+        writer.watermark_ms = writer.watermark_ms.max(max_ts);
+        {
+            let mut view = self.view.write();
+            for (bucket, part) in ready {
+                view.live.entry(bucket).or_default().push(part);
+            }
+            view.archive.extend(archived);
+        }
+        self.expire(&mut writer)?;
+        Ok(outcome)
+    }
+
+    /// Moves (or drops) live partitions older than the retention window.
+    fn expire(&self, writer: &mut Writer) -> Result<()> {
+        let first_live = self.first_live_bucket(writer.watermark_ms);
+        let expired: Vec<(i64, Vec<RecordBatch>)> = {
+            let view = self.view.read();
+            view.live
+                .range(..first_live)
+                .map(|(b, v)| (*b, v.clone()))
+                .collect()
+        };
+        for (bucket, batches) in expired {
+            let mut spilled = None;
+            if let (true, Some(archive)) = (self.settings.spill, self.archive_dir()) {
+                let path = archive.join(format!("{bucket}-spill.parquet"));
+                let rows = write_parquet(&path, &self.spec.schema, &batches)?;
+                PartitionSpilled {
+                    table: self.spec.name,
+                    rows,
+                    path: &path,
+                }
+                .emit();
+                spilled = Some(path);
+            }
+            {
+                let mut view = self.view.write();
+                view.live.remove(&bucket);
+                view.archive.extend(spilled);
+            }
+            writer.live_keys.remove(&bucket);
+            if let Some(live) = self.live_dir() {
+                let dir = live.join(bucket.to_string());
+                fs::remove_dir_all(&dir).map_err(BackgroundError::io(&dir))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn load_archived_keys(&self, writer: &mut Writer, bucket: i64) -> Result<()> {
+        if writer.archived_keys.contains_key(&bucket) {
+            return Ok(());
+        }
+        if writer.archived_keys.len() >= ARCHIVE_CACHE_BUCKETS {
+            writer.archived_keys.clear();
+        }
+        let mut keys = HashSet::new();
+        let prefix = format!("{bucket}-");
+        for path in self.view.read().archive.iter() {
+            let matches = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix));
+            if matches {
+                for batch in read_parquet(path)? {
+                    keys.extend(row_keys(&batch, &self.spec.key_columns));
+                }
+            }
+        }
+        writer.archived_keys.insert(bucket, keys);
+        Ok(())
+    }
+
+    fn recover(&self) -> Result<()> {
+        let (Some(live_dir), Some(archive_dir)) = (self.live_dir(), self.archive_dir()) else {
+            return Ok(());
+        };
+        let read_only = self.settings.read_only;
+        if !read_only {
+            for dir in [&live_dir, &archive_dir] {
+                fs::create_dir_all(dir).map_err(BackgroundError::io(dir))?;
+            }
+        }
+        let mut writer = self.writer.lock();
+        let mut view = self.view.write();
+        let mut spilled_buckets = HashSet::new();
+        for path in sorted_entries(&archive_dir)? {
+            let name = file_name(&path);
+            if name.ends_with(".tmp") {
+                if !read_only {
+                    remove_file(&path)?;
+                }
+                continue;
+            }
+            let Some((bucket, rest)) = name.split_once('-') else {
+                continue;
+            };
+            let Ok(bucket) = bucket.parse::<i64>() else {
+                continue;
+            };
+            if rest == "spill.parquet" {
+                spilled_buckets.insert(bucket);
+            }
+            if let Some(seq) = rest
+                .strip_prefix("late-")
+                .and_then(|s| s.strip_suffix(".parquet"))
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                writer.next_seq = writer.next_seq.max(seq + 1);
+            }
+            writer.watermark_ms = writer
+                .watermark_ms
+                .max((bucket + 1) * self.settings.partition_ms - 1);
+            view.archive.push(path);
+        }
+        for bucket_dir in sorted_entries(&live_dir)? {
+            let Ok(bucket) = file_name(&bucket_dir).parse::<i64>() else {
+                continue;
+            };
+            if spilled_buckets.contains(&bucket) {
+                // A spill finished but its segments were not yet removed.
+                if read_only {
+                    continue;
+                }
+                fs::remove_dir_all(&bucket_dir).map_err(BackgroundError::io(&bucket_dir))?;
+                continue;
+            }
+            for segment in sorted_entries(&bucket_dir)? {
+                let name = file_name(&segment);
+                if name.ends_with(".tmp") || name.ends_with(".corrupt") {
+                    if !read_only && name.ends_with(".tmp") {
+                        remove_file(&segment)?;
+                    }
+                    continue;
+                }
+                if let Some(seq) = name
+                    .strip_suffix(".arrow")
+                    .and_then(|s| s.parse::<u64>().ok())
+                {
+                    writer.next_seq = writer.next_seq.max(seq + 1);
+                }
+                let batches = match read_segment(&segment) {
+                    Ok(batches) => batches,
+                    Err(e) if read_only => {
+                        tracing::warn!(error = %e, "skipping unreadable segment");
+                        continue;
+                    }
+                    Err(e) => {
+                        // Its offsets were never committed: Kafka will deliver it again.
+                        tracing::error!(error = %e, "quarantining unreadable segment");
+                        let quarantined = segment.with_extension("corrupt");
+                        fs::rename(&segment, &quarantined)
+                            .map_err(BackgroundError::io(&segment))?;
+                        continue;
+                    }
+                };
+                for batch in batches {
+                    let times = batch
+                        .column(self.spec.time_column)
+                        .as_primitive::<TimestampMillisecondType>();
+                    if let Some(max) = times.iter().flatten().max() {
+                        writer.watermark_ms = writer.watermark_ms.max(max);
+                    }
+                    writer
+                        .live_keys
+                        .entry(bucket)
+                        .or_default()
+                        .extend(row_keys(&batch, &self.spec.key_columns));
+                    view.live.entry(bucket).or_default().push(batch);
+                }
+            }
+        }
+        drop(view);
+        if read_only {
+            return Ok(());
+        }
+        self.expire(&mut writer)
+    }
+
+    fn snapshot(&self) -> View {
+        self.view.read().clone()
+    }
+}
+
+#[async_trait]
+impl TableProvider for TableStore {
+    fn schema(&self) -> SchemaRef {
+        self.spec.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        // One consistent view: a spill between reading live and archive cannot double rows.
+        let view = self.snapshot();
+        let live: Vec<Vec<RecordBatch>> = vec![view.live.into_values().flatten().collect()];
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![MemorySourceConfig::try_new_exec(
+            &live,
+            self.spec.schema.clone(),
+            projection.cloned(),
+        )?];
+        if !view.archive.is_empty() {
+            let urls = view
+                .archive
+                .iter()
+                .map(|p| ListingTableUrl::parse(p.to_string_lossy()))
+                .collect::<datafusion::error::Result<Vec<_>>>()?;
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            let config = ListingTableConfig::new_with_multi_paths(urls)
+                .with_listing_options(options)
+                .with_schema(self.spec.schema.clone());
+            let archive = ListingTable::try_new(config)?;
+            inputs.push(archive.scan(state, projection, filters, limit).await?);
+        }
+        UnionExec::try_new(inputs)
+    }
+}
+
+/// A 128-bit hash of each row's key columns (strings length-prefixed, maps order-free).
+fn row_keys(batch: &RecordBatch, key_columns: &[usize]) -> Vec<RowKey> {
+    let columns: Vec<&ArrayRef> = key_columns.iter().map(|&c| batch.column(c)).collect();
+    let mut buf = Vec::with_capacity(128);
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    (0..batch.num_rows())
+        .map(|row| {
+            buf.clear();
+            for column in &columns {
+                if column.is_null(row) {
+                    buf.push(0xff);
+                    continue;
+                }
+                buf.push(0);
+                match column.data_type() {
+                    DataType::Utf8 => push_str(&mut buf, column.as_string::<i32>().value(row)),
+                    DataType::Timestamp(..) => buf.extend_from_slice(
+                        &column
+                            .as_primitive::<TimestampMillisecondType>()
+                            .value(row)
+                            .to_le_bytes(),
+                    ),
+                    DataType::Map(..) => {
+                        let map = column.as_map();
+                        let (keys, values) = (
+                            map.keys().as_string::<i32>(),
+                            map.values().as_string::<i32>(),
+                        );
+                        let range = map.value_offsets()[row] as usize
+                            ..map.value_offsets()[row + 1] as usize;
+                        pairs.clear();
+                        pairs.extend(range.map(|i| {
+                            (
+                                keys.value(i),
+                                if values.is_null(i) {
+                                    ""
+                                } else {
+                                    values.value(i)
+                                },
+                            )
+                        }));
+                        pairs.sort_unstable();
+                        buf.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+                        for (k, v) in &pairs {
+                            push_str(&mut buf, k);
+                            push_str(&mut buf, v);
+                        }
+                    }
+                    other => unreachable!("key column of type {other} is not supported"),
+                }
+            }
+            xxh3_128(&buf)
+        })
+        .collect()
+}
+
+fn push_str(buf: &mut Vec<u8>, s: &str) {
+    buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+fn take_rows(batch: &RecordBatch, rows: &[u32]) -> Result<RecordBatch> {
+    if rows.len() == batch.num_rows() {
+        return Ok(batch.clone());
+    }
+    Ok(take_record_batch(batch, &UInt32Array::from(rows.to_vec()))?)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut entries = fs::read_dir(dir)
+        .map_err(BackgroundError::io(dir))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(BackgroundError::io(dir))?;
+    entries.sort();
+    Ok(entries)
+}
+
+fn remove_file(path: &Path) -> Result<()> {
+    fs::remove_file(path).map_err(BackgroundError::io(path))
+}
+
+/// Writes `tmp`, fsyncs it, renames it into place and fsyncs the directory.
+fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(BackgroundError::io(dir))?;
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp).map_err(BackgroundError::io(&tmp))?;
+    write(&mut file)?;
+    file.flush().map_err(BackgroundError::io(&tmp))?;
+    file.sync_all().map_err(BackgroundError::io(&tmp))?;
+    fs::rename(&tmp, path).map_err(BackgroundError::io(path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(BackgroundError::io(dir))
+}
+
+fn write_segment(dir: &Path, seq: u64, batch: &RecordBatch) -> Result<()> {
+    let path = dir.join(format!("{seq:012}.arrow"));
+    write_atomically(&path, |file| {
+        let mut w = FileWriter::try_new(file, &batch.schema())?;
+        w.write(batch)?;
+        w.finish()?;
+        Ok(())
+    })
+}
+
+fn read_segment(path: &Path) -> Result<Vec<RecordBatch>> {
+    let corrupt = |reason: String| BackgroundError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = File::open(path).map_err(BackgroundError::io(path))?;
+    let reader = FileReader::try_new(file, None).map_err(|e| corrupt(e.to_string()))?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| corrupt(e.to_string()))
+}
+
+fn write_parquet(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<usize> {
+    let mut rows = 0;
+    write_atomically(path, |file| {
+        let combined = concat_batches(schema, batches)?;
+        rows = combined.num_rows();
+        let mut w = ArrowWriter::try_new(file, schema.clone(), None).map_err(|e| {
+            BackgroundError::Corrupt {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
+        w.write(&combined)
+            .and_then(|_| w.close().map(|_| ()))
+            .map_err(|e| BackgroundError::Corrupt {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })
+    })?;
+    Ok(rows)
+}
+
+fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
+    let corrupt = |reason: String| BackgroundError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = File::open(path).map_err(BackgroundError::io(path))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| corrupt(e.to_string()))?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| corrupt(e.to_string()))
+}

@@ -1,0 +1,1 @@
+//! Placeholder: this crate is laid out by ARCHITECTURE.md; its capability lands with its own issue.

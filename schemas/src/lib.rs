@@ -1,0 +1,20 @@
+//! Wire types of every dcpilot topic, their Arrow schemas, and the telemetry decoders.
+//!
+//! Producers write [`TelemetrySample`]s (native JSON), collectd `write_kafka` JSON or Influx
+//! line protocol to `dcpilot.telemetry`, and [`LandscapeEvent`]s to `dcpilot.landscape`.
+//! Decoders turn payloads into rows of the `telemetry` / `landscape` Arrow schemas; every
+//! record that cannot be decoded becomes a [`RecordError`] naming what is wrong.
+
+pub mod arrow_schema;
+pub mod decode;
+pub mod traces;
+pub mod wire;
+
+pub use arrow_schema::{
+    landscape_schema, telemetry_schema, LandscapeBatchBuilder, TelemetryBatchBuilder,
+};
+pub use decode::{
+    detect_format, CollectdDecoder, DecodeContext, DecodeErrorKind, DecodeOutcome, Decoder, Format,
+    InfluxDecoder, LandscapeDecoder, NativeDecoder, RecordError, SampleSink, TelemetryDecoder,
+};
+pub use wire::{LandscapeEvent, PlatformFeatures, SampleRef, TelemetrySample};
