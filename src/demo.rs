@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use dcpilot_background::replay::{replay, ReplayOptions};
+use dcpilot_background::replay::{replay, ReplayKey, ReplayOptions};
 use dcpilot_background::{BackgroundConfig, EmbeddedBroker, OpenMode, TelemetryStore};
 use dcpilot_schemas::traces::{parse_bitbrains, parse_ntua};
 use dcpilot_schemas::TelemetrySample;
@@ -73,7 +73,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
 
     let broker = EmbeddedBroker::start(
         &[&k.telemetry_topic, &k.landscape_topic, &k.dlq_topic],
-        4,
+        config.embedded.partitions,
         Some(&dir),
     )?;
     let brokers = broker.bootstrap_servers();
@@ -116,10 +116,24 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
     };
     let ingest = tokio::spawn(ingest);
 
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    while metric_sum(
+        &fetch_metrics(metrics_addr).await.unwrap_or_default(),
+        "dcpilot_ingest_assigned_partitions",
+    ) < 1.0
+    {
+        if Instant::now() > deadline {
+            bail!("timed out waiting for the consumer group to assign partitions");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let replay_options = ReplayOptions {
         brokers: brokers.clone(),
         topic: k.telemetry_topic.clone(),
         speedup: args.speedup,
+        // A few VMs dominate the sample; unkeyed messages spread evenly over the embedded
+        // broker's partitions, which keep only their newest 5 MB each.
+        key: ReplayKey::None,
     };
     let kafka = k.clone();
     let quiet = args.json;
@@ -142,7 +156,6 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
         "[3/4] waiting for the background flow to store every sample",
     );
     let metrics = metrics_addr;
-    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     loop {
         let body = fetch_metrics(metrics).await.unwrap_or_default();
         let ingested = metric_sum(&body, "dcpilot_ingest_samples_total{table=\"telemetry\"}");
@@ -151,9 +164,11 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
             break;
         }
         if Instant::now() > deadline {
+            let messages = metric_sum(&body, "dcpilot_ingest_messages_total");
             bail!(
-                "timed out: {ingested} of {} samples stored, {dead} dead letters",
-                replayed.samples
+                "timed out: {ingested} of {} samples stored ({messages} of {} messages consumed), {dead} dead letters",
+                replayed.samples,
+                replayed.messages
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use dcpilot_background::broker::read_broker_address;
-use dcpilot_background::replay::{replay, ReplayOptions};
+use dcpilot_background::replay::{replay, ReplayKey, ReplayOptions};
 use dcpilot_background::{BackgroundConfig, EmbeddedBroker, OpenMode, TelemetryStore};
 use dcpilot_schemas::decode::Decoder;
 use dcpilot_schemas::traces::{read_trace, TraceFormat};
@@ -70,6 +70,10 @@ enum Command {
         /// Event-time speed-up (3600 = one hour of trace per second); 0 = unpaced.
         #[arg(long, default_value_t = 0.0)]
         speedup: f64,
+        /// Message key: `entity` (one entity's samples in order on one partition) or `none`
+        /// (spread evenly over partitions).
+        #[arg(long, default_value = "entity")]
+        key: ReplayKey,
     },
     /// Run SQL over the telemetry and landscape tables in the data directory.
     Query {
@@ -127,6 +131,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             brokers,
             topic,
             speedup,
+            key,
         } => {
             let brokers = match brokers {
                 Some(b) => b,
@@ -150,6 +155,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 brokers,
                 topic,
                 speedup,
+                key,
             };
             let stats = replay(
                 &samples,

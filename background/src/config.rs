@@ -133,13 +133,14 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmbeddedConfig {
-    /// Partitions of each topic it creates.
+    /// Partitions of each topic it creates. librdkafka's mock cluster keeps only the newest
+    /// 5 MB of each partition, so more partitions give a lagging consumer more slack.
     pub partitions: i32,
 }
 
 impl Default for EmbeddedConfig {
     fn default() -> Self {
-        Self { partitions: 4 }
+        Self { partitions: 16 }
     }
 }
 
@@ -182,12 +183,13 @@ impl BackgroundConfig {
         } else {
             format!("{label} (with environment {})", env_keys.join(", "))
         };
-        let config: Self = toml::Value::Table(doc)
-            .try_into()
-            .map_err(|e: toml::de::Error| BackgroundError::Config {
+        // serde_path_to_error names the offending key (`ingest.max_batch_samples: ...`).
+        let config: Self = serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(
+            |e: serde_path_to_error::Error<toml::de::Error>| BackgroundError::Config {
                 file: source.clone(),
-                problems: vec![e.message().to_string()],
-            })?;
+                problems: vec![format!("{}: {}", e.path(), e.inner().message())],
+            },
+        )?;
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
@@ -309,6 +311,15 @@ mod tests {
             .to_string();
         assert!(err.contains(&f.path().display().to_string()), "{err}");
         assert!(err.contains("max_batch_sample"), "{err}");
+    }
+
+    #[test]
+    fn mistyped_values_name_the_full_key() {
+        let f = file("[store]\nretention_secs = \"a day\"\n");
+        let err = BackgroundConfig::load_with_env(Some(f.path()), &[])
+            .expect_err("string for a number")
+            .to_string();
+        assert!(err.contains("store.retention_secs"), "{err}");
     }
 
     #[test]

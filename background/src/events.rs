@@ -25,6 +25,8 @@ pub mod names {
     pub const CONSUMER_LAG: &str = "dcpilot_ingest_consumer_lag_messages";
     /// Partitions moved from memory to Parquet.
     pub const SPILLS: &str = "dcpilot_store_spilled_partitions_total";
+    /// Partitions this instance consumes now.
+    pub const ASSIGNED_PARTITIONS: &str = "dcpilot_ingest_assigned_partitions";
     /// Kafka client errors.
     pub const KAFKA_ERRORS: &str = "dcpilot_kafka_errors_total";
 }
@@ -171,5 +173,19 @@ impl KafkaErrorSeen<'_> {
     pub fn emit(&self) {
         tracing::warn!(context = self.context, error = %self.error, "kafka error");
         counter!(names::KAFKA_ERRORS, "context" => self.context.to_string()).increment(1);
+    }
+}
+
+/// The consumer group gave this instance its partitions (or took them away).
+pub struct PartitionsAssigned {
+    /// Partitions now assigned.
+    pub count: usize,
+}
+
+impl PartitionsAssigned {
+    /// Logs it and sets the gauge.
+    pub fn emit(&self) {
+        tracing::info!(partitions = self.count, "consumer group assignment");
+        gauge!(names::ASSIGNED_PARTITIONS).set(self.count as f64);
     }
 }

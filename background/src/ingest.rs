@@ -13,7 +13,9 @@ use dcpilot_schemas::{
     TelemetryBatchBuilder,
 };
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
@@ -22,6 +24,7 @@ use tokio::sync::watch;
 
 use crate::config::{BackgroundConfig, KafkaConfig};
 use crate::error::{BackgroundError, Result};
+use crate::events::PartitionsAssigned;
 use crate::events::{
     BatchCommitted, ConsumerLag, DeadLettered, DecodeFailed, KafkaErrorSeen, MessageConsumed,
 };
@@ -74,7 +77,22 @@ impl ClientContext for IngestContext {
     }
 }
 
-impl ConsumerContext for IngestContext {}
+impl ConsumerContext for IngestContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => PartitionsAssigned {
+                count: partitions.count(),
+            }
+            .emit(),
+            Rebalance::Revoke(_) => PartitionsAssigned { count: 0 }.emit(),
+            Rebalance::Error(e) => KafkaErrorSeen {
+                context: "rebalance",
+                error: e,
+            }
+            .emit(),
+        }
+    }
+}
 
 /// librdkafka properties shared by all of dcpilot's clients.
 pub fn client_config(kafka: &KafkaConfig, brokers: &str) -> ClientConfig {

@@ -24,6 +24,20 @@ pub struct ReplayOptions {
     pub topic: String,
     /// Event-time speed-up (e.g. 3600: an hour of trace per second); 0 = as fast as possible.
     pub speedup: f64,
+    /// How messages are keyed, which decides their partition.
+    pub key: ReplayKey,
+}
+
+/// Message key of replayed messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplayKey {
+    /// Keyed by entity: one entity's samples stay in order on one partition.
+    #[default]
+    Entity,
+    /// Unkeyed: librdkafka spreads messages evenly over partitions. Use it on the embedded
+    /// broker, whose partitions keep only the newest 5 MB each, when a few entities
+    /// dominate a trace.
+    None,
 }
 
 /// What a replay sent.
@@ -56,6 +70,19 @@ impl ProducerContext for CountingContext {
             &self.0.failed
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl std::str::FromStr for ReplayKey {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "entity" => Ok(Self::Entity),
+            "none" => Ok(Self::None),
+            other => Err(format!(
+                "unknown replay key {other:?}; expected entity or none"
+            )),
+        }
     }
 }
 
@@ -92,6 +119,9 @@ pub fn replay(
     let producer: ThreadedProducer<CountingContext> = client_config(kafka, &options.brokers)
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "200000")
+        // Unkeyed messages: random partition each, not librdkafka's sticky batches, which
+        // would fill one partition of the embedded broker at a time.
+        .set("sticky.partitioning.linger.ms", "0")
         .create_with_context(CountingContext(counter.clone()))
         .map_err(BackgroundError::kafka("creating the replay producer"))?;
     let messages = encode_messages(samples);
@@ -107,9 +137,11 @@ pub fn replay(
             }
         }
         let mut record = BaseRecord::to(&options.topic)
-            .key(key.as_str())
             .payload(payload.as_slice())
             .timestamp(*ts);
+        if options.key == ReplayKey::Entity {
+            record = record.key(key.as_str());
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,
