@@ -269,7 +269,7 @@ impl TableStore {
                 let seq = writer.next_seq;
                 writer.next_seq += 1;
                 let path = archive.join(format!("{bucket}-late-{seq}.parquet"));
-                write_parquet(&path, &self.spec.schema, &[part.clone()])?;
+                write_parquet(&path, &self.spec.schema, std::slice::from_ref(&part))?;
                 outcome.late += part.num_rows();
                 outcome.inserted += part.num_rows();
                 archived.push(path);

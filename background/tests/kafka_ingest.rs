@@ -38,7 +38,7 @@ fn native_message(i: usize) -> Vec<u8> {
         })
         .collect();
     // Alternate the array and newline-delimited forms.
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         serde_json::to_vec(&samples).expect("plain JSON values serialize")
     } else {
         let lines: Vec<String> = samples.iter().map(|s| s.to_string()).collect();
@@ -56,7 +56,7 @@ fn influx_message(i: usize) -> Vec<u8> {
                 i % 40,
                 i % 100,
                 i % 7,
-                i % 2 == 0
+                i.is_multiple_of(2)
             )
         })
         .collect::<String>()
