@@ -291,6 +291,16 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_the_defaults() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../config/background.toml"
+        ));
+        let c = BackgroundConfig::load_with_env(Some(path), &[]).expect("example loads");
+        assert_eq!(c, BackgroundConfig::default());
+    }
+
+    #[test]
     fn file_then_environment() {
         let f = file("[kafka]\nbrokers = \"127.0.0.1:9092\"\ntelemetry_format = \"influx\"\n[ingest]\nmax_batch_samples = 10\n");
         let env = vec![(
