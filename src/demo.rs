@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use dcpilot_background::replay::{replay, ReplayKey, ReplayOptions};
+use dcpilot_background::replay::{replay, send_waiting, ReplayKey, ReplayOptions};
 use dcpilot_background::{BackgroundConfig, EmbeddedBroker, OpenMode, TelemetryStore};
 use dcpilot_schemas::traces::{parse_bitbrains, parse_ntua};
 use dcpilot_schemas::TelemetrySample;
@@ -240,9 +240,10 @@ fn send_garbage(brokers: &str, topic: &str) -> Result<()> {
         .set("bootstrap.servers", brokers)
         .create()?;
     for payload in GARBAGE {
-        producer
-            .send(BaseRecord::<[u8], [u8]>::to(topic).payload(payload))
-            .map_err(|(e, _)| e)?;
+        send_waiting(
+            &producer,
+            BaseRecord::<[u8], [u8]>::to(topic).payload(payload),
+        )?;
     }
     producer.flush(Duration::from_secs(10))?;
     Ok(())

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dcpilot_background::replay::send_waiting;
 use dcpilot_background::{BackgroundConfig, EmbeddedBroker, Int64Array, OpenMode, TelemetryStore};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -36,17 +37,8 @@ fn produce(brokers: &str, first: i64, messages: i64) {
             .collect();
         let payload = serde_json::to_vec(&samples).expect("serialize");
         let key = format!("vm-{}", i % 16);
-        let mut record = BaseRecord::to(TOPIC).key(&key).payload(&payload);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(5));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
+        let record = BaseRecord::to(TOPIC).key(&key).payload(&payload);
+        send_waiting(&producer, record).expect("send");
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dcpilot_background::ingest::Assembler;
-use dcpilot_background::replay::encode_messages;
+use dcpilot_background::replay::{encode_messages, send_waiting};
 use dcpilot_background::{EmbeddedBroker, TableSettings, TableSpec, TableStore};
 use dcpilot_schemas::decode::Format;
 use dcpilot_schemas::traces::{read_trace, TraceFormat};
@@ -66,8 +66,7 @@ fn setup() -> Setup {
                 .payload(payload)
                 .timestamp(*ts)
                 .partition(i as i32 % partitions);
-            producer.send(record).map_err(|(e, _)| e).expect("send");
-            producer.poll(Duration::ZERO);
+            send_waiting(&producer, record).expect("send");
         }
         producer.flush(Duration::from_secs(30)).expect("flush");
     }

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use dcpilot_schemas::TelemetrySample;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+};
 use rdkafka::ClientContext;
 
 use crate::config::KafkaConfig;
@@ -82,6 +85,28 @@ impl std::str::FromStr for ReplayKey {
             other => Err(format!(
                 "unknown replay key {other:?}; expected entity or none"
             )),
+        }
+    }
+}
+
+/// Enqueues `record` on `producer`, serving delivery callbacks while its queue is full;
+/// any other error is returned.
+pub fn send_waiting<K, P>(producer: &BaseProducer, mut record: BaseRecord<'_, K, P>) -> Result<()>
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => {
+                producer.poll(Duration::ZERO);
+                return Ok(());
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(BackgroundError::kafka("producing a message")(e)),
         }
     }
 }

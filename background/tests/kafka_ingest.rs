@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use dcpilot_background::ingest::dlq_headers;
+use dcpilot_background::replay::send_waiting;
 use dcpilot_background::{BackgroundConfig, EmbeddedBroker, Int64Array, OpenMode, TelemetryStore};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -139,19 +140,10 @@ fn produce(brokers: &str, topic: &str, payloads: impl IntoIterator<Item = Vec<u8
     // Round-robin: the mock broker keeps only 5 MB per partition, and librdkafka's sticky
     // partitioner would put a fast producer's unkeyed messages on one partition at a time.
     for (i, payload) in payloads.into_iter().enumerate() {
-        let mut record = BaseRecord::<(), Vec<u8>>::to(topic)
+        let record = BaseRecord::<(), Vec<u8>>::to(topic)
             .payload(&payload)
             .partition(i as i32 % PARTITIONS);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(5));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
+        send_waiting(&producer, record).expect("send");
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
 }
