@@ -1,1 +1,30 @@
-//! Placeholder: this crate is laid out by ARCHITECTURE.md; its capability lands with its own issue.
+//! The Information Core: every learned model and rule-of-thumb table, versioned and
+//! crash-safe, served to the foreground through immutable snapshots.
+//!
+//! - [`core`]: the decisions (current version, next version, rollback, retention,
+//!   champion/challenger) as plain functions;
+//! - [`storage`]: a small [`Storage`] trait with in-memory and file-backed implementations;
+//! - [`store::InfoCore`]: publish, get, history, rollback, export/import over a storage;
+//! - [`snapshot`]: the current version of every model, prepared for prediction, swapped
+//!   atomically;
+//! - [`model`]: smartcore estimators and quantile tables, and their prepared form.
+
+pub mod core;
+pub mod error;
+pub mod model;
+pub mod record;
+pub mod snapshot;
+pub mod storage;
+pub mod store;
+
+pub use error::{InfoCoreError, Result};
+pub use model::{Model, PreparedModel, QuantileTable};
+pub use record::{
+    HoldoutMetrics, Lineage, ModelDraft, ModelRecord, Pointer, TrainingWindow, FORMAT_VERSION,
+};
+pub use snapshot::{ServedModel, Snapshot, SnapshotCell};
+pub use storage::{FileStorage, MemoryStorage, Storage};
+pub use store::{HistoryEntry, InfoCore};
+
+/// smartcore's dense matrix, for callers building training data.
+pub use smartcore::linalg::basic::matrix::DenseMatrix;

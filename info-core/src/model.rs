@@ -1,0 +1,410 @@
+//! Trained estimators and rule-of-thumb tables, and their prepared (prediction-ready) form.
+//!
+//! A [`Model`] is what is stored: smartcore estimators as smartcore serializes them, or a
+//! [`QuantileTable`]. A [`PreparedModel`] is what the foreground predicts with: built once
+//! when a snapshot is built, validated, and free of I/O, deserialization and panics —
+//! linear models become a coefficient vector, trees and forests flat node arrays.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use smartcore::ensemble::random_forest_regressor::RandomForestRegressor;
+use smartcore::linalg::basic::arrays::Array;
+use smartcore::linalg::basic::matrix::DenseMatrix;
+use smartcore::linear::linear_regression::LinearRegression;
+use smartcore::linear::ridge_regression::RidgeRegression;
+use smartcore::metrics::distance::euclidian::Euclidian;
+use smartcore::neighbors::knn_regressor::KNNRegressor;
+use smartcore::tree::decision_tree_regressor::DecisionTreeRegressor;
+
+use crate::error::{InfoCoreError, Result};
+
+/// smartcore's linear regression over dense f64 matrices.
+pub type Linear = LinearRegression<f64, f64, DenseMatrix<f64>, Vec<f64>>;
+/// smartcore's ridge regression.
+pub type Ridge = RidgeRegression<f64, f64, DenseMatrix<f64>, Vec<f64>>;
+/// smartcore's CART regression tree.
+pub type Tree = DecisionTreeRegressor<f64, f64, DenseMatrix<f64>, Vec<f64>>;
+/// smartcore's random forest regressor.
+pub type Forest = RandomForestRegressor<f64, f64, DenseMatrix<f64>, Vec<f64>>;
+/// smartcore's k-nearest-neighbours regressor (Euclidean).
+pub type Knn = KNNRegressor<f64, f64, DenseMatrix<f64>, Vec<f64>, Euclidian<f64>>;
+
+/// A stored model.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "estimator", rename_all = "snake_case")]
+pub enum Model {
+    /// Ordinary least squares.
+    LinearRegression(Linear),
+    /// L2-regularised least squares.
+    RidgeRegression(Ridge),
+    /// One regression tree.
+    DecisionTree(Tree),
+    /// A bagged forest of regression trees.
+    RandomForest(Forest),
+    /// k nearest neighbours.
+    Knn(Knn),
+    /// A rule-of-thumb table: values at quantiles per key (e.g. cores a workload needs).
+    QuantileTable(QuantileTable),
+}
+
+impl Model {
+    /// Stable name of the model's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::LinearRegression(_) => "linear_regression",
+            Self::RidgeRegression(_) => "ridge_regression",
+            Self::DecisionTree(_) => "decision_tree",
+            Self::RandomForest(_) => "random_forest",
+            Self::Knn(_) => "knn",
+            Self::QuantileTable(_) => "quantile_table",
+        }
+    }
+}
+
+/// Values at chosen quantiles, per key and column: e.g. `shop` → `cores` → [p50, p90, p99].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantileTable {
+    /// The quantiles, ascending, in (0, 1].
+    pub quantiles: Vec<f64>,
+    /// key → column → one value per quantile.
+    pub rows: BTreeMap<String, BTreeMap<String, Vec<f64>>>,
+}
+
+impl QuantileTable {
+    /// The value of `column` for `key` at the smallest stored quantile ≥ `q` (the largest
+    /// one if `q` is above all).
+    pub fn lookup(&self, key: &str, column: &str, q: f64) -> Option<f64> {
+        let values = self.rows.get(key)?.get(column)?;
+        let i = self
+            .quantiles
+            .iter()
+            .position(|&stored| stored >= q)
+            .unwrap_or(self.quantiles.len().saturating_sub(1));
+        values.as_slice().get(i).copied()
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.quantiles.is_empty() {
+            return Err("quantile table without quantiles".into());
+        }
+        if !self
+            .quantiles
+            .windows(2)
+            .all(|w| w[0] < w[1] && w[0] > 0.0 && w[1] <= 1.0)
+            || !(self.quantiles[0] > 0.0 && self.quantiles[self.quantiles.len() - 1] <= 1.0)
+        {
+            return Err("quantiles must ascend strictly within (0, 1]".into());
+        }
+        for (key, columns) in &self.rows {
+            for (column, values) in columns {
+                if values.len() != self.quantiles.len() {
+                    return Err(format!(
+                        "{key}/{column}: {} values for {} quantiles",
+                        values.len(),
+                        self.quantiles.len()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One node of a flattened regression tree. A leaf has `left == 0` (children always come
+/// after their parent, so no child is node 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct FlatNode {
+    feature: u32,
+    left: u32,
+    right: u32,
+    threshold: f64,
+    value: f64,
+}
+
+/// A regression tree as one array, walked without allocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlatTree {
+    nodes: Vec<FlatNode>,
+}
+
+impl FlatTree {
+    fn predict(&self, row: &[f64]) -> f64 {
+        let mut i = 0usize;
+        loop {
+            let node = &self.nodes[i];
+            if node.left == 0 {
+                return node.value;
+            }
+            // smartcore sends x <= split (and NaN splits) to the "true" child.
+            i = if row[node.feature as usize] <= node.threshold {
+                node.left
+            } else {
+                node.right
+            } as usize;
+        }
+    }
+}
+
+/// Mirror of smartcore's serialized tree node (its fields are private; its serde form is
+/// what the FORMAT_VERSION pins).
+#[derive(Deserialize)]
+struct SerializedNode {
+    output: f64,
+    split_feature: usize,
+    split_value: Option<f64>,
+    true_child: Option<usize>,
+    false_child: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct SerializedTree {
+    nodes: Vec<SerializedNode>,
+}
+
+fn flatten(tree: SerializedTree, features: usize) -> std::result::Result<FlatTree, String> {
+    let count = tree.nodes.len();
+    if count == 0 || count > u32::MAX as usize {
+        return Err(format!("tree with {count} nodes"));
+    }
+    let mut nodes = Vec::with_capacity(count);
+    for (i, n) in tree.nodes.into_iter().enumerate() {
+        let node = match (n.true_child, n.false_child) {
+            (None, None) => FlatNode {
+                feature: 0,
+                left: 0,
+                right: 0,
+                threshold: 0.0,
+                value: n.output,
+            },
+            (Some(l), Some(r)) => {
+                // Children after their parent: the walk always ends.
+                if l <= i || r <= i || l >= count || r >= count {
+                    return Err(format!("node {i}: children {l}, {r} out of order"));
+                }
+                if n.split_feature >= features {
+                    return Err(format!(
+                        "node {i}: feature {} of {features}",
+                        n.split_feature
+                    ));
+                }
+                FlatNode {
+                    feature: n.split_feature as u32,
+                    left: l as u32,
+                    right: r as u32,
+                    threshold: n.split_value.unwrap_or(f64::NAN),
+                    value: n.output,
+                }
+            }
+            _ => return Err(format!("node {i} has one child")),
+        };
+        nodes.push(node);
+    }
+    Ok(FlatTree { nodes })
+}
+
+/// A model ready for prediction: validated, allocation-free where the kind allows.
+#[derive(Debug, Clone)]
+pub enum PreparedModel {
+    /// `intercept + coefficients · x`.
+    Linear {
+        /// One per feature.
+        coefficients: Vec<f64>,
+        /// The constant term.
+        intercept: f64,
+    },
+    /// The mean of the trees' outputs (one tree for a decision tree).
+    Trees(Vec<FlatTree>),
+    /// smartcore's kNN (needs its neighbour search), guarded against panics.
+    Knn(Arc<Knn>),
+    /// A lookup table; [`PreparedModel::predict`] does not apply.
+    Table(QuantileTable),
+}
+
+impl PreparedModel {
+    /// Prepares `model` for rows of `features` values, checking it is well-formed. A
+    /// malformed estimator (e.g. an imported file with missing parts, on which smartcore
+    /// would panic) is an error, never a panic.
+    pub fn prepare(model: Model, features: usize) -> Result<Self> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::prepare_unguarded(model, features)
+        }))
+        .unwrap_or_else(|_| {
+            Err(InfoCoreError::InvalidModel {
+                reason: "malformed estimator (smartcore panicked reading it)".into(),
+            })
+        })
+    }
+
+    fn prepare_unguarded(model: Model, features: usize) -> Result<Self> {
+        let invalid = |reason: String| InfoCoreError::InvalidModel { reason };
+        let prepared = match model {
+            Model::LinearRegression(m) => linear(m.coefficients(), *m.intercept(), features)?,
+            Model::RidgeRegression(m) => linear(m.coefficients(), *m.intercept(), features)?,
+            Model::DecisionTree(m) => {
+                #[derive(Deserialize)]
+                struct Wrapper {
+                    tree_regressor: Option<SerializedTree>,
+                }
+                let w: Wrapper = reserialize(&m)?;
+                let tree = w
+                    .tree_regressor
+                    .ok_or_else(|| invalid("untrained decision tree".into()))?;
+                Self::Trees(vec![flatten(tree, features).map_err(invalid)?])
+            }
+            Model::RandomForest(m) => {
+                #[derive(Deserialize)]
+                struct Base {
+                    trees: Option<Vec<SerializedTree>>,
+                }
+                #[derive(Deserialize)]
+                struct Wrapper {
+                    forest_regressor: Option<Base>,
+                }
+                let w: Wrapper = reserialize(&m)?;
+                let trees = w
+                    .forest_regressor
+                    .and_then(|b| b.trees)
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| invalid("untrained random forest".into()))?;
+                let flat = trees
+                    .into_iter()
+                    .map(|t| flatten(t, features))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(invalid)?;
+                Self::Trees(flat)
+            }
+            Model::Knn(m) => {
+                let prepared = Self::Knn(Arc::new(m));
+                // A probe prediction proves the estimator is usable with this width.
+                prepared.predict(&vec![0.0; features])?;
+                prepared
+            }
+            Model::QuantileTable(t) => {
+                t.validate().map_err(invalid)?;
+                Self::Table(t)
+            }
+        };
+        Ok(prepared)
+    }
+
+    /// Predicts one row (its values in the record's feature order).
+    pub fn predict(&self, row: &[f64]) -> Result<f64> {
+        match self {
+            Self::Linear {
+                coefficients,
+                intercept,
+            } => {
+                check_width(row, coefficients.len())?;
+                Ok(intercept
+                    + coefficients
+                        .iter()
+                        .zip(row)
+                        .map(|(c, x)| c * x)
+                        .sum::<f64>())
+            }
+            Self::Trees(trees) => {
+                // Every split feature was checked against the width when preparing.
+                if let Some(max) = trees
+                    .iter()
+                    .flat_map(|t| t.nodes.iter())
+                    .filter(|n| n.left != 0)
+                    .map(|n| n.feature as usize)
+                    .max()
+                {
+                    if max >= row.len() {
+                        return Err(InfoCoreError::Prediction {
+                            reason: format!("row of {} values, feature {max} needed", row.len()),
+                        });
+                    }
+                }
+                Ok(trees.iter().map(|t| t.predict(row)).sum::<f64>() / trees.len() as f64)
+            }
+            Self::Knn(m) => {
+                let x = DenseMatrix::from_2d_vec(&vec![row.to_vec()]).map_err(|e| {
+                    InfoCoreError::Prediction {
+                        reason: e.to_string(),
+                    }
+                })?;
+                let m = m.clone();
+                let y = std::panic::catch_unwind(move || m.predict(&x))
+                    .map_err(|_| InfoCoreError::Prediction {
+                        reason: "kNN prediction panicked (malformed estimator?)".into(),
+                    })?
+                    .map_err(|e| InfoCoreError::Prediction {
+                        reason: e.to_string(),
+                    })?;
+                y.first().copied().ok_or_else(|| InfoCoreError::Prediction {
+                    reason: "kNN returned no value".into(),
+                })
+            }
+            Self::Table(_) => Err(InfoCoreError::Prediction {
+                reason: "a quantile table is looked up, not predicted".into(),
+            }),
+        }
+    }
+
+    /// The table, for rule-of-thumb lookups.
+    pub fn table(&self) -> Option<&QuantileTable> {
+        match self {
+            Self::Table(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+fn check_width(row: &[f64], width: usize) -> Result<()> {
+    if row.len() == width {
+        Ok(())
+    } else {
+        Err(InfoCoreError::Prediction {
+            reason: format!(
+                "row of {} values for a model of {width} features",
+                row.len()
+            ),
+        })
+    }
+}
+
+fn linear(
+    coefficients: &DenseMatrix<f64>,
+    intercept: f64,
+    features: usize,
+) -> Result<PreparedModel> {
+    let (rows, cols) = coefficients.shape();
+    // smartcore keeps the coefficients as a column (features × 1).
+    let values: Vec<f64> = if cols == 1 {
+        (0..rows).map(|r| *coefficients.get((r, 0))).collect()
+    } else if rows == 1 {
+        (0..cols).map(|c| *coefficients.get((0, c))).collect()
+    } else {
+        return Err(InfoCoreError::InvalidModel {
+            reason: format!("coefficients of shape {rows}×{cols}"),
+        });
+    };
+    if values.len() != features {
+        return Err(InfoCoreError::InvalidModel {
+            reason: format!("{} coefficients for {features} features", values.len()),
+        });
+    }
+    if !intercept.is_finite() || values.iter().any(|v| !v.is_finite()) {
+        return Err(InfoCoreError::InvalidModel {
+            reason: "non-finite coefficient".into(),
+        });
+    }
+    Ok(PreparedModel::Linear {
+        coefficients: values,
+        intercept,
+    })
+}
+
+/// Reads smartcore's private structure through its serde form.
+fn reserialize<T: Serialize, U: for<'de> Deserialize<'de>>(value: &T) -> Result<U> {
+    let json = serde_json::to_value(value).map_err(|e| InfoCoreError::InvalidModel {
+        reason: e.to_string(),
+    })?;
+    serde_json::from_value(json).map_err(|e| InfoCoreError::InvalidModel {
+        reason: format!("unexpected estimator layout: {e}"),
+    })
+}

@@ -1,0 +1,412 @@
+//! The Information Core: versioned models over a [`Storage`], served through snapshots.
+//!
+//! Files per model: `<name>/v<version>.model` (one immutable record per version) and
+//! `<name>/p<seq>.pointer` (rollbacks). The current version follows the newest step of
+//! the history (see [`crate::core`]). Writers serialize on a mutex; readers only load the
+//! snapshot.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::core::{self, RollbackRefusal, Step};
+use crate::error::{InfoCoreError, Result};
+use crate::model::PreparedModel;
+use crate::record::{self, ModelDraft, ModelRecord, Pointer};
+use crate::snapshot::{ServedModel, Snapshot, SnapshotCell};
+use crate::storage::{FileStorage, Storage};
+
+/// Versions kept per model by default (older ones are removed, never the current one).
+pub const DEFAULT_KEEP_VERSIONS: usize = 20;
+
+#[derive(Default)]
+struct ModelState {
+    records: BTreeMap<u64, Arc<ModelRecord>>,
+    pointers: Vec<Pointer>,
+    /// Every version ever seen (also removed or quarantined ones), so none is reused.
+    seen: Vec<Step>,
+}
+
+impl ModelState {
+    fn steps(&self) -> Vec<Step> {
+        let mut steps = self.seen.clone();
+        steps.extend(self.pointers.iter().map(|p| Step::RolledBack {
+            seq: p.seq,
+            version: p.version,
+        }));
+        steps
+    }
+
+    fn available(&self) -> BTreeSet<u64> {
+        self.records.keys().copied().collect()
+    }
+
+    fn current(&self) -> Option<u64> {
+        core::current(&self.steps(), &self.available())
+    }
+}
+
+/// One line of a model's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    /// Position.
+    pub seq: u64,
+    /// `published` or `rolled_back`.
+    pub action: &'static str,
+    /// The version published or rolled back to.
+    pub version: u64,
+    /// When, ms since the epoch.
+    pub created_at_ms: i64,
+    /// Whether the version is still stored (retention removes old ones).
+    pub stored: bool,
+    /// The rollback's reason, or the producing job.
+    pub note: String,
+}
+
+/// The Information Core.
+pub struct InfoCore {
+    storage: Arc<dyn Storage>,
+    models: Mutex<BTreeMap<String, ModelState>>,
+    snapshot: SnapshotCell,
+    keep_versions: usize,
+    problems: Mutex<Vec<String>>,
+}
+
+fn model_key(name: &str, version: u64) -> String {
+    format!("{name}/v{version:010}.model")
+}
+
+fn pointer_key(name: &str, seq: u64) -> String {
+    format!("{name}/p{seq:010}.pointer")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn prepare(record: &Arc<ModelRecord>) -> Result<Arc<ServedModel>> {
+    let model = record.decode_model()?;
+    let prepared = PreparedModel::prepare(model, record.features.len())?;
+    Ok(Arc::new(ServedModel {
+        record: record.clone(),
+        prepared,
+    }))
+}
+
+impl InfoCore {
+    /// The file-backed store under `dir` (the embedded default).
+    pub fn open_dir(dir: &Path) -> Result<Self> {
+        Self::open(Arc::new(FileStorage::open(dir)?), DEFAULT_KEEP_VERSIONS)
+    }
+
+    /// Loads every model from `storage`. Corrupt files are quarantined and reported (see
+    /// [`problems`](Self::problems)); the previous good version is served instead.
+    pub fn open(storage: Arc<dyn Storage>, keep_versions: usize) -> Result<Self> {
+        let core = Self {
+            storage,
+            models: Mutex::new(BTreeMap::new()),
+            snapshot: SnapshotCell::default(),
+            keep_versions: keep_versions.max(1),
+            problems: Mutex::new(Vec::new()),
+        };
+        core.reload()?;
+        Ok(core)
+    }
+
+    /// Re-reads the storage (e.g. after another process published) and swaps in a new
+    /// snapshot.
+    pub fn reload(&self) -> Result<()> {
+        let mut models: BTreeMap<String, ModelState> = BTreeMap::new();
+        for key in self.storage.list()? {
+            let Some((name, file)) = key.split_once('/') else {
+                continue;
+            };
+            if !core::valid_name(name) {
+                continue;
+            }
+            let state = models.entry(name.to_string()).or_default();
+            if let Err(e) = self.load_file(&key, file, state) {
+                let reason = e.to_string();
+                tracing::error!(key = %key, error = %reason, "Information Core file unusable");
+                if matches!(
+                    e,
+                    InfoCoreError::Corrupt { .. } | InfoCoreError::InvalidModel { .. }
+                ) {
+                    self.storage.quarantine(&key, &reason)?;
+                }
+                self.problems.lock().push(reason);
+            }
+        }
+        // A quarantined version's number stays taken.
+        for key in self.storage.quarantined_keys()? {
+            let Some((name, file)) = key.split_once('/') else {
+                continue;
+            };
+            let version = file
+                .strip_prefix('v')
+                .and_then(|f| f.strip_suffix(".model"))
+                .and_then(|v| v.parse().ok());
+            if let (Some(state), Some(version)) = (models.get_mut(name), version) {
+                state.seen.push(Step::Published { seq: 0, version });
+            }
+        }
+        models.retain(|_, s| !s.records.is_empty() || !s.pointers.is_empty());
+        let mut snapshot = Snapshot::default();
+        snapshot.generation = self.snapshot.load().generation;
+        for (name, state) in &models {
+            if let Some(v) = state.current() {
+                if let Some(record) = state.records.get(&v) {
+                    snapshot = snapshot.with(name, Some(prepare(record)?));
+                }
+            }
+        }
+        *self.models.lock() = models;
+        self.snapshot.store(snapshot);
+        Ok(())
+    }
+
+    fn load_file(&self, key: &str, file: &str, state: &mut ModelState) -> Result<()> {
+        let path = self.storage.describe(key);
+        if file.ends_with(".model") {
+            let bytes = self.storage.read(key)?;
+            let record: ModelRecord = record::decode(&bytes, &path)?;
+            record::verify_record(&record, &path)?;
+            if key != model_key(&record.name, record.version) {
+                return Err(InfoCoreError::Corrupt {
+                    path,
+                    reason: format!("holds {} v{}", record.name, record.version),
+                });
+            }
+            let record = Arc::new(record);
+            // Prepare once here so a record that cannot serve is found at load, not later.
+            prepare(&record)?;
+            state.seen.push(Step::Published {
+                seq: record.seq,
+                version: record.version,
+            });
+            state.records.insert(record.version, record);
+        } else if file.ends_with(".pointer") {
+            let bytes = self.storage.read(key)?;
+            let pointer: Pointer = record::decode(&bytes, &path)?;
+            state.pointers.push(pointer);
+        }
+        Ok(())
+    }
+
+    /// What went wrong while loading (corrupt files quarantined, unknown formats skipped).
+    pub fn problems(&self) -> Vec<String> {
+        self.problems.lock().clone()
+    }
+
+    /// The snapshot cell: `load()` for readers, `subscribe()` for swap notifications.
+    pub fn snapshots(&self) -> &SnapshotCell {
+        &self.snapshot
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load()
+    }
+
+    /// Publishes a new version; returns its record. The model is prepared first, so a
+    /// model that could not serve is refused rather than stored.
+    pub fn publish(&self, draft: ModelDraft) -> Result<Arc<ModelRecord>> {
+        if !core::valid_name(&draft.name) {
+            return Err(InfoCoreError::Rejected(format!(
+                "invalid model name {:?}: use letters, digits, '-', '_' and '.'",
+                draft.name
+            )));
+        }
+        let mut models = self.models.lock();
+        let state = models.entry(draft.name.clone()).or_default();
+        let steps = state.steps();
+        let version = core::next_version(&steps, &state.available());
+        let seq = core::next_seq(&steps);
+        let record = Arc::new(ModelRecord::from_draft(draft, version, seq, now_ms())?);
+        let served = prepare(&record)?;
+        let bytes = record::encode(record.as_ref())?;
+        if !self
+            .storage
+            .create(&model_key(&record.name, version), &bytes)?
+        {
+            return Err(InfoCoreError::Rejected(format!(
+                "{} v{version} was published concurrently by another writer; reload and retry",
+                record.name
+            )));
+        }
+        state.seen.push(Step::Published { seq, version });
+        state.records.insert(version, record.clone());
+        self.apply_retention(&record.name, state)?;
+        let current = self.snapshot.load();
+        self.snapshot
+            .store(current.with(&record.name, Some(served)));
+        Ok(record)
+    }
+
+    fn apply_retention(&self, name: &str, state: &mut ModelState) -> Result<()> {
+        for version in core::expired(&state.steps(), &state.available(), self.keep_versions) {
+            self.storage.remove(&model_key(name, version))?;
+            state.records.remove(&version);
+        }
+        Ok(())
+    }
+
+    /// Rolls `name` back to `version`, recorded as a new pointer.
+    pub fn rollback(&self, name: &str, version: u64, reason: &str) -> Result<Pointer> {
+        let mut models = self.models.lock();
+        let state = models
+            .get_mut(name)
+            .ok_or_else(|| InfoCoreError::NotFound {
+                name: name.to_string(),
+                version: None,
+            })?;
+        let step = core::plan_rollback(&state.steps(), &state.available(), version).map_err(
+            |refusal| match refusal {
+                RollbackRefusal::UnknownVersion => InfoCoreError::NotFound {
+                    name: name.to_string(),
+                    version: Some(version),
+                },
+                RollbackRefusal::AlreadyCurrent => {
+                    InfoCoreError::Rejected(format!("{name} v{version} is already current"))
+                }
+            },
+        )?;
+        let record =
+            state
+                .records
+                .get(&version)
+                .cloned()
+                .ok_or_else(|| InfoCoreError::NotFound {
+                    name: name.to_string(),
+                    version: Some(version),
+                })?;
+        let served = prepare(&record)?;
+        let pointer = Pointer {
+            name: name.to_string(),
+            seq: step.seq(),
+            version,
+            reason: reason.to_string(),
+            created_at_ms: now_ms(),
+        };
+        if !self
+            .storage
+            .create(&pointer_key(name, pointer.seq), &record::encode(&pointer)?)?
+        {
+            return Err(InfoCoreError::Rejected(format!(
+                "{name} changed concurrently by another writer; reload and retry"
+            )));
+        }
+        state.pointers.push(pointer.clone());
+        let current = self.snapshot.load();
+        self.snapshot.store(current.with(name, Some(served)));
+        Ok(pointer)
+    }
+
+    /// Names of every model.
+    pub fn names(&self) -> Vec<String> {
+        self.models.lock().keys().cloned().collect()
+    }
+
+    /// The current version's record.
+    pub fn latest(&self, name: &str) -> Result<Arc<ModelRecord>> {
+        let models = self.models.lock();
+        models
+            .get(name)
+            .and_then(|s| s.current().and_then(|v| s.records.get(&v).cloned()))
+            .ok_or_else(|| InfoCoreError::NotFound {
+                name: name.to_string(),
+                version: None,
+            })
+    }
+
+    /// A stored version's record.
+    pub fn get(&self, name: &str, version: u64) -> Result<Arc<ModelRecord>> {
+        let models = self.models.lock();
+        models
+            .get(name)
+            .and_then(|s| s.records.get(&version).cloned())
+            .ok_or_else(|| InfoCoreError::NotFound {
+                name: name.to_string(),
+                version: Some(version),
+            })
+    }
+
+    /// Stored versions of `name`, oldest first.
+    pub fn versions(&self, name: &str) -> Vec<Arc<ModelRecord>> {
+        let models = self.models.lock();
+        models
+            .get(name)
+            .map(|s| s.records.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Publishes and rollbacks of `name`, oldest first.
+    pub fn history(&self, name: &str) -> Result<Vec<HistoryEntry>> {
+        let models = self.models.lock();
+        let state = models.get(name).ok_or_else(|| InfoCoreError::NotFound {
+            name: name.to_string(),
+            version: None,
+        })?;
+        let mut entries: Vec<HistoryEntry> = state
+            .seen
+            .iter()
+            .map(|step| {
+                let record = state.records.get(&step.version());
+                HistoryEntry {
+                    seq: step.seq(),
+                    action: if step.seq() == 0 {
+                        "quarantined"
+                    } else {
+                        "published"
+                    },
+                    version: step.version(),
+                    created_at_ms: record.map_or(0, |r| r.created_at_ms),
+                    stored: record.is_some(),
+                    note: record.map(|r| r.lineage.job.clone()).unwrap_or_default(),
+                }
+            })
+            .chain(state.pointers.iter().map(|p| HistoryEntry {
+                seq: p.seq,
+                action: "rolled_back",
+                version: p.version,
+                created_at_ms: p.created_at_ms,
+                stored: state.records.contains_key(&p.version),
+                note: p.reason.clone(),
+            }))
+            .collect();
+        entries.sort_by_key(|e| e.seq);
+        Ok(entries)
+    }
+
+    /// A version (default: the current one) as a self-checking file, for `import` elsewhere.
+    pub fn export(&self, name: &str, version: Option<u64>) -> Result<Vec<u8>> {
+        let record = match version {
+            Some(v) => self.get(name, v)?,
+            None => self.latest(name)?,
+        };
+        record::encode(record.as_ref())
+    }
+
+    /// Publishes an exported record as the next version of its model here (its metadata and
+    /// model kept; version and sequence assigned by this store).
+    pub fn import(&self, bytes: &[u8], source: &str) -> Result<Arc<ModelRecord>> {
+        let record: ModelRecord = record::decode(bytes, source)?;
+        record::verify_record(&record, source)?;
+        let model = record.decode_model()?;
+        self.publish(ModelDraft {
+            name: record.name,
+            features: record.features,
+            target: record.target,
+            window: record.window,
+            rows: record.rows,
+            metrics: record.metrics,
+            lineage: record.lineage,
+            model,
+        })
+    }
+}
