@@ -1,6 +1,7 @@
 //! `dcpilot`: the command line. Wiring only; the logic lives in the library crates.
 
 mod demo;
+mod models;
 mod sample_data;
 
 use std::io::{Read, Write};
@@ -74,6 +75,14 @@ enum Command {
         /// (spread evenly over partitions).
         #[arg(long, default_value = "entity")]
         key: ReplayKey,
+    },
+    /// The Information Core: list, inspect, roll back, export and import models.
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+        /// Print JSON for scripts instead of text.
+        #[arg(long, global = true)]
+        json: bool,
     },
     /// Run SQL over the telemetry and landscape tables in the data directory.
     Query {
@@ -173,6 +182,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Models { command, json } => models::run(&cli.data_dir, command, json),
         Command::Query { sql, json } => runtime()?.block_on(query(&cli.data_dir, &sql, json)),
     }
 }

@@ -1,0 +1,196 @@
+//! `dcpilot models …` over a data directory a job published into.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use dcpilot_info_core::{
+    HoldoutMetrics, InfoCore, Lineage, Model, ModelDraft, QuantileTable, TrainingWindow,
+};
+
+fn dcpilot(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dcpilot"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("run dcpilot")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+fn publish(data_dir: &Path, p90_cores: f64) {
+    let store = InfoCore::open_dir(&data_dir.join("models")).expect("open");
+    let rows = BTreeMap::from([(
+        "shop".to_string(),
+        BTreeMap::from([("cores".to_string(), vec![1.0, p90_cores])]),
+    )]);
+    store
+        .publish(ModelDraft {
+            name: "rightsizing".into(),
+            features: vec![],
+            target: "cores".into(),
+            window: TrainingWindow {
+                start_ms: 0,
+                end_ms: 1,
+            },
+            rows: 10,
+            metrics: HoldoutMetrics {
+                metric: "mae".into(),
+                model_error: 0.25,
+                baseline_error: 1.0,
+                baseline: "p90_of_window".into(),
+            },
+            lineage: Lineage {
+                job: "rightsizing".into(),
+                spec_hash: "h".into(),
+            },
+            model: Model::QuantileTable(QuantileTable {
+                quantiles: vec![0.5, 0.9],
+                rows,
+            }),
+        })
+        .expect("publish");
+}
+
+#[test]
+fn list_show_history_rollback_export_import() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    publish(dir.path(), 2.0);
+    publish(dir.path(), 3.0);
+
+    let list = json(&dcpilot(dir.path(), &["models", "list", "--json"]));
+    assert_eq!(list[0]["name"], "rightsizing");
+    assert_eq!(list[0]["version"], 2);
+    assert_eq!(list[0]["model_error"], 0.25);
+    let text = dcpilot(dir.path(), &["models", "list"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("rightsizing"));
+
+    let show = json(&dcpilot(
+        dir.path(),
+        &["models", "show", "rightsizing", "--version", "1", "--json"],
+    ));
+    assert_eq!(show["version"], 1);
+    assert_eq!(show["kind"], "quantile_table");
+
+    let rollback = json(&dcpilot(
+        dir.path(),
+        &[
+            "models",
+            "rollback",
+            "rightsizing",
+            "1",
+            "--reason",
+            "p90 too high",
+            "--json",
+        ],
+    ));
+    assert_eq!(rollback["version"], 1);
+    let history = json(&dcpilot(
+        dir.path(),
+        &["models", "history", "rightsizing", "--json"],
+    ));
+    let steps: Vec<_> = history
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|h| {
+            (
+                h["action"].as_str().unwrap_or_default().to_string(),
+                h["version"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("published".to_string(), Some(1)),
+            ("published".to_string(), Some(2)),
+            ("rolled_back".to_string(), Some(1))
+        ]
+    );
+    assert_eq!(
+        json(&dcpilot(
+            dir.path(),
+            &["models", "show", "rightsizing", "--json"]
+        ))["version"],
+        1
+    );
+
+    let file = dir.path().join("rightsizing.model");
+    let export = dcpilot(
+        dir.path(),
+        &[
+            "models",
+            "export",
+            "rightsizing",
+            file.to_str().expect("utf-8"),
+            "--version",
+            "2",
+        ],
+    );
+    assert!(export.status.success());
+    let other = tempfile::tempdir().expect("tempdir");
+    let imported = json(&dcpilot(
+        other.path(),
+        &["models", "import", file.to_str().expect("utf-8"), "--json"],
+    ));
+    assert_eq!(imported["version"], 1);
+    assert_eq!(imported["name"], "rightsizing");
+}
+
+#[test]
+fn errors_are_clear_and_nonzero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    publish(dir.path(), 2.0);
+    for (args, needle) in [
+        (vec!["models", "show", "nope"], "nope"),
+        (
+            vec!["models", "show", "rightsizing", "--version", "9"],
+            "version 9",
+        ),
+        (
+            vec!["models", "rollback", "rightsizing", "1"],
+            "already current",
+        ),
+        (
+            vec!["models", "import", "/nonexistent.model"],
+            "/nonexistent.model",
+        ),
+    ] {
+        let out = dcpilot(dir.path(), &args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    let garbage = dir.path().join("garbage.model");
+    std::fs::write(&garbage, b"not a model").expect("write");
+    let out = dcpilot(
+        dir.path(),
+        &["models", "import", garbage.to_str().expect("utf-8")],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"));
+}
+
+#[test]
+fn a_corrupt_version_is_reported_and_the_previous_one_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    publish(dir.path(), 2.0);
+    publish(dir.path(), 3.0);
+    let v2 = dir.path().join("models/rightsizing/v0000000002.model");
+    let mut bytes = std::fs::read(&v2).expect("read");
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x01;
+    std::fs::write(&v2, bytes).expect("write");
+    let out = dcpilot(dir.path(), &["models", "show", "rightsizing", "--json"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"));
+    assert_eq!(json(&out)["version"], 1);
+}
