@@ -89,12 +89,9 @@ impl QuantileTable {
         if self.quantiles.is_empty() {
             return Err("quantile table without quantiles".into());
         }
-        if !self
-            .quantiles
-            .windows(2)
-            .all(|w| w[0] < w[1] && w[0] > 0.0 && w[1] <= 1.0)
-            || !(self.quantiles[0] > 0.0 && self.quantiles[self.quantiles.len() - 1] <= 1.0)
-        {
+        let ascending = self.quantiles.windows(2).all(|w| w[0] < w[1]);
+        let in_range = self.quantiles.iter().all(|&q| q > 0.0 && q <= 1.0);
+        if !(ascending && in_range) {
             return Err("quantiles must ascend strictly within (0, 1]".into());
         }
         for (key, columns) in &self.rows {

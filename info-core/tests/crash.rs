@@ -60,7 +60,7 @@ fn crash_writer_child_process() {
     loop {
         let record = store.publish(forest_draft()).expect("publish");
         i += 1;
-        if i % 3 == 0 && record.version > 1 {
+        if i.is_multiple_of(3) && record.version > 1 {
             store
                 .rollback(&record.name, record.version - 1, "crash test")
                 .expect("rollback");
