@@ -48,6 +48,9 @@ pub enum InfoCoreError {
         /// Why.
         reason: String,
     },
+    /// Replication trouble (Kafka unreachable, ...).
+    #[error("replication: {0}")]
+    Replication(String),
     /// A prediction failed (wrong row width, ...).
     #[error("prediction failed: {reason}")]
     Prediction {
@@ -57,9 +60,9 @@ pub enum InfoCoreError {
 }
 
 impl InfoCoreError {
-    /// Whether trying again may succeed (I/O trouble), as opposed to bad input.
+    /// Whether trying again may succeed (I/O or Kafka trouble), as opposed to bad input.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Io { .. })
+        matches!(self, Self::Io { .. } | Self::Replication(_))
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {

@@ -13,6 +13,7 @@ pub mod core;
 pub mod error;
 pub mod model;
 pub mod record;
+pub mod replication;
 pub mod snapshot;
 pub mod storage;
 pub mod store;

@@ -16,6 +16,7 @@ use crate::core::{self, RollbackRefusal, Step};
 use crate::error::{InfoCoreError, Result};
 use crate::model::PreparedModel;
 use crate::record::{self, ModelDraft, ModelRecord, Pointer};
+use crate::replication::{ChangeSink, ModelChange, ReplicatedFile};
 use crate::snapshot::{ServedModel, Snapshot, SnapshotCell};
 use crate::storage::{FileStorage, Storage};
 
@@ -73,6 +74,7 @@ pub struct InfoCore {
     snapshot: SnapshotCell,
     keep_versions: usize,
     problems: Mutex<Vec<String>>,
+    sink: Mutex<Option<Arc<dyn ChangeSink>>>,
 }
 
 fn model_key(name: &str, version: u64) -> String {
@@ -113,6 +115,7 @@ impl InfoCore {
             snapshot: SnapshotCell::default(),
             keep_versions: keep_versions.max(1),
             problems: Mutex::new(Vec::new()),
+            sink: Mutex::new(None),
         };
         core.reload()?;
         Ok(core)
@@ -245,6 +248,10 @@ impl InfoCore {
         let current = self.snapshot.load();
         self.snapshot
             .store(current.with(&record.name, Some(served)));
+        self.replicate(
+            &record.name,
+            vec![(model_key(&record.name, version), bytes)],
+        );
         Ok(record)
     }
 
@@ -293,9 +300,10 @@ impl InfoCore {
             reason: reason.to_string(),
             created_at_ms: now_ms(),
         };
+        let pointer_bytes = record::encode(&pointer)?;
         if !self
             .storage
-            .create(&pointer_key(name, pointer.seq), &record::encode(&pointer)?)?
+            .create(&pointer_key(name, pointer.seq), &pointer_bytes)?
         {
             return Err(InfoCoreError::Rejected(format!(
                 "{name} changed concurrently by another writer; reload and retry"
@@ -304,7 +312,98 @@ impl InfoCore {
         state.pointers.push(pointer.clone());
         let current = self.snapshot.load();
         self.snapshot.store(current.with(name, Some(served)));
+        // The pointed-to version travels along, so the message is self-contained.
+        self.replicate(
+            name,
+            vec![
+                (model_key(name, version), record::encode(record.as_ref())?),
+                (pointer_key(name, pointer.seq), pointer_bytes),
+            ],
+        );
         Ok(pointer)
+    }
+
+    /// Sends every later change to `sink` (e.g. [`crate::replication::KafkaSink`]).
+    pub fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) {
+        *self.sink.lock() = Some(sink);
+    }
+
+    fn replicate(&self, name: &str, files: Vec<(String, Vec<u8>)>) {
+        let Some(sink) = self.sink.lock().clone() else {
+            return;
+        };
+        let change = ModelChange {
+            name: name.to_string(),
+            files: files
+                .into_iter()
+                .map(|(key, bytes)| ReplicatedFile {
+                    key,
+                    content: String::from_utf8_lossy(&bytes).into_owned(),
+                })
+                .collect(),
+        };
+        // The change is durable locally; a replication failure is reported, and the next
+        // change (or `resync`) carries the model's current state again.
+        if let Err(e) = sink.changed(&change) {
+            tracing::error!(model = name, error = %e, "replicating a model change failed");
+            self.problems.lock().push(e.to_string());
+        }
+    }
+
+    /// Sends every model's current state to the change sink (a leader's start-up, or after
+    /// replication failures).
+    pub fn resync(&self) -> Result<()> {
+        let changes: Vec<(String, Vec<(String, Vec<u8>)>)> = {
+            let models = self.models.lock();
+            let mut changes = Vec::new();
+            for (name, state) in models.iter() {
+                let Some(v) = state.current() else { continue };
+                let Some(record) = state.records.get(&v) else {
+                    continue;
+                };
+                let mut files = vec![(model_key(name, v), record::encode(record.as_ref())?)];
+                if let Some(p) = state.pointers.iter().max_by_key(|p| p.seq) {
+                    files.push((pointer_key(name, p.seq), record::encode(p)?));
+                }
+                changes.push((name.clone(), files));
+            }
+            changes
+        };
+        for (name, files) in changes {
+            self.replicate(&name, files);
+        }
+        Ok(())
+    }
+
+    /// Applies a replicated change: each file is checked (header, checksum, key) and
+    /// created if absent; then the store reloads and swaps its snapshot.
+    pub fn apply_change(&self, change: &ModelChange) -> Result<()> {
+        for file in &change.files {
+            let key_ok = file
+                .key
+                .split_once('/')
+                .is_some_and(|(name, rest)| name == change.name && !rest.contains('/'));
+            if !key_ok || !core::valid_name(&change.name) {
+                return Err(InfoCoreError::Rejected(format!(
+                    "replicated file {:?} does not belong to model {:?}",
+                    file.key, change.name
+                )));
+            }
+            let bytes = file.content.as_bytes();
+            if file.key.ends_with(".model") {
+                let record: ModelRecord = record::decode(bytes, &file.key)?;
+                record::verify_record(&record, &file.key)?;
+            } else if file.key.ends_with(".pointer") {
+                let _: Pointer = record::decode(bytes, &file.key)?;
+            } else {
+                return Err(InfoCoreError::Rejected(format!(
+                    "replicated file {:?} is neither a model nor a pointer",
+                    file.key
+                )));
+            }
+            self.storage.create(&file.key, bytes)?;
+        }
+        self.reload()
     }
 
     /// Names of every model.

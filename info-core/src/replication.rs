@@ -1,0 +1,156 @@
+//! Replication through the compacted topic `dcpilot.models`, keyed by model name.
+//!
+//! Every change of a model is one message carrying the files that make its current state
+//! self-contained: a publish carries the new version; a rollback carries the pointer and
+//! the version it points to. So a follower that starts late — after compaction kept only
+//! the newest message per model — still serves the same current version as the leader,
+//! and one that saw every message has the whole history. Applying a message is idempotent
+//! (files are immutable and checked before they are written).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{InfoCoreError, Result};
+use crate::store::InfoCore;
+
+/// Default topic.
+pub const MODELS_TOPIC: &str = "dcpilot.models";
+
+/// One replicated file: its storage key and its checksummed content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicatedFile {
+    /// Storage key (`<name>/v<version>.model`, `<name>/p<seq>.pointer`).
+    pub key: String,
+    /// The file's text (header line + JSON).
+    pub content: String,
+}
+
+/// The payload of a `dcpilot.models` message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelChange {
+    /// Model name (also the message key).
+    pub name: String,
+    /// Files to apply, in order.
+    pub files: Vec<ReplicatedFile>,
+}
+
+/// Receives every change a store makes (set with [`InfoCore::set_change_sink`]).
+pub trait ChangeSink: Send + Sync {
+    /// Called after a change is durable locally.
+    fn changed(&self, change: &ModelChange) -> Result<()>;
+}
+
+fn kafka(context: &str) -> impl FnOnce(rdkafka::error::KafkaError) -> InfoCoreError + '_ {
+    move |e| InfoCoreError::Replication(format!("{context}: {e}"))
+}
+
+/// Publishes changes to a Kafka topic (the leader side).
+pub struct KafkaSink {
+    producer: ThreadedProducer<DefaultProducerContext>,
+    topic: String,
+}
+
+impl KafkaSink {
+    /// A sink producing to `topic` at `brokers`.
+    pub fn new(brokers: &str, topic: &str) -> Result<Self> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "30000")
+            .create()
+            .map_err(kafka("creating the models producer"))?;
+        Ok(Self {
+            producer,
+            topic: topic.to_string(),
+        })
+    }
+}
+
+impl ChangeSink for KafkaSink {
+    fn changed(&self, change: &ModelChange) -> Result<()> {
+        let payload = serde_json::to_vec(change)
+            .map_err(|e| InfoCoreError::Replication(format!("encoding a change: {e}")))?;
+        self.producer
+            .send(
+                BaseRecord::to(&self.topic)
+                    .key(change.name.as_str())
+                    .payload(&payload),
+            )
+            .map_err(|(e, _)| kafka("producing a model change")(e))?;
+        // Publishes are rare and must not be lost silently: wait for the broker.
+        self.producer
+            .flush(Duration::from_secs(30))
+            .map_err(kafka("flushing a model change"))
+    }
+}
+
+/// Follows a `dcpilot.models` topic into a local store (a foreground replica).
+pub struct Follower {
+    consumer: BaseConsumer,
+    store: Arc<InfoCore>,
+}
+
+impl Follower {
+    /// Reads `topic` from its beginning into `store`. `replica` names the follower; each
+    /// replica reads every message (its own consumer group, no commits: it rebuilds from
+    /// the compacted topic on every start).
+    pub fn new(brokers: &str, topic: &str, replica: &str, store: Arc<InfoCore>) -> Result<Self> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", format!("dcpilot-models-{replica}"))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .map_err(kafka("creating the models consumer"))?;
+        consumer
+            .subscribe(&[topic])
+            .map_err(kafka("subscribing to the models topic"))?;
+        Ok(Self { consumer, store })
+    }
+
+    /// Applies what arrives within `timeout`; returns how many changes were applied. A
+    /// malformed message is logged and skipped (it cannot be fixed by waiting).
+    pub fn poll(&self, timeout: Duration) -> Result<usize> {
+        let mut applied = 0;
+        let Some(message) = self.consumer.poll(timeout) else {
+            return Ok(0);
+        };
+        let message = message.map_err(kafka("consuming model changes"))?;
+        let Some(payload) = message.payload() else {
+            return Ok(0);
+        };
+        match serde_json::from_slice::<ModelChange>(payload) {
+            Ok(change) => match self.store.apply_change(&change) {
+                Ok(()) => applied += 1,
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => tracing::error!(
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    error = %e,
+                    "skipping a model change that cannot be applied"
+                ),
+            },
+            Err(e) => tracing::error!(
+                partition = message.partition(),
+                offset = message.offset(),
+                error = %e,
+                "skipping a malformed model change"
+            ),
+        }
+        Ok(applied)
+    }
+
+    /// Follows until `stop` returns true.
+    pub fn run(&self, mut stop: impl FnMut() -> bool) -> Result<()> {
+        while !stop() {
+            self.poll(Duration::from_millis(200))?;
+        }
+        Ok(())
+    }
+}
