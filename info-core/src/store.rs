@@ -77,6 +77,9 @@ pub struct InfoCore {
     sink: Mutex<Option<Arc<dyn ChangeSink>>>,
 }
 
+/// Files of one change: (storage key, bytes).
+type ChangeFiles = Vec<(String, Vec<u8>)>;
+
 fn model_key(name: &str, version: u64) -> String {
     format!("{name}/v{version:010}.model")
 }
@@ -328,7 +331,7 @@ impl InfoCore {
         *self.sink.lock() = Some(sink);
     }
 
-    fn replicate(&self, name: &str, files: Vec<(String, Vec<u8>)>) {
+    fn replicate(&self, name: &str, files: ChangeFiles) {
         let Some(sink) = self.sink.lock().clone() else {
             return;
         };
@@ -353,7 +356,7 @@ impl InfoCore {
     /// Sends every model's current state to the change sink (a leader's start-up, or after
     /// replication failures).
     pub fn resync(&self) -> Result<()> {
-        let changes: Vec<(String, Vec<(String, Vec<u8>)>)> = {
+        let changes: Vec<(String, ChangeFiles)> = {
             let models = self.models.lock();
             let mut changes = Vec::new();
             for (name, state) in models.iter() {
