@@ -32,6 +32,20 @@ pub(crate) fn for_each_record<'a, T, F>(
         ));
         return;
     };
+    // Fast path, one pass: the whole message is one array of good records (what most
+    // producers send). Anything else takes the record-by-record path below.
+    if payload[start] == b'[' {
+        if let Ok(records) = serde_json::from_slice::<Vec<T>>(&payload[start..]) {
+            if !records.is_empty() {
+                for (index, record) in records.into_iter().enumerate() {
+                    if let Err(e) = on_record(index, record) {
+                        outcome.error(e);
+                    }
+                }
+                return;
+            }
+        }
+    }
     let mut index = 0;
     let mut handle = |parsed: Result<T, serde_json::Error>, outcome: &mut DecodeOutcome| {
         let result = parsed
