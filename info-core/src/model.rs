@@ -212,7 +212,13 @@ pub enum PreparedModel {
         intercept: f64,
     },
     /// The mean of the trees' outputs (one tree for a decision tree).
-    Trees(Vec<FlatTree>),
+    Trees {
+        /// The trees.
+        trees: Vec<FlatTree>,
+        /// Row width (the record's feature count); every split reads a feature below it,
+        /// as checked when flattening, so one width check covers the whole walk.
+        width: usize,
+    },
     /// smartcore's kNN (needs its neighbour search), guarded against panics.
     Knn(Arc<Knn>),
     /// A lookup table; [`PreparedModel::predict`] does not apply.
@@ -248,7 +254,10 @@ impl PreparedModel {
                 let tree = w
                     .tree_regressor
                     .ok_or_else(|| invalid("untrained decision tree".into()))?;
-                Self::Trees(vec![flatten(tree, features).map_err(invalid)?])
+                Self::Trees {
+                    trees: vec![flatten(tree, features).map_err(invalid)?],
+                    width: features,
+                }
             }
             Model::RandomForest(m) => {
                 #[derive(Deserialize)]
@@ -270,7 +279,10 @@ impl PreparedModel {
                     .map(|t| flatten(t, features))
                     .collect::<std::result::Result<Vec<_>, _>>()
                     .map_err(invalid)?;
-                Self::Trees(flat)
+                Self::Trees {
+                    trees: flat,
+                    width: features,
+                }
             }
             Model::Knn(m) => {
                 let prepared = Self::Knn(Arc::new(m));
@@ -301,21 +313,8 @@ impl PreparedModel {
                         .map(|(c, x)| c * x)
                         .sum::<f64>())
             }
-            Self::Trees(trees) => {
-                // Every split feature was checked against the width when preparing.
-                if let Some(max) = trees
-                    .iter()
-                    .flat_map(|t| t.nodes.iter())
-                    .filter(|n| n.left != 0)
-                    .map(|n| n.feature as usize)
-                    .max()
-                {
-                    if max >= row.len() {
-                        return Err(InfoCoreError::Prediction {
-                            reason: format!("row of {} values, feature {max} needed", row.len()),
-                        });
-                    }
-                }
+            Self::Trees { trees, width } => {
+                check_width(row, *width)?;
                 Ok(trees.iter().map(|t| t.predict(row)).sum::<f64>() / trees.len() as f64)
             }
             Self::Knn(m) => {

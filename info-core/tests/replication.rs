@@ -146,7 +146,11 @@ fn followers_early_and_late_serve_what_the_leader_serves() {
     let late_store = memory_store();
     let late = Follower::new(&brokers, MODELS_TOPIC, "late", late_store.clone()).expect("follower");
     follow_until_equal(&late, &late_store, &leader, "late follower");
-    assert_eq!(served(&late_store)["rightsizing"], 3, "v1, v2, rollback, v3");
+    assert_eq!(
+        served(&late_store)["rightsizing"],
+        3,
+        "v1, v2, rollback, v3"
+    );
 
     // A restarted leader resyncs; followers stay equal (applying is idempotent).
     drop(leader);
