@@ -104,11 +104,14 @@ pub struct InsertOutcome {
 
 type RowKey = u128;
 
+/// Row keys are already xxh3-128 hashes: a cheap non-cryptographic hasher suffices.
+type KeySet = HashSet<RowKey, foldhash::fast::FixedState>;
+
 #[derive(Default)]
 struct Writer {
-    live_keys: HashMap<i64, HashSet<RowKey>>,
+    live_keys: HashMap<i64, KeySet>,
     /// Keys of archived partitions that late rows touched recently.
-    archived_keys: HashMap<i64, HashSet<RowKey>>,
+    archived_keys: HashMap<i64, KeySet>,
     watermark_ms: i64,
     next_seq: u64,
 }
@@ -221,7 +224,7 @@ impl TableStore {
         let mut outcome = InsertOutcome::default();
         let mut rows_by_bucket: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
         let mut late_by_bucket: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-        let mut new_keys: HashMap<i64, HashSet<RowKey>> = HashMap::new();
+        let mut new_keys: HashMap<i64, KeySet> = HashMap::new();
         for (row, key) in keys.iter().enumerate() {
             let bucket = self.bucket_of(times.value(row));
             let late = bucket < first_live;
@@ -345,7 +348,7 @@ impl TableStore {
         if writer.archived_keys.len() >= ARCHIVE_CACHE_BUCKETS {
             writer.archived_keys.clear();
         }
-        let mut keys = HashSet::new();
+        let mut keys = KeySet::default();
         let prefix = format!("{bucket}-");
         for path in self.view.read().archive.iter() {
             let matches = path

@@ -78,7 +78,7 @@ pub fn detect_format(payload: &[u8]) -> Format {
     match payload[first] {
         b'[' => {
             let head = &payload[first..payload.len().min(first + 1024)];
-            if head.windows(9).any(|w| w == b"\"dstypes\"") {
+            if memchr::memmem::find(head, b"\"dstypes\"").is_some() {
                 Format::Collectd
             } else {
                 Format::Native
