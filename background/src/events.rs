@@ -29,6 +29,8 @@ pub mod names {
     pub const ASSIGNED_PARTITIONS: &str = "dcpilot_ingest_assigned_partitions";
     /// Kafka client errors.
     pub const KAFKA_ERRORS: &str = "dcpilot_kafka_errors_total";
+    /// Messages skipped because the broker dropped them before they were consumed.
+    pub const OFFSETS_SKIPPED: &str = "dcpilot_ingest_offsets_skipped_total";
 }
 
 /// A message was consumed.
@@ -173,6 +175,36 @@ impl KafkaErrorSeen<'_> {
     pub fn emit(&self) {
         tracing::warn!(context = self.context, error = %self.error, "kafka error");
         counter!(names::KAFKA_ERRORS, "context" => self.context.to_string()).increment(1);
+    }
+}
+
+/// Offsets were skipped: the broker no longer had them (retention, or the embedded
+/// broker's 5 MB per partition) when this consumer got there. Those messages are lost.
+pub struct OffsetsSkipped<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// The offset expected next.
+    pub expected: i64,
+    /// The offset received.
+    pub received: i64,
+}
+
+impl OffsetsSkipped<'_> {
+    /// Logs it and counts the lost messages.
+    pub fn emit(&self) {
+        let lost = self.received - self.expected;
+        tracing::error!(
+            topic = self.topic,
+            partition = self.partition,
+            expected = self.expected,
+            received = self.received,
+            lost,
+            "messages lost: the broker dropped them before they were consumed (retention); consume faster or keep more"
+        );
+        counter!(names::OFFSETS_SKIPPED, "topic" => self.topic.to_string(), "partition" => self.partition.to_string())
+            .increment(lost.max(0) as u64);
     }
 }
 

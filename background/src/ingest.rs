@@ -3,7 +3,7 @@
 //! messages go to the dead-letter topic (and are acknowledged there) before the commit too,
 //! so nothing is lost whatever fails.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,10 +24,10 @@ use tokio::sync::watch;
 
 use crate::config::{BackgroundConfig, KafkaConfig};
 use crate::error::{BackgroundError, Result};
-use crate::events::PartitionsAssigned;
 use crate::events::{
     BatchCommitted, ConsumerLag, DeadLettered, DecodeFailed, KafkaErrorSeen, MessageConsumed,
 };
+use crate::events::{OffsetsSkipped, PartitionsAssigned};
 use crate::store::{InsertOutcome, TableStore};
 
 /// Dead-letter headers: why a message could not be decoded and where it came from.
@@ -48,8 +48,12 @@ pub mod dlq_headers {
     pub const SOURCE_FORMAT: &str = "dcpilot.source.format";
 }
 
-/// Client context: reports consumer lag from librdkafka's statistics.
-pub struct IngestContext;
+/// Client context: reports consumer lag from librdkafka's statistics and counts
+/// assignments (so positions learned under an old assignment are forgotten).
+#[derive(Default)]
+pub struct IngestContext {
+    assignments: std::sync::atomic::AtomicU64,
+}
 
 impl ClientContext for IngestContext {
     fn stats(&self, statistics: Statistics) {
@@ -80,10 +84,14 @@ impl ClientContext for IngestContext {
 impl ConsumerContext for IngestContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Assign(partitions) => PartitionsAssigned {
-                count: partitions.count(),
+            Rebalance::Assign(partitions) => {
+                self.assignments
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                PartitionsAssigned {
+                    count: partitions.count(),
+                }
+                .emit()
             }
-            .emit(),
             Rebalance::Revoke(_) => PartitionsAssigned { count: 0 }.emit(),
             Rebalance::Error(e) => KafkaErrorSeen {
                 context: "rebalance",
@@ -211,6 +219,11 @@ struct IngestState {
     stats: IngestStats,
     /// A dead letter could not even be enqueued: the current batch must not commit.
     poisoned: bool,
+    /// Telemetry topic: offsets there are contiguous (not compacted), so a jump is loss.
+    telemetry_topic: String,
+    /// Next offset expected per telemetry partition, under assignment `positions_of`.
+    positions: HashMap<i32, i64>,
+    positions_of: u64,
 }
 
 /// Consumes the telemetry and landscape topics into their tables until `shutdown` flips.
@@ -245,7 +258,7 @@ impl Ingestor {
                 k.statistics_interval_ms.to_string(),
             );
         let consumer: StreamConsumer<IngestContext> = cc
-            .create_with_context(IngestContext)
+            .create_with_context(IngestContext::default())
             .map_err(BackgroundError::kafka("creating the consumer"))?;
         consumer
             .subscribe(&[&k.telemetry_topic, &k.landscape_topic])
@@ -272,6 +285,9 @@ impl Ingestor {
                 started: None,
                 stats: IngestStats::default(),
                 poisoned: false,
+                telemetry_topic: k.telemetry_topic.clone(),
+                positions: HashMap::new(),
+                positions_of: 0,
             },
             max_batch_samples,
             max_batch_delay: Duration::from_millis(config.ingest.max_batch_delay_ms),
@@ -297,7 +313,10 @@ impl Ingestor {
                         KafkaErrorSeen { context: "consume", error: &e }.emit();
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                    Ok(Ok(message)) => self.state.handle(&message),
+                    Ok(Ok(message)) => {
+                        self.state.check_contiguous(&message, &self.consumer);
+                        self.state.handle(&message);
+                    }
                 }
             }
             let full = self.state.assembler.pending_rows() >= self.max_batch_samples;
@@ -312,6 +331,42 @@ impl Ingestor {
 }
 
 impl IngestState {
+    /// Detects messages the broker dropped before this consumer reached them: the offset
+    /// received is beyond the one expected (the previous message's, or the committed
+    /// offset for the first message of an assignment).
+    fn check_contiguous(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        consumer: &StreamConsumer<IngestContext>,
+    ) {
+        if message.topic() != self.telemetry_topic {
+            return;
+        }
+        let generation = consumer
+            .context()
+            .assignments
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if generation != self.positions_of {
+            self.positions.clear();
+            self.positions_of = generation;
+        }
+        let partition = message.partition();
+        let expected = match self.positions.get(&partition) {
+            Some(&next) => Some(next),
+            None => committed_offset(consumer, message.topic(), partition),
+        };
+        if let Some(expected) = expected.filter(|&e| message.offset() > e) {
+            OffsetsSkipped {
+                topic: message.topic(),
+                partition,
+                expected,
+                received: message.offset(),
+            }
+            .emit();
+        }
+        self.positions.insert(partition, message.offset() + 1);
+    }
+
     /// Decodes one message into the batch and dead-letters it if it had bad records.
     fn handle(&mut self, message: &BorrowedMessage<'_>) {
         self.started.get_or_insert_with(Instant::now);
@@ -457,6 +512,25 @@ impl IngestState {
         }
         self.stats.batches += 1;
         Ok(())
+    }
+}
+
+/// The group's committed offset of one partition (a broker round trip; once per partition
+/// and assignment).
+fn committed_offset(
+    consumer: &StreamConsumer<IngestContext>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(5))
+        .ok()?;
+    let offset = committed.find_partition(topic, partition)?.offset();
+    match offset {
+        Offset::Offset(o) => Some(o),
+        _ => None,
     }
 }
 

@@ -132,6 +132,15 @@ fn workload(samples: i64) -> Workload {
 }
 
 fn produce(brokers: &str, topic: &str, payloads: impl IntoIterator<Item = Vec<u8>>) {
+    produce_to(brokers, topic, PARTITIONS, payloads)
+}
+
+fn produce_to(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    payloads: impl IntoIterator<Item = Vec<u8>>,
+) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")
@@ -142,7 +151,7 @@ fn produce(brokers: &str, topic: &str, payloads: impl IntoIterator<Item = Vec<u8
     for (i, payload) in payloads.into_iter().enumerate() {
         let record = BaseRecord::<(), Vec<u8>>::to(topic)
             .payload(&payload)
-            .partition(i as i32 % PARTITIONS);
+            .partition(i as i32 % partitions);
         send_waiting(&producer, record).expect("send");
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
@@ -308,4 +317,93 @@ fn redelivered_samples(messages: &[Vec<u8>]) -> u64 {
             }
         })
         .sum()
+}
+
+/// Messages the broker dropped before the consumer reached them are detected and counted:
+/// the consumer commits offset N, the broker's retention (here the embedded broker's 5 MB
+/// per partition) then removes offsets past N, and the restarted consumer reports the jump.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_dropped_by_the_broker_are_reported_as_lost() {
+    let mut config = BackgroundConfig::default();
+    config.kafka.group_id = "retention-loss".into();
+    config.ingest.max_batch_delay_ms = 50;
+    let k = config.kafka.clone();
+    let broker = EmbeddedBroker::start(
+        &[&k.telemetry_topic, &k.landscape_topic, &k.dlq_topic],
+        1,
+        None,
+    )
+    .expect("broker");
+    let brokers = broker.bootstrap_servers();
+    let store = TelemetryStore::open(None, &config.store, OpenMode::ReadWrite).expect("store");
+    let metrics = dcpilot_background::http::metrics_handle();
+    let counter = |name: &str| -> f64 {
+        metrics
+            .render()
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let message = |i: usize| {
+        // ~1 KB each: the padding label makes the broker's 5 MB fill quickly.
+        serde_json::to_vec(&serde_json::json!({
+            "timestamp_ms": BASE_TS_MS + i as i64, "entity": "e", "metric": "m", "value": 1.0,
+            "labels": {"pad": "x".repeat(1000)}
+        }))
+        .expect("json")
+    };
+    let run = |store: TelemetryStore, until: f64| {
+        let (config, brokers) = (config.clone(), brokers.clone());
+        async move {
+            let (stop, stopped) = watch::channel(false);
+            let task = tokio::spawn(async move {
+                let stats = dcpilot_background::run_ingest(&config, &brokers, &store, stopped)
+                    .await
+                    .expect("ingest");
+                (stats, store)
+            });
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while counter("dcpilot_ingest_messages_total") < until {
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out consuming: {} of {until}, {} skipped",
+                    counter("dcpilot_ingest_messages_total"),
+                    counter("dcpilot_ingest_offsets_skipped_total")
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            stop.send(true).expect("stop");
+            task.await.expect("task")
+        }
+    };
+
+    produce_to(&brokers, &k.telemetry_topic, 1, (0..100).map(message));
+    let (_, store) = run(store, 100.0).await;
+    assert_eq!(counter("dcpilot_ingest_offsets_skipped_total"), 0.0);
+
+    produce_to(&brokers, &k.telemetry_topic, 1, (100..8_100).map(message));
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("consumer");
+    let (low, high) = consumer
+        .fetch_watermarks(&k.telemetry_topic, 0, Duration::from_secs(5))
+        .expect("watermarks");
+    assert!(
+        low > 100,
+        "the broker kept everything (low watermark {low}); the test needs it to drop"
+    );
+
+    let (_, store) = run(store, 100.0 + (high - low) as f64).await;
+    assert_eq!(
+        counter("dcpilot_ingest_offsets_skipped_total"),
+        (low - 100) as f64,
+        "every dropped offset is counted as lost"
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM telemetry").await,
+        100 + (high - low),
+        "what the broker still had is stored"
+    );
 }
