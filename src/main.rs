@@ -1,6 +1,7 @@
 //! `dcpilot`: the command line. Wiring only; the logic lives in the library crates.
 
 mod demo;
+mod jobs;
 mod models;
 mod sample_data;
 
@@ -75,6 +76,14 @@ enum Command {
         /// (spread evenly over partitions).
         #[arg(long, default_value = "entity")]
         key: ReplayKey,
+    },
+    /// Background jobs: list, validate specs, train once.
+    Jobs {
+        #[command(subcommand)]
+        command: jobs::JobsCommand,
+        /// Print JSON for scripts instead of text.
+        #[arg(long, global = true)]
+        json: bool,
     },
     /// The Information Core: list, inspect, roll back, export and import models.
     Models {
@@ -181,6 +190,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 stats.elapsed.as_secs_f64()
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Jobs { command, json } => {
+            runtime()?.block_on(jobs::run(&cli.data_dir, command, json))
         }
         Command::Models { command, json } => models::run(&cli.data_dir, command, json),
         Command::Query { sql, json } => runtime()?.block_on(query(&cli.data_dir, &sql, json)),

@@ -194,3 +194,81 @@ fn a_corrupt_version_is_reported_and_the_previous_one_served() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"));
     assert_eq!(json(&out)["version"], 1);
 }
+
+#[test]
+fn jobs_validate_reports_every_problem_with_file_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("bad-job.toml");
+    std::fs::write(
+        &spec,
+        "name = \"x\"\n[source]\nsql = \"SELECT 1\"\n[model]\nkind = \"svm\"\nfeatures = []\ntarget = \"y\"\n[training]\nmetric = \"auc\"\n",
+    )
+    .expect("write");
+    let out = dcpilot(
+        dir.path(),
+        &["jobs", "validate", spec.to_str().expect("utf-8")],
+    );
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for key in [
+        "model.kind",
+        "model.features",
+        "trigger",
+        "training.metric",
+        "promotion.baseline_columns",
+    ] {
+        assert!(
+            text.contains(&format!("bad-job.toml: {key}")),
+            "{key} missing:\n{text}"
+        );
+    }
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/jobs/cpu-demand.toml");
+    let out = dcpilot(
+        dir.path(),
+        &["jobs", "validate", good.to_str().expect("utf-8")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn jobs_run_once_publishes_only_a_model_that_beats_its_baseline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bitbrains_rnd/2013-8");
+    let report = json(&dcpilot(
+        dir.path(),
+        &[
+            "jobs",
+            "run-once",
+            "cpu-demand",
+            "--data",
+            data.to_str().expect("utf-8"),
+            "--json",
+        ],
+    ));
+    let model_error = report["model_error"].as_f64().expect("model_error");
+    let baseline_error = report["baseline_error"].as_f64().expect("baseline_error");
+    assert!(model_error.is_finite() && baseline_error.is_finite());
+    assert!(report["holdout_rows"].as_u64().expect("rows") > 1000);
+    let published = report["published_version"].as_u64();
+    assert_eq!(
+        published.is_some(),
+        model_error < baseline_error,
+        "{report}"
+    );
+    let list = json(&dcpilot(dir.path(), &["models", "list", "--json"]));
+    assert_eq!(
+        list.as_array().expect("array").len(),
+        usize::from(published.is_some())
+    );
+
+    let out = dcpilot(dir.path(), &["jobs", "run-once", "no-such-job"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cpu-demand"),
+        "lists the registered jobs"
+    );
+}

@@ -1,1 +1,19 @@
-//! Placeholder: this crate is laid out by ARCHITECTURE.md; its capability lands with its own issue.
+//! Background jobs: what a data scientist touches.
+//!
+//! Built so far (issue #4 in progress): the job spec format with validation
+//! ([`spec`]), error metrics ([`metrics`]), training with a time-based holdout, baselines
+//! and champion/challenger ([`train`]), the `Job` trait, registry and one run
+//! ([`job`]), and the `cpu-demand` built-in job. Not yet: the interference-slowdown and
+//! rightsizing jobs, the trigger-driven runner in `background`, golden tests.
+
+pub mod error;
+pub mod job;
+pub mod metrics;
+pub mod spec;
+pub mod train;
+
+pub use error::{PipelineError, Result};
+pub use job::{run_once, Job, Registry, RunReport, SpecJob};
+pub use metrics::ErrorMetric;
+pub use spec::{JobSpec, ModelSpec, SpecErrors};
+pub use train::{evaluate, fit, Dataset, Evaluation};

@@ -1,0 +1,259 @@
+//! The `Job` trait, the registry of jobs, and one run: SQL → dataset → train → judge →
+//! publish.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::prelude::SessionContext;
+use dcpilot_info_core::core::Promotion;
+use dcpilot_info_core::{HoldoutMetrics, InfoCore, Lineage, ModelDraft, TrainingWindow};
+use serde::Serialize;
+
+use crate::error::{PipelineError, Result};
+use crate::spec::JobSpec;
+use crate::train::{evaluate, Dataset};
+
+/// A background job. Most jobs are a spec file only ([`SpecJob`]); a job that needs code
+/// (custom features, a custom model) implements the trait and overrides what it needs.
+pub trait Job: Send + Sync {
+    /// The job's spec (name, SQL, model, trigger, ...).
+    fn spec(&self) -> &JobSpec;
+
+    /// Turns the rows of the spec's query into a dataset. The default reads the spec's
+    /// time, feature, target and baseline columns.
+    fn dataset(&self, batches: &[RecordBatch]) -> Result<Dataset> {
+        dataset_from_columns(self.spec(), batches)
+    }
+
+    /// The job's name.
+    fn name(&self) -> &str {
+        &self.spec().name
+    }
+}
+
+/// A job that is its spec.
+pub struct SpecJob(pub JobSpec);
+
+impl Job for SpecJob {
+    fn spec(&self) -> &JobSpec {
+        &self.0
+    }
+}
+
+/// Built-in job specs, embedded in the binary.
+const BUILTIN_SPECS: &[(&str, &str)] = &[(
+    "pipelines/jobs/cpu-demand.toml",
+    include_str!("../jobs/cpu-demand.toml"),
+)];
+
+/// The jobs a process runs, by name.
+#[derive(Default)]
+pub struct Registry {
+    jobs: BTreeMap<String, Arc<dyn Job>>,
+}
+
+impl Registry {
+    /// The built-in jobs.
+    pub fn builtin() -> Result<Self> {
+        let mut registry = Self::default();
+        for (file, text) in BUILTIN_SPECS {
+            let spec =
+                JobSpec::parse(text, file).map_err(|e| PipelineError::Spec(e.to_string()))?;
+            registry.register(Arc::new(SpecJob(spec)))?;
+        }
+        Ok(registry)
+    }
+
+    /// Adds a job; names are unique.
+    pub fn register(&mut self, job: Arc<dyn Job>) -> Result<()> {
+        let name = job.name().to_string();
+        if self.jobs.contains_key(&name) {
+            return Err(PipelineError::Spec(format!(
+                "a job named {name:?} is already registered"
+            )));
+        }
+        self.jobs.insert(name, job);
+        Ok(())
+    }
+
+    /// A job by name.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Job>> {
+        self.jobs.get(name).cloned()
+    }
+
+    /// Every job.
+    pub fn jobs(&self) -> impl Iterator<Item = &Arc<dyn Job>> {
+        self.jobs.values()
+    }
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Arc<dyn Array>> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| PipelineError::Data(format!("the query has no column {name:?}")))
+}
+
+fn floats(batch: &RecordBatch, name: &str) -> Result<Vec<f64>> {
+    let array = cast(column(batch, name)?, &DataType::Float64)
+        .map_err(|e| PipelineError::Data(format!("column {name:?}: {e}")))?;
+    let values = array.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+    Ok((0..values.len())
+        .map(|i| {
+            if values.is_null(i) {
+                f64::NAN
+            } else {
+                values.value(i)
+            }
+        })
+        .collect())
+}
+
+/// Reads the spec's columns out of query results; rows with a missing or non-finite value
+/// are skipped.
+pub fn dataset_from_columns(spec: &JobSpec, batches: &[RecordBatch]) -> Result<Dataset> {
+    let mut data = Dataset {
+        baselines: spec
+            .baseline_columns
+            .iter()
+            .map(|b| (b.clone(), Vec::new()))
+            .collect(),
+        ..Dataset::default()
+    };
+    for batch in batches {
+        let times = cast(
+            column(batch, &spec.time_column)?,
+            &DataType::Timestamp(TimeUnit::Millisecond, None),
+        )
+        .and_then(|a| cast(&a, &DataType::Int64))
+        .map_err(|e| PipelineError::Data(format!("column {:?}: {e}", spec.time_column)))?;
+        let times = times.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let features = spec
+            .features
+            .iter()
+            .map(|f| floats(batch, f))
+            .collect::<Result<Vec<_>>>()?;
+        let target = floats(batch, &spec.target)?;
+        let baselines = spec
+            .baseline_columns
+            .iter()
+            .map(|b| floats(batch, b))
+            .collect::<Result<Vec<_>>>()?;
+        for row in 0..batch.num_rows() {
+            let x: Vec<f64> = features.iter().map(|f| f[row]).collect();
+            let finite = times.is_valid(row)
+                && target[row].is_finite()
+                && x.iter().all(|v| v.is_finite())
+                && baselines.iter().all(|b| b[row].is_finite());
+            if !finite {
+                continue;
+            }
+            data.times.push(times.value(row));
+            data.features.push(x);
+            data.target.push(target[row]);
+            for (i, b) in baselines.iter().enumerate() {
+                data.baselines[i].1.push(b[row]);
+            }
+        }
+    }
+    Ok(data)
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Job name.
+    pub job: String,
+    /// Metric name.
+    pub metric: String,
+    /// The new model's holdout error.
+    pub model_error: f64,
+    /// The better baseline's name and error.
+    pub baseline: String,
+    /// Its error.
+    pub baseline_error: f64,
+    /// The served champion's error on the same holdout, if any.
+    pub champion_error: Option<f64>,
+    /// Rows trained on and held out.
+    pub train_rows: usize,
+    /// Rows held out.
+    pub holdout_rows: usize,
+    /// The version published, if the challenger won.
+    pub published_version: Option<u64>,
+    /// Why it was not published, if it lost.
+    pub rejected: Option<String>,
+}
+
+/// Checksum of the spec, as lineage (which spec produced a model).
+fn spec_hash(spec: &JobSpec) -> String {
+    let text = serde_json::to_string(spec).unwrap_or_default();
+    format!("{:08x}", crc32fast::hash(text.as_bytes()))
+}
+
+/// Runs `job` once: its SQL on `ctx`, training, judging against the baselines and the
+/// champion served by `store`, and publishing the challenger if it wins.
+pub async fn run_once(job: &dyn Job, ctx: &SessionContext, store: &InfoCore) -> Result<RunReport> {
+    let spec = job.spec();
+    let batches = ctx
+        .sql(&spec.sql)
+        .await
+        .map_err(|e| PipelineError::Data(format!("{}: source.sql: {e}", spec.name)))?
+        .collect()
+        .await
+        .map_err(|e| PipelineError::Data(format!("{}: running source.sql: {e}", spec.name)))?;
+    let data = job.dataset(&batches)?;
+    let snapshot = store.snapshot();
+    let champion = snapshot
+        .get(&spec.name)
+        .filter(|m| m.record.features == spec.features)
+        .map(|m| &m.prepared);
+    let evaluation = evaluate(
+        &spec.model,
+        spec.metric,
+        spec.holdout_fraction,
+        &data,
+        champion,
+    )?;
+    let (mut published_version, mut rejected) = (None, None);
+    match &evaluation.decision {
+        Promotion::Promote => {
+            let record = store.publish(ModelDraft {
+                name: spec.name.clone(),
+                features: spec.features.clone(),
+                target: spec.target.clone(),
+                window: TrainingWindow {
+                    start_ms: data.times.iter().copied().min().unwrap_or(0),
+                    end_ms: data.times.iter().copied().max().unwrap_or(0),
+                },
+                rows: data.times.len() as u64,
+                metrics: HoldoutMetrics {
+                    metric: spec.metric.as_str().into(),
+                    model_error: evaluation.model_error,
+                    baseline_error: evaluation.baseline.1,
+                    baseline: evaluation.baseline.0.clone(),
+                },
+                lineage: Lineage {
+                    job: spec.name.clone(),
+                    spec_hash: spec_hash(spec),
+                },
+                model: evaluation.model,
+            })?;
+            published_version = Some(record.version);
+        }
+        Promotion::Reject(why) => rejected = Some(why.clone()),
+    }
+    Ok(RunReport {
+        job: spec.name.clone(),
+        metric: spec.metric.as_str().into(),
+        model_error: evaluation.model_error,
+        baseline: evaluation.baseline.0,
+        baseline_error: evaluation.baseline.1,
+        champion_error: evaluation.champion_error,
+        train_rows: evaluation.train_rows,
+        holdout_rows: evaluation.holdout_rows,
+        published_version,
+        rejected,
+    })
+}

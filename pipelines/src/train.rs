@@ -1,0 +1,314 @@
+//! Training and judging one model: a time-based holdout, the spec's estimator (smartcore),
+//! its error next to the best naive baseline's and, if there is one, the champion's — and
+//! the champion/challenger decision.
+
+use dcpilot_info_core::core::{promotion, Promotion};
+use dcpilot_info_core::model::{Forest, Knn, Linear, Ridge, Tree};
+use dcpilot_info_core::{DenseMatrix, Model, PreparedModel};
+use smartcore::ensemble::random_forest_regressor::RandomForestRegressorParameters;
+use smartcore::linear::linear_regression::LinearRegressionParameters;
+use smartcore::linear::ridge_regression::RidgeRegressionParameters;
+use smartcore::neighbors::knn_regressor::KNNRegressorParameters;
+use smartcore::tree::decision_tree_regressor::DecisionTreeRegressorParameters;
+
+use crate::error::{PipelineError, Result};
+use crate::metrics::ErrorMetric;
+use crate::spec::ModelSpec;
+
+/// Rows a job trains and judges on, column-wise per row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dataset {
+    /// Event time of each row, ms.
+    pub times: Vec<i64>,
+    /// Feature values, one vector per row, in the spec's feature order.
+    pub features: Vec<Vec<f64>>,
+    /// Target per row.
+    pub target: Vec<f64>,
+    /// Naive predictions per baseline column: (name, one value per row).
+    pub baselines: Vec<(String, Vec<f64>)>,
+}
+
+/// The result of training and judging one model.
+#[derive(Debug)]
+pub struct Evaluation {
+    /// The trained model.
+    pub model: Model,
+    /// Its holdout error.
+    pub model_error: f64,
+    /// The best baseline and its holdout error.
+    pub baseline: (String, f64),
+    /// The current champion's error on the same holdout, if there is one.
+    pub champion_error: Option<f64>,
+    /// Rows trained on / held out.
+    pub train_rows: usize,
+    /// Rows held out.
+    pub holdout_rows: usize,
+    /// Publish or not.
+    pub decision: Promotion,
+}
+
+/// Fits the estimator `spec` on `x` (rows) and `y`.
+pub fn fit(spec: &ModelSpec, x: &[Vec<f64>], y: &[f64]) -> Result<Model> {
+    if x.is_empty() || x.len() != y.len() {
+        return Err(PipelineError::Data(format!(
+            "{} feature rows for {} targets",
+            x.len(),
+            y.len()
+        )));
+    }
+    let m = DenseMatrix::from_2d_vec(&x.to_vec()).map_err(PipelineError::training)?;
+    let y = y.to_vec();
+    let model = match spec {
+        ModelSpec::LinearRegression => Model::LinearRegression(
+            Linear::fit(&m, &y, LinearRegressionParameters::default())
+                .map_err(PipelineError::training)?,
+        ),
+        ModelSpec::RidgeRegression { alpha, normalize } => Model::RidgeRegression(
+            Ridge::fit(
+                &m,
+                &y,
+                RidgeRegressionParameters::default()
+                    .with_alpha(*alpha)
+                    .with_normalize(*normalize),
+            )
+            .map_err(PipelineError::training)?,
+        ),
+        ModelSpec::DecisionTree {
+            max_depth,
+            min_samples_leaf,
+        } => {
+            let mut p =
+                DecisionTreeRegressorParameters::default().with_min_samples_leaf(*min_samples_leaf);
+            if let Some(d) = max_depth {
+                p = p.with_max_depth(*d);
+            }
+            Model::DecisionTree(Tree::fit(&m, &y, p).map_err(PipelineError::training)?)
+        }
+        ModelSpec::RandomForest {
+            n_trees,
+            max_depth,
+            min_samples_leaf,
+            seed,
+        } => {
+            let mut p = RandomForestRegressorParameters::default()
+                .with_n_trees(*n_trees)
+                .with_min_samples_leaf(*min_samples_leaf)
+                .with_seed(*seed);
+            if let Some(d) = max_depth {
+                p = p.with_max_depth(*d);
+            }
+            Model::RandomForest(Forest::fit(&m, &y, p).map_err(PipelineError::training)?)
+        }
+        ModelSpec::Knn { k } => Model::Knn(
+            Knn::fit(
+                &m,
+                &y,
+                KNNRegressorParameters::default().with_k((*k).min(x.len())),
+            )
+            .map_err(PipelineError::training)?,
+        ),
+    };
+    Ok(model)
+}
+
+/// Row indices (train, holdout): the newest `fraction` of rows by time are held out.
+pub fn split_by_time(times: &[i64], fraction: f64) -> (Vec<usize>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..times.len()).collect();
+    order.sort_by_key(|&i| times[i]);
+    let holdout = ((times.len() as f64 * fraction).ceil() as usize).min(times.len());
+    let train = order.split_off(times.len() - holdout);
+    (order, train)
+}
+
+fn pick<T: Clone>(values: &[T], rows: &[usize]) -> Vec<T> {
+    rows.iter().map(|&i| values[i].clone()).collect()
+}
+
+/// Trains `spec` on the older rows of `data`, judges it on the newest, next to each
+/// baseline column and to `champion` (the currently served model), and decides.
+pub fn evaluate(
+    spec: &ModelSpec,
+    metric: ErrorMetric,
+    holdout_fraction: f64,
+    data: &Dataset,
+    champion: Option<&PreparedModel>,
+) -> Result<Evaluation> {
+    let rows = data.times.len();
+    if rows < 4 || data.features.len() != rows || data.target.len() != rows {
+        return Err(PipelineError::Data(format!(
+            "{rows} rows ({} feature rows, {} targets): too few or ragged",
+            data.features.len(),
+            data.target.len()
+        )));
+    }
+    let (train, holdout) = split_by_time(&data.times, holdout_fraction);
+    if train.is_empty() || holdout.is_empty() {
+        return Err(PipelineError::Data(format!(
+            "{rows} rows leave no training or holdout rows"
+        )));
+    }
+    let model = fit(
+        spec,
+        &pick(&data.features, &train),
+        &pick(&data.target, &train),
+    )?;
+    let holdout_x = pick(&data.features, &holdout);
+    let actual = pick(&data.target, &holdout);
+    let width = holdout_x.first().map_or(0, Vec::len);
+    let predict_all = |prepared: &PreparedModel| -> Result<Vec<f64>> {
+        holdout_x
+            .iter()
+            .map(|row| prepared.predict(row).map_err(PipelineError::from))
+            .collect()
+    };
+    let predicted = predict_all(&PreparedModel::prepare(model_copy(&model)?, width)?)?;
+    let model_error = metric.error(&actual, &predicted);
+    let baseline = data
+        .baselines
+        .iter()
+        .map(|(name, values)| (name.clone(), metric.error(&actual, &pick(values, &holdout))))
+        .filter(|(_, e)| !e.is_nan())
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .ok_or_else(|| PipelineError::Data("no baseline column has a defined error".into()))?;
+    // A champion whose features no longer fit is no champion: the challenger competes
+    // only against the baseline.
+    let champion_error = champion
+        .and_then(|c| predict_all(c).ok())
+        .map(|p| metric.error(&actual, &p));
+    let decision = promotion(model_error, baseline.1, champion_error);
+    Ok(Evaluation {
+        model,
+        model_error,
+        baseline,
+        champion_error,
+        train_rows: train.len(),
+        holdout_rows: holdout.len(),
+        decision,
+    })
+}
+
+/// smartcore estimators are not `Clone`; a serde round trip copies one.
+fn model_copy(model: &Model) -> Result<Model> {
+    let text = serde_json::to_string(model).map_err(|e| PipelineError::Training(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| PipelineError::Training(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// y = 2·x0 + noise-free step in x1; times ascending.
+    fn data(rows: usize) -> Dataset {
+        let features: Vec<Vec<f64>> = (0..rows)
+            .map(|i| vec![(i % 17) as f64, (i % 5) as f64])
+            .collect();
+        let target: Vec<f64> = features
+            .iter()
+            .map(|r| 2.0 * r[0] + if r[1] > 2.0 { 10.0 } else { 0.0 })
+            .collect();
+        let mean = target.iter().sum::<f64>() / rows as f64;
+        Dataset {
+            times: (0..rows as i64).map(|i| i * 1000).collect(),
+            features,
+            baselines: vec![("mean".into(), vec![mean; rows])],
+            target,
+        }
+    }
+
+    #[test]
+    fn holdout_is_the_newest_rows() {
+        let (train, holdout) = split_by_time(&[50, 10, 40, 20, 30], 0.4);
+        assert_eq!(holdout, vec![2, 0]);
+        assert_eq!(train, vec![1, 3, 4]);
+    }
+
+    #[test]
+    fn every_kind_trains_and_beats_the_mean_baseline() {
+        let specs = [
+            ModelSpec::LinearRegression,
+            ModelSpec::RidgeRegression {
+                alpha: 0.1,
+                normalize: true,
+            },
+            ModelSpec::DecisionTree {
+                max_depth: Some(8),
+                min_samples_leaf: 1,
+            },
+            ModelSpec::RandomForest {
+                n_trees: 10,
+                max_depth: Some(8),
+                min_samples_leaf: 1,
+                seed: 1,
+            },
+            ModelSpec::Knn { k: 3 },
+        ];
+        let data = data(400);
+        for spec in specs {
+            let e = evaluate(&spec, ErrorMetric::Mae, 0.2, &data, None).expect("evaluate");
+            assert_eq!((e.train_rows, e.holdout_rows), (320, 80));
+            assert!(
+                e.model_error < e.baseline.1,
+                "{spec:?}: {} vs {}",
+                e.model_error,
+                e.baseline.1
+            );
+            assert_eq!(e.decision, Promotion::Promote, "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn a_better_champion_keeps_its_place() {
+        let data = data(400);
+        let tree = evaluate(
+            &ModelSpec::DecisionTree {
+                max_depth: None,
+                min_samples_leaf: 1,
+            },
+            ErrorMetric::Mae,
+            0.2,
+            &data,
+            None,
+        )
+        .expect("tree");
+        let champion = PreparedModel::prepare(tree.model, 2).expect("prepare");
+        let linear = evaluate(
+            &ModelSpec::LinearRegression,
+            ErrorMetric::Mae,
+            0.2,
+            &data,
+            Some(&champion),
+        )
+        .expect("linear");
+        assert!(linear.champion_error.is_some());
+        assert!(
+            matches!(linear.decision, Promotion::Reject(_)),
+            "{:?}",
+            linear.decision
+        );
+    }
+
+    #[test]
+    fn bad_data_is_an_error_not_a_panic() {
+        let mut d = data(10);
+        d.target.pop();
+        assert!(evaluate(
+            &ModelSpec::LinearRegression,
+            ErrorMetric::Mae,
+            0.2,
+            &d,
+            None
+        )
+        .is_err());
+        assert!(fit(&ModelSpec::LinearRegression, &[], &[]).is_err());
+        let mut no_baseline = data(10);
+        no_baseline.baselines.clear();
+        assert!(evaluate(
+            &ModelSpec::LinearRegression,
+            ErrorMetric::Mae,
+            0.2,
+            &no_baseline,
+            None
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,155 @@
+//! `dcpilot jobs …`: background jobs from the command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use dcpilot_background::{BackgroundConfig, OpenMode, TelemetryStore};
+use dcpilot_info_core::InfoCore;
+use dcpilot_pipelines::{run_once, JobSpec, Registry, RunReport};
+use dcpilot_schemas::traces::{read_trace, TraceFormat};
+use dcpilot_schemas::{decode::SampleSink, TelemetryBatchBuilder};
+
+/// `dcpilot jobs` subcommands.
+#[derive(clap::Subcommand)]
+pub enum JobsCommand {
+    /// The registered jobs.
+    List,
+    /// Check spec files; every problem is reported with its file and key.
+    Validate {
+        /// Spec files (TOML).
+        files: Vec<PathBuf>,
+    },
+    /// Train a job once, judge it against its baselines and the served model, and publish
+    /// it to the Information Core in `--data-dir` if it wins.
+    RunOnce {
+        /// Job name.
+        name: String,
+        /// Train on this trace directory (Bitbrains `*.csv` files, or NTUA runs with
+        /// `Raw_Data/`) instead of the tables in `--data-dir`.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+}
+
+fn trace_format(dir: &Path) -> TraceFormat {
+    let ntua = dir.join("Raw_Data").is_dir()
+        || dir.file_name().is_some_and(|n| n == "Raw_Data")
+        || dir.join("Profiling").is_dir();
+    if ntua {
+        TraceFormat::Ntua
+    } else {
+        TraceFormat::Bitbrains
+    }
+}
+
+/// A memory-only telemetry table holding a trace.
+fn load_trace(dir: &Path) -> Result<TelemetryStore> {
+    let samples = read_trace(trace_format(dir), dir)
+        .with_context(|| format!("reading the trace in {}", dir.display()))?;
+    let mut config = BackgroundConfig::default().store;
+    // Keep the whole trace in memory: no spill, a window as long as any trace.
+    config.durable = false;
+    config.spill = false;
+    config.retention_secs = 100 * 365 * 86_400;
+    config.partition_secs = 30 * 86_400;
+    let store = TelemetryStore::open(None, &config, OpenMode::ReadWrite)?;
+    let mut builder = TelemetryBatchBuilder::with_capacity(65_536);
+    for chunk in samples.chunks(65_536) {
+        for s in chunk {
+            builder.push(&s.as_ref());
+        }
+        store.telemetry.insert(&builder.finish())?;
+    }
+    Ok(store)
+}
+
+fn print_report(r: &RunReport) {
+    println!("job              {}", r.job);
+    println!(
+        "rows             {} train, {} holdout (newest by time)",
+        r.train_rows, r.holdout_rows
+    );
+    println!("{:<16} {:.4}", format!("model {}", r.metric), r.model_error);
+    println!(
+        "{:<16} {:.4}  ({})",
+        format!("baseline {}", r.metric),
+        r.baseline_error,
+        r.baseline
+    );
+    match r.champion_error {
+        Some(e) => println!("{:<16} {e:.4}", format!("champion {}", r.metric)),
+        None => println!("champion         none"),
+    }
+    match (r.published_version, &r.rejected) {
+        (Some(v), _) => println!("published        version {v}"),
+        (None, Some(why)) => println!("not published    {why}"),
+        (None, None) => {}
+    }
+}
+
+/// Runs one `jobs` subcommand.
+pub async fn run(data_dir: &Path, command: JobsCommand, as_json: bool) -> Result<ExitCode> {
+    match command {
+        JobsCommand::List => {
+            let registry = Registry::builtin()?;
+            for job in registry.jobs() {
+                let spec = job.spec();
+                if as_json {
+                    println!("{}", serde_json::to_string(spec)?);
+                } else {
+                    println!("{:<24} {}", spec.name, spec.description);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobsCommand::Validate { files } => {
+            if files.is_empty() {
+                bail!("give at least one spec file");
+            }
+            let mut bad = 0;
+            for file in &files {
+                match JobSpec::load(file) {
+                    Ok(spec) => println!("{}: ok ({})", file.display(), spec.name),
+                    Err(e) => {
+                        bad += 1;
+                        for problem in &e.problems {
+                            println!("{problem}");
+                        }
+                    }
+                }
+            }
+            Ok(if bad == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        JobsCommand::RunOnce { name, data } => {
+            let registry = Registry::builtin()?;
+            let job = registry.get(&name).with_context(|| {
+                let names: Vec<String> = registry.jobs().map(|j| j.name().to_string()).collect();
+                format!("no job named {name:?} (registered: {})", names.join(", "))
+            })?;
+            let tables = match &data {
+                Some(dir) => load_trace(dir)?,
+                None => TelemetryStore::open(
+                    Some(data_dir),
+                    &BackgroundConfig::default().store,
+                    OpenMode::ReadOnly,
+                )?,
+            };
+            let models_dir = crate::models::store_dir(data_dir);
+            let store = InfoCore::open_dir(&models_dir).with_context(|| {
+                format!("opening the Information Core in {}", models_dir.display())
+            })?;
+            let report = run_once(job.as_ref(), tables.context(), &store).await?;
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_report(&report);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
