@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use dcpilot_background::{BackgroundConfig, OpenMode, TelemetryStore};
 use dcpilot_info_core::InfoCore;
-use dcpilot_pipelines::{run_once, JobSpec, Registry, RunReport};
+use dcpilot_pipelines::{evaluate_served, run_once, JobSpec, Registry, RunReport};
 use dcpilot_schemas::traces::{read_trace, TraceFormat};
 use dcpilot_schemas::{decode::SampleSink, TelemetryBatchBuilder};
 
@@ -29,6 +29,14 @@ pub enum JobsCommand {
         /// `Raw_Data/`) instead of the tables in `--data-dir`.
         #[arg(long)]
         data: Option<PathBuf>,
+    },
+    /// Judge the served version of a job's model on other data, without training on it.
+    Evaluate {
+        /// Job name.
+        name: String,
+        /// Trace directory to judge on (as for `run-once`).
+        #[arg(long)]
+        data: PathBuf,
     },
 }
 
@@ -88,6 +96,19 @@ fn print_report(r: &RunReport) {
     }
 }
 
+fn find_job(registry: &Registry, name: &str) -> Result<std::sync::Arc<dyn dcpilot_pipelines::Job>> {
+    registry.get(name).with_context(|| {
+        let names: Vec<String> = registry.jobs().map(|j| j.name().to_string()).collect();
+        format!("no job named {name:?} (registered: {})", names.join(", "))
+    })
+}
+
+fn open_models(data_dir: &Path) -> Result<InfoCore> {
+    let dir = crate::models::store_dir(data_dir);
+    InfoCore::open_dir(&dir)
+        .with_context(|| format!("opening the Information Core in {}", dir.display()))
+}
+
 /// Runs one `jobs` subcommand.
 pub async fn run(data_dir: &Path, command: JobsCommand, as_json: bool) -> Result<ExitCode> {
     match command {
@@ -125,12 +146,37 @@ pub async fn run(data_dir: &Path, command: JobsCommand, as_json: bool) -> Result
                 ExitCode::FAILURE
             })
         }
+        JobsCommand::Evaluate { name, data } => {
+            let registry = Registry::builtin()?;
+            let job = find_job(&registry, &name)?;
+            let tables = load_trace(&data)?;
+            let store = open_models(data_dir)?;
+            let report = evaluate_served(job.as_ref(), tables.context(), &store).await?;
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "job              {} (version {})",
+                    report.job, report.version
+                );
+                println!("rows             {}", report.rows);
+                println!(
+                    "{:<16} {:.4}",
+                    format!("model {}", report.metric),
+                    report.model_error
+                );
+                println!(
+                    "{:<16} {:.4}  ({})",
+                    format!("baseline {}", report.metric),
+                    report.baseline_error,
+                    report.baseline
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         JobsCommand::RunOnce { name, data } => {
             let registry = Registry::builtin()?;
-            let job = registry.get(&name).with_context(|| {
-                let names: Vec<String> = registry.jobs().map(|j| j.name().to_string()).collect();
-                format!("no job named {name:?} (registered: {})", names.join(", "))
-            })?;
+            let job = find_job(&registry, &name)?;
             let tables = match &data {
                 Some(dir) => load_trace(dir)?,
                 None => TelemetryStore::open(
@@ -139,10 +185,7 @@ pub async fn run(data_dir: &Path, command: JobsCommand, as_json: bool) -> Result
                     OpenMode::ReadOnly,
                 )?,
             };
-            let models_dir = crate::models::store_dir(data_dir);
-            let store = InfoCore::open_dir(&models_dir).with_context(|| {
-                format!("opening the Information Core in {}", models_dir.display())
-            })?;
+            let store = open_models(data_dir)?;
             let report = run_once(job.as_ref(), tables.context(), &store).await?;
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

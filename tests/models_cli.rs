@@ -272,3 +272,80 @@ fn jobs_run_once_publishes_only_a_model_that_beats_its_baseline() {
         "lists the registered jobs"
     );
 }
+
+#[test]
+fn jobs_evaluate_judges_the_served_version_without_training() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bitbrains_rnd/2013-8");
+    let data = data.to_str().expect("utf-8");
+    let out = dcpilot(
+        dir.path(),
+        &["jobs", "evaluate", "cpu-demand", "--data", data],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run-once"));
+
+    // Serve a model that predicts "the last value" exactly: y = cpu_now.
+    let spec = dcpilot_pipelines::Registry::builtin()
+        .expect("registry")
+        .get("cpu-demand")
+        .expect("job")
+        .spec()
+        .clone();
+    let x: Vec<Vec<f64>> = (0..50)
+        .map(|i: u64| {
+            (0..spec.features.len() as u64)
+                // Pseudo-random, so the columns are independent and y = x0 is the one fit.
+                .map(|f| ((i * 2_654_435_761 + f * 40_503 + i * f * 97) % 1_009) as f64)
+                .collect()
+        })
+        .collect();
+    let y: Vec<f64> = x.iter().map(|r| r[0]).collect();
+    let model = dcpilot_pipelines::fit(&dcpilot_pipelines::ModelSpec::LinearRegression, &x, &y)
+        .expect("fit");
+    let store = InfoCore::open_dir(&dir.path().join("models")).expect("open");
+    store
+        .publish(ModelDraft {
+            name: spec.name.clone(),
+            features: spec.features.clone(),
+            target: spec.target.clone(),
+            window: TrainingWindow {
+                start_ms: 0,
+                end_ms: 1,
+            },
+            rows: 50,
+            metrics: HoldoutMetrics {
+                metric: "rmse".into(),
+                model_error: 0.0,
+                baseline_error: 1.0,
+                baseline: "last_value".into(),
+            },
+            lineage: Lineage {
+                job: "test".into(),
+                spec_hash: "0".into(),
+            },
+            model,
+        })
+        .expect("publish");
+    drop(store);
+
+    let report = json(&dcpilot(
+        dir.path(),
+        &["jobs", "evaluate", "cpu-demand", "--data", data, "--json"],
+    ));
+    assert_eq!(report["version"], 1);
+    assert!(report["rows"].as_u64().expect("rows") > 10_000);
+    let (model, baseline) = (
+        report["model_error"].as_f64().expect("model_error"),
+        report["baseline_error"].as_f64().expect("baseline_error"),
+    );
+    // The served model is the last-value predictor, so it scores as the last-value baseline.
+    assert_eq!(report["baseline"], "last_value");
+    assert!(
+        (model - baseline).abs() < 1e-6 * baseline.max(1.0),
+        "{model} vs {baseline}"
+    );
+    // Evaluating trains nothing.
+    let list = json(&dcpilot(dir.path(), &["models", "list", "--json"]));
+    assert_eq!(list[0]["version"], 1);
+}

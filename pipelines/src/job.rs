@@ -257,3 +257,82 @@ pub async fn run_once(job: &dyn Job, ctx: &SessionContext, store: &InfoCore) -> 
         rejected,
     })
 }
+
+/// How the served version of a job's model does on other data (nothing is trained).
+#[derive(Debug, Clone, Serialize)]
+pub struct EvaluationReport {
+    /// Job name.
+    pub job: String,
+    /// Version judged.
+    pub version: u64,
+    /// Metric name.
+    pub metric: String,
+    /// The served model's error on every row of the data.
+    pub model_error: f64,
+    /// The better baseline's name.
+    pub baseline: String,
+    /// Its error on the same rows.
+    pub baseline_error: f64,
+    /// Rows judged.
+    pub rows: usize,
+}
+
+/// Judges the version of `job`'s model that `store` serves on the rows `ctx` yields.
+pub async fn evaluate_served(
+    job: &dyn Job,
+    ctx: &SessionContext,
+    store: &InfoCore,
+) -> Result<EvaluationReport> {
+    let spec = job.spec();
+    let snapshot = store.snapshot();
+    let served = snapshot.get(&spec.name).ok_or_else(|| {
+        PipelineError::Data(format!(
+            "no version of {:?} is served; run `dcpilot jobs run-once {}` first",
+            spec.name, spec.name
+        ))
+    })?;
+    if served.record.features != spec.features {
+        return Err(PipelineError::Spec(format!(
+            "{} v{} reads features {:?}, the spec now lists {:?}",
+            spec.name,
+            served.version(),
+            served.record.features,
+            spec.features
+        )));
+    }
+    let batches = ctx
+        .sql(&spec.sql)
+        .await
+        .map_err(|e| PipelineError::Data(format!("{}: source.sql: {e}", spec.name)))?
+        .collect()
+        .await
+        .map_err(|e| PipelineError::Data(format!("{}: running source.sql: {e}", spec.name)))?;
+    let data = job.dataset(&batches)?;
+    if data.times.is_empty() {
+        return Err(PipelineError::Data(format!(
+            "the data yields no rows for {}",
+            spec.name
+        )));
+    }
+    let predicted = data
+        .features
+        .iter()
+        .map(|row| served.prepared.predict(row).map_err(PipelineError::from))
+        .collect::<Result<Vec<f64>>>()?;
+    let (baseline, baseline_error) = data
+        .baselines
+        .iter()
+        .map(|(name, values)| (name.clone(), spec.metric.error(&data.target, values)))
+        .filter(|(_, e)| !e.is_nan())
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .ok_or_else(|| PipelineError::Data("no baseline column has a defined error".into()))?;
+    Ok(EvaluationReport {
+        job: spec.name.clone(),
+        version: served.version(),
+        metric: spec.metric.as_str().into(),
+        model_error: spec.metric.error(&data.target, &predicted),
+        baseline,
+        baseline_error,
+        rows: data.times.len(),
+    })
+}

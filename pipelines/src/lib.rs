@@ -13,7 +13,7 @@ pub mod spec;
 pub mod train;
 
 pub use error::{PipelineError, Result};
-pub use job::{run_once, Job, Registry, RunReport, SpecJob};
+pub use job::{evaluate_served, run_once, EvaluationReport, Job, Registry, RunReport, SpecJob};
 pub use metrics::ErrorMetric;
 pub use spec::{JobSpec, ModelSpec, SpecErrors};
 pub use train::{evaluate, fit, Dataset, Evaluation};
