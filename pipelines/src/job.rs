@@ -158,7 +158,37 @@ pub fn dataset_from_columns(spec: &JobSpec, batches: &[RecordBatch]) -> Result<D
             }
         }
     }
-    Ok(data)
+    Ok(canonical_order(data))
+}
+
+/// Rows sorted by (time, features, target): a parallel query returns rows in varying
+/// order, and a seeded forest must see the same rows in the same order to be reproducible.
+fn canonical_order(data: Dataset) -> Dataset {
+    let mut order: Vec<usize> = (0..data.times.len()).collect();
+    order.sort_by(|&a, &b| {
+        data.times[a]
+            .cmp(&data.times[b])
+            .then_with(|| {
+                data.features[a]
+                    .iter()
+                    .zip(&data.features[b])
+                    .map(|(x, y)| x.total_cmp(y))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .then_with(|| data.target[a].total_cmp(&data.target[b]))
+    });
+    let pick = |values: &[f64]| order.iter().map(|&i| values[i]).collect::<Vec<_>>();
+    Dataset {
+        times: order.iter().map(|&i| data.times[i]).collect(),
+        features: order.iter().map(|&i| data.features[i].clone()).collect(),
+        target: pick(&data.target),
+        baselines: data
+            .baselines
+            .iter()
+            .map(|(name, values)| (name.clone(), pick(values)))
+            .collect(),
+    }
 }
 
 /// What one run did.
