@@ -128,6 +128,9 @@ impl InfoCore {
     /// snapshot.
     pub fn reload(&self) -> Result<()> {
         let mut models: BTreeMap<String, ModelState> = BTreeMap::new();
+        // Every version is prepared once while loading (to find the unusable ones); the
+        // current ones are served from these, not prepared again.
+        let mut prepared: BTreeMap<(String, u64), Arc<ServedModel>> = BTreeMap::new();
         for key in self.storage.list()? {
             let Some((name, file)) = key.split_once('/') else {
                 continue;
@@ -136,16 +139,22 @@ impl InfoCore {
                 continue;
             }
             let state = models.entry(name.to_string()).or_default();
-            if let Err(e) = self.load_file(&key, file, state) {
-                let reason = e.to_string();
-                tracing::error!(key = %key, error = %reason, "Information Core file unusable");
-                if matches!(
-                    e,
-                    InfoCoreError::Corrupt { .. } | InfoCoreError::InvalidModel { .. }
-                ) {
-                    self.storage.quarantine(&key, &reason)?;
+            match self.load_file(&key, file, state) {
+                Ok(Some(served)) => {
+                    prepared.insert((name.to_string(), served.version()), served);
                 }
-                self.problems.lock().push(reason);
+                Ok(None) => {}
+                Err(e) => {
+                    let reason = e.to_string();
+                    tracing::error!(key = %key, error = %reason, "Information Core file unusable");
+                    if matches!(
+                        e,
+                        InfoCoreError::Corrupt { .. } | InfoCoreError::InvalidModel { .. }
+                    ) {
+                        self.storage.quarantine(&key, &reason)?;
+                    }
+                    self.problems.lock().push(reason);
+                }
             }
         }
         // A quarantined version's number stays taken.
@@ -165,10 +174,11 @@ impl InfoCore {
         let mut snapshot = Snapshot::default();
         snapshot.generation = self.snapshot.load().generation;
         for (name, state) in &models {
-            if let Some(v) = state.current() {
-                if let Some(record) = state.records.get(&v) {
-                    snapshot = snapshot.with(name, Some(prepare(record)?));
-                }
+            if let Some(served) = state
+                .current()
+                .and_then(|v| prepared.remove(&(name.clone(), v)))
+            {
+                snapshot = snapshot.with(name, Some(served));
             }
         }
         *self.models.lock() = models;
@@ -176,7 +186,13 @@ impl InfoCore {
         Ok(())
     }
 
-    fn load_file(&self, key: &str, file: &str, state: &mut ModelState) -> Result<()> {
+    /// Loads one file into `state`; a model file comes back prepared.
+    fn load_file(
+        &self,
+        key: &str,
+        file: &str,
+        state: &mut ModelState,
+    ) -> Result<Option<Arc<ServedModel>>> {
         let path = self.storage.describe(key);
         if file.ends_with(".model") {
             let bytes = self.storage.read(key)?;
@@ -189,19 +205,21 @@ impl InfoCore {
                 });
             }
             let record = Arc::new(record);
-            // Prepare once here so a record that cannot serve is found at load, not later.
-            prepare(&record)?;
+            // Prepared here so a record that cannot serve is found at load, not later.
+            let served = prepare(&record)?;
             state.seen.push(Step::Published {
                 seq: record.seq,
                 version: record.version,
             });
             state.records.insert(record.version, record);
-        } else if file.ends_with(".pointer") {
+            return Ok(Some(served));
+        }
+        if file.ends_with(".pointer") {
             let bytes = self.storage.read(key)?;
             let pointer: Pointer = record::decode(&bytes, &path)?;
             state.pointers.push(pointer);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// What went wrong while loading (corrupt files quarantined, unknown formats skipped).

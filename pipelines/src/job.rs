@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
 use crate::spec::JobSpec;
-use crate::train::{evaluate, Dataset};
+use crate::train::{best_baseline, evaluate, pick, predict_rows, Dataset};
 
 /// A background job. Most jobs are a spec file only ([`SpecJob`]); a job that needs code
 /// (custom features, a custom model) implements the trait and overrides what it needs.
@@ -178,15 +178,14 @@ fn canonical_order(data: Dataset) -> Dataset {
             })
             .then_with(|| data.target[a].total_cmp(&data.target[b]))
     });
-    let pick = |values: &[f64]| order.iter().map(|&i| values[i]).collect::<Vec<_>>();
     Dataset {
-        times: order.iter().map(|&i| data.times[i]).collect(),
-        features: order.iter().map(|&i| data.features[i].clone()).collect(),
-        target: pick(&data.target),
+        times: pick(&data.times, &order),
+        features: pick(&data.features, &order),
+        target: pick(&data.target, &order),
         baselines: data
             .baselines
             .iter()
-            .map(|(name, values)| (name.clone(), pick(values)))
+            .map(|(name, values)| (name.clone(), pick(values, &order)))
             .collect(),
     }
 }
@@ -216,6 +215,19 @@ pub struct RunReport {
     pub rejected: Option<String>,
 }
 
+/// Runs the spec's SQL on `ctx` and turns the rows into the job's dataset.
+async fn query_dataset(job: &dyn Job, ctx: &SessionContext) -> Result<Dataset> {
+    let spec = job.spec();
+    let batches = ctx
+        .sql(&spec.sql)
+        .await
+        .map_err(|e| PipelineError::Data(format!("{}: source.sql: {e}", spec.name)))?
+        .collect()
+        .await
+        .map_err(|e| PipelineError::Data(format!("{}: running source.sql: {e}", spec.name)))?;
+    job.dataset(&batches)
+}
+
 /// Checksum of the spec, as lineage (which spec produced a model).
 fn spec_hash(spec: &JobSpec) -> String {
     let text = serde_json::to_string(spec).unwrap_or_default();
@@ -226,14 +238,7 @@ fn spec_hash(spec: &JobSpec) -> String {
 /// champion served by `store`, and publishing the challenger if it wins.
 pub async fn run_once(job: &dyn Job, ctx: &SessionContext, store: &InfoCore) -> Result<RunReport> {
     let spec = job.spec();
-    let batches = ctx
-        .sql(&spec.sql)
-        .await
-        .map_err(|e| PipelineError::Data(format!("{}: source.sql: {e}", spec.name)))?
-        .collect()
-        .await
-        .map_err(|e| PipelineError::Data(format!("{}: running source.sql: {e}", spec.name)))?;
-    let data = job.dataset(&batches)?;
+    let data = query_dataset(job, ctx).await?;
     let snapshot = store.snapshot();
     let champion = snapshot
         .get(&spec.name)
@@ -330,32 +335,21 @@ pub async fn evaluate_served(
             spec.features
         )));
     }
-    let batches = ctx
-        .sql(&spec.sql)
-        .await
-        .map_err(|e| PipelineError::Data(format!("{}: source.sql: {e}", spec.name)))?
-        .collect()
-        .await
-        .map_err(|e| PipelineError::Data(format!("{}: running source.sql: {e}", spec.name)))?;
-    let data = job.dataset(&batches)?;
+    let data = query_dataset(job, ctx).await?;
     if data.times.is_empty() {
         return Err(PipelineError::Data(format!(
             "the data yields no rows for {}",
             spec.name
         )));
     }
-    let predicted = data
-        .features
-        .iter()
-        .map(|row| served.prepared.predict(row).map_err(PipelineError::from))
-        .collect::<Result<Vec<f64>>>()?;
-    let (baseline, baseline_error) = data
-        .baselines
-        .iter()
-        .map(|(name, values)| (name.clone(), spec.metric.error(&data.target, values)))
-        .filter(|(_, e)| !e.is_nan())
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .ok_or_else(|| PipelineError::Data("no baseline column has a defined error".into()))?;
+    let predicted = predict_rows(&served.prepared, &data.features)?;
+    let (baseline, baseline_error) = best_baseline(
+        spec.metric,
+        &data.target,
+        data.baselines
+            .iter()
+            .map(|(name, values)| (name.as_str(), values.as_slice())),
+    )?;
     Ok(EvaluationReport {
         job: spec.name.clone(),
         version: served.version(),

@@ -120,8 +120,30 @@ pub fn split_by_time(times: &[i64], fraction: f64) -> (Vec<usize>, Vec<usize>) {
     (order, train)
 }
 
-fn pick<T: Clone>(values: &[T], rows: &[usize]) -> Vec<T> {
+/// The values at `rows`, in that order.
+pub(crate) fn pick<T: Clone>(values: &[T], rows: &[usize]) -> Vec<T> {
     rows.iter().map(|&i| values[i].clone()).collect()
+}
+
+/// `model`'s prediction for each row.
+pub(crate) fn predict_rows(model: &PreparedModel, rows: &[Vec<f64>]) -> Result<Vec<f64>> {
+    rows.iter()
+        .map(|row| model.predict(row).map_err(PipelineError::from))
+        .collect()
+}
+
+/// The baseline whose predictions have the lowest defined error against `actual`.
+pub(crate) fn best_baseline<'a, V: AsRef<[f64]>>(
+    metric: ErrorMetric,
+    actual: &[f64],
+    baselines: impl IntoIterator<Item = (&'a str, V)>,
+) -> Result<(String, f64)> {
+    baselines
+        .into_iter()
+        .map(|(name, values)| (name.to_string(), metric.error(actual, values.as_ref())))
+        .filter(|(_, e)| !e.is_nan())
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .ok_or_else(|| PipelineError::Data("no baseline column has a defined error".into()))
 }
 
 /// Trains `spec` on the older rows of `data`, judges it on the newest, next to each
@@ -155,25 +177,19 @@ pub fn evaluate(
     let holdout_x = pick(&data.features, &holdout);
     let actual = pick(&data.target, &holdout);
     let width = holdout_x.first().map_or(0, Vec::len);
-    let predict_all = |prepared: &PreparedModel| -> Result<Vec<f64>> {
-        holdout_x
+    let prepared = PreparedModel::prepare(model_copy(&model)?, width)?;
+    let model_error = metric.error(&actual, &predict_rows(&prepared, &holdout_x)?);
+    let baseline = best_baseline(
+        metric,
+        &actual,
+        data.baselines
             .iter()
-            .map(|row| prepared.predict(row).map_err(PipelineError::from))
-            .collect()
-    };
-    let predicted = predict_all(&PreparedModel::prepare(model_copy(&model)?, width)?)?;
-    let model_error = metric.error(&actual, &predicted);
-    let baseline = data
-        .baselines
-        .iter()
-        .map(|(name, values)| (name.clone(), metric.error(&actual, &pick(values, &holdout))))
-        .filter(|(_, e)| !e.is_nan())
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .ok_or_else(|| PipelineError::Data("no baseline column has a defined error".into()))?;
+            .map(|(name, values)| (name.as_str(), pick(values, &holdout))),
+    )?;
     // A champion whose features no longer fit is no champion: the challenger competes
     // only against the baseline.
     let champion_error = champion
-        .and_then(|c| predict_all(c).ok())
+        .and_then(|c| predict_rows(c, &holdout_x).ok())
         .map(|p| metric.error(&actual, &p));
     let decision = promotion(model_error, baseline.1, champion_error);
     Ok(Evaluation {
