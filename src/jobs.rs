@@ -52,7 +52,7 @@ fn trace_format(dir: &Path) -> TraceFormat {
 }
 
 /// A memory-only telemetry table holding a trace.
-fn load_trace(dir: &Path) -> Result<TelemetryStore> {
+pub(crate) fn load_trace(dir: &Path) -> Result<TelemetryStore> {
     let samples = read_trace(trace_format(dir), dir)
         .with_context(|| format!("reading the trace in {}", dir.display()))?;
     let mut config = BackgroundConfig::default().store;
@@ -72,23 +72,41 @@ fn load_trace(dir: &Path) -> Result<TelemetryStore> {
     Ok(store)
 }
 
+/// The metrics table: the model's error next to the champion's and each baseline's.
+fn print_errors(
+    metric: &str,
+    model_error: f64,
+    champion_error: Option<Option<f64>>,
+    baselines: &std::collections::BTreeMap<String, f64>,
+    best: &str,
+) {
+    println!("{:<28} {metric}", "error");
+    println!("{:<28} {model_error:.4}", "model");
+    if let Some(champion) = champion_error {
+        match champion {
+            Some(e) => println!("{:<28} {e:.4}", "champion (served)"),
+            None => println!("{:<28} none", "champion (served)"),
+        }
+    }
+    for (name, error) in baselines {
+        let mark = if name == best { "  <- best baseline" } else { "" };
+        println!("{:<28} {error:.4}{mark}", format!("baseline {name}"));
+    }
+}
+
 fn print_report(r: &RunReport) {
     println!("job              {}", r.job);
     println!(
         "rows             {} train, {} holdout (newest by time)",
         r.train_rows, r.holdout_rows
     );
-    println!("{:<16} {:.4}", format!("model {}", r.metric), r.model_error);
-    println!(
-        "{:<16} {:.4}  ({})",
-        format!("baseline {}", r.metric),
-        r.baseline_error,
-        r.baseline
+    print_errors(
+        &r.metric,
+        r.model_error,
+        Some(r.champion_error),
+        &r.baselines,
+        &r.baseline,
     );
-    match r.champion_error {
-        Some(e) => println!("{:<16} {e:.4}", format!("champion {}", r.metric)),
-        None => println!("champion         none"),
-    }
     match (r.published_version, &r.rejected) {
         (Some(v), _) => println!("published        version {v}"),
         (None, Some(why)) => println!("not published    {why}"),
@@ -160,16 +178,12 @@ pub async fn run(data_dir: &Path, command: JobsCommand, as_json: bool) -> Result
                     report.job, report.version
                 );
                 println!("rows             {}", report.rows);
-                println!(
-                    "{:<16} {:.4}",
-                    format!("model {}", report.metric),
-                    report.model_error
-                );
-                println!(
-                    "{:<16} {:.4}  ({})",
-                    format!("baseline {}", report.metric),
-                    report.baseline_error,
-                    report.baseline
+                print_errors(
+                    &report.metric,
+                    report.model_error,
+                    None,
+                    &report.baselines,
+                    &report.baseline,
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -100,6 +100,10 @@ enum Command {
         /// Print rows as NDJSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Query a trace directory (as for `jobs run-once --data`) held in memory, instead
+        /// of the tables in `--data-dir`: handy while writing a job's SQL.
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
 }
 
@@ -195,7 +199,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(jobs::run(&cli.data_dir, command, json))
         }
         Command::Models { command, json } => models::run(&cli.data_dir, command, json),
-        Command::Query { sql, json } => runtime()?.block_on(query(&cli.data_dir, &sql, json)),
+        Command::Query { sql, json, data } => {
+            runtime()?.block_on(query(&cli.data_dir, data.as_deref(), &sql, json))
+        }
     }
 }
 
@@ -310,9 +316,15 @@ fn decode(format: Format, landscape: bool) -> Result<ExitCode> {
     })
 }
 
-async fn query(data_dir: &Path, sql: &str, json: bool) -> Result<ExitCode> {
-    let config = BackgroundConfig::load(None)?;
-    let store = TelemetryStore::open(Some(data_dir), &config.store, OpenMode::ReadOnly)?;
+async fn query(data_dir: &Path, trace: Option<&Path>, sql: &str, json: bool) -> Result<ExitCode> {
+    let store = match trace {
+        Some(dir) => jobs::load_trace(dir)?,
+        None => TelemetryStore::open(
+            Some(data_dir),
+            &BackgroundConfig::load(None)?.store,
+            OpenMode::ReadOnly,
+        )?,
+    };
     let batches = store.sql(sql).await?;
     if json {
         let mut writer = datafusion_json_lines(&batches)?;

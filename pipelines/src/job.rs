@@ -13,8 +13,8 @@ use dcpilot_info_core::{HoldoutMetrics, InfoCore, Lineage, ModelDraft, TrainingW
 use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
-use crate::spec::JobSpec;
-use crate::train::{best_baseline, evaluate, pick, predict_rows, Dataset};
+use crate::spec::{JobSpec, ModelSpec};
+use crate::train::{baseline_errors, best_baseline, evaluate, predict_rows, Dataset};
 
 /// A background job. Most jobs are a spec file only ([`SpecJob`]); a job that needs code
 /// (custom features, a custom model) implements the trait and overrides what it needs.
@@ -44,10 +44,20 @@ impl Job for SpecJob {
 }
 
 /// Built-in job specs, embedded in the binary.
-const BUILTIN_SPECS: &[(&str, &str)] = &[(
-    "pipelines/jobs/cpu-demand.toml",
-    include_str!("../jobs/cpu-demand.toml"),
-)];
+const BUILTIN_SPECS: &[(&str, &str)] = &[
+    (
+        "pipelines/jobs/cpu-demand.toml",
+        include_str!("../jobs/cpu-demand.toml"),
+    ),
+    (
+        "pipelines/jobs/interference-slowdown.toml",
+        include_str!("../jobs/interference-slowdown.toml"),
+    ),
+    (
+        "pipelines/jobs/rightsizing.toml",
+        include_str!("../jobs/rightsizing.toml"),
+    ),
+];
 
 /// The jobs a process runs, by name.
 #[derive(Default)]
@@ -111,15 +121,29 @@ fn floats(batch: &RecordBatch, name: &str) -> Result<Vec<f64>> {
         .collect())
 }
 
+fn strings(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
+    let array = cast(column(batch, name)?, &DataType::Utf8)
+        .map_err(|e| PipelineError::Data(format!("column {name:?}: {e}")))?;
+    let values = array.as_string::<i32>();
+    Ok((0..values.len())
+        .map(|i| values.is_valid(i).then(|| values.value(i).to_string()))
+        .collect())
+}
+
 /// Reads the spec's columns out of query results; rows with a missing or non-finite value
 /// are skipped.
 pub fn dataset_from_columns(spec: &JobSpec, batches: &[RecordBatch]) -> Result<Dataset> {
+    let baseline_columns = spec.baseline_query_columns();
+    let key_column = match &spec.model {
+        ModelSpec::QuantileTable { key, .. } => Some(key.as_str()),
+        _ => None,
+    };
     let mut data = Dataset {
-        baselines: spec
-            .baseline_columns
+        baselines: baseline_columns
             .iter()
             .map(|b| (b.clone(), Vec::new()))
             .collect(),
+        columns: spec.features.clone(),
         ..Dataset::default()
     };
     for batch in batches {
@@ -135,9 +159,13 @@ pub fn dataset_from_columns(spec: &JobSpec, batches: &[RecordBatch]) -> Result<D
             .iter()
             .map(|f| floats(batch, f))
             .collect::<Result<Vec<_>>>()?;
-        let target = floats(batch, &spec.target)?;
-        let baselines = spec
-            .baseline_columns
+        // A quantile table has no target: every row counts.
+        let target = match key_column {
+            Some(_) => vec![0.0; batch.num_rows()],
+            None => floats(batch, &spec.target)?,
+        };
+        let keys = key_column.map(|k| strings(batch, k)).transpose()?;
+        let baselines = baseline_columns
             .iter()
             .map(|b| floats(batch, b))
             .collect::<Result<Vec<_>>>()?;
@@ -146,13 +174,18 @@ pub fn dataset_from_columns(spec: &JobSpec, batches: &[RecordBatch]) -> Result<D
             let finite = times.is_valid(row)
                 && target[row].is_finite()
                 && x.iter().all(|v| v.is_finite())
-                && baselines.iter().all(|b| b[row].is_finite());
+                && baselines.iter().all(|b| b[row].is_finite())
+                && keys.as_ref().is_none_or(|k| k[row].is_some());
             if !finite {
                 continue;
             }
             data.times.push(times.value(row));
             data.features.push(x);
-            data.target.push(target[row]);
+            if let Some(keys) = &keys {
+                data.keys.push(keys[row].clone().unwrap_or_default());
+            } else {
+                data.target.push(target[row]);
+            }
             for (i, b) in baselines.iter().enumerate() {
                 data.baselines[i].1.push(b[row]);
             }
@@ -176,18 +209,12 @@ fn canonical_order(data: Dataset) -> Dataset {
                     .find(|o| o.is_ne())
                     .unwrap_or(std::cmp::Ordering::Equal)
             })
-            .then_with(|| data.target[a].total_cmp(&data.target[b]))
+            .then_with(|| match (data.target.get(a), data.target.get(b)) {
+                (Some(x), Some(y)) => x.total_cmp(y),
+                _ => data.keys[a].cmp(&data.keys[b]),
+            })
     });
-    Dataset {
-        times: pick(&data.times, &order),
-        features: pick(&data.features, &order),
-        target: pick(&data.target, &order),
-        baselines: data
-            .baselines
-            .iter()
-            .map(|(name, values)| (name.clone(), pick(values, &order)))
-            .collect(),
-    }
+    data.select(&order)
 }
 
 /// What one run did.
@@ -203,6 +230,8 @@ pub struct RunReport {
     pub baseline: String,
     /// Its error.
     pub baseline_error: f64,
+    /// Every baseline's error, by name (null when undefined).
+    pub baselines: BTreeMap<String, f64>,
     /// The served champion's error on the same holdout, if any.
     pub champion_error: Option<f64>,
     /// Rows trained on and held out.
@@ -228,6 +257,21 @@ async fn query_dataset(job: &dyn Job, ctx: &SessionContext) -> Result<Dataset> {
     job.dataset(&batches)
 }
 
+/// The rows no older than `window_secs` behind the newest row (the training window).
+fn within_window(data: Dataset, window_secs: u64) -> Dataset {
+    let Some(newest) = data.times.iter().copied().max() else {
+        return data;
+    };
+    let start = newest.saturating_sub((window_secs as i64).saturating_mul(1000));
+    if data.times.iter().all(|&t| t >= start) {
+        return data;
+    }
+    let keep: Vec<usize> = (0..data.times.len())
+        .filter(|&i| data.times[i] >= start)
+        .collect();
+    data.select(&keep)
+}
+
 /// Checksum of the spec, as lineage (which spec produced a model).
 fn spec_hash(spec: &JobSpec) -> String {
     let text = serde_json::to_string(spec).unwrap_or_default();
@@ -238,7 +282,7 @@ fn spec_hash(spec: &JobSpec) -> String {
 /// champion served by `store`, and publishing the challenger if it wins.
 pub async fn run_once(job: &dyn Job, ctx: &SessionContext, store: &InfoCore) -> Result<RunReport> {
     let spec = job.spec();
-    let data = query_dataset(job, ctx).await?;
+    let data = within_window(query_dataset(job, ctx).await?, spec.window_secs);
     let snapshot = store.snapshot();
     let champion = snapshot
         .get(&spec.name)
@@ -285,6 +329,7 @@ pub async fn run_once(job: &dyn Job, ctx: &SessionContext, store: &InfoCore) -> 
         model_error: evaluation.model_error,
         baseline: evaluation.baseline.0,
         baseline_error: evaluation.baseline.1,
+        baselines: evaluation.baselines.into_iter().collect(),
         champion_error: evaluation.champion_error,
         train_rows: evaluation.train_rows,
         holdout_rows: evaluation.holdout_rows,
@@ -308,6 +353,8 @@ pub struct EvaluationReport {
     pub baseline: String,
     /// Its error on the same rows.
     pub baseline_error: f64,
+    /// Every baseline's error, by name (null when undefined).
+    pub baselines: BTreeMap<String, f64>,
     /// Rows judged.
     pub rows: usize,
 }
@@ -342,21 +389,29 @@ pub async fn evaluate_served(
             spec.name
         )));
     }
-    let predicted = predict_rows(&served.prepared, &data.features)?;
-    let (baseline, baseline_error) = best_baseline(
-        spec.metric,
-        &data.target,
-        data.baselines
-            .iter()
-            .map(|(name, values)| (name.as_str(), values.as_slice())),
-    )?;
+    let (model_error, baselines) = match served.prepared.table() {
+        Some(table) => crate::table::judge_served(table, &spec.model, spec.metric, &data)?,
+        None => {
+            let predicted = predict_rows(&served.prepared, &data.features)?;
+            let errors = baseline_errors(
+                spec.metric,
+                &data.target,
+                data.baselines
+                    .iter()
+                    .map(|(name, values)| (name.as_str(), values.as_slice())),
+            );
+            (spec.metric.error(&data.target, &predicted), errors)
+        }
+    };
+    let (baseline, baseline_error) = best_baseline(&baselines)?;
     Ok(EvaluationReport {
         job: spec.name.clone(),
         version: served.version(),
         metric: spec.metric.as_str().into(),
-        model_error: spec.metric.error(&data.target, &predicted),
+        model_error,
         baseline,
         baseline_error,
+        baselines: baselines.into_iter().collect(),
         rows: data.times.len(),
     })
 }

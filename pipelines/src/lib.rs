@@ -10,6 +10,7 @@ pub mod error;
 pub mod job;
 pub mod metrics;
 pub mod spec;
+pub mod table;
 pub mod train;
 
 pub use error::{PipelineError, Result};

@@ -72,6 +72,27 @@ pub enum ModelSpec {
         /// Neighbours.
         k: usize,
     },
+    /// Per-key values at chosen quantiles of each feature column, from a histogram whose
+    /// weights halve every `half_life_secs` (as Kubernetes' VPA recommender does): the
+    /// rule-of-thumb table. Reads no target; each baseline column `b` names the per-row
+    /// columns `b_<feature>`.
+    QuantileTable {
+        /// Column holding the key (e.g. the workload).
+        key: String,
+        /// Quantiles stored, ascending in (0, 1].
+        quantiles: Vec<f64>,
+        /// The quantile judged against the holdout (one of `quantiles`).
+        judged_quantile: f64,
+        /// Half-life of a row's weight, by event time.
+        half_life_secs: u64,
+    },
+}
+
+impl ModelSpec {
+    /// Whether the kind is the per-key quantile table (no target, keyed rows).
+    pub fn is_table(&self) -> bool {
+        matches!(self, Self::QuantileTable { .. })
+    }
 }
 
 /// When a job runs.
@@ -149,6 +170,10 @@ const KIND_PARAMS: &[(&str, &[&str])] = &[
         &["n_trees", "max_depth", "min_samples_leaf", "seed"],
     ),
     ("knn", &["k"]),
+    (
+        "quantile_table",
+        &["key", "quantiles", "judged_quantile", "half_life_secs"],
+    ),
 ];
 
 /// Collects problems while reading typed values out of a TOML document.
@@ -220,6 +245,29 @@ impl<'a> Reader<'a> {
                 Some(strings)
             }
             Some(other) => {
+                self.problem(
+                    key,
+                    format!("expected an array, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn numbers(&mut self, key: &str) -> Option<Vec<f64>> {
+        match self.value(key)? {
+            toml::Value::Array(items) => {
+                let numbers: Vec<f64> = items
+                    .iter()
+                    .filter_map(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+                    .collect();
+                if numbers.len() != items.len() {
+                    self.problem(key, "expected an array of numbers");
+                    return None;
+                }
+                Some(numbers)
+            }
+            other => {
                 self.problem(
                     key,
                     format!("expected an array, found {}", other.type_str()),
@@ -343,7 +391,19 @@ impl JobSpec {
             .string("source.time_column", false)
             .unwrap_or_else(|| "ts".into());
         let features = r.strings("model.features");
-        let target = r.string("model.target", true);
+        let model = read_model(&mut r);
+        let is_table = model.as_ref().is_some_and(ModelSpec::is_table);
+        let target = if is_table {
+            if r.value("model.target").is_some() {
+                r.problem(
+                    "model.target",
+                    "a quantile_table has no target (it summarises the features)",
+                );
+            }
+            Some(String::new())
+        } else {
+            r.string("model.target", true)
+        };
         if let (Some(f), Some(t)) = (&features, &target) {
             if f.contains(t) {
                 r.problem(
@@ -352,7 +412,6 @@ impl JobSpec {
                 );
             }
         }
-        let model = read_model(&mut r);
         let trigger = Trigger {
             every_secs: r.integer("trigger.every_secs", 1),
             after_rows: r.integer("trigger.after_rows", 1),
@@ -483,11 +542,56 @@ fn read_model(r: &mut Reader<'_>) -> Option<ModelSpec> {
             min_samples_leaf: r.integer("model.params.min_samples_leaf", 1).unwrap_or(1) as usize,
             seed: r.integer("model.params.seed", 0).unwrap_or(0),
         },
+        "quantile_table" => read_table(r)?,
         _ => ModelSpec::Knn {
             k: r.integer("model.params.k", 1).unwrap_or(5) as usize,
         },
     };
     Some(model)
+}
+
+fn read_table(r: &mut Reader<'_>) -> Option<ModelSpec> {
+    let key = r.string("model.params.key", true);
+    let quantiles = r
+        .numbers("model.params.quantiles")
+        .unwrap_or_else(|| vec![0.5, 0.9, 0.99]);
+    let valid = !quantiles.is_empty()
+        && quantiles.windows(2).all(|w| w[0] < w[1])
+        && quantiles.iter().all(|&q| q > 0.0 && q <= 1.0);
+    if !valid {
+        r.problem(
+            "model.params.quantiles",
+            format!("must ascend strictly within (0, 1], got {quantiles:?}"),
+        );
+    }
+    let judged_quantile = r.float("model.params.judged_quantile").unwrap_or(0.9);
+    if !quantiles.contains(&judged_quantile) {
+        r.problem(
+            "model.params.judged_quantile",
+            format!("{judged_quantile} is not one of the quantiles {quantiles:?}"),
+        );
+    }
+    Some(ModelSpec::QuantileTable {
+        key: key?,
+        quantiles,
+        judged_quantile,
+        half_life_secs: r.integer("model.params.half_life_secs", 1).unwrap_or(86_400),
+    })
+}
+
+impl JobSpec {
+    /// The query columns holding naive predictions: the baseline columns themselves, or
+    /// for a quantile table `<baseline>_<feature>` for each feature.
+    pub fn baseline_query_columns(&self) -> Vec<String> {
+        if self.model.is_table() {
+            self.baseline_columns
+                .iter()
+                .flat_map(|b| self.features.iter().map(move |f| format!("{b}_{f}")))
+                .collect()
+        } else {
+            self.baseline_columns.clone()
+        }
+    }
 }
 
 #[cfg(test)]

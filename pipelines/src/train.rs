@@ -26,6 +26,39 @@ pub struct Dataset {
     pub target: Vec<f64>,
     /// Naive predictions per baseline column: (name, one value per row).
     pub baselines: Vec<(String, Vec<f64>)>,
+    /// Key of each row, for keyed models (quantile tables); empty otherwise.
+    pub keys: Vec<String>,
+    /// Feature column names, in the order of each row's values.
+    pub columns: Vec<String>,
+}
+
+impl Dataset {
+    /// The given rows, in that order (every per-row column follows).
+    pub fn select(&self, rows: &[usize]) -> Dataset {
+        let optional = |values: &[String]| {
+            if values.is_empty() {
+                Vec::new()
+            } else {
+                pick(values, rows)
+            }
+        };
+        Dataset {
+            times: pick(&self.times, rows),
+            features: pick(&self.features, rows),
+            target: if self.target.is_empty() {
+                Vec::new()
+            } else {
+                pick(&self.target, rows)
+            },
+            keys: optional(&self.keys),
+            baselines: self
+                .baselines
+                .iter()
+                .map(|(name, values)| (name.clone(), pick(values, rows)))
+                .collect(),
+            columns: self.columns.clone(),
+        }
+    }
 }
 
 /// The result of training and judging one model.
@@ -37,6 +70,8 @@ pub struct Evaluation {
     pub model_error: f64,
     /// The best baseline and its holdout error.
     pub baseline: (String, f64),
+    /// Every baseline's holdout error (NaN when undefined).
+    pub baselines: Vec<(String, f64)>,
     /// The current champion's error on the same holdout, if there is one.
     pub champion_error: Option<f64>,
     /// Rows trained on / held out.
@@ -99,6 +134,11 @@ pub fn fit(spec: &ModelSpec, x: &[Vec<f64>], y: &[f64]) -> Result<Model> {
             }
             Model::RandomForest(Forest::fit(&m, &y, p).map_err(PipelineError::training)?)
         }
+        ModelSpec::QuantileTable { .. } => {
+            return Err(PipelineError::Spec(
+                "a quantile_table is built from keyed rows, not fitted on (x, y)".into(),
+            ))
+        }
         ModelSpec::Knn { k } => Model::Knn(
             Knn::fit(
                 &m,
@@ -132,17 +172,25 @@ pub(crate) fn predict_rows(model: &PreparedModel, rows: &[Vec<f64>]) -> Result<V
         .collect()
 }
 
-/// The baseline whose predictions have the lowest defined error against `actual`.
-pub(crate) fn best_baseline<'a, V: AsRef<[f64]>>(
+/// Each baseline's error against `actual`, in the given order (NaN when undefined).
+pub(crate) fn baseline_errors<'a, V: AsRef<[f64]>>(
     metric: ErrorMetric,
     actual: &[f64],
     baselines: impl IntoIterator<Item = (&'a str, V)>,
-) -> Result<(String, f64)> {
+) -> Vec<(String, f64)> {
     baselines
         .into_iter()
         .map(|(name, values)| (name.to_string(), metric.error(actual, values.as_ref())))
+        .collect()
+}
+
+/// The baseline with the lowest defined error: the bar a model must clear.
+pub(crate) fn best_baseline(errors: &[(String, f64)]) -> Result<(String, f64)> {
+    errors
+        .iter()
         .filter(|(_, e)| !e.is_nan())
         .min_by(|a, b| a.1.total_cmp(&b.1))
+        .cloned()
         .ok_or_else(|| PipelineError::Data("no baseline column has a defined error".into()))
 }
 
@@ -155,6 +203,9 @@ pub fn evaluate(
     data: &Dataset,
     champion: Option<&PreparedModel>,
 ) -> Result<Evaluation> {
+    if let ModelSpec::QuantileTable { .. } = spec {
+        return crate::table::evaluate(spec, metric, holdout_fraction, data, champion);
+    }
     let rows = data.times.len();
     if rows < 4 || data.features.len() != rows || data.target.len() != rows {
         return Err(PipelineError::Data(format!(
@@ -179,13 +230,14 @@ pub fn evaluate(
     let width = holdout_x.first().map_or(0, Vec::len);
     let prepared = PreparedModel::prepare(model_copy(&model)?, width)?;
     let model_error = metric.error(&actual, &predict_rows(&prepared, &holdout_x)?);
-    let baseline = best_baseline(
+    let baselines = baseline_errors(
         metric,
         &actual,
         data.baselines
             .iter()
             .map(|(name, values)| (name.as_str(), pick(values, &holdout))),
-    )?;
+    );
+    let baseline = best_baseline(&baselines)?;
     // A champion whose features no longer fit is no champion: the challenger competes
     // only against the baseline.
     let champion_error = champion
@@ -196,6 +248,7 @@ pub fn evaluate(
         model,
         model_error,
         baseline,
+        baselines,
         champion_error,
         train_rows: train.len(),
         holdout_rows: holdout.len(),
@@ -228,6 +281,7 @@ mod tests {
             features,
             baselines: vec![("mean".into(), vec![mean; rows])],
             target,
+            ..Dataset::default()
         }
     }
 
