@@ -80,7 +80,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
     progress(
         args.json,
         &format!(
-            "[1/4] embedded broker at {brokers}; tables in {}",
+            "[1/5] embedded broker at {brokers}; tables in {}",
             dir.display()
         ),
     );
@@ -99,7 +99,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
     progress(
         args.json,
         &format!(
-            "[2/4] replaying {} real-trace samples (Bitbrains + NTUA) at speed-up {}",
+            "[2/5] replaying {} real-trace samples (Bitbrains + NTUA) at speed-up {}",
             samples.len(),
             args.speedup
         ),
@@ -153,7 +153,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
 
     progress(
         args.json,
-        "[3/4] waiting for the background flow to store every sample",
+        "[3/5] waiting for the background flow to store every sample",
     );
     let metrics = metrics_addr;
     loop {
@@ -177,7 +177,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
     let _ = stop.send(true);
     let (stats, store) = ingest.await??;
 
-    progress(args.json, "[4/4] querying the tables with SQL");
+    progress(args.json, "[4/5] querying the tables with SQL");
     let count = scalar(&store, "SELECT count(*) FROM telemetry").await?;
     let entities = scalar(&store, "SELECT count(DISTINCT entity) FROM telemetry").await?;
     let archived = store.telemetry.archive_files().len();
@@ -195,9 +195,16 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
         )
         .await?;
 
+    progress(
+        args.json,
+        "[5/5] training the built-in jobs on the tables; publishing winners to the Information Core",
+    );
+    let models = train_builtin_jobs(&dir, &store).await?;
+
     if args.json {
         let report = json!({
             "ingested_samples": count,
+            "models": models,
             "replayed_samples": replayed.samples,
             "ingest_seconds": ingest_secs,
             "ingest_rate_samples_per_s": replayed.samples as f64 / ingest_secs,
@@ -223,7 +230,25 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
         println!("{}", dcpilot_background::pretty(&busiest)?);
         println!("\nnginx p99 latency under co-located interference (NTUA, run TheGame_V03):");
         println!("{}", dcpilot_background::pretty(&interference)?);
-        println!("\nNot yet in the demo: effect models, the Information Core and placements (see README, \"Status\").");
+        println!("\nEffect models (holdout = newest 20% by time; published only if better than the best baseline):");
+        println!(
+            "  {:<22} {:>7} {:<6} {:>11} {:>14}  {}",
+            "model", "version", "metric", "model error", "baseline error", "best baseline / outcome"
+        );
+        for m in &models {
+            println!(
+                "  {:<22} {:>7} {:<6} {:>11.3} {:>14.3}  {} / {}",
+                m.name,
+                m.version.map_or("-".to_string(), |v| v.to_string()),
+                m.metric,
+                m.model_error,
+                m.baseline_error,
+                m.baseline,
+                m.outcome
+            );
+        }
+        println!("  Information Core: {}", dcpilot_info_core_dir(&dir).display());
+        println!("\nNot yet in the demo: the foreground loop (placements) — see README, \"Status\".");
     }
     drop(broker);
     if count as u64 != replayed.samples {
@@ -233,6 +258,53 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One model line of the demo report.
+#[derive(serde::Serialize)]
+struct ModelLine {
+    name: String,
+    /// The version served after this run (the new one if published, else the previous
+    /// champion's, if any).
+    version: Option<u64>,
+    metric: String,
+    model_error: f64,
+    baseline: String,
+    baseline_error: f64,
+    outcome: String,
+}
+
+fn dcpilot_info_core_dir(dir: &Path) -> std::path::PathBuf {
+    crate::models::store_dir(dir)
+}
+
+/// Runs every built-in job once on the demo's tables.
+async fn train_builtin_jobs(dir: &Path, store: &TelemetryStore) -> Result<Vec<ModelLine>> {
+    let core = dcpilot_info_core::InfoCore::open_dir(&dcpilot_info_core_dir(dir))?;
+    let registry = dcpilot_pipelines::Registry::builtin()?;
+    let mut lines = Vec::new();
+    for job in registry.jobs() {
+        let report = dcpilot_pipelines::run_once(job.clone(), store.context(), &core)
+            .await
+            .with_context(|| format!("job {}", job.name()))?;
+        let version = report
+            .published_version
+            .or_else(|| core.snapshot().get(&report.job).map(|m| m.version()));
+        lines.push(ModelLine {
+            name: report.job,
+            version,
+            metric: report.metric,
+            model_error: report.model_error,
+            baseline: report.baseline,
+            baseline_error: report.baseline_error,
+            outcome: match (report.published_version, report.rejected) {
+                (Some(v), _) => format!("published v{v}"),
+                (None, Some(why)) => format!("not published: {why}"),
+                (None, None) => "not published".into(),
+            },
+        });
+    }
+    Ok(lines)
 }
 
 fn send_garbage(brokers: &str, topic: &str) -> Result<()> {

@@ -200,7 +200,7 @@ pub async fn run(data_dir: &Path, command: JobsCommand, as_json: bool) -> Result
                 )?,
             };
             let store = open_models(data_dir)?;
-            let report = run_once(job.as_ref(), tables.context(), &store).await?;
+            let report = run_once(job, tables.context(), &store).await?;
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -229,7 +229,12 @@ async fn background(data_dir: &Path, config: BackgroundConfig) -> Result<ExitCod
     let embedded = match &k.brokers {
         Some(_) => None,
         None => Some(EmbeddedBroker::start(
-            &[&k.telemetry_topic, &k.landscape_topic, &k.dlq_topic],
+            &[
+                &k.telemetry_topic,
+                &k.landscape_topic,
+                &k.dlq_topic,
+                dcpilot_info_core::replication::MODELS_TOPIC,
+            ],
             config.embedded.partitions,
             Some(data_dir),
         )?),
@@ -260,13 +265,55 @@ async fn background(data_dir: &Path, config: BackgroundConfig) -> Result<ExitCod
         tracing::info!("shutting down: storing and committing the current batch");
         let _ = stop.send(true);
     });
+    let jobs = start_jobs(data_dir, &config, &brokers, &store, stopped.clone())?;
     let stats = dcpilot_background::run_ingest(&config, &brokers, &store, stopped).await?;
+    if let Some(jobs) = jobs {
+        let runs = jobs.await.context("the job runner stopped abnormally")??;
+        for (job, r) in &runs.runs {
+            eprintln!("job {job}: {} runs completed, {} failed", r.succeeded, r.failed);
+        }
+    }
     eprintln!(
         "stopped: {} messages, {} rows stored, {} duplicates dropped, {} dead letters",
         stats.messages, stats.rows, stats.duplicates, stats.dead_letters
     );
     drop(embedded);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the Information Core (publishing every change to `dcpilot.models` for foreground
+/// replicas) and starts the job runner, when `[jobs]` enables it.
+fn start_jobs(
+    data_dir: &Path,
+    config: &BackgroundConfig,
+    brokers: &str,
+    store: &TelemetryStore,
+    stopped: watch::Receiver<bool>,
+) -> Result<Option<tokio::task::JoinHandle<dcpilot_background::Result<dcpilot_background::JobRunnerStats>>>>
+{
+    if !config.jobs.enabled {
+        return Ok(None);
+    }
+    let registry = config.jobs.registry()?;
+    let models_dir = models::store_dir(data_dir);
+    let models = std::sync::Arc::new(
+        dcpilot_info_core::InfoCore::open_dir(&models_dir)
+            .with_context(|| format!("opening the Information Core in {}", models_dir.display()))?,
+    );
+    let sink = dcpilot_info_core::replication::KafkaSink::new(
+        brokers,
+        dcpilot_info_core::replication::MODELS_TOPIC,
+    )?;
+    models.set_change_sink(std::sync::Arc::new(sink));
+    models.resync()?;
+    let runner = dcpilot_background::JobRunner::new(
+        config.jobs.clone(),
+        registry,
+        store.context().clone(),
+        store.telemetry.clone(),
+        models,
+    );
+    Ok(Some(tokio::spawn(runner.run(stopped))))
 }
 
 fn decode(format: Format, landscape: bool) -> Result<ExitCode> {

@@ -25,6 +25,8 @@ pub struct BackgroundConfig {
     pub http: HttpConfig,
     /// The in-process broker used when `kafka.brokers` is not set.
     pub embedded: EmbeddedConfig,
+    /// Background jobs.
+    pub jobs: crate::runner::JobsConfig,
 }
 
 /// Kafka connection and topics.
@@ -237,6 +239,7 @@ impl BackgroundConfig {
         } else if self.store.retention_secs < self.store.partition_secs {
             p.push("store.retention_secs: must be at least store.partition_secs".into());
         }
+        p.extend(self.jobs.problems());
         if self.embedded.partitions < 1 {
             p.push("embedded.partitions: must be at least 1".into());
         }

@@ -31,6 +31,14 @@ pub mod names {
     pub const KAFKA_ERRORS: &str = "dcpilot_kafka_errors_total";
     /// Messages skipped because the broker dropped them before they were consumed.
     pub const OFFSETS_SKIPPED: &str = "dcpilot_ingest_offsets_skipped_total";
+    /// Background job runs, by job and outcome (published, rejected, error, panic, timeout).
+    pub const JOB_RUNS: &str = "dcpilot_job_runs_total";
+    /// Seconds a job run took, by job.
+    pub const JOB_DURATION: &str = "dcpilot_job_run_seconds";
+    /// The last completed run's holdout error of the new model, by job.
+    pub const JOB_MODEL_ERROR: &str = "dcpilot_job_model_error";
+    /// The last completed run's holdout error of the best baseline, by job.
+    pub const JOB_BASELINE_ERROR: &str = "dcpilot_job_baseline_error";
 }
 
 /// A message was consumed.
@@ -219,5 +227,85 @@ impl PartitionsAssigned {
     pub fn emit(&self) {
         tracing::info!(partitions = self.count, "consumer group assignment");
         gauge!(names::ASSIGNED_PARTITIONS).set(self.count as f64);
+    }
+}
+
+/// How a job run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobRunOutcome {
+    /// Trained, judged, published.
+    Published,
+    /// Trained and judged; lost to the champion or a baseline.
+    Rejected,
+    /// Failed with an error.
+    Error,
+    /// The job's code panicked (caught).
+    Panic,
+    /// Exceeded its time budget; cancelled.
+    Timeout,
+}
+
+impl JobRunOutcome {
+    /// Stable label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Published => "published",
+            Self::Rejected => "rejected",
+            Self::Error => "error",
+            Self::Panic => "panic",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+/// A background job run ended.
+pub struct JobRunFinished<'a> {
+    /// Job name (bounded: the registered jobs).
+    pub job: &'a str,
+    /// How it ended.
+    pub outcome: JobRunOutcome,
+    /// How long it took.
+    pub duration: Duration,
+    /// Its report, when it completed.
+    pub report: Option<&'a dcpilot_pipelines::RunReport>,
+    /// Its error, when it failed.
+    pub error: Option<&'a dcpilot_pipelines::PipelineError>,
+}
+
+impl JobRunFinished<'_> {
+    /// Logs it with the job's name and counts it.
+    pub fn emit(&self) {
+        let job = self.job.to_string();
+        counter!(names::JOB_RUNS, "job" => job.clone(), "outcome" => self.outcome.as_str())
+            .increment(1);
+        histogram!(names::JOB_DURATION, "job" => job.clone()).record(self.duration.as_secs_f64());
+        let secs = self.duration.as_secs_f64();
+        if let Some(r) = self.report {
+            gauge!(names::JOB_MODEL_ERROR, "job" => job.clone()).set(r.model_error);
+            gauge!(names::JOB_BASELINE_ERROR, "job" => job).set(r.baseline_error);
+            tracing::info!(
+                job = self.job,
+                outcome = self.outcome.as_str(),
+                secs,
+                metric = %r.metric,
+                model_error = r.model_error,
+                baseline = %r.baseline,
+                baseline_error = r.baseline_error,
+                version = ?r.published_version,
+                rejected = ?r.rejected,
+                "job run finished"
+            );
+        }
+        if let Some(e) = self.error {
+            tracing::error!(
+                job = self.job,
+                outcome = self.outcome.as_str(),
+                secs,
+                kind = e.kind(),
+                retryable = e.is_retryable(),
+                error = %e,
+                "job run failed"
+            );
+        }
     }
 }

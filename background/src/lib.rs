@@ -15,6 +15,7 @@ pub mod events;
 pub mod http;
 pub mod ingest;
 pub mod replay;
+pub mod runner;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ pub use broker::EmbeddedBroker;
 pub use config::BackgroundConfig;
 pub use error::{BackgroundError, Cause, Result};
 pub use ingest::{IngestStats, Ingestor};
+pub use runner::{JobRunner, JobRunnerStats, JobsConfig};
 pub use store::{InsertOutcome, TableSettings, TableSpec, TableStore};
 
 /// The queryable window of telemetry and landscape: both tables, registered in one

@@ -128,6 +128,8 @@ pub struct TableStore {
     settings: TableSettings,
     writer: Mutex<Writer>,
     view: RwLock<View>,
+    /// Rows inserted since the process started (drives jobs' `after_rows` triggers).
+    inserted: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for TableStore {
@@ -148,6 +150,7 @@ impl TableStore {
             settings,
             writer: Mutex::new(Writer::default()),
             view: RwLock::new(View::default()),
+            inserted: std::sync::atomic::AtomicU64::new(0),
         };
         store.recover()?;
         Ok(store)
@@ -167,6 +170,11 @@ impl TableStore {
             .flatten()
             .map(RecordBatch::num_rows)
             .sum()
+    }
+
+    /// Rows inserted by this process so far (after dedupe); never decreases.
+    pub fn inserted_rows(&self) -> u64 {
+        self.inserted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Parquet files of the archive.
@@ -301,6 +309,8 @@ impl TableStore {
             view.archive.extend(archived);
         }
         self.expire(&mut writer)?;
+        self.inserted
+            .fetch_add(outcome.inserted as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(outcome)
     }
 

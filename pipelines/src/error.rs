@@ -12,6 +12,12 @@ pub enum PipelineError {
     /// The estimator failed to fit.
     #[error("training: {0}")]
     Training(String),
+    /// The job's code panicked (caught; the process and other jobs go on).
+    #[error("the job panicked: {0}")]
+    Panicked(String),
+    /// The run was cancelled (its time budget ran out) before it published.
+    #[error("cancelled before publishing (time budget exceeded)")]
+    Cancelled,
     /// The Information Core refused or failed.
     #[error(transparent)]
     InfoCore(#[from] dcpilot_info_core::InfoCoreError),
@@ -25,7 +31,21 @@ impl PipelineError {
             Self::Data(_) => true,
             Self::Spec(_) => false,
             Self::Training(_) => false,
+            Self::Panicked(_) => false,
+            Self::Cancelled => true,
             Self::InfoCore(e) => e.is_retryable(),
+        }
+    }
+
+    /// Stable, bounded name of the error's kind (for metric labels).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Spec(_) => "spec",
+            Self::Data(_) => "data",
+            Self::Training(_) => "training",
+            Self::Panicked(_) => "panic",
+            Self::Cancelled => "cancelled",
+            Self::InfoCore(_) => "info_core",
         }
     }
 

@@ -2,6 +2,7 @@
 //! publish.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -87,6 +88,11 @@ impl Registry {
         }
         self.jobs.insert(name, job);
         Ok(())
+    }
+
+    /// Keeps only the jobs whose name passes `keep`.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.jobs.retain(|name, _| keep(name));
     }
 
     /// A job by name.
@@ -244,17 +250,44 @@ pub struct RunReport {
     pub rejected: Option<String>,
 }
 
-/// Runs the spec's SQL on `ctx` and turns the rows into the job's dataset.
-async fn query_dataset(job: &dyn Job, ctx: &SessionContext) -> Result<Dataset> {
-    let spec = job.spec();
-    let batches = ctx
-        .sql(&spec.sql)
+/// Runs the spec's SQL on `ctx`.
+async fn query(spec: &JobSpec, ctx: &SessionContext) -> Result<Vec<RecordBatch>> {
+    ctx.sql(&spec.sql)
         .await
         .map_err(|e| PipelineError::Data(format!("{}: source.sql: {e}", spec.name)))?
         .collect()
         .await
-        .map_err(|e| PipelineError::Data(format!("{}: running source.sql: {e}", spec.name)))?;
+        .map_err(|e| PipelineError::Data(format!("{}: running source.sql: {e}", spec.name)))
+}
+
+/// Runs the spec's SQL on `ctx` and turns the rows into the job's dataset.
+async fn query_dataset(job: &dyn Job, ctx: &SessionContext) -> Result<Dataset> {
+    let batches = query(job.spec(), ctx).await?;
     job.dataset(&batches)
+}
+
+/// Runs `work` (a job's own code, or training) on the blocking pool: CPU-heavy work keeps
+/// off the async workers, and a panic becomes an error instead of unwinding further.
+async fn off_the_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+    })
+    .await
+    {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => Err(PipelineError::Panicked(panic_message(panic.as_ref()))),
+        Err(join) => Err(PipelineError::Panicked(join.to_string())),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// The rows no older than `window_secs` behind the newest row (the training window).
@@ -280,21 +313,47 @@ fn spec_hash(spec: &JobSpec) -> String {
 
 /// Runs `job` once: its SQL on `ctx`, training, judging against the baselines and the
 /// champion served by `store`, and publishing the challenger if it wins.
-pub async fn run_once(job: &dyn Job, ctx: &SessionContext, store: &InfoCore) -> Result<RunReport> {
-    let spec = job.spec();
-    let data = within_window(query_dataset(job, ctx).await?, spec.window_secs);
+pub async fn run_once(job: Arc<dyn Job>, ctx: &SessionContext, store: &InfoCore) -> Result<RunReport> {
+    run_once_cancellable(job, ctx, store, &AtomicBool::new(false)).await
+}
+
+/// [`run_once`] that gives up, without publishing, once `cancelled` is set (checked after
+/// the query and before publishing; training itself is not interrupted).
+pub async fn run_once_cancellable(
+    job: Arc<dyn Job>,
+    ctx: &SessionContext,
+    store: &InfoCore,
+    cancelled: &AtomicBool,
+) -> Result<RunReport> {
+    let spec = job.spec().clone();
+    let batches = query(&spec, ctx).await?;
+    if cancelled.load(Ordering::Relaxed) {
+        return Err(PipelineError::Cancelled);
+    }
     let snapshot = store.snapshot();
-    let champion = snapshot
-        .get(&spec.name)
-        .filter(|m| m.record.features == spec.features)
-        .map(|m| &m.prepared);
-    let evaluation = evaluate(
-        &spec.model,
-        spec.metric,
-        spec.holdout_fraction,
-        &data,
-        champion,
-    )?;
+    let (data, evaluation) = {
+        let spec = spec.clone();
+        off_the_runtime(move || {
+            let data = within_window(job.dataset(&batches)?, spec.window_secs);
+            let champion = snapshot
+                .get(&spec.name)
+                .filter(|m| m.record.features == spec.features)
+                .map(|m| &m.prepared);
+            let evaluation = evaluate(
+                &spec.model,
+                spec.metric,
+                spec.holdout_fraction,
+                &data,
+                champion,
+            )?;
+            Ok((data, evaluation))
+        })
+        .await?
+    };
+    if cancelled.load(Ordering::Relaxed) {
+        return Err(PipelineError::Cancelled);
+    }
+    let spec = &spec;
     let (mut published_version, mut rejected) = (None, None);
     match &evaluation.decision {
         Promotion::Promote => {

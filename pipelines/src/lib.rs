@@ -14,7 +14,10 @@ pub mod table;
 pub mod train;
 
 pub use error::{PipelineError, Result};
-pub use job::{evaluate_served, run_once, EvaluationReport, Job, Registry, RunReport, SpecJob};
+pub use job::{
+    evaluate_served, run_once, run_once_cancellable, EvaluationReport, Job, Registry, RunReport,
+    SpecJob,
+};
 pub use metrics::ErrorMetric;
 pub use spec::{JobSpec, ModelSpec, SpecErrors};
 pub use train::{evaluate, fit, Dataset, Evaluation};
