@@ -2,13 +2,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use dcpilot_background::{BackgroundConfig, OpenMode, TelemetryStore};
+use dcpilot_background::{BackgroundConfig, JobsConfig, OpenMode, TelemetryStore};
 use dcpilot_info_core::InfoCore;
-use dcpilot_pipelines::{evaluate_served, run_once, JobSpec, Registry, RunReport};
+use dcpilot_pipelines::{evaluate_served, run_once, Job, JobSpec, Registry, RunReport, SpecJob};
 use dcpilot_schemas::traces::{read_trace, TraceFormat};
-use dcpilot_schemas::{decode::SampleSink, TelemetryBatchBuilder};
 
 /// `dcpilot jobs` subcommands.
 #[derive(clap::Subcommand)]
@@ -23,7 +23,7 @@ pub enum JobsCommand {
     /// Train a job once, judge it against its baselines and the served model, and publish
     /// it to the Information Core in `--data-dir` if it wins.
     RunOnce {
-        /// Job name.
+        /// Job name, or the path of a spec file (`*.toml`) to run without registering it.
         name: String,
         /// Train on this trace directory (Bitbrains `*.csv` files, or NTUA runs with
         /// `Raw_Data/`) instead of the tables in `--data-dir`.
@@ -32,7 +32,7 @@ pub enum JobsCommand {
     },
     /// Judge the served version of a job's model on other data, without training on it.
     Evaluate {
-        /// Job name.
+        /// Job name, or the path of a spec file (`*.toml`).
         name: String,
         /// Trace directory to judge on (as for `run-once`).
         #[arg(long)]
@@ -51,25 +51,11 @@ fn trace_format(dir: &Path) -> TraceFormat {
     }
 }
 
-/// A memory-only telemetry table holding a trace.
+/// Memory-only tables holding a trace directory.
 pub(crate) fn load_trace(dir: &Path) -> Result<TelemetryStore> {
     let samples = read_trace(trace_format(dir), dir)
         .with_context(|| format!("reading the trace in {}", dir.display()))?;
-    let mut config = BackgroundConfig::default().store;
-    // Keep the whole trace in memory: no spill, a window as long as any trace.
-    config.durable = false;
-    config.spill = false;
-    config.retention_secs = 100 * 365 * 86_400;
-    config.partition_secs = 30 * 86_400;
-    let store = TelemetryStore::open(None, &config, OpenMode::ReadWrite)?;
-    let mut builder = TelemetryBatchBuilder::with_capacity(65_536);
-    for chunk in samples.chunks(65_536) {
-        for s in chunk {
-            builder.push(&s.as_ref());
-        }
-        store.telemetry.insert(&builder.finish())?;
-    }
-    Ok(store)
+    Ok(TelemetryStore::from_samples(&samples)?)
 }
 
 /// The metrics table: the model's error next to the champion's and each baseline's.
@@ -114,10 +100,18 @@ fn print_report(r: &RunReport) {
     }
 }
 
-fn find_job(registry: &Registry, name: &str) -> Result<std::sync::Arc<dyn dcpilot_pipelines::Job>> {
+/// A registered job by name, or the job a spec file describes.
+fn find_job(registry: &Registry, name: &str) -> Result<Arc<dyn Job>> {
+    if name.ends_with(".toml") {
+        let spec = JobSpec::load(Path::new(name)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        return Ok(Arc::new(SpecJob(spec)));
+    }
     registry.get(name).with_context(|| {
         let names: Vec<String> = registry.jobs().map(|j| j.name().to_string()).collect();
-        format!("no job named {name:?} (registered: {})", names.join(", "))
+        format!(
+            "no job named {name:?} (registered: {}; or give a spec file path ending in .toml)",
+            names.join(", ")
+        )
     })
 }
 
@@ -128,10 +122,22 @@ fn open_models(data_dir: &Path) -> Result<InfoCore> {
 }
 
 /// Runs one `jobs` subcommand.
-pub async fn run(data_dir: &Path, command: JobsCommand, as_json: bool) -> Result<ExitCode> {
+pub async fn run(
+    data_dir: &Path,
+    spec_dir: Option<PathBuf>,
+    command: JobsCommand,
+    as_json: bool,
+) -> Result<ExitCode> {
+    let registry = || {
+        JobsConfig {
+            spec_dir: spec_dir.clone(),
+            ..JobsConfig::default()
+        }
+        .registry()
+    };
     match command {
         JobsCommand::List => {
-            let registry = Registry::builtin()?;
+            let registry = registry()?;
             for job in registry.jobs() {
                 let spec = job.spec();
                 if as_json {
@@ -165,7 +171,7 @@ pub async fn run(data_dir: &Path, command: JobsCommand, as_json: bool) -> Result
             })
         }
         JobsCommand::Evaluate { name, data } => {
-            let registry = Registry::builtin()?;
+            let registry = registry()?;
             let job = find_job(&registry, &name)?;
             let tables = load_trace(&data)?;
             let store = open_models(data_dir)?;
@@ -189,7 +195,7 @@ pub async fn run(data_dir: &Path, command: JobsCommand, as_json: bool) -> Result
             Ok(ExitCode::SUCCESS)
         }
         JobsCommand::RunOnce { name, data } => {
-            let registry = Registry::builtin()?;
+            let registry = registry()?;
             let job = find_job(&registry, &name)?;
             let tables = match &data {
                 Some(dir) => load_trace(dir)?,

@@ -84,6 +84,9 @@ enum Command {
         /// Print JSON for scripts instead of text.
         #[arg(long, global = true)]
         json: bool,
+        /// Also register every `*.toml` job spec in this directory (as `[jobs] spec_dir`).
+        #[arg(long, global = true)]
+        spec_dir: Option<PathBuf>,
     },
     /// The Information Core: list, inspect, roll back, export and import models.
     Models {
@@ -195,9 +198,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Jobs { command, json } => {
-            runtime()?.block_on(jobs::run(&cli.data_dir, command, json))
-        }
+        Command::Jobs {
+            command,
+            json,
+            spec_dir,
+        } => runtime()?.block_on(jobs::run(&cli.data_dir, spec_dir, command, json)),
         Command::Models { command, json } => models::run(&cli.data_dir, command, json),
         Command::Query { sql, json, data } => {
             runtime()?.block_on(query(&cli.data_dir, data.as_deref(), &sql, json))

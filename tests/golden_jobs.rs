@@ -24,13 +24,14 @@ fn run_once(job: &str, data: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("JSON report")
 }
 
-#[test]
-fn cpu_demand_on_the_bundled_bitbrains_sample() {
+/// Runs `job` on a bundled sample and compares its metrics with `tests/golden/<job>.json`.
+fn check_golden(job: &str, sample: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let report = run_once("cpu-demand", &root.join("tests/data/bitbrains_rnd/2013-8"));
+    let report = run_once(job, &root.join("tests/data").join(sample));
     let keys = [
         "model_error",
         "baseline_error",
+        "baselines",
         "train_rows",
         "holdout_rows",
         "baseline",
@@ -39,7 +40,7 @@ fn cpu_demand_on_the_bundled_bitbrains_sample() {
         .iter()
         .map(|k| (k.to_string(), report[*k].clone()))
         .collect();
-    let golden = root.join("tests/golden/cpu-demand.json");
+    let golden = root.join(format!("tests/golden/{job}.json"));
     if std::env::var_os("DCPILOT_UPDATE_GOLDEN").is_some() {
         let text = serde_json::to_string_pretty(&actual).expect("json");
         std::fs::write(&golden, text + "\n").expect("write golden");
@@ -48,12 +49,44 @@ fn cpu_demand_on_the_bundled_bitbrains_sample() {
     let expected: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&golden).expect("golden file")).expect("json");
     for key in keys {
-        match (expected[key].as_f64(), actual[key].as_f64()) {
-            (Some(want), Some(got)) => assert!(
-                (want - got).abs() <= TOLERANCE * want.abs().max(1.0),
-                "{key}: {got} != golden {want}"
-            ),
-            _ => assert_eq!(expected[key], actual[key], "{key}"),
-        }
+        assert_close(key, &expected[key], &actual[key]);
     }
+}
+
+/// Numbers within the relative tolerance, anything else equal; objects key by key.
+fn assert_close(key: &str, want: &serde_json::Value, got: &serde_json::Value) {
+    match (want, got) {
+        (serde_json::Value::Object(w), serde_json::Value::Object(g)) => {
+            assert_eq!(
+                w.keys().collect::<Vec<_>>(),
+                g.keys().collect::<Vec<_>>(),
+                "{key}"
+            );
+            for (k, v) in w {
+                assert_close(&format!("{key}.{k}"), v, &g[k]);
+            }
+        }
+        _ => match (want.as_f64(), got.as_f64()) {
+            (Some(w), Some(g)) => assert!(
+                (w - g).abs() <= TOLERANCE * w.abs().max(1.0),
+                "{key}: {g} != golden {w}"
+            ),
+            _ => assert_eq!(want, got, "{key}"),
+        },
+    }
+}
+
+#[test]
+fn cpu_demand_on_the_bundled_bitbrains_sample() {
+    check_golden("cpu-demand", "bitbrains_rnd/2013-8");
+}
+
+#[test]
+fn interference_slowdown_on_the_bundled_ntua_sample() {
+    check_golden("interference-slowdown", "ntua_interference");
+}
+
+#[test]
+fn rightsizing_on_the_bundled_bitbrains_sample() {
+    check_golden("rightsizing", "bitbrains_rnd/2013-8");
 }

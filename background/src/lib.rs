@@ -89,6 +89,26 @@ impl TelemetryStore {
         })
     }
 
+    /// Memory-only tables holding `samples`, with a window as long as any trace and no
+    /// spill: for backtests (`jobs run-once --data`), `query --data` and tests.
+    pub fn from_samples(samples: &[dcpilot_schemas::TelemetrySample]) -> Result<Self> {
+        let config = config::StoreConfig {
+            durable: false,
+            spill: false,
+            retention_secs: 100 * 365 * 86_400,
+            partition_secs: 30 * 86_400,
+        };
+        let store = Self::open(None, &config, OpenMode::ReadWrite)?;
+        let mut builder = dcpilot_schemas::TelemetryBatchBuilder::with_capacity(65_536);
+        for chunk in samples.chunks(65_536) {
+            for s in chunk {
+                dcpilot_schemas::decode::SampleSink::push(&mut builder, &s.as_ref());
+            }
+            store.telemetry.insert(&builder.finish())?;
+        }
+        Ok(store)
+    }
+
     /// The DataFusion session with both tables registered.
     pub fn context(&self) -> &SessionContext {
         &self.ctx
