@@ -290,21 +290,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".into())
 }
 
-/// The rows no older than `window_secs` behind the newest row (the training window).
-fn within_window(data: Dataset, window_secs: u64) -> Dataset {
-    let Some(newest) = data.times.iter().copied().max() else {
-        return data;
-    };
-    let start = newest.saturating_sub((window_secs as i64).saturating_mul(1000));
-    if data.times.iter().all(|&t| t >= start) {
-        return data;
-    }
-    let keep: Vec<usize> = (0..data.times.len())
-        .filter(|&i| data.times[i] >= start)
-        .collect();
-    data.select(&keep)
-}
-
 /// Checksum of the spec, as lineage (which spec produced a model).
 fn spec_hash(spec: &JobSpec) -> String {
     let text = serde_json::to_string(spec).unwrap_or_default();
@@ -334,7 +319,7 @@ pub async fn run_once_cancellable(
     let (data, evaluation) = {
         let spec = spec.clone();
         off_the_runtime(move || {
-            let data = within_window(job.dataset(&batches)?, spec.window_secs);
+            let data = job.dataset(&batches)?.within_window(spec.window_secs);
             let champion = snapshot
                 .get(&spec.name)
                 .filter(|m| m.record.features == spec.features)

@@ -33,6 +33,21 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The rows no older than `window_secs` behind the newest row (the training window).
+    pub fn within_window(self, window_secs: u64) -> Dataset {
+        let Some(newest) = self.times.iter().copied().max() else {
+            return self;
+        };
+        let start = newest.saturating_sub((window_secs as i64).saturating_mul(1000));
+        if self.times.iter().all(|&t| t >= start) {
+            return self;
+        }
+        let keep: Vec<usize> = (0..self.times.len())
+            .filter(|&i| self.times[i] >= start)
+            .collect();
+        self.select(&keep)
+    }
+
     /// The given rows, in that order (every per-row column follows).
     pub fn select(&self, rows: &[usize]) -> Dataset {
         let optional = |values: &[String]| {
