@@ -232,8 +232,8 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
         println!("{}", dcpilot_background::pretty(&interference)?);
         println!("\nEffect models (holdout = newest 20% by time; published only if better than the best baseline):");
         println!(
-            "  {:<22} {:>7} {:<6} {:>11} {:>14}  {}",
-            "model", "version", "metric", "model error", "baseline error", "best baseline / outcome"
+            "  {:<22} {:>7} {:<6} {:>11} {:>14}  best baseline / outcome",
+            "model", "version", "metric", "model error", "baseline error"
         );
         for m in &models {
             println!(
@@ -247,8 +247,13 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
                 m.outcome
             );
         }
-        println!("  Information Core: {}", dcpilot_info_core_dir(&dir).display());
-        println!("\nNot yet in the demo: the foreground loop (placements) — see README, \"Status\".");
+        println!(
+            "  Information Core: {}",
+            dcpilot_info_core_dir(&dir).display()
+        );
+        println!(
+            "\nNot yet in the demo: the foreground loop (placements) — see README, \"Status\"."
+        );
     }
     drop(broker);
     if count as u64 != replayed.samples {

@@ -75,7 +75,11 @@ fn print_errors(
         }
     }
     for (name, error) in baselines {
-        let mark = if name == best { "  <- best baseline" } else { "" };
+        let mark = if name == best {
+            "  <- best baseline"
+        } else {
+            ""
+        };
         println!("{:<28} {error:.4}{mark}", format!("baseline {name}"));
     }
 }

@@ -230,6 +230,11 @@ pub(crate) async fn termination() {
 }
 
 async fn background(data_dir: &Path, config: BackgroundConfig) -> Result<ExitCode> {
+    // Bad job specs are configuration errors: report them before starting anything.
+    let registry = match config.jobs.enabled {
+        true => Some(config.jobs.registry()?),
+        false => None,
+    };
     let k = &config.kafka;
     let embedded = match &k.brokers {
         Some(_) => None,
@@ -270,12 +275,25 @@ async fn background(data_dir: &Path, config: BackgroundConfig) -> Result<ExitCod
         tracing::info!("shutting down: storing and committing the current batch");
         let _ = stop.send(true);
     });
-    let jobs = start_jobs(data_dir, &config, &brokers, &store, stopped.clone())?;
+    let jobs = match registry {
+        Some(registry) => Some(start_jobs(
+            data_dir,
+            &config,
+            registry,
+            &brokers,
+            &store,
+            stopped.clone(),
+        )?),
+        None => None,
+    };
     let stats = dcpilot_background::run_ingest(&config, &brokers, &store, stopped).await?;
     if let Some(jobs) = jobs {
         let runs = jobs.await.context("the job runner stopped abnormally")??;
         for (job, r) in &runs.runs {
-            eprintln!("job {job}: {} runs completed, {} failed", r.succeeded, r.failed);
+            eprintln!(
+                "job {job}: {} runs completed, {} failed",
+                r.succeeded, r.failed
+            );
         }
     }
     eprintln!(
@@ -287,19 +305,16 @@ async fn background(data_dir: &Path, config: BackgroundConfig) -> Result<ExitCod
 }
 
 /// Opens the Information Core (publishing every change to `dcpilot.models` for foreground
-/// replicas) and starts the job runner, when `[jobs]` enables it.
+/// replicas) and starts the job runner.
 fn start_jobs(
     data_dir: &Path,
     config: &BackgroundConfig,
+    registry: dcpilot_pipelines::Registry,
     brokers: &str,
     store: &TelemetryStore,
     stopped: watch::Receiver<bool>,
-) -> Result<Option<tokio::task::JoinHandle<dcpilot_background::Result<dcpilot_background::JobRunnerStats>>>>
+) -> Result<tokio::task::JoinHandle<dcpilot_background::Result<dcpilot_background::JobRunnerStats>>>
 {
-    if !config.jobs.enabled {
-        return Ok(None);
-    }
-    let registry = config.jobs.registry()?;
     let models_dir = models::store_dir(data_dir);
     let models = std::sync::Arc::new(
         dcpilot_info_core::InfoCore::open_dir(&models_dir)
@@ -318,7 +333,7 @@ fn start_jobs(
         store.telemetry.clone(),
         models,
     );
-    Ok(Some(tokio::spawn(runner.run(stopped))))
+    Ok(tokio::spawn(runner.run(stopped)))
 }
 
 fn decode(format: Format, landscape: bool) -> Result<ExitCode> {

@@ -48,8 +48,16 @@ async fn every_registered_job_complies() {
     .registry()
     .expect("registry");
     let names: Vec<String> = registry.jobs().map(|j| j.name().to_string()).collect();
-    for builtin in ["cpu-demand", "interference-slowdown", "rightsizing", "memory-demand"] {
-        assert!(names.iter().any(|n| n == builtin), "{builtin} missing: {names:?}");
+    for builtin in [
+        "cpu-demand",
+        "interference-slowdown",
+        "rightsizing",
+        "memory-demand",
+    ] {
+        assert!(
+            names.iter().any(|n| n == builtin),
+            "{builtin} missing: {names:?}"
+        );
     }
     let tables = bundled_tables();
     for job in registry.jobs() {

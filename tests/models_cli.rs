@@ -349,3 +349,101 @@ fn jobs_evaluate_judges_the_served_version_without_training() {
     let list = json(&dcpilot(dir.path(), &["models", "list", "--json"]));
     assert_eq!(list[0]["version"], 1);
 }
+
+#[test]
+fn jobs_from_a_spec_dir_or_a_spec_file_and_their_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let examples = root.join("pipelines/examples");
+    let examples = examples.to_str().expect("utf-8");
+    let out = dcpilot(dir.path(), &["jobs", "--spec-dir", examples, "list"]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listed}");
+    for job in [
+        "cpu-demand",
+        "interference-slowdown",
+        "rightsizing",
+        "memory-demand",
+    ] {
+        assert!(listed.contains(job), "{job} missing:\n{listed}");
+    }
+
+    // A spec file runs without being registered; the report has every baseline.
+    let spec = root.join("pipelines/examples/memory-demand.toml");
+    let data = root.join("tests/data/bitbrains_rnd/2013-8");
+    let report = json(&dcpilot(
+        dir.path(),
+        &[
+            "jobs",
+            "run-once",
+            spec.to_str().expect("utf-8"),
+            "--data",
+            data.to_str().expect("utf-8"),
+            "--json",
+        ],
+    ));
+    assert_eq!(report["job"], "memory-demand");
+    let baselines = report["baselines"].as_object().expect("baselines");
+    assert_eq!(
+        baselines.keys().collect::<Vec<_>>(),
+        vec!["last_value", "max_1h"]
+    );
+    let best = baselines
+        .values()
+        .filter_map(serde_json::Value::as_f64)
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(report["baseline_error"].as_f64(), Some(best));
+
+    // A broken spec in the directory: the file and key, nothing run.
+    let specs = tempfile::tempdir().expect("specs");
+    std::fs::write(
+        specs.path().join("typo.toml"),
+        "name = \"typo\"\n[source]\nsql = \"SELECT 1\"\n[modle]\n",
+    )
+    .expect("write");
+    let out = dcpilot(
+        dir.path(),
+        &[
+            "jobs",
+            "--spec-dir",
+            specs.path().to_str().expect("utf-8"),
+            "list",
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("typo.toml: modle: unknown key"), "{stderr}");
+
+    // A missing spec file and a broken one given as NAME.
+    let out = dcpilot(dir.path(), &["jobs", "run-once", "/nonexistent/job.toml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/job.toml"));
+}
+
+#[test]
+fn the_jobs_config_section_is_checked_with_file_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("bg.toml");
+    std::fs::write(&config, "[jobs]\ntimeout_secs = 0\nonly = [\"nope\"]\n").expect("write");
+    let out = dcpilot(
+        dir.path(),
+        &["background", "--config", config.to_str().expect("utf-8")],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bg.toml"), "{stderr}");
+    assert!(
+        stderr.contains("jobs.timeout_secs: must be positive"),
+        "{stderr}"
+    );
+
+    std::fs::write(&config, "[jobs]\ntimeout = 5\n").expect("write");
+    let out = dcpilot(
+        dir.path(),
+        &["background", "--config", config.to_str().expect("utf-8")],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("jobs"), "{stderr}");
+    assert!(stderr.contains("timeout"), "{stderr}");
+}

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dcpilot_background::{RecordBatch, TelemetryStore};
-use dcpilot_pipelines::{evaluate, Registry};
+use dcpilot_pipelines::{evaluate_job, Registry};
 use dcpilot_schemas::traces::{read_trace, TraceFormat};
 
 /// (job, trace format, path under the shared data, path under tests/data)
@@ -97,16 +97,7 @@ fn jobs(c: &mut Criterion) {
         group.measurement_time(Duration::from_secs(30));
         group.throughput(Throughput::Elements(data.times.len() as u64));
         group.bench_function(format!("{name}/{label}"), |b| {
-            b.iter(|| {
-                evaluate(
-                    &spec.model,
-                    spec.metric,
-                    spec.holdout_fraction,
-                    &data,
-                    None,
-                )
-                .expect("train")
-            })
+            b.iter(|| evaluate_job(spec, &data, None).expect("train"))
         });
         group.finish();
     }

@@ -103,7 +103,8 @@ impl JobsConfig {
             for file in files {
                 match JobSpec::load(&file) {
                     Ok(spec) => {
-                        if let Err(e) = registry.register(Arc::new(dcpilot_pipelines::SpecJob(spec)))
+                        if let Err(e) =
+                            registry.register(Arc::new(dcpilot_pipelines::SpecJob(spec)))
                         {
                             problems.push(format!("{}: {e}", file.display()));
                         }
@@ -265,7 +266,9 @@ impl JobRunner {
             }
         }
         for state in states.values().filter(|s| s.running) {
-            state.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            state
+                .cancel
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         // Jobs stuck in their own code cannot be stopped; do not wait for them.
         runtime.shutdown_background();
@@ -283,9 +286,8 @@ impl JobRunner {
         tracing::info!(job = name, "job run started");
         let (ctx, models) = (self.ctx.clone(), self.models.clone());
         let flag = cancelled.clone();
-        let mut handle = runtime.spawn(async move {
-            run_once_cancellable(job, &ctx, &models, &flag).await
-        });
+        let mut handle =
+            runtime.spawn(async move { run_once_cancellable(job, &ctx, &models, &flag).await });
         let timeout = Duration::from_secs(self.config.timeout_secs);
         let name = name.to_string();
         let started = Instant::now();
@@ -356,14 +358,22 @@ impl JobRunner {
                     max
                 };
                 state.not_before = Instant::now() + pause;
-                tracing::warn!(job, failures = state.failures, backoff_secs = pause.as_secs(), "job backs off");
+                tracing::warn!(
+                    job,
+                    failures = state.failures,
+                    backoff_secs = pause.as_secs(),
+                    "job backs off"
+                );
             }
         }
     }
 }
 
 fn flatten(
-    joined: std::result::Result<std::result::Result<RunReport, PipelineError>, tokio::task::JoinError>,
+    joined: std::result::Result<
+        std::result::Result<RunReport, PipelineError>,
+        tokio::task::JoinError,
+    >,
 ) -> std::result::Result<RunReport, PipelineError> {
     match joined {
         Ok(outcome) => outcome,

@@ -309,8 +309,10 @@ impl TableStore {
             view.archive.extend(archived);
         }
         self.expire(&mut writer)?;
-        self.inserted
-            .fetch_add(outcome.inserted as u64, std::sync::atomic::Ordering::Relaxed);
+        self.inserted.fetch_add(
+            outcome.inserted as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         Ok(outcome)
     }
 

@@ -108,9 +108,7 @@ async fn failing_slow_and_panicking_jobs_do_not_stop_good_ones_or_ingestion() {
         ))))
         .expect("bad-sql");
 
-    let models = Arc::new(
-        InfoCore::open(Arc::new(MemoryStorage::default()), 5).expect("models"),
-    );
+    let models = Arc::new(InfoCore::open(Arc::new(MemoryStorage::default()), 5).expect("models"));
     let jobs = JobsConfig {
         timeout_secs: 1,
         backoff_initial_secs: 1,

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
 use crate::spec::{JobSpec, ModelSpec};
-use crate::train::{baseline_errors, best_baseline, evaluate, predict_rows, Dataset};
+use crate::train::{baseline_errors, best_baseline, evaluate_job, predict_rows, Dataset};
 
 /// A background job. Most jobs are a spec file only ([`SpecJob`]); a job that needs code
 /// (custom features, a custom model) implements the trait and overrides what it needs.
@@ -298,7 +298,11 @@ fn spec_hash(spec: &JobSpec) -> String {
 
 /// Runs `job` once: its SQL on `ctx`, training, judging against the baselines and the
 /// champion served by `store`, and publishing the challenger if it wins.
-pub async fn run_once(job: Arc<dyn Job>, ctx: &SessionContext, store: &InfoCore) -> Result<RunReport> {
+pub async fn run_once(
+    job: Arc<dyn Job>,
+    ctx: &SessionContext,
+    store: &InfoCore,
+) -> Result<RunReport> {
     run_once_cancellable(job, ctx, store, &AtomicBool::new(false)).await
 }
 
@@ -324,13 +328,7 @@ pub async fn run_once_cancellable(
                 .get(&spec.name)
                 .filter(|m| m.record.features == spec.features)
                 .map(|m| &m.prepared);
-            let evaluation = evaluate(
-                &spec.model,
-                spec.metric,
-                spec.holdout_fraction,
-                &data,
-                champion,
-            )?;
+            let evaluation = evaluate_job(&spec, &data, champion)?;
             Ok((data, evaluation))
         })
         .await?

@@ -20,4 +20,4 @@ pub use job::{
 };
 pub use metrics::ErrorMetric;
 pub use spec::{JobSpec, ModelSpec, SpecErrors};
-pub use train::{evaluate, fit, Dataset, Evaluation};
+pub use train::{evaluate, evaluate_job, fit, Dataset, Evaluation};

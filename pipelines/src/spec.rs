@@ -131,6 +131,9 @@ pub struct JobSpec {
     pub metric: ErrorMetric,
     /// Query columns holding naive baseline predictions; the best one is the bar to beat.
     pub baseline_columns: Vec<String>,
+    /// Baselines that are the same estimator trained on fewer features (e.g. without the
+    /// co-runner features: "a model that ignores interference"): name → features.
+    pub baseline_models: Vec<(String, Vec<String>)>,
 }
 
 /// Every problem of a spec file, each `file: key: what`.
@@ -158,7 +161,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("model", &["kind", "features", "target", "params"]),
     ("trigger", &["every_secs", "after_rows"]),
     ("training", &["window_secs", "holdout_fraction", "metric"]),
-    ("promotion", &["baseline_columns"]),
+    ("promotion", &["baseline_columns", "baseline_models"]),
 ];
 
 const KIND_PARAMS: &[(&str, &[&str])] = &[
@@ -392,7 +395,9 @@ impl JobSpec {
             .unwrap_or_else(|| "ts".into());
         let features = r.strings("model.features");
         let model = read_model(&mut r);
-        let is_table = model.as_ref().is_some_and(ModelSpec::is_table);
+        // By the kind's name: a table with bad params is still a table.
+        let is_table =
+            r.value("model.kind").and_then(toml::Value::as_str) == Some("quantile_table");
         let target = if is_table {
             if r.value("model.target").is_some() {
                 r.problem(
@@ -448,6 +453,7 @@ impl JobSpec {
                 );
             }
         }
+        let baseline_models = read_baseline_models(&mut r, features.as_deref(), is_table);
         match (name, sql, features, target, model, metric, baseline_columns) {
             (
                 Some(name),
@@ -470,6 +476,7 @@ impl JobSpec {
                 holdout_fraction,
                 metric,
                 baseline_columns,
+                baseline_models,
             }),
             _ => Err(SpecErrors {
                 problems: r.problems,
@@ -550,6 +557,54 @@ fn read_model(r: &mut Reader<'_>) -> Option<ModelSpec> {
     Some(model)
 }
 
+/// `[promotion.baseline_models]`: name = [features], each a strict, non-empty subset.
+fn read_baseline_models(
+    r: &mut Reader<'_>,
+    features: Option<&[String]>,
+    is_table: bool,
+) -> Vec<(String, Vec<String>)> {
+    let table = match r.value("promotion.baseline_models") {
+        None => return Vec::new(),
+        Some(toml::Value::Table(t)) => t,
+        Some(other) => {
+            r.problem(
+                "promotion.baseline_models",
+                format!(
+                    "expected a table of name = [features], found {}",
+                    other.type_str()
+                ),
+            );
+            return Vec::new();
+        }
+    };
+    if is_table {
+        r.problem(
+            "promotion.baseline_models",
+            "not available for a quantile_table (it has no estimator to retrain)",
+        );
+        return Vec::new();
+    }
+    let mut models = Vec::new();
+    for name in table.keys() {
+        let key = format!("promotion.baseline_models.{name}");
+        let Some(subset) = r.strings(&key) else {
+            continue;
+        };
+        let Some(features) = features else {
+            continue;
+        };
+        let unknown: Vec<&String> = subset.iter().filter(|f| !features.contains(f)).collect();
+        if !unknown.is_empty() {
+            r.problem(&key, format!("{unknown:?} are not in model.features"));
+        } else if subset.is_empty() || subset.len() >= features.len() {
+            r.problem(&key, "must list some, not all, of model.features");
+        } else {
+            models.push((name.clone(), subset));
+        }
+    }
+    models
+}
+
 fn read_table(r: &mut Reader<'_>) -> Option<ModelSpec> {
     let key = r.string("model.params.key", true);
     let quantiles = r
@@ -575,7 +630,9 @@ fn read_table(r: &mut Reader<'_>) -> Option<ModelSpec> {
         key: key?,
         quantiles,
         judged_quantile,
-        half_life_secs: r.integer("model.params.half_life_secs", 1).unwrap_or(86_400),
+        half_life_secs: r
+            .integer("model.params.half_life_secs", 1)
+            .unwrap_or(86_400),
     })
 }
 
@@ -633,6 +690,61 @@ baseline_columns = ["last_value"]
         assert_eq!(spec.metric, ErrorMetric::Rmse);
         assert_eq!(spec.holdout_fraction, 0.2);
         assert_eq!(spec.time_column, "ts");
+    }
+
+    #[test]
+    fn baseline_models_are_strict_subsets_of_the_features() {
+        let good = format!("{GOOD}baseline_models = {{ hour_only = [\"hour\"] }}\n");
+        let spec = JobSpec::parse(&good, "g.toml").expect("valid");
+        assert_eq!(
+            spec.baseline_models,
+            vec![("hour_only".to_string(), vec!["hour".to_string()])]
+        );
+        let bad = format!(
+            "{GOOD}baseline_models = {{ all = [\"cpu_now\", \"hour\"], odd = [\"load\"] }}\n"
+        );
+        let err = JobSpec::parse(&bad, "b.toml").expect_err("invalid");
+        let text = err.to_string();
+        assert!(
+            text.contains("b.toml: promotion.baseline_models.all: must list some, not all"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "b.toml: promotion.baseline_models.odd: [\"load\"] are not in model.features"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn quantile_tables_take_no_target_and_check_their_quantiles() {
+        let text = r#"
+name = "sizes"
+[source]
+sql = "SELECT 1"
+[model]
+kind = "quantile_table"
+features = ["cores"]
+target = "y"
+[model.params]
+quantiles = [0.9, 0.5]
+judged_quantile = 0.95
+[trigger]
+after_rows = 10
+[promotion]
+baseline_columns = ["provisioned"]
+"#;
+        let err = JobSpec::parse(text, "t.toml").expect_err("invalid");
+        let text = err.to_string();
+        for needle in [
+            "t.toml: model.target: a quantile_table has no target",
+            "t.toml: model.params.key: missing",
+            "t.toml: model.params.quantiles: must ascend strictly",
+            "t.toml: model.params.judged_quantile: 0.95 is not one of the quantiles",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use smartcore::tree::decision_tree_regressor::DecisionTreeRegressorParameters;
 
 use crate::error::{PipelineError, Result};
 use crate::metrics::ErrorMetric;
-use crate::spec::ModelSpec;
+use crate::spec::{JobSpec, ModelSpec};
 
 /// Rows a job trains and judges on, column-wise per row.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -175,6 +175,18 @@ pub fn split_by_time(times: &[i64], fraction: f64) -> (Vec<usize>, Vec<usize>) {
     (order, train)
 }
 
+/// [`split_by_time`], refusing a split that leaves either side empty.
+pub(crate) fn split_nonempty(times: &[i64], fraction: f64) -> Result<(Vec<usize>, Vec<usize>)> {
+    let (train, holdout) = split_by_time(times, fraction);
+    if train.is_empty() || holdout.is_empty() {
+        return Err(PipelineError::Data(format!(
+            "{} rows leave no training or holdout rows",
+            times.len()
+        )));
+    }
+    Ok((train, holdout))
+}
+
 /// The values at `rows`, in that order.
 pub(crate) fn pick<T: Clone>(values: &[T], rows: &[usize]) -> Vec<T> {
     rows.iter().map(|&i| values[i].clone()).collect()
@@ -218,6 +230,68 @@ pub fn evaluate(
     data: &Dataset,
     champion: Option<&PreparedModel>,
 ) -> Result<Evaluation> {
+    evaluate_with_ablations(spec, metric, holdout_fraction, data, champion, &[])
+}
+
+/// [`evaluate`] for a job: its model, metric and holdout, and its baseline models (the
+/// same estimator trained on fewer features) beside its baseline columns.
+pub fn evaluate_job(
+    job: &JobSpec,
+    data: &Dataset,
+    champion: Option<&PreparedModel>,
+) -> Result<Evaluation> {
+    let ablations = job
+        .baseline_models
+        .iter()
+        .map(|(name, subset)| {
+            let columns = subset
+                .iter()
+                .map(|f| {
+                    job.features.iter().position(|c| c == f).ok_or_else(|| {
+                        PipelineError::Spec(format!("baseline model {name}: no feature {f:?}"))
+                    })
+                })
+                .collect::<Result<Vec<usize>>>()?;
+            Ok((name.clone(), columns))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    evaluate_with_ablations(
+        &job.model,
+        job.metric,
+        job.holdout_fraction,
+        data,
+        champion,
+        &ablations,
+    )
+}
+
+/// Holdout error of `spec` trained on only the feature `columns`.
+fn ablation_error(
+    spec: &ModelSpec,
+    metric: ErrorMetric,
+    data: &Dataset,
+    (train, holdout): (&[usize], &[usize]),
+    columns: &[usize],
+) -> Result<f64> {
+    let subset = |rows: &[usize]| -> Vec<Vec<f64>> {
+        rows.iter()
+            .map(|&r| columns.iter().map(|&c| data.features[r][c]).collect())
+            .collect()
+    };
+    let model = fit(spec, &subset(train), &pick(&data.target, train))?;
+    let prepared = PreparedModel::prepare(model, columns.len())?;
+    let predicted = predict_rows(&prepared, &subset(holdout))?;
+    Ok(metric.error(&pick(&data.target, holdout), &predicted))
+}
+
+fn evaluate_with_ablations(
+    spec: &ModelSpec,
+    metric: ErrorMetric,
+    holdout_fraction: f64,
+    data: &Dataset,
+    champion: Option<&PreparedModel>,
+    ablations: &[(String, Vec<usize>)],
+) -> Result<Evaluation> {
     if let ModelSpec::QuantileTable { .. } = spec {
         return crate::table::evaluate(spec, metric, holdout_fraction, data, champion);
     }
@@ -229,12 +303,7 @@ pub fn evaluate(
             data.target.len()
         )));
     }
-    let (train, holdout) = split_by_time(&data.times, holdout_fraction);
-    if train.is_empty() || holdout.is_empty() {
-        return Err(PipelineError::Data(format!(
-            "{rows} rows leave no training or holdout rows"
-        )));
-    }
+    let (train, holdout) = split_nonempty(&data.times, holdout_fraction)?;
     let model = fit(
         spec,
         &pick(&data.features, &train),
@@ -245,13 +314,17 @@ pub fn evaluate(
     let width = holdout_x.first().map_or(0, Vec::len);
     let prepared = PreparedModel::prepare(model_copy(&model)?, width)?;
     let model_error = metric.error(&actual, &predict_rows(&prepared, &holdout_x)?);
-    let baselines = baseline_errors(
+    let mut baselines = baseline_errors(
         metric,
         &actual,
         data.baselines
             .iter()
             .map(|(name, values)| (name.as_str(), pick(values, &holdout))),
     );
+    for (name, columns) in ablations {
+        let error = ablation_error(spec, metric, data, (&train, &holdout), columns)?;
+        baselines.push((name.clone(), error));
+    }
     let baseline = best_baseline(&baselines)?;
     // A champion whose features no longer fit is no champion: the challenger competes
     // only against the baseline.
