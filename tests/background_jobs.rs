@@ -22,6 +22,26 @@ fn dcpilot(data_dir: &Path, args: &[&str]) -> Output {
         .expect("run dcpilot")
 }
 
+/// A loopback address no one listens on (bound, then released).
+fn free_loopback_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).expect("response");
+    body
+}
+
 /// Keys of every message on the models topic.
 fn model_topic_keys(brokers: &str) -> Vec<String> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -74,12 +94,13 @@ fn background_trains_a_users_job_on_its_trigger_and_publishes_it() {
         );
     assert_ne!(spec, builtin);
     std::fs::write(specs.join("mine.toml"), spec).expect("write spec");
+    let metrics_addr = free_loopback_port();
     let config = dir.path().join("background.toml");
     std::fs::write(
         &config,
         format!(
             "[kafka]\nbrokers = \"{brokers}\"\n\
-             [http]\nlisten = \"127.0.0.1:0\"\n\
+             [http]\nlisten = \"{metrics_addr}\"\n\
              [jobs]\nspec_dir = \"{}\"\nonly = [\"{JOB}\"]\npoll_ms = 100\n",
             specs.display()
         ),
@@ -149,6 +170,17 @@ fn background_trains_a_users_job_on_its_trigger_and_publishes_it() {
     assert!(
         model_topic_keys(&brokers).iter().any(|k| k == JOB),
         "the published model is on {MODELS_TOPIC}"
+    );
+
+    let metrics = http_get(metrics_addr, "/metrics");
+    let published = format!("dcpilot_job_runs_total{{job=\"{JOB}\",outcome=\"published\"}}");
+    assert!(
+        metrics.lines().any(|l| l.starts_with(&published)),
+        "{published} missing from /metrics:\n{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("dcpilot_job_model_error{{job=\"{JOB}\"}}")),
+        "{metrics}"
     );
 
     let status = Command::new("kill")
