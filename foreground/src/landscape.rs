@@ -1,0 +1,275 @@
+//! The landscape the planner places into: hosts with capacity and platform features, the
+//! instances on them, and per-host aggregates kept current as instances come and go, so
+//! scoring a host is O(1).
+
+use std::collections::BTreeMap;
+
+use dcpilot_schemas::PlatformFeatures;
+use serde::{Deserialize, Serialize};
+
+/// Shared-resource pressure a workload puts on its neighbours, in "co-runner pods" of each
+/// kind — the unit the `interference-slowdown` model was trained on (NTUA: iBench CPU,
+/// stress-ng L3, iBench memory bandwidth).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pressure {
+    /// CPU pressure.
+    pub cpu: f64,
+    /// Last-level-cache pressure.
+    pub l3: f64,
+    /// Memory-bandwidth pressure.
+    pub membw: f64,
+}
+
+impl Pressure {
+    fn add(&mut self, other: &Pressure, sign: f64) {
+        self.cpu += sign * other.cpu;
+        self.l3 += sign * other.l3;
+        self.membw += sign * other.membw;
+    }
+
+    /// All kinds together.
+    pub fn total(&self) -> f64 {
+        self.cpu + self.l3 + self.membw
+    }
+}
+
+/// A host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    /// Unique name (a Kubernetes node name).
+    pub name: String,
+    /// Allocatable cores.
+    pub cores: f64,
+    /// Allocatable memory.
+    pub memory_bytes: u64,
+    /// Platform features.
+    #[serde(default)]
+    pub features: PlatformFeatures,
+    /// Labels (zone, rack, …).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A running instance of a workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    /// Unique id.
+    pub id: String,
+    /// Its workload.
+    pub workload: String,
+    /// Where it runs.
+    pub host: String,
+    /// Cores it holds (request, or recent use).
+    pub cores: f64,
+    /// Memory it holds.
+    pub memory_bytes: u64,
+    /// Pressure it puts on its neighbours.
+    #[serde(default)]
+    pub pressure: Pressure,
+    /// Whether its latency matters (it has latency objectives).
+    #[serde(default)]
+    pub latency_critical: bool,
+}
+
+/// Per-host totals of what runs there.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HostLoad {
+    /// Cores held.
+    pub cores: f64,
+    /// Memory held.
+    pub memory_bytes: u64,
+    /// Instances.
+    pub instances: u32,
+    /// Latency-critical instances.
+    pub latency_critical: u32,
+    /// Pressure of all instances.
+    pub pressure: Pressure,
+}
+
+/// What went wrong changing the landscape.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LandscapeError {
+    /// The instance names a host that is not in the landscape.
+    #[error("unknown host {0:?}")]
+    UnknownHost(String),
+    /// A host name appears twice.
+    #[error("host {0:?} is listed twice")]
+    DuplicateHost(String),
+    /// A host with no capacity cannot take anything.
+    #[error("host {0:?}: cores and memory must be positive")]
+    EmptyHost(String),
+    /// Removing an instance that is not there.
+    #[error("unknown instance {0:?}")]
+    UnknownInstance(String),
+}
+
+/// Hosts (in a stable order, addressed by index on the hot path), their loads, and the
+/// instances.
+#[derive(Debug, Clone, Default)]
+pub struct Landscape {
+    hosts: Vec<Host>,
+    loads: Vec<HostLoad>,
+    index: BTreeMap<String, usize>,
+    instances: BTreeMap<String, Instance>,
+}
+
+impl Landscape {
+    /// A landscape of `hosts`, empty of instances.
+    pub fn new(hosts: Vec<Host>) -> Result<Self, LandscapeError> {
+        let mut index = BTreeMap::new();
+        for (i, host) in hosts.iter().enumerate() {
+            if !(host.cores > 0.0 && host.memory_bytes > 0) {
+                return Err(LandscapeError::EmptyHost(host.name.clone()));
+            }
+            if index.insert(host.name.clone(), i).is_some() {
+                return Err(LandscapeError::DuplicateHost(host.name.clone()));
+            }
+        }
+        Ok(Self {
+            loads: vec![HostLoad::default(); hosts.len()],
+            hosts,
+            index,
+            instances: BTreeMap::new(),
+        })
+    }
+
+    /// Places (or moves) an instance.
+    pub fn upsert(&mut self, instance: Instance) -> Result<(), LandscapeError> {
+        let host = *self
+            .index
+            .get(&instance.host)
+            .ok_or_else(|| LandscapeError::UnknownHost(instance.host.clone()))?;
+        if self.instances.contains_key(&instance.id) {
+            self.remove(&instance.id)?;
+        }
+        Self::account(&mut self.loads[host], &instance, 1.0);
+        self.instances.insert(instance.id.clone(), instance);
+        Ok(())
+    }
+
+    /// Removes an instance.
+    pub fn remove(&mut self, id: &str) -> Result<Instance, LandscapeError> {
+        let instance = self
+            .instances
+            .remove(id)
+            .ok_or_else(|| LandscapeError::UnknownInstance(id.to_string()))?;
+        if let Some(&host) = self.index.get(&instance.host) {
+            Self::account(&mut self.loads[host], &instance, -1.0);
+        }
+        Ok(instance)
+    }
+
+    fn account(load: &mut HostLoad, instance: &Instance, sign: f64) {
+        load.cores += sign * instance.cores;
+        if sign > 0.0 {
+            load.memory_bytes += instance.memory_bytes;
+            load.instances += 1;
+            load.latency_critical += u32::from(instance.latency_critical);
+        } else {
+            load.memory_bytes = load.memory_bytes.saturating_sub(instance.memory_bytes);
+            load.instances = load.instances.saturating_sub(1);
+            load.latency_critical = load
+                .latency_critical
+                .saturating_sub(u32::from(instance.latency_critical));
+        }
+        load.pressure.add(&instance.pressure, sign);
+    }
+
+    /// Hosts, in index order.
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    /// Loads, by host index.
+    pub fn loads(&self) -> &[HostLoad] {
+        &self.loads
+    }
+
+    /// A host's index by name.
+    pub fn host_index(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// Instances by id.
+    pub fn instances(&self) -> &BTreeMap<String, Instance> {
+        &self.instances
+    }
+
+    /// Instances of a workload.
+    pub fn replicas_of<'a>(&'a self, workload: &'a str) -> impl Iterator<Item = &'a Instance> {
+        self.instances
+            .values()
+            .filter(move |i| i.workload == workload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn host(name: &str, cores: f64) -> Host {
+        Host {
+            name: name.into(),
+            cores,
+            memory_bytes: 64 << 30,
+            features: PlatformFeatures::default(),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn loads_follow_instances_in_and_out() {
+        let mut l = Landscape::new(vec![host("a", 8.0), host("b", 8.0)]).expect("hosts");
+        let inst = Instance {
+            id: "i1".into(),
+            workload: "w".into(),
+            host: "a".into(),
+            cores: 2.0,
+            memory_bytes: 1 << 30,
+            pressure: Pressure {
+                l3: 1.0,
+                ..Pressure::default()
+            },
+            latency_critical: true,
+        };
+        l.upsert(inst.clone()).expect("place");
+        assert_eq!(l.loads()[0].cores, 2.0);
+        assert_eq!(l.loads()[0].latency_critical, 1);
+        // Moving it to b moves its load.
+        l.upsert(Instance {
+            host: "b".into(),
+            ..inst
+        })
+        .expect("move");
+        assert_eq!(l.loads()[0], HostLoad::default());
+        assert_eq!(l.loads()[1].pressure.l3, 1.0);
+        l.remove("i1").expect("remove");
+        assert_eq!(l.loads()[1], HostLoad::default());
+    }
+
+    #[test]
+    fn bad_changes_are_errors() {
+        assert_eq!(
+            Landscape::new(vec![host("a", 8.0), host("a", 4.0)]).err(),
+            Some(LandscapeError::DuplicateHost("a".into()))
+        );
+        assert!(Landscape::new(vec![host("z", 0.0)]).is_err());
+        let mut l = Landscape::new(vec![host("a", 8.0)]).expect("hosts");
+        let err = l
+            .upsert(Instance {
+                id: "x".into(),
+                workload: "w".into(),
+                host: "nowhere".into(),
+                cores: 1.0,
+                memory_bytes: 1,
+                pressure: Pressure::default(),
+                latency_critical: false,
+            })
+            .expect_err("unknown host");
+        assert_eq!(err, LandscapeError::UnknownHost("nowhere".into()));
+        assert!(l.remove("x").is_err());
+    }
+}

@@ -1,0 +1,323 @@
+//! The placement planner over a real Information Core snapshot: interference-aware choice,
+//! fallback when models are missing or unusable, the anytime answer when the budget is
+//! gone, and clear errors.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use dcpilot_foreground::planner::{RIGHTSIZING_MODEL, SLOWDOWN_MODEL};
+use dcpilot_foreground::{
+    place, Host, Instance, Landscape, PlacementRequest, PlanError, PlannerConfig, Pressure,
+};
+use dcpilot_info_core::model::Linear;
+use dcpilot_info_core::{
+    DenseMatrix, HoldoutMetrics, InfoCore, Lineage, MemoryStorage, Model, ModelDraft,
+    QuantileTable, TrainingWindow,
+};
+use dcpilot_schemas::PlatformFeatures;
+use smartcore::linear::linear_regression::LinearRegressionParameters;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn host(name: &str, cores: f64) -> Host {
+    Host {
+        name: name.into(),
+        cores,
+        memory_bytes: 64 << 30,
+        features: PlatformFeatures::default(),
+        labels: BTreeMap::new(),
+    }
+}
+
+fn draft(name: &str, features: &[&str], model: Model) -> ModelDraft {
+    ModelDraft {
+        name: name.into(),
+        features: features.iter().map(|f| f.to_string()).collect(),
+        target: "y".into(),
+        window: TrainingWindow {
+            start_ms: 0,
+            end_ms: 1,
+        },
+        rows: 100,
+        metrics: HoldoutMetrics {
+            metric: "mae".into(),
+            model_error: 0.1,
+            baseline_error: 1.0,
+            baseline: "b".into(),
+        },
+        lineage: Lineage {
+            job: name.into(),
+            spec_hash: "00000000".into(),
+        },
+        model,
+    }
+}
+
+/// slowdown = 1 + 2·l3_pods + 0.5·membw_pods (+ 0·cpu_pods, rps, replicas), fitted exactly.
+fn slowdown_model(features: &[&str]) -> Model {
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for i in 0..60u32 {
+        let row: Vec<f64> = features
+            .iter()
+            .enumerate()
+            .map(|(f, _)| f64::from((i * 7 + f as u32 * 13) % 11))
+            .collect();
+        let l3 = features
+            .iter()
+            .position(|f| *f == "l3_pods")
+            .map_or(0.0, |p| row[p]);
+        let membw = features
+            .iter()
+            .position(|f| *f == "membw_pods")
+            .map_or(0.0, |p| row[p]);
+        y.push(1.0 + 2.0 * l3 + 0.5 * membw);
+        x.push(row);
+    }
+    let m = DenseMatrix::from_2d_vec(&x).expect("matrix");
+    Model::LinearRegression(
+        Linear::fit(&m, &y, LinearRegressionParameters::default()).expect("fit"),
+    )
+}
+
+const FEATURES: [&str; 5] = ["rps", "replicas", "cpu_pods", "l3_pods", "membw_pods"];
+
+fn core_with(models: Vec<ModelDraft>) -> InfoCore {
+    let core = InfoCore::open(Arc::new(MemoryStorage::default()), 5).expect("store");
+    for m in models {
+        core.publish(m).expect("publish");
+    }
+    core
+}
+
+/// "noisy" is the least loaded but runs an L3 hog; "quiet" is busier but clean.
+fn landscape() -> Landscape {
+    let mut l = Landscape::new(vec![host("noisy", 16.0), host("quiet", 16.0)]).expect("hosts");
+    l.upsert(Instance {
+        id: "hog".into(),
+        workload: "stress-ng-l3".into(),
+        host: "noisy".into(),
+        cores: 1.0,
+        memory_bytes: 1 << 30,
+        pressure: Pressure {
+            l3: 4.0,
+            ..Pressure::default()
+        },
+        latency_critical: false,
+    })
+    .expect("hog");
+    l.upsert(Instance {
+        id: "batch".into(),
+        workload: "batch".into(),
+        host: "quiet".into(),
+        cores: 8.0,
+        memory_bytes: 8 << 30,
+        pressure: Pressure::default(),
+        latency_critical: false,
+    })
+    .expect("batch");
+    l
+}
+
+fn nginx() -> PlacementRequest {
+    PlacementRequest {
+        workload: "nginx".into(),
+        cores: 2.0,
+        memory_bytes: 1 << 30,
+        pressure: Pressure::default(),
+        rps: Some(2000.0),
+        replicas: Some(2.0),
+        quiet_p99_ms: Some(5.0),
+        p99_objective_ms: Some(20.0),
+        budget_ms: None,
+    }
+}
+
+#[test]
+fn the_slowdown_model_steers_a_latency_critical_workload_away_from_a_cache_hog() {
+    let core = core_with(vec![draft(
+        SLOWDOWN_MODEL,
+        &FEATURES,
+        slowdown_model(&FEATURES),
+    )]);
+    let answer = place(
+        &nginx(),
+        &landscape(),
+        &core.snapshot(),
+        &PlannerConfig::default(),
+        now_ms(),
+    )
+    .expect("answer");
+    assert_eq!(answer.choices[0].host, "quiet", "{answer:#?}");
+    let noisy = answer
+        .choices
+        .iter()
+        .find(|c| c.host == "noisy")
+        .expect("noisy ranked too");
+    // 5 ms × (1 + 2·4) = 45 ms against a 20 ms objective.
+    let predicted = noisy.predicted_p99_ms.expect("predicted");
+    assert!((predicted - 45.0).abs() < 1e-6, "{predicted}");
+    assert!(
+        noisy.explanation.contains("objective 20 ms"),
+        "{}",
+        noisy.explanation
+    );
+    assert_eq!(answer.models.get(SLOWDOWN_MODEL), Some(&1));
+    assert_eq!(answer.candidates_scored, 2);
+    assert!(!answer.budget_exhausted);
+    // Only the rightsizing table is missing.
+    assert!(answer.degraded);
+    assert_eq!(
+        answer.degraded_reasons.len(),
+        1,
+        "{:?}",
+        answer.degraded_reasons
+    );
+    assert!(answer.degraded_reasons[0].contains(RIGHTSIZING_MODEL));
+}
+
+#[test]
+fn without_models_it_degrades_to_least_loaded_and_says_so() {
+    let answer = place(
+        &nginx(),
+        &landscape(),
+        &core_with(vec![]).snapshot(),
+        &PlannerConfig::default(),
+        now_ms(),
+    )
+    .expect("answer");
+    assert_eq!(answer.choices[0].host, "noisy", "least loaded wins blind");
+    assert!(answer.degraded);
+    assert!(answer
+        .degraded_reasons
+        .iter()
+        .any(|r| r.contains(SLOWDOWN_MODEL) && r.contains("missing")));
+    assert!(answer.choices[0].predicted_p99_ms.is_none());
+}
+
+#[test]
+fn a_model_reading_unknown_features_is_not_used() {
+    let features = ["rps", "l3_pods", "gpu_temperature"];
+    let core = core_with(vec![draft(
+        SLOWDOWN_MODEL,
+        &features,
+        slowdown_model(&features),
+    )]);
+    let answer = place(
+        &nginx(),
+        &landscape(),
+        &core.snapshot(),
+        &PlannerConfig::default(),
+        now_ms(),
+    )
+    .expect("answer");
+    assert!(
+        answer
+            .degraded_reasons
+            .iter()
+            .any(|r| r.contains("gpu_temperature")),
+        "{:?}",
+        answer.degraded_reasons
+    );
+    assert!(answer.choices.iter().all(|c| c.predicted_p99_ms.is_none()));
+}
+
+#[test]
+fn rightsizing_sizes_the_workload_and_a_zero_budget_still_answers() {
+    let table = QuantileTable {
+        quantiles: vec![0.5, 0.9],
+        rows: BTreeMap::from([(
+            "nginx".to_string(),
+            BTreeMap::from([("cores".to_string(), vec![3.0, 10.0])]),
+        )]),
+    };
+    let core = core_with(vec![draft(
+        RIGHTSIZING_MODEL,
+        &["cores"],
+        Model::QuantileTable(table),
+    )]);
+    // p90 says 10 cores: only "noisy" (15 free) fits, "quiet" (8 free) does not.
+    let answer = place(
+        &nginx(),
+        &landscape(),
+        &core.snapshot(),
+        &PlannerConfig::default(),
+        now_ms(),
+    )
+    .expect("answer");
+    assert_eq!(answer.candidates_feasible, 1);
+    assert_eq!(answer.choices[0].host, "noisy");
+    assert!(answer.choices[0]
+        .explanation
+        .contains("p90 from rightsizing"));
+
+    let mut hurried = nginx();
+    hurried.budget_ms = Some(0.0);
+    let answer = place(
+        &hurried,
+        &landscape(),
+        &core.snapshot(),
+        &PlannerConfig::default(),
+        now_ms(),
+    )
+    .expect("answer");
+    assert!(answer.budget_exhausted);
+    assert_eq!(answer.candidates_scored, 0);
+    assert_eq!(answer.choices.len(), 1);
+    assert!(!answer.choices[0].model_scored);
+}
+
+#[test]
+fn stale_models_are_flagged_and_bad_requests_refused() {
+    let core = core_with(vec![draft(
+        SLOWDOWN_MODEL,
+        &FEATURES,
+        slowdown_model(&FEATURES),
+    )]);
+    let far_future = now_ms() + 365 * 86_400_000;
+    let answer = place(
+        &nginx(),
+        &landscape(),
+        &core.snapshot(),
+        &PlannerConfig::default(),
+        far_future,
+    )
+    .expect("answer");
+    assert!(
+        answer.degraded_reasons.iter().any(|r| r.contains("stale")),
+        "{:?}",
+        answer.degraded_reasons
+    );
+
+    let mut huge = nginx();
+    huge.cores = 100.0;
+    let err = place(
+        &huge,
+        &landscape(),
+        &core.snapshot(),
+        &PlannerConfig::default(),
+        now_ms(),
+    )
+    .expect_err("nothing fits");
+    assert!(matches!(err, PlanError::NoFeasibleHost { .. }), "{err}");
+    assert!(err.to_string().contains("nginx"));
+
+    for (cores, budget) in [(f64::NAN, None), (0.0, None), (1.0, Some(-1.0))] {
+        let mut bad = nginx();
+        bad.cores = cores;
+        bad.budget_ms = budget;
+        let err = place(
+            &bad,
+            &landscape(),
+            &core.snapshot(),
+            &PlannerConfig::default(),
+            now_ms(),
+        )
+        .expect_err("bad request");
+        assert!(matches!(err, PlanError::BadRequest(_)), "{err}");
+    }
+}
