@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use dcpilot_foreground::planner::{RIGHTSIZING_MODEL, SLOWDOWN_MODEL};
 use dcpilot_foreground::{
-    place, Host, Instance, Landscape, PlacementRequest, PlanError, PlannerConfig, Pressure,
+    place, Host, Instance, Landscape, PlacementAnswer, PlacementRequest, PlanError, PlannerConfig,
+    Pressure,
 };
 use dcpilot_info_core::model::Linear;
 use dcpilot_info_core::{
@@ -86,6 +87,21 @@ fn slowdown_model(features: &[&str]) -> Model {
 
 const FEATURES: [&str; 5] = ["rps", "replicas", "cpu_pods", "l3_pods", "membw_pods"];
 
+/// Places `request` on [`landscape`] with the default config, as of `now_ms`.
+fn plan(
+    request: &PlacementRequest,
+    core: &InfoCore,
+    now_ms: i64,
+) -> Result<PlacementAnswer, PlanError> {
+    place(
+        request,
+        &landscape(),
+        &core.snapshot(),
+        &PlannerConfig::default(),
+        now_ms,
+    )
+}
+
 fn core_with(models: Vec<ModelDraft>) -> InfoCore {
     let core = InfoCore::open(Arc::new(MemoryStorage::default()), 5).expect("store");
     for m in models {
@@ -144,14 +160,7 @@ fn the_slowdown_model_steers_a_latency_critical_workload_away_from_a_cache_hog()
         &FEATURES,
         slowdown_model(&FEATURES),
     )]);
-    let answer = place(
-        &nginx(),
-        &landscape(),
-        &core.snapshot(),
-        &PlannerConfig::default(),
-        now_ms(),
-    )
-    .expect("answer");
+    let answer = plan(&nginx(), &core, now_ms()).expect("answer");
     assert_eq!(answer.choices[0].host, "quiet", "{answer:#?}");
     let noisy = answer
         .choices
@@ -182,14 +191,7 @@ fn the_slowdown_model_steers_a_latency_critical_workload_away_from_a_cache_hog()
 
 #[test]
 fn without_models_it_degrades_to_least_loaded_and_says_so() {
-    let answer = place(
-        &nginx(),
-        &landscape(),
-        &core_with(vec![]).snapshot(),
-        &PlannerConfig::default(),
-        now_ms(),
-    )
-    .expect("answer");
+    let answer = plan(&nginx(), &core_with(vec![]), now_ms()).expect("answer");
     assert_eq!(answer.choices[0].host, "noisy", "least loaded wins blind");
     assert!(answer.degraded);
     assert!(answer
@@ -207,14 +209,7 @@ fn a_model_reading_unknown_features_is_not_used() {
         &features,
         slowdown_model(&features),
     )]);
-    let answer = place(
-        &nginx(),
-        &landscape(),
-        &core.snapshot(),
-        &PlannerConfig::default(),
-        now_ms(),
-    )
-    .expect("answer");
+    let answer = plan(&nginx(), &core, now_ms()).expect("answer");
     assert!(
         answer
             .degraded_reasons
@@ -241,14 +236,7 @@ fn rightsizing_sizes_the_workload_and_a_zero_budget_still_answers() {
         Model::QuantileTable(table),
     )]);
     // p90 says 10 cores: only "noisy" (15 free) fits, "quiet" (8 free) does not.
-    let answer = place(
-        &nginx(),
-        &landscape(),
-        &core.snapshot(),
-        &PlannerConfig::default(),
-        now_ms(),
-    )
-    .expect("answer");
+    let answer = plan(&nginx(), &core, now_ms()).expect("answer");
     assert_eq!(answer.candidates_feasible, 1);
     assert_eq!(answer.choices[0].host, "noisy");
     assert!(answer.choices[0]
@@ -257,14 +245,7 @@ fn rightsizing_sizes_the_workload_and_a_zero_budget_still_answers() {
 
     let mut hurried = nginx();
     hurried.budget_ms = Some(0.0);
-    let answer = place(
-        &hurried,
-        &landscape(),
-        &core.snapshot(),
-        &PlannerConfig::default(),
-        now_ms(),
-    )
-    .expect("answer");
+    let answer = plan(&hurried, &core, now_ms()).expect("answer");
     assert!(answer.budget_exhausted);
     assert_eq!(answer.candidates_scored, 0);
     assert_eq!(answer.choices.len(), 1);
@@ -279,14 +260,7 @@ fn stale_models_are_flagged_and_bad_requests_refused() {
         slowdown_model(&FEATURES),
     )]);
     let far_future = now_ms() + 365 * 86_400_000;
-    let answer = place(
-        &nginx(),
-        &landscape(),
-        &core.snapshot(),
-        &PlannerConfig::default(),
-        far_future,
-    )
-    .expect("answer");
+    let answer = plan(&nginx(), &core, far_future).expect("answer");
     assert!(
         answer.degraded_reasons.iter().any(|r| r.contains("stale")),
         "{:?}",
@@ -295,14 +269,7 @@ fn stale_models_are_flagged_and_bad_requests_refused() {
 
     let mut huge = nginx();
     huge.cores = 100.0;
-    let err = place(
-        &huge,
-        &landscape(),
-        &core.snapshot(),
-        &PlannerConfig::default(),
-        now_ms(),
-    )
-    .expect_err("nothing fits");
+    let err = plan(&huge, &core, now_ms()).expect_err("nothing fits");
     assert!(matches!(err, PlanError::NoFeasibleHost { .. }), "{err}");
     assert!(err.to_string().contains("nginx"));
 
@@ -310,14 +277,7 @@ fn stale_models_are_flagged_and_bad_requests_refused() {
         let mut bad = nginx();
         bad.cores = cores;
         bad.budget_ms = budget;
-        let err = place(
-            &bad,
-            &landscape(),
-            &core.snapshot(),
-            &PlannerConfig::default(),
-            now_ms(),
-        )
-        .expect_err("bad request");
+        let err = plan(&bad, &core, now_ms()).expect_err("bad request");
         assert!(matches!(err, PlanError::BadRequest(_)), "{err}");
     }
 }
