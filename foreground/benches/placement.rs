@@ -67,6 +67,9 @@ fn landscape(hosts: usize) -> Landscape {
                 membw: f64::from(kind == 3) * ((i % 2) as f64 + 1.0),
             },
             latency_critical: kind == 0,
+            rps: None,
+            quiet_p99_ms: None,
+            evictable: false,
         })
         .expect("instance");
     }

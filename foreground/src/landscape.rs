@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use dcpilot_schemas::PlatformFeatures;
+use dcpilot_schemas::{LandscapeEvent, PlatformFeatures};
 use serde::{Deserialize, Serialize};
 
 /// Shared-resource pressure a workload puts on its neighbours, in "co-runner pods" of each
 /// kind — the unit the `interference-slowdown` model was trained on (NTUA: iBench CPU,
 /// stress-ng L3, iBench memory bandwidth).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pressure {
     /// CPU pressure.
@@ -35,7 +35,7 @@ impl Pressure {
 }
 
 /// A host.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Host {
     /// Unique name (a Kubernetes node name).
@@ -53,7 +53,7 @@ pub struct Host {
 }
 
 /// A running instance of a workload.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Instance {
     /// Unique id.
@@ -72,6 +72,33 @@ pub struct Instance {
     /// Whether its latency matters (it has latency objectives).
     #[serde(default)]
     pub latency_critical: bool,
+    /// Requests per second this instance serves (a feature of the slowdown model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rps: Option<f64>,
+    /// Its p99 latency without co-runners, ms; else the workload's intent may say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_p99_ms: Option<f64>,
+    /// Whether rebalancing may kill it (best-effort work).
+    #[serde(default)]
+    pub evictable: bool,
+}
+
+impl Instance {
+    /// An instance with no pressure, not latency-critical, no profile.
+    pub fn new(id: &str, workload: &str, host: &str, cores: f64, memory_bytes: u64) -> Self {
+        Self {
+            id: id.into(),
+            workload: workload.into(),
+            host: host.into(),
+            cores,
+            memory_bytes,
+            pressure: Pressure::default(),
+            latency_critical: false,
+            rps: None,
+            quiet_p99_ms: None,
+            evictable: false,
+        }
+    }
 }
 
 /// Per-host totals of what runs there.
@@ -104,6 +131,9 @@ pub enum LandscapeError {
     /// Removing an instance that is not there.
     #[error("unknown instance {0:?}")]
     UnknownInstance(String),
+    /// A number that cannot be.
+    #[error("instance {0:?}: cores must be a non-negative number")]
+    BadSize(String),
 }
 
 /// Hosts (in a stable order, addressed by index on the hot path), their loads, and the
@@ -136,8 +166,86 @@ impl Landscape {
         })
     }
 
+    /// Adds a host, or changes its capacity, features and labels (its instances stay).
+    pub fn upsert_host(&mut self, host: Host) -> Result<(), LandscapeError> {
+        if !(host.cores.is_finite() && host.cores > 0.0 && host.memory_bytes > 0) {
+            return Err(LandscapeError::EmptyHost(host.name.clone()));
+        }
+        match self.index.get(&host.name) {
+            Some(&i) => self.hosts[i] = host,
+            None => {
+                self.index.insert(host.name.clone(), self.hosts.len());
+                self.hosts.push(host);
+                self.loads.push(HostLoad::default());
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a host and every instance on it; returns how many instances went with it.
+    pub fn remove_host(&mut self, name: &str) -> Result<usize, LandscapeError> {
+        let i = self
+            .index
+            .remove(name)
+            .ok_or_else(|| LandscapeError::UnknownHost(name.to_string()))?;
+        let before = self.instances.len();
+        self.instances.retain(|_, inst| inst.host != name);
+        let removed = before - self.instances.len();
+        self.hosts.swap_remove(i);
+        self.loads.swap_remove(i);
+        if let Some(moved) = self.hosts.get(i) {
+            self.index.insert(moved.name.clone(), i);
+        }
+        Ok(removed)
+    }
+
+    /// Applies a `dcpilot.landscape` event. A placement keeps the profile (pressure,
+    /// latency class, rps) an instance already had.
+    pub fn apply(&mut self, event: &LandscapeEvent) -> Result<(), LandscapeError> {
+        match event {
+            LandscapeEvent::HostUp {
+                host,
+                cores,
+                memory_bytes,
+                features,
+                labels,
+                ..
+            } => self.upsert_host(Host {
+                name: host.clone(),
+                cores: *cores,
+                memory_bytes: *memory_bytes,
+                features: features.clone(),
+                labels: labels.clone(),
+            }),
+            LandscapeEvent::HostDown { host, .. } => self.remove_host(host).map(|_| ()),
+            LandscapeEvent::InstancePlaced {
+                instance,
+                workload,
+                host,
+                cpu_request,
+                memory_request_bytes,
+                ..
+            } => {
+                let mut next = self.instances.get(instance).cloned().unwrap_or_else(|| {
+                    Instance::new(instance, workload, host, *cpu_request, *memory_request_bytes)
+                });
+                next.workload.clone_from(workload);
+                next.host.clone_from(host);
+                next.cores = *cpu_request;
+                next.memory_bytes = *memory_request_bytes;
+                self.upsert(next)
+            }
+            LandscapeEvent::InstanceRemoved { instance, .. } => {
+                self.remove(instance).map(|_| ())
+            }
+        }
+    }
+
     /// Places (or moves) an instance.
     pub fn upsert(&mut self, instance: Instance) -> Result<(), LandscapeError> {
+        if !(instance.cores.is_finite() && instance.cores >= 0.0) {
+            return Err(LandscapeError::BadSize(instance.id.clone()));
+        }
         let host = *self
             .index
             .get(&instance.host)
@@ -198,6 +306,33 @@ impl Landscape {
         &self.instances
     }
 
+    /// A landscape of only `names` (their loads kept, instances left out: enough to place
+    /// into). A name not known here is taken from `extra` with no load; names found in
+    /// neither are returned as unknown.
+    pub fn subset(&self, names: &[String], extra: &[Host]) -> (Landscape, Vec<String>) {
+        let mut out = Landscape::default();
+        let mut unknown = Vec::new();
+        for name in names {
+            if out.index.contains_key(name) {
+                continue;
+            }
+            let (host, load) = match self.index.get(name) {
+                Some(&i) => (self.hosts[i].clone(), self.loads[i]),
+                None => match extra.iter().find(|h| &h.name == name) {
+                    Some(h) => (h.clone(), HostLoad::default()),
+                    None => {
+                        unknown.push(name.clone());
+                        continue;
+                    }
+                },
+            };
+            out.index.insert(host.name.clone(), out.hosts.len());
+            out.hosts.push(host);
+            out.loads.push(load);
+        }
+        (out, unknown)
+    }
+
     /// Instances of a workload.
     pub fn replicas_of<'a>(&'a self, workload: &'a str) -> impl Iterator<Item = &'a Instance> {
         self.instances
@@ -224,16 +359,12 @@ mod tests {
     fn loads_follow_instances_in_and_out() {
         let mut l = Landscape::new(vec![host("a", 8.0), host("b", 8.0)]).expect("hosts");
         let inst = Instance {
-            id: "i1".into(),
-            workload: "w".into(),
-            host: "a".into(),
-            cores: 2.0,
-            memory_bytes: 1 << 30,
             pressure: Pressure {
                 l3: 1.0,
                 ..Pressure::default()
             },
             latency_critical: true,
+            ..Instance::new("i1", "w", "a", 2.0, 1 << 30)
         };
         l.upsert(inst.clone()).expect("place");
         assert_eq!(l.loads()[0].cores, 2.0);
@@ -259,17 +390,52 @@ mod tests {
         assert!(Landscape::new(vec![host("z", 0.0)]).is_err());
         let mut l = Landscape::new(vec![host("a", 8.0)]).expect("hosts");
         let err = l
-            .upsert(Instance {
-                id: "x".into(),
-                workload: "w".into(),
-                host: "nowhere".into(),
-                cores: 1.0,
-                memory_bytes: 1,
-                pressure: Pressure::default(),
-                latency_critical: false,
-            })
+            .upsert(Instance::new("x", "w", "nowhere", 1.0, 1))
             .expect_err("unknown host");
         assert_eq!(err, LandscapeError::UnknownHost("nowhere".into()));
         assert!(l.remove("x").is_err());
+        assert!(l.upsert(Instance::new("x", "w", "a", f64::NAN, 1)).is_err());
+    }
+
+    #[test]
+    fn landscape_events_add_move_and_drop() {
+        let mut l = Landscape::default();
+        let up = |name: &str| LandscapeEvent::HostUp {
+            timestamp_ms: 0,
+            host: name.into(),
+            cores: 4.0,
+            memory_bytes: 1 << 30,
+            features: PlatformFeatures::default(),
+            labels: BTreeMap::new(),
+        };
+        l.apply(&up("a")).expect("a");
+        l.apply(&up("b")).expect("b");
+        l.apply(&LandscapeEvent::InstancePlaced {
+            timestamp_ms: 0,
+            instance: "p".into(),
+            workload: "w".into(),
+            host: "a".into(),
+            cpu_request: 1.5,
+            memory_request_bytes: 10,
+        })
+        .expect("placed");
+        assert_eq!(l.loads()[0].cores, 1.5);
+        l.apply(&LandscapeEvent::HostDown {
+            timestamp_ms: 0,
+            host: "a".into(),
+        })
+        .expect("down");
+        assert_eq!(l.hosts().len(), 1);
+        assert_eq!(l.host_index("b"), Some(0));
+        assert!(l.instances().is_empty());
+        assert_eq!(l.loads()[0], HostLoad::default());
+        let err = l
+            .apply(&LandscapeEvent::InstanceRemoved {
+                timestamp_ms: 0,
+                instance: "p".into(),
+                host: "a".into(),
+            })
+            .expect_err("gone with its host");
+        assert_eq!(err, LandscapeError::UnknownInstance("p".into()));
     }
 }

@@ -1,16 +1,31 @@
-//! The foreground loop (issue #5, in progress): landscape state, the scorer and the
-//! deadline-bounded anytime placement planner over an Information Core snapshot.
+//! The foreground loop: landscape state, intents, the scorer, the deadline-bounded
+//! planner (placement, recipes, rebalancing) and its HTTP API with the Kubernetes
+//! scheduler-extender endpoints.
 //!
-//! Built so far: [`landscape`] (hosts, instances, O(1) per-host aggregates) and
-//! [`planner::place`] (least-loaded ranking at once, model scoring in that order until the
-//! budget is spent, `degraded` fallback to rules of thumb). Not yet: rebalancing, the
-//! other recipes (migrate, kill, scale, tune), intents documents, the HTTP API and the
-//! Kubernetes scheduler extender.
+//! - [`landscape`]: hosts, instances, O(1) per-host aggregates, `dcpilot.landscape` events;
+//! - [`intents`]: objectives per workload, from IDO `Intent`/`KPIProfile` documents or
+//!   dcpilot's `WorkloadIntent`;
+//! - [`objective`]: model predictions → one objective per host and for the landscape;
+//! - [`planner::place`]: least-loaded ranking at once, model scoring in that order until
+//!   the budget is spent, `degraded` fallback to rules of thumb;
+//! - [`recipes`]: place / migrate / kill / scale / tune scored by objective change, and
+//!   rebalancing by local search within the budget.
 
+pub mod config;
+pub mod extender;
+pub mod intents;
 pub mod landscape;
+pub mod objective;
 pub mod planner;
+pub mod openapi;
+pub mod recipes;
+pub mod server;
 
+pub use config::ForegroundConfig;
+pub use intents::{IntentError, Intents, WorkloadObjectives};
 pub use landscape::{Host, HostLoad, Instance, Landscape, LandscapeError, Pressure};
 pub use planner::{
     place, Choice, PlacementAnswer, PlacementRequest, PlanError, PlannerConfig, Weights,
 };
+pub use recipes::{rebalance, score, RebalancePlan, RebalanceRequest, Recipe, ScoreAnswer, ScoreRequest};
+pub use server::{Foreground, LandscapeDocument};

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use dcpilot_info_core::{ServedModel, Snapshot};
 use serde::{Deserialize, Serialize};
 
+use crate::intents::Intents;
 use crate::landscape::{HostLoad, Landscape, Pressure};
+use crate::objective::SlowdownModel;
 
 /// Name of the slowdown model in the Information Core.
 pub const SLOWDOWN_MODEL: &str = "interference-slowdown";
@@ -39,8 +41,14 @@ pub struct Weights {
     pub headroom: f64,
     /// Per unit of pressure × latency-critical neighbour.
     pub interference: f64,
-    /// For waking an empty host.
+    /// For waking an empty host (and per host in use, when rebalancing).
     pub consolidation: f64,
+    /// Per migration in a rebalancing plan (moving costs something).
+    pub migration: f64,
+    /// Per instance killed in a rebalancing plan.
+    pub kill: f64,
+    /// Per replica added in a rebalancing plan.
+    pub scale: f64,
 }
 
 impl Default for Weights {
@@ -50,12 +58,15 @@ impl Default for Weights {
             headroom: 1.0,
             interference: 0.5,
             consolidation: 0.3,
+            migration: 0.05,
+            kill: 2.0,
+            scale: 0.5,
         }
     }
 }
 
 /// A workload to place.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlacementRequest {
     /// Workload name (the key of the rightsizing table).
@@ -82,10 +93,35 @@ pub struct PlacementRequest {
     /// Budget for this request; default from the planner's config.
     #[serde(default)]
     pub budget_ms: Option<f64>,
+    /// Hosts to place into instead of the served landscape (with `instances` on them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<crate::landscape::Host>,
+    /// Instances on the inline `hosts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<crate::landscape::Instance>,
+}
+
+impl PlacementRequest {
+    /// A request for `cores` and `memory_bytes` of `workload`, everything else unset.
+    pub fn new(workload: &str, cores: f64, memory_bytes: u64) -> Self {
+        Self {
+            workload: workload.into(),
+            cores,
+            memory_bytes,
+            pressure: Pressure::default(),
+            rps: None,
+            replicas: None,
+            quiet_p99_ms: None,
+            p99_objective_ms: None,
+            budget_ms: None,
+            hosts: Vec::new(),
+            instances: Vec::new(),
+        }
+    }
 }
 
 /// One ranked host.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Choice {
     /// Host name.
     pub host: String,
@@ -100,7 +136,7 @@ pub struct Choice {
 }
 
 /// The planner's answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct PlacementAnswer {
     /// Best first.
     pub choices: Vec<Choice>,
@@ -170,59 +206,74 @@ impl Default for PlannerConfig {
 /// How often (in candidates) the clock is read.
 const CLOCK_EVERY: usize = 16;
 
-/// The slowdown model, if usable for this request: its feature values are resolved by
-/// name once, per host only the pressure features change.
-struct SlowdownModel<'a> {
-    served: &'a ServedModel,
-    /// For each feature: a fixed value, or which pressure kind it reads.
-    slots: Vec<Slot>,
+/// The request's budget, or the configured default; refused if it is not a number ≥ 0.
+pub fn budget_of(requested: Option<f64>, config: &PlannerConfig) -> Result<f64, PlanError> {
+    let budget_ms = requested.unwrap_or(config.budget_ms);
+    if budget_ms.is_finite() && (0.0..=60_000.0).contains(&budget_ms) {
+        Ok(budget_ms)
+    } else {
+        Err(PlanError::BadRequest(format!(
+            "budget_ms must be a number from 0 to 60000, got {budget_ms}"
+        )))
+    }
 }
 
-#[derive(Clone, Copy)]
-enum Slot {
-    Fixed(f64),
-    Cpu,
-    L3,
-    Membw,
+/// The models an answer used, with their versions, and why it is degraded.
+pub struct ModelUse<'a> {
+    snapshot: &'a Snapshot,
+    max_age_secs: u64,
+    now_ms: i64,
+    /// Name → version of the models used.
+    pub versions: BTreeMap<String, u64>,
+    /// Why the answer is degraded (empty: it is not).
+    pub reasons: Vec<String>,
 }
 
-impl<'a> SlowdownModel<'a> {
-    fn resolve(served: &'a ServedModel, request: &PlacementRequest) -> Result<Self, String> {
-        let slots = served
-            .record
-            .features
-            .iter()
-            .map(|f| match f.as_str() {
-                "cpu_pods" => Ok(Slot::Cpu),
-                "l3_pods" => Ok(Slot::L3),
-                "membw_pods" => Ok(Slot::Membw),
-                "rps" => request
-                    .rps
-                    .map(Slot::Fixed)
-                    .ok_or_else(|| "the request has no rps".to_string()),
-                "replicas" => Ok(Slot::Fixed(request.replicas.unwrap_or(1.0))),
-                other => Err(format!(
-                    "it reads feature {other:?}, unknown to the foreground"
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { served, slots })
+impl<'a> ModelUse<'a> {
+    /// Bookkeeping over `snapshot`.
+    pub fn new(snapshot: &'a Snapshot, config: &PlannerConfig, now_ms: i64) -> Self {
+        Self {
+            snapshot,
+            max_age_secs: config.max_model_age_secs,
+            now_ms,
+            versions: BTreeMap::new(),
+            reasons: Vec::new(),
+        }
     }
 
-    fn slowdown(&self, pressure: &Pressure, row: &mut Vec<f64>) -> Option<f64> {
-        row.clear();
-        row.extend(self.slots.iter().map(|s| match s {
-            Slot::Fixed(v) => *v,
-            Slot::Cpu => pressure.cpu,
-            Slot::L3 => pressure.l3,
-            Slot::Membw => pressure.membw,
-        }));
-        self.served
-            .prepared
-            .predict(row)
-            .ok()
-            .filter(|v| v.is_finite())
-            .map(|v| v.max(1.0))
+    /// Looks a model up, noting its version, or why it is missing or stale.
+    pub fn get(&mut self, name: &str) -> Option<&'a ServedModel> {
+        match self.snapshot.get(name) {
+            None => {
+                self.reasons
+                    .push(format!("model {name} is missing; rules of thumb used"));
+                None
+            }
+            Some(m) => {
+                self.versions.insert(name.to_string(), m.version());
+                let age_secs = (self.now_ms - m.record.created_at_ms).max(0) as u64 / 1000;
+                if age_secs > self.max_age_secs {
+                    self.reasons.push(format!(
+                        "model {name} v{} is stale ({age_secs} s old)",
+                        m.version()
+                    ));
+                }
+                Some(m)
+            }
+        }
+    }
+
+    /// The slowdown model, resolved, or the reason it cannot be used.
+    pub fn slowdown(&mut self) -> Option<SlowdownModel<'a>> {
+        let served = self.get(SLOWDOWN_MODEL)?;
+        match SlowdownModel::resolve(served) {
+            Ok(model) => Some(model),
+            Err(why) => {
+                self.reasons
+                    .push(format!("model {SLOWDOWN_MODEL} unusable: {why}"));
+                None
+            }
+        }
     }
 }
 
@@ -238,16 +289,12 @@ pub fn place(
     request: &PlacementRequest,
     landscape: &Landscape,
     snapshot: &Snapshot,
+    intents: &Intents,
     config: &PlannerConfig,
     now_ms: i64,
 ) -> Result<PlacementAnswer, PlanError> {
     let started = Instant::now();
-    let budget_ms = request.budget_ms.unwrap_or(config.budget_ms);
-    if !(budget_ms.is_finite() && budget_ms >= 0.0) {
-        return Err(PlanError::BadRequest(format!(
-            "budget_ms must be a non-negative number, got {budget_ms}"
-        )));
-    }
+    let budget_ms = budget_of(request.budget_ms, config)?;
     if !(request.cores.is_finite() && request.cores > 0.0) {
         return Err(PlanError::BadRequest(format!(
             "cores must be positive, got {}",
@@ -255,41 +302,32 @@ pub fn place(
         )));
     }
     let deadline = started + Duration::from_secs_f64(budget_ms / 1000.0);
-    let mut models = BTreeMap::new();
-    let mut reasons = Vec::new();
-    let mut note_model =
-        |name: &str, served: Option<&ServedModel>, reasons: &mut Vec<String>| match served {
-            None => reasons.push(format!("model {name} is missing; rules of thumb used")),
-            Some(m) => {
-                models.insert(name.to_string(), m.version());
-                let age_secs = (now_ms - m.record.created_at_ms).max(0) as u64 / 1000;
-                if age_secs > config.max_model_age_secs {
-                    reasons.push(format!(
-                        "model {name} v{} is stale ({age_secs} s old)",
-                        m.version()
-                    ));
-                }
-            }
-        };
+    let mut models = ModelUse::new(snapshot, config, now_ms);
 
     // Cores needed: the workload's p90 from the rightsizing table, else its request.
-    let sizing = snapshot.get(RIGHTSIZING_MODEL);
-    note_model(RIGHTSIZING_MODEL, sizing, &mut reasons);
-    let sized = sizing
+    let sized = models
+        .get(RIGHTSIZING_MODEL)
         .and_then(|m| m.prepared.table())
         .and_then(|t| t.lookup(&request.workload, "cores", 0.9));
     let cores = sized.unwrap_or(request.cores);
 
+    // The workload's intents fill in what the request leaves out.
+    let intent = intents.objectives(&request.workload).copied().unwrap_or_default();
+    let objective = request.p99_objective_ms.or(intent.p99_latency_ms);
+    let quiet_p99 = request.quiet_p99_ms.or(intent.quiet_p99_ms);
+    let rps = request.rps.or(intent.rps);
+    let replicas = request.replicas.unwrap_or(1.0);
+
     // The slowdown model, only for a workload with a latency objective.
-    let wants_latency = request.p99_objective_ms.is_some();
-    let slowdown = if wants_latency {
-        let served = snapshot.get(SLOWDOWN_MODEL);
-        note_model(SLOWDOWN_MODEL, served, &mut reasons);
-        served.and_then(|m| match SlowdownModel::resolve(m, request) {
-            Ok(model) => Some(model),
-            Err(why) => {
-                reasons.push(format!("model {SLOWDOWN_MODEL} unusable: {why}"));
-                None
+    let slowdown = if objective.is_some() {
+        models.slowdown().filter(|m| {
+            if m.needs_rps() && rps.is_none() {
+                models.reasons.push(format!(
+                    "model {SLOWDOWN_MODEL} unusable: neither the request nor an intent gives rps"
+                ));
+                false
+            } else {
+                true
             }
         })
     } else {
@@ -338,13 +376,13 @@ pub fn place(
                 0.0
             };
         let mut predicted = None;
-        if let (Some(model), Some(quiet)) = (&slowdown, request.quiet_p99_ms) {
+        if let (Some(model), Some(quiet)) = (&slowdown, quiet_p99) {
             let p = &load.pressure;
             let key = [p.cpu.to_bits(), p.l3.to_bits(), p.membw.to_bits()];
             let factor = *memo
                 .entry(key)
-                .or_insert_with(|| model.slowdown(p, &mut row));
-            if let (Some(factor), Some(objective)) = (factor, request.p99_objective_ms) {
+                .or_insert_with(|| model.slowdown(rps.unwrap_or(0.0), replicas, p, &mut row));
+            if let (Some(factor), Some(objective)) = (factor, objective) {
                 let p99 = quiet * factor;
                 predicted = Some(p99);
                 score += w.slo_risk * (p99 / objective - 1.0).max(0.0);
@@ -368,7 +406,7 @@ pub fn place(
                 cores,
                 sized.is_some(),
                 predicted,
-                request.p99_objective_ms,
+                objective,
             ),
         })
         .collect();
@@ -397,9 +435,9 @@ pub fn place(
         budget_ms,
         used_ms: started.elapsed().as_secs_f64() * 1000.0,
         budget_exhausted: exhausted,
-        degraded: !reasons.is_empty(),
-        degraded_reasons: reasons,
-        models,
+        degraded: !models.reasons.is_empty(),
+        degraded_reasons: models.reasons,
+        models: models.versions,
     })
 }
 

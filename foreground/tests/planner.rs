@@ -124,6 +124,9 @@ fn landscape() -> Landscape {
             ..Pressure::default()
         },
         latency_critical: false,
+        rps: None,
+        quiet_p99_ms: None,
+        evictable: false,
     })
     .expect("hog");
     l.upsert(Instance {
@@ -134,6 +137,9 @@ fn landscape() -> Landscape {
         memory_bytes: 8 << 30,
         pressure: Pressure::default(),
         latency_critical: false,
+        rps: None,
+        quiet_p99_ms: None,
+        evictable: false,
     })
     .expect("batch");
     l

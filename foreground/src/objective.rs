@@ -1,0 +1,380 @@
+//! The scorer: model predictions turned into one objective (lower is better), per host and
+//! for the whole landscape, so recipes and rebalancing moves are judged by how much they
+//! change it.
+//!
+//! Host cost = `headroom`·(share of cores in use)² + `interference`·(pressure on the host ×
+//! its latency-critical instances) + `consolidation` if it runs anything + Σ over its
+//! latency-critical instances with a p99 objective of `slo_risk`·priority·max(0,
+//! predicted p99 / objective − 1). The predicted p99 is the instance's quiet p99 × the
+//! `interference-slowdown` model's slowdown for the pressure of its co-runners, its rps
+//! and the replicas of its workload on that host.
+
+use std::collections::HashMap;
+
+use dcpilot_info_core::ServedModel;
+
+use crate::intents::Intents;
+use crate::landscape::{HostLoad, Landscape, Pressure};
+use crate::planner::Weights;
+
+/// The slowdown model with its features resolved by name once; per use only the pressure,
+/// rps and replicas change.
+pub struct SlowdownModel<'a> {
+    served: &'a ServedModel,
+    slots: Vec<Slot>,
+}
+
+#[derive(Clone, Copy)]
+enum Slot {
+    Rps,
+    Replicas,
+    Cpu,
+    L3,
+    Membw,
+}
+
+impl<'a> SlowdownModel<'a> {
+    /// Resolves the model's features; an unknown feature makes it unusable (and says which).
+    pub fn resolve(served: &'a ServedModel) -> Result<Self, String> {
+        let slots = served
+            .record
+            .features
+            .iter()
+            .map(|f| match f.as_str() {
+                "cpu_pods" => Ok(Slot::Cpu),
+                "l3_pods" => Ok(Slot::L3),
+                "membw_pods" => Ok(Slot::Membw),
+                "rps" => Ok(Slot::Rps),
+                "replicas" => Ok(Slot::Replicas),
+                other => Err(format!(
+                    "it reads feature {other:?}, unknown to the foreground"
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { served, slots })
+    }
+
+    /// Whether the model needs the workload's rps.
+    pub fn needs_rps(&self) -> bool {
+        self.slots.iter().any(|s| matches!(s, Slot::Rps))
+    }
+
+    /// The model's version.
+    pub fn version(&self) -> u64 {
+        self.served.version()
+    }
+
+    /// Predicted slowdown (≥ 1) next to `pressure`, or `None` when the model cannot say.
+    pub fn slowdown(
+        &self,
+        rps: f64,
+        replicas: f64,
+        pressure: &Pressure,
+        row: &mut Vec<f64>,
+    ) -> Option<f64> {
+        row.clear();
+        row.extend(self.slots.iter().map(|s| match s {
+            Slot::Rps => rps,
+            Slot::Replicas => replicas,
+            Slot::Cpu => pressure.cpu.max(0.0),
+            Slot::L3 => pressure.l3.max(0.0),
+            Slot::Membw => pressure.membw.max(0.0),
+        }));
+        self.served
+            .prepared
+            .predict(row)
+            .ok()
+            .filter(|v| v.is_finite())
+            .map(|v| v.max(1.0))
+    }
+}
+
+/// One instance in the scorer's compact form.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Instance id.
+    pub id: String,
+    /// Index of its workload in [`State::workloads`].
+    pub workload: usize,
+    /// Host index; `None` once killed.
+    pub host: Option<usize>,
+    /// Cores held.
+    pub cores: f64,
+    /// Memory held.
+    pub memory_bytes: u64,
+    /// Pressure on neighbours.
+    pub pressure: Pressure,
+    /// Latency-critical.
+    pub latency_critical: bool,
+    /// Rps it serves.
+    pub rps: Option<f64>,
+    /// Quiet p99, ms.
+    pub quiet_p99_ms: Option<f64>,
+    /// May be killed.
+    pub evictable: bool,
+}
+
+/// What one workload is promised, resolved for scoring.
+#[derive(Debug, Clone)]
+pub struct WorkloadInfo {
+    /// Name.
+    pub name: String,
+    /// p99 objective, ms.
+    pub p99_objective_ms: Option<f64>,
+    /// Priority (≥ 0).
+    pub priority: f64,
+    /// Fallback quiet p99 and rps from the intents.
+    pub quiet_p99_ms: Option<f64>,
+    /// Workload rps from the intents (split over its replicas).
+    pub rps: Option<f64>,
+}
+
+/// A mutable copy of the landscape in index form, for recipes and local search.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// Host names.
+    pub host_names: Vec<String>,
+    /// Host capacity (cores, memory).
+    pub capacity: Vec<(f64, u64)>,
+    /// Loads by host.
+    pub loads: Vec<HostLoad>,
+    /// Member indexes by host.
+    pub members_of: Vec<Vec<usize>>,
+    /// All members (killed ones keep their slot with `host = None`).
+    pub members: Vec<Member>,
+    /// Workloads.
+    pub workloads: Vec<WorkloadInfo>,
+    /// Instance id → member index.
+    pub by_id: HashMap<String, usize>,
+    /// Host name → index.
+    pub host_index: HashMap<String, usize>,
+}
+
+impl State {
+    /// Builds the index form of `landscape` with the workloads' intents.
+    pub fn new(landscape: &Landscape, intents: &Intents) -> Self {
+        let hosts = landscape.hosts();
+        let mut state = Self {
+            host_names: hosts.iter().map(|h| h.name.clone()).collect(),
+            capacity: hosts.iter().map(|h| (h.cores, h.memory_bytes)).collect(),
+            loads: landscape.loads().to_vec(),
+            members_of: vec![Vec::new(); hosts.len()],
+            members: Vec::with_capacity(landscape.instances().len()),
+            workloads: Vec::new(),
+            by_id: HashMap::with_capacity(landscape.instances().len()),
+            host_index: hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (h.name.clone(), i))
+                .collect(),
+        };
+        let mut workload_index: HashMap<&str, usize> = HashMap::new();
+        for inst in landscape.instances().values() {
+            let Some(host) = landscape.host_index(&inst.host) else {
+                continue;
+            };
+            let workload = *workload_index.entry(&inst.workload).or_insert_with(|| {
+                let o = intents.objectives(&inst.workload).copied().unwrap_or_default();
+                state.workloads.push(WorkloadInfo {
+                    name: inst.workload.clone(),
+                    p99_objective_ms: o.p99_latency_ms,
+                    priority: if o.priority > 0.0 { o.priority } else { 1.0 },
+                    quiet_p99_ms: o.quiet_p99_ms,
+                    rps: o.rps,
+                });
+                state.workloads.len() - 1
+            });
+            let m = state.members.len();
+            state.members.push(Member {
+                id: inst.id.clone(),
+                workload,
+                host: Some(host),
+                cores: inst.cores,
+                memory_bytes: inst.memory_bytes,
+                pressure: inst.pressure,
+                latency_critical: inst.latency_critical
+                    || state.workloads[workload].p99_objective_ms.is_some(),
+                rps: inst.rps,
+                quiet_p99_ms: inst.quiet_p99_ms,
+                evictable: inst.evictable,
+            });
+            state.members_of[host].push(m);
+            state.by_id.insert(inst.id.clone(), m);
+        }
+        // Workload rps from intents is split evenly over its replicas.
+        let mut replicas = vec![0u32; state.workloads.len()];
+        for m in &state.members {
+            replicas[m.workload] += 1;
+        }
+        for m in &mut state.members {
+            if m.rps.is_none() {
+                let w = &state.workloads[m.workload];
+                m.rps = w.rps.map(|r| r / f64::from(replicas[m.workload].max(1)));
+            }
+        }
+        state
+    }
+
+    /// Moves member `m` to `host` (or kills it with `None`), keeping loads current.
+    pub fn relocate(&mut self, m: usize, host: Option<usize>) {
+        if let Some(from) = self.members[m].host {
+            self.members_of[from].retain(|&x| x != m);
+            account(&mut self.loads[from], &self.members[m], -1.0);
+        }
+        self.members[m].host = host;
+        if let Some(to) = host {
+            self.members_of[to].push(m);
+            account(&mut self.loads[to], &self.members[m], 1.0);
+        }
+    }
+
+    /// Adds a member (a new replica) on `host`; returns its index.
+    pub fn add(&mut self, mut member: Member, host: usize) -> usize {
+        member.host = None;
+        let m = self.members.len();
+        self.by_id.insert(member.id.clone(), m);
+        self.members.push(member);
+        self.relocate(m, Some(host));
+        m
+    }
+
+    /// Whether `host` has room for `cores` and `memory` more.
+    pub fn fits(&self, host: usize, cores: f64, memory: u64) -> bool {
+        let (c, mem) = self.capacity[host];
+        let load = &self.loads[host];
+        load.cores + cores <= c + 1e-9 && load.memory_bytes + memory <= mem
+    }
+
+    /// Live members of a workload.
+    pub fn replicas_of(&self, workload: usize) -> impl Iterator<Item = usize> + '_ {
+        self.members
+            .iter()
+            .enumerate()
+            .filter(move |(_, m)| m.workload == workload && m.host.is_some())
+            .map(|(i, _)| i)
+    }
+}
+
+fn account(load: &mut HostLoad, m: &Member, sign: f64) {
+    load.cores += sign * m.cores;
+    load.pressure.cpu += sign * m.pressure.cpu;
+    load.pressure.l3 += sign * m.pressure.l3;
+    load.pressure.membw += sign * m.pressure.membw;
+    if sign > 0.0 {
+        load.memory_bytes += m.memory_bytes;
+        load.instances += 1;
+        load.latency_critical += u32::from(m.latency_critical);
+    } else {
+        load.memory_bytes = load.memory_bytes.saturating_sub(m.memory_bytes);
+        load.instances = load.instances.saturating_sub(1);
+        load.latency_critical = load
+            .latency_critical
+            .saturating_sub(u32::from(m.latency_critical));
+    }
+}
+
+/// Scores hosts of a [`State`]: weights, the slowdown model if usable, and a memo of its
+/// predictions (the same co-runner pressure, rps and replicas recur across hosts).
+pub struct Scorer<'a> {
+    weights: Weights,
+    slowdown: Option<SlowdownModel<'a>>,
+    memo: HashMap<[u64; 5], Option<f64>>,
+    row: Vec<f64>,
+}
+
+/// One instance's predicted p99 and its risk.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Risk {
+    /// Predicted p99, ms.
+    pub p99_ms: f64,
+    /// The objective, ms.
+    pub objective_ms: f64,
+    /// Weighted risk.
+    pub cost: f64,
+}
+
+impl<'a> Scorer<'a> {
+    /// A scorer with these weights and (optionally) the slowdown model.
+    pub fn new(weights: Weights, slowdown: Option<SlowdownModel<'a>>) -> Self {
+        Self {
+            weights,
+            slowdown,
+            memo: HashMap::new(),
+            row: Vec::with_capacity(8),
+        }
+    }
+
+    /// Predicted p99 risk of member `m` if it ran on `host` whose load (with `m`) is `load`.
+    pub fn risk(&mut self, state: &State, m: usize, host: usize, load: &HostLoad) -> Option<Risk> {
+        let member = &state.members[m];
+        let workload = &state.workloads[member.workload];
+        let objective = workload.p99_objective_ms?;
+        let quiet = member.quiet_p99_ms.or(workload.quiet_p99_ms)?;
+        let model = self.slowdown.as_ref()?;
+        let rps = member.rps.unwrap_or(0.0);
+        if model.needs_rps() && member.rps.is_none() {
+            return None;
+        }
+        let replicas = state.members_of[host]
+            .iter()
+            .filter(|&&x| state.members[x].workload == member.workload)
+            .count()
+            .max(1) as f64;
+        let mut others = load.pressure;
+        others.cpu -= member.pressure.cpu;
+        others.l3 -= member.pressure.l3;
+        others.membw -= member.pressure.membw;
+        let key = [
+            others.cpu.to_bits(),
+            others.l3.to_bits(),
+            others.membw.to_bits(),
+            rps.to_bits(),
+            replicas.to_bits(),
+        ];
+        let row = &mut self.row;
+        let factor = *self
+            .memo
+            .entry(key)
+            .or_insert_with(|| model.slowdown(rps, replicas, &others, row));
+        let p99 = quiet * factor?;
+        Some(Risk {
+            p99_ms: p99,
+            objective_ms: objective,
+            cost: self.weights.slo_risk * workload.priority * (p99 / objective - 1.0).max(0.0),
+        })
+    }
+
+    /// The cost of `host` as it stands in `state`.
+    pub fn host_cost(&mut self, state: &State, host: usize) -> f64 {
+        let load = state.loads[host];
+        let (cores, _) = state.capacity[host];
+        let w = self.weights;
+        let util = load.cores / cores;
+        let mut cost = w.headroom * util * util
+            + w.interference * load.pressure.total().max(0.0) * f64::from(load.latency_critical)
+            + if load.instances > 0 {
+                w.consolidation
+            } else {
+                0.0
+            };
+        for i in 0..state.members_of[host].len() {
+            let m = state.members_of[host][i];
+            if state.members[m].latency_critical {
+                if let Some(r) = self.risk(state, m, host, &load) {
+                    cost += r.cost;
+                }
+            }
+        }
+        cost
+    }
+
+    /// The whole landscape's objective.
+    pub fn total(&mut self, state: &State) -> f64 {
+        (0..state.capacity.len()).map(|h| self.host_cost(state, h)).sum()
+    }
+
+    /// Whether the slowdown model is in use.
+    pub fn has_model(&self) -> bool {
+        self.slowdown.is_some()
+    }
+}

@@ -1,0 +1,107 @@
+//! The OpenAPI 3.1 document of the HTTP API, served at `/openapi.json`. Body schemas are
+//! generated from the Rust types (schemars), so they cannot drift from what is parsed.
+
+use schemars::generate::SchemaSettings;
+use schemars::JsonSchema;
+use serde_json::{json, Map, Value};
+
+use crate::extender::{ExtenderArgs, ExtenderFilterResult, HostPriority};
+use crate::planner::{PlacementAnswer, PlacementRequest};
+use crate::recipes::{RebalancePlan, RebalanceRequest, ScoreAnswer, ScoreRequest};
+use crate::server::LandscapeDocument;
+
+struct Builder {
+    generator: schemars::SchemaGenerator,
+}
+
+impl Builder {
+    fn schema<T: JsonSchema>(&mut self) -> Value {
+        self.generator.subschema_for::<T>().to_value()
+    }
+}
+
+fn operation(summary: &str, request: Option<Value>, response: Value, mutating: bool) -> Value {
+    let mut op = json!({
+        "summary": summary,
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": response}}},
+            "4XX": {"description": "The request is wrong; `error` says how",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        }
+    });
+    if let Some(schema) = request {
+        op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema}}});
+    }
+    if mutating {
+        op["security"] = json!([{"bearer": []}]);
+    }
+    op
+}
+
+/// The document.
+pub fn document() -> Value {
+    let settings = SchemaSettings::draft2020_12().with(|s| {
+        s.definitions_path = "#/components/schemas/".into();
+    });
+    let mut b = Builder {
+        generator: settings.into_generator(),
+    };
+    let any = json!({});
+    let text_or_json = json!({"type": "string", "description": "IDO Intent / KPIProfile or WorkloadIntent documents, YAML (--- separated) or JSON"});
+    let paths = json!({
+        "/v1/placements": {"post": operation(
+            "Rank hosts for a workload within its budget",
+            Some(b.schema::<PlacementRequest>()), b.schema::<PlacementAnswer>(), false)},
+        "/v1/rebalance": {"post": operation(
+            "Plan migrate/kill/scale moves within the budget",
+            Some(b.schema::<RebalanceRequest>()), b.schema::<RebalancePlan>(), false)},
+        "/v1/score": {"post": operation(
+            "Score given recipes (place, migrate, kill, scale, tune)",
+            Some(b.schema::<ScoreRequest>()), b.schema::<ScoreAnswer>(), false)},
+        "/v1/intents": {
+            "get": operation("Intent documents as sent, and the objectives derived", None, any.clone(), false),
+            "put": {
+                "summary": "Add or replace intent documents (YAML or JSON)",
+                "requestBody": {"required": true, "content": {
+                    "application/yaml": {"schema": text_or_json.clone()},
+                    "application/json": {"schema": text_or_json}}},
+                "responses": {"200": {"description": "Written"}, "4XX": {"description": "Refused; nothing changed"}},
+                "security": [{"bearer": []}]
+            }
+        },
+        "/v1/landscape": {"get": operation("Hosts with their loads, and instances", None, any.clone(), false)},
+        "/v1/landscape/events": {"post": operation(
+            "Apply dcpilot.landscape events (one, a JSON array, or NDJSON), all or nothing",
+            Some(any.clone()), any.clone(), true)},
+        "/v1/models": {"get": operation("Models served, with versions and errors", None, any.clone(), false)},
+        "/v1/models/{name}/rollback": {"post": operation(
+            "Serve an earlier version (standalone replicas only)",
+            Some(json!({"type": "object", "required": ["version", "reason"],
+                "properties": {"version": {"type": "integer"}, "reason": {"type": "string"}}})),
+            any.clone(), true)},
+        "/scheduler/filter": {"post": operation(
+            "kube-scheduler extender filter",
+            Some(b.schema::<ExtenderArgs>()), b.schema::<ExtenderFilterResult>(), false)},
+        "/scheduler/prioritize": {"post": operation(
+            "kube-scheduler extender prioritize (HostPriorityList, 0-10)",
+            Some(b.schema::<ExtenderArgs>()), b.schema::<Vec<HostPriority>>(), false)},
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
+    });
+    let _ = b.schema::<LandscapeDocument>();
+    let mut schemas: Map<String, Value> = b.generator.take_definitions(true).into_iter().collect();
+    schemas.insert(
+        "Error".into(),
+        json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}),
+    );
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "dcpilot foreground", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Deadline-bounded placement, rebalancing and recipe scoring; Kubernetes scheduler extender."},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
+        }
+    })
+}
