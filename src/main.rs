@@ -1,6 +1,7 @@
 //! `dcpilot`: the command line. Wiring only; the logic lives in the library crates.
 
 mod demo;
+mod foreground;
 mod jobs;
 mod models;
 mod sample_data;
@@ -46,6 +47,9 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Serve placements, rebalancing, recipe scoring, intents and the Kubernetes scheduler
+    /// extender over HTTP (standalone, or following the brokers with --brokers).
+    Foreground(foreground::ForegroundArgs),
     /// Decode telemetry from stdin and print samples as NDJSON, bad records as errors.
     Decode {
         /// Wire format of the input.
@@ -149,6 +153,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let config = BackgroundConfig::load(config.as_deref())?;
             runtime()?.block_on(background(&cli.data_dir, config))
         }
+        Command::Foreground(args) => runtime()?.block_on(foreground::run(&cli.data_dir, args)),
         Command::Decode { format, landscape } => decode(format, landscape),
         Command::Replay {
             source,

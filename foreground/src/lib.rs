@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod extender;
+pub mod follow;
 pub mod intents;
 pub mod landscape;
 pub mod objective;

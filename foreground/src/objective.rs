@@ -304,22 +304,31 @@ impl<'a> Scorer<'a> {
         }
     }
 
-    /// Predicted p99 risk of member `m` if it ran on `host` whose load (with `m`) is `load`.
+    /// Predicted p99 risk of member `m` on `host` whose load (with `m`) is `load`. The
+    /// model sees, as in training, the rps and replicas of `m`'s workload on that host and
+    /// the pressure of everything else there.
     pub fn risk(&mut self, state: &State, m: usize, host: usize, load: &HostLoad) -> Option<Risk> {
         let member = &state.members[m];
         let workload = &state.workloads[member.workload];
         let objective = workload.p99_objective_ms?;
         let quiet = member.quiet_p99_ms.or(workload.quiet_p99_ms)?;
         let model = self.slowdown.as_ref()?;
-        let rps = member.rps.unwrap_or(0.0);
         if model.needs_rps() && member.rps.is_none() {
             return None;
         }
-        let replicas = state.members_of[host]
-            .iter()
-            .filter(|&&x| state.members[x].workload == member.workload)
-            .count()
-            .max(1) as f64;
+        // As in training: the traffic and the replica count of the workload on this host.
+        let (mut rps, mut replicas) = (0.0_f64, 0.0_f64);
+        for &x in &state.members_of[host] {
+            let other = &state.members[x];
+            if other.workload == member.workload {
+                rps += other.rps.unwrap_or(0.0);
+                replicas += 1.0;
+            }
+        }
+        if !state.members_of[host].contains(&m) {
+            rps += member.rps.unwrap_or(0.0);
+            replicas += 1.0;
+        }
         let mut others = load.pressure;
         others.cpu -= member.pressure.cpu;
         others.l3 -= member.pressure.l3;
