@@ -128,7 +128,11 @@ pub async fn run(data_dir: &Path, args: ForegroundArgs) -> Result<ExitCode> {
         .with_context(|| format!("writing {}", data_dir.join("foreground.addr").display()))?;
     eprintln!(
         "dcpilot foreground listening on http://{bound} ({}; {} models, {} hosts)",
-        if following { "following the brokers" } else { "standalone" },
+        if following {
+            "following the brokers"
+        } else {
+            "standalone"
+        },
         models.snapshot().len(),
         fg.landscape().hosts().len()
     );

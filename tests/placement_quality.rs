@@ -64,12 +64,17 @@ fn pressure(scenario: &str) -> Pressure {
 
 /// scenario → split → measured p99.
 fn measurements() -> BTreeMap<String, BTreeMap<(u32, u32), f64>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ntua_substance/nginx_metrics.csv");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ntua_substance/nginx_metrics.csv");
     let text = std::fs::read_to_string(&path).expect("bundled Substance data");
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
-    let (replicas, scenario, p99) = (col("Replicas"), col("Interference_Name"), col("P99_Latency"));
+    let (replicas, scenario, p99) = (
+        col("Replicas"),
+        col("Interference_Name"),
+        col("P99_Latency"),
+    );
     let mut out: BTreeMap<String, BTreeMap<(u32, u32), f64>> = BTreeMap::new();
     for line in lines {
         let f: Vec<&str> = line.split(',').collect();
@@ -86,11 +91,21 @@ fn train_model(dir: &Path) -> InfoCore {
     let out = Command::new(env!("CARGO_BIN_EXE_dcpilot"))
         .arg("--data-dir")
         .arg(dir)
-        .args(["jobs", "run-once", "interference-slowdown", "--json", "--data"])
+        .args([
+            "jobs",
+            "run-once",
+            "interference-slowdown",
+            "--json",
+            "--data",
+        ])
         .arg(root.join("tests/data/ntua_interference"))
         .output()
         .expect("run dcpilot");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     InfoCore::open_dir(&dir.join("models")).expect("store")
 }
 
@@ -130,7 +145,9 @@ fn predicted(scorer: &mut Scorer<'_>, (a, b): (u32, u32), pods: Pressure) -> f64
     let mut worst: f64 = 0.0;
     for (m, member) in state.members.iter().enumerate() {
         if let (true, Some(h)) = (member.rps.is_some(), member.host) {
-            let risk = scorer.risk(&state, m, h, &state.loads[h]).expect("model predicts");
+            let risk = scorer
+                .risk(&state, m, h, &state.loads[h])
+                .expect("model predicts");
             worst = worst.max(risk.p99_ms);
         }
     }
@@ -144,7 +161,9 @@ fn interference_aware_splits_beat_least_loaded_on_the_substance() {
     let snapshot = core.snapshot();
     let config = PlannerConfig::default();
     let mut models = ModelUse::new(&snapshot, &config, 0);
-    let slowdown = models.slowdown().expect("the job published a usable slowdown model");
+    let slowdown = models
+        .slowdown()
+        .expect("the job published a usable slowdown model");
     let mut scorer = Scorer::new(config.weights, Some(slowdown));
 
     let data = measurements();
@@ -161,7 +180,8 @@ fn interference_aware_splits_beat_least_loaded_on_the_substance() {
                 .collect();
             assert!(group.len() >= 2, "{scenario}: splits of {total}");
             let best = group.iter().map(|g| g.1).fold(f64::INFINITY, f64::min);
-            let measured = |s: (u32, u32)| group.iter().find(|g| g.0 == s).map(|g| g.1).expect("split");
+            let measured =
+                |s: (u32, u32)| group.iter().find(|g| g.0 == s).map(|g| g.1).expect("split");
             let spread = (total.div_ceil(2), total / 2);
             let chosen = group
                 .iter()

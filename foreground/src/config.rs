@@ -128,7 +128,9 @@ impl ForegroundConfig {
             ("scale", w.scale),
         ] {
             if !(v.is_finite() && v >= 0.0) {
-                p.push(format!("planner.weights.{key}: must be a number ≥ 0, got {v}"));
+                p.push(format!(
+                    "planner.weights.{key}: must be a number ≥ 0, got {v}"
+                ));
             }
         }
         if self.max_body_bytes < 1024 {
@@ -159,7 +161,10 @@ mod tests {
     #[test]
     fn the_shipped_file_equals_the_defaults() {
         let text = include_str!("../../config/foreground.toml");
-        assert_eq!(ForegroundConfig::parse(text), Ok(ForegroundConfig::default()));
+        assert_eq!(
+            ForegroundConfig::parse(text),
+            Ok(ForegroundConfig::default())
+        );
     }
 
     #[test]

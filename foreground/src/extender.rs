@@ -158,7 +158,11 @@ pub fn host_from_node(node: &Value) -> Result<Host, String> {
         quantity_at(node, &format!("/status/allocatable/{key}"))
             .transpose()
             .or_else(|| quantity_at(node, &format!("/status/capacity/{key}")).transpose())
-            .unwrap_or_else(|| Err(format!("node {name}: status has no allocatable or capacity {key}")))
+            .unwrap_or_else(|| {
+                Err(format!(
+                    "node {name}: status has no allocatable or capacity {key}"
+                ))
+            })
             .map_err(|e| format!("node {name}: {e}"))
     };
     let cores = read("cpu")?;
@@ -327,7 +331,9 @@ mod tests {
         assert_eq!(r.rps, Some(1500.0));
         let bad = json!({"metadata": {"annotations": {"dcpilot.io/rps": "fast"}},
             "spec": {"containers": []}});
-        assert!(request_from_pod(&bad).expect_err("bad").contains("dcpilot.io/rps"));
+        assert!(request_from_pod(&bad)
+            .expect_err("bad")
+            .contains("dcpilot.io/rps"));
         assert!(request_from_pod(&json!({})).is_err());
     }
 
@@ -338,14 +344,18 @@ mod tests {
         let h = host_from_node(&node).expect("host");
         assert_eq!((h.cores, h.memory_bytes), (7.5, 32 << 30));
         assert_eq!(h.labels.get("zone").map(String::as_str), Some("a"));
-        let err = host_from_node(&json!({"metadata": {"name": "n2"}, "status": {}})).expect_err("no cpu");
+        let err =
+            host_from_node(&json!({"metadata": {"name": "n2"}, "status": {}})).expect_err("no cpu");
         assert!(err.contains("n2") && err.contains("cpu"), "{err}");
     }
 
     #[test]
     fn priorities_span_one_to_ten_and_unscored_get_zero() {
         let all: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
-        let p = priorities(&[("a".into(), 1.0), ("b".into(), 3.0), ("c".into(), 2.0)], &all);
+        let p = priorities(
+            &[("a".into(), 1.0), ("b".into(), 3.0), ("c".into(), 2.0)],
+            &all,
+        );
         let scores: Vec<i64> = p.iter().map(|h| h.score).collect();
         assert_eq!(scores, vec![10, 1, 6, 0]);
     }

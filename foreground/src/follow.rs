@@ -77,7 +77,8 @@ impl LandscapeFollower {
         for error in self.foreground.apply_events_lenient(&events) {
             tracing::warn!(%error, "skipping a landscape event that does not apply");
         }
-        metrics::counter!("dcpilot_foreground_landscape_events_total").increment(events.len() as u64);
+        metrics::counter!("dcpilot_foreground_landscape_events_total")
+            .increment(events.len() as u64);
         events.len()
     }
 

@@ -187,12 +187,14 @@ impl Intents {
             let kind = doc
                 .get("kind")
                 .and_then(Value::as_str)
-                .ok_or_else(|| problem("kind: missing (Intent, KPIProfile or WorkloadIntent)".into()))?
+                .ok_or_else(|| {
+                    problem("kind: missing (Intent, KPIProfile or WorkloadIntent)".into())
+                })?
                 .to_string();
             let key = match kind.as_str() {
                 "Intent" | "KPIProfile" => {
-                    let key = doc_key(&doc)
-                        .ok_or_else(|| problem("metadata.name: missing".into()))?;
+                    let key =
+                        doc_key(&doc).ok_or_else(|| problem("metadata.name: missing".into()))?;
                     let spec = doc
                         .get("spec")
                         .ok_or_else(|| problem("spec: missing".into()))?;
@@ -203,9 +205,11 @@ impl Intents {
                     }
                     key
                 }
-                "WorkloadIntent" => typed::<NativeIntent>(&doc, "WorkloadIntent")
-                    .map_err(problem)?
-                    .workload,
+                "WorkloadIntent" => {
+                    typed::<NativeIntent>(&doc, "WorkloadIntent")
+                        .map_err(problem)?
+                        .workload
+                }
                 other => {
                     return Err(problem(format!(
                         "kind: {other:?} is not Intent, KPIProfile or WorkloadIntent"
@@ -243,7 +247,10 @@ impl Intents {
         let mut profiles: HashMap<String, KpiType> = HashMap::new();
         for ((kind, key), doc) in &self.documents {
             if kind == "KPIProfile" {
-                if let Some(spec) = doc.get("spec").and_then(|s| typed::<IdoKpiSpec>(s, "").ok()) {
+                if let Some(spec) = doc
+                    .get("spec")
+                    .and_then(|s| typed::<IdoKpiSpec>(s, "").ok())
+                {
                     profiles.insert(key.clone(), spec.kind);
                 }
             }
@@ -291,12 +298,13 @@ impl Intents {
                     let Ok(native) = typed::<NativeIntent>(doc, "") else {
                         continue;
                     };
-                    let entry = objectives.entry(native.workload).or_insert_with(|| {
-                        WorkloadObjectives {
-                            priority: 1.0,
-                            ..WorkloadObjectives::default()
-                        }
-                    });
+                    let entry =
+                        objectives
+                            .entry(native.workload)
+                            .or_insert_with(|| WorkloadObjectives {
+                                priority: 1.0,
+                                ..WorkloadObjectives::default()
+                            });
                     entry.p99_latency_ms = native.p99_latency_ms.or(entry.p99_latency_ms);
                     entry.priority = native.priority.unwrap_or(entry.priority);
                     entry.quiet_p99_ms = native.quiet_p99_ms.or(entry.quiet_p99_ms);
@@ -373,7 +381,10 @@ spec:
                       {"kind":"Intent","metadata":{"name":"x"},"spec":{"targetRef":{"kind":"Deployment","name":"d"},"objectives":[{"name":"o","measuredBy":"default/p99latency"}]}}]"#;
         let err = base.with_body(bad).expect_err("missing value");
         let text = err.to_string();
-        assert!(text.starts_with("document 2: spec: objectives[0]"), "{text}");
+        assert!(
+            text.starts_with("document 2: spec: objectives[0]"),
+            "{text}"
+        );
         assert!(text.contains("value"), "{text}");
         assert!(base.objectives("a").is_none());
         for (body, expected) in [

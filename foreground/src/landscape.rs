@@ -227,7 +227,13 @@ impl Landscape {
                 ..
             } => {
                 let mut next = self.instances.get(instance).cloned().unwrap_or_else(|| {
-                    Instance::new(instance, workload, host, *cpu_request, *memory_request_bytes)
+                    Instance::new(
+                        instance,
+                        workload,
+                        host,
+                        *cpu_request,
+                        *memory_request_bytes,
+                    )
                 });
                 next.workload.clone_from(workload);
                 next.host.clone_from(host);
@@ -235,9 +241,7 @@ impl Landscape {
                 next.memory_bytes = *memory_request_bytes;
                 self.upsert(next)
             }
-            LandscapeEvent::InstanceRemoved { instance, .. } => {
-                self.remove(instance).map(|_| ())
-            }
+            LandscapeEvent::InstanceRemoved { instance, .. } => self.remove(instance).map(|_| ()),
         }
     }
 

@@ -17,8 +17,8 @@ pub mod follow;
 pub mod intents;
 pub mod landscape;
 pub mod objective;
-pub mod planner;
 pub mod openapi;
+pub mod planner;
 pub mod recipes;
 pub mod server;
 
@@ -28,5 +28,7 @@ pub use landscape::{Host, HostLoad, Instance, Landscape, LandscapeError, Pressur
 pub use planner::{
     place, Choice, PlacementAnswer, PlacementRequest, PlanError, PlannerConfig, Weights,
 };
-pub use recipes::{rebalance, score, RebalancePlan, RebalanceRequest, Recipe, ScoreAnswer, ScoreRequest};
+pub use recipes::{
+    rebalance, score, RebalancePlan, RebalanceRequest, Recipe, ScoreAnswer, ScoreRequest,
+};
 pub use server::{Foreground, LandscapeDocument};

@@ -174,7 +174,10 @@ impl State {
                 continue;
             };
             let workload = *workload_index.entry(&inst.workload).or_insert_with(|| {
-                let o = intents.objectives(&inst.workload).copied().unwrap_or_default();
+                let o = intents
+                    .objectives(&inst.workload)
+                    .copied()
+                    .unwrap_or_default();
                 state.workloads.push(WorkloadInfo {
                     name: inst.workload.clone(),
                     p99_objective_ms: o.p99_latency_ms,
@@ -379,7 +382,9 @@ impl<'a> Scorer<'a> {
 
     /// The whole landscape's objective.
     pub fn total(&mut self, state: &State) -> f64 {
-        (0..state.capacity.len()).map(|h| self.host_cost(state, h)).sum()
+        (0..state.capacity.len())
+            .map(|h| self.host_cost(state, h))
+            .sum()
     }
 
     /// Whether the slowdown model is in use.

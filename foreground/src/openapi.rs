@@ -30,7 +30,8 @@ fn operation(summary: &str, request: Option<Value>, response: Value, mutating: b
         }
     });
     if let Some(schema) = request {
-        op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema}}});
+        op["requestBody"] =
+            json!({"required": true, "content": {"application/json": {"schema": schema}}});
     }
     if mutating {
         op["security"] = json!([{"bearer": []}]);

@@ -312,7 +312,10 @@ pub fn place(
     let cores = sized.unwrap_or(request.cores);
 
     // The workload's intents fill in what the request leaves out.
-    let intent = intents.objectives(&request.workload).copied().unwrap_or_default();
+    let intent = intents
+        .objectives(&request.workload)
+        .copied()
+        .unwrap_or_default();
     let objective = request.p99_objective_ms.or(intent.p99_latency_ms);
     let quiet_p99 = request.quiet_p99_ms.or(intent.quiet_p99_ms);
     let rps = request.rps.or(intent.rps);

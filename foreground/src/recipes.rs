@@ -286,7 +286,8 @@ impl Applied {
                     }
                 }
                 let host = state.members[m].host;
-                let (old_cores, old_memory) = (state.members[m].cores, state.members[m].memory_bytes);
+                let (old_cores, old_memory) =
+                    (state.members[m].cores, state.members[m].memory_bytes);
                 state.relocate(m, None);
                 state.members[m].cores = cores.unwrap_or(old_cores);
                 state.members[m].memory_bytes = memory_bytes.unwrap_or(old_memory);
@@ -371,7 +372,9 @@ pub struct SearchResult {
 }
 
 /// Which moves rebalancing may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MoveKind {
     /// Move an instance.
@@ -514,13 +517,13 @@ pub fn local_search(
 
 fn explain_move(state: &State, m: usize, recipe: &Recipe, delta: f64) -> String {
     let member = &state.members[m];
-    let from = member
-        .host
-        .map_or("?", |h| state.host_names[h].as_str());
+    let from = member.host.map_or("?", |h| state.host_names[h].as_str());
     let what = match recipe {
         Recipe::Migrate { to, .. } => format!("move {} from {from} to {to}", member.id),
         Recipe::Kill { .. } => format!("kill evictable {} on {from}", member.id),
-        Recipe::Scale { workload, add_on, .. } => {
+        Recipe::Scale {
+            workload, add_on, ..
+        } => {
             format!("add a replica of {workload} on {}", add_on.join(", "))
         }
         other => format!("{other:?}"),

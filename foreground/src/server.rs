@@ -60,7 +60,8 @@ pub struct LandscapeDocument {
 impl LandscapeDocument {
     /// Builds the landscape, naming the first bad host or instance.
     pub fn build(&self) -> Result<Landscape, String> {
-        let mut landscape = Landscape::new(self.hosts.clone()).map_err(|e| format!("hosts: {e}"))?;
+        let mut landscape =
+            Landscape::new(self.hosts.clone()).map_err(|e| format!("hosts: {e}"))?;
         for (i, inst) in self.instances.iter().enumerate() {
             landscape
                 .upsert(inst.clone())
@@ -154,7 +155,11 @@ impl Answered {
                 .increment(1);
         }
         if self.status >= 400 {
-            tracing::debug!(endpoint = self.endpoint, status = self.status, "request refused");
+            tracing::debug!(
+                endpoint = self.endpoint,
+                status = self.status,
+                "request refused"
+            );
         }
     }
 }
@@ -268,7 +273,11 @@ impl Foreground {
     /// Adds or replaces intent documents (YAML or JSON).
     pub fn put_intents(&self, body: &str) -> Result<Vec<String>, String> {
         let _guard = self.writer.lock();
-        let (next, written) = self.intents.load().with_body(body).map_err(|e| e.to_string())?;
+        let (next, written) = self
+            .intents
+            .load()
+            .with_body(body)
+            .map_err(|e| e.to_string())?;
         self.intents.store(Arc::new(next));
         Ok(written)
     }
@@ -283,7 +292,10 @@ impl Foreground {
             .and_then(|v| v.strip_prefix("Bearer "));
         match sent {
             Some(t) if constant_time_eq(t.as_bytes(), token.as_bytes()) => Ok(()),
-            Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "the bearer token is wrong")),
+            Some(_) => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "the bearer token is wrong",
+            )),
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "this endpoint changes state: send Authorization: Bearer <token>",
@@ -306,8 +318,13 @@ impl Foreground {
             .route("/scheduler/prioritize", post(prioritize))
             .route("/healthz", get(|| std::future::ready("ok\n")))
             .route("/metrics", get(metrics_handler))
-            .route("/openapi.json", get(|| std::future::ready(Json(crate::openapi::document()))))
-            .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint; see /openapi.json") })
+            .route(
+                "/openapi.json",
+                get(|| std::future::ready(Json(crate::openapi::document()))),
+            )
+            .fallback(|| async {
+                ApiError::new(StatusCode::NOT_FOUND, "no such endpoint; see /openapi.json")
+            })
             .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
             .with_state(Arc::clone(self))
     }
@@ -348,7 +365,9 @@ async fn placements(State(fg): Shared, body: Result<Bytes, BytesRejection>) -> R
             now_ms(),
         )?)
     })();
-    answer("placements", started, result, |a| (a.budget_exhausted, a.degraded))
+    answer("placements", started, result, |a| {
+        (a.budget_exhausted, a.degraded)
+    })
 }
 
 async fn rebalance_handler(State(fg): Shared, body: Result<Bytes, BytesRejection>) -> Response {
@@ -388,7 +407,9 @@ async fn rebalance_handler(State(fg): Shared, body: Result<Bytes, BytesRejection
             })
         }
     };
-    answer("rebalance", started, result, |p| (p.budget_exhausted, p.degraded))
+    answer("rebalance", started, result, |p| {
+        (p.budget_exhausted, p.degraded)
+    })
 }
 
 async fn score_handler(State(fg): Shared, body: Result<Bytes, BytesRejection>) -> Response {
@@ -403,7 +424,9 @@ async fn score_handler(State(fg): Shared, body: Result<Bytes, BytesRejection>) -
             now_ms(),
         )?)
     });
-    answer("score", started, result, |a| (a.budget_exhausted, a.degraded))
+    answer("score", started, result, |a| {
+        (a.budget_exhausted, a.degraded)
+    })
 }
 
 async fn get_intents(State(fg): Shared) -> Json<Value> {
@@ -459,8 +482,8 @@ fn parse_events(bytes: &[u8]) -> Result<Vec<LandscapeEvent>, ApiError> {
             .map_err(|e| ApiError::bad(format!("{what}: {}: {}", e.path(), e.inner())))
     };
     if trimmed.starts_with('[') {
-        let items: Vec<Value> = serde_json::from_str(trimmed)
-            .map_err(|e| ApiError::bad(format!("body: {e}")))?;
+        let items: Vec<Value> =
+            serde_json::from_str(trimmed).map_err(|e| ApiError::bad(format!("body: {e}")))?;
         items
             .iter()
             .enumerate()
@@ -538,7 +561,10 @@ async fn rollback(
             ));
         }
         if !fg.models.names().contains(&name) {
-            return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown model {name:?}")));
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("unknown model {name:?}"),
+            ));
         }
         let pointer = fg
             .models
@@ -550,7 +576,9 @@ async fn rollback(
 }
 
 async fn metrics_handler(State(fg): Shared) -> String {
-    fg.metrics.as_ref().map_or_else(String::new, |render| render())
+    fg.metrics
+        .as_ref()
+        .map_or_else(String::new, |render| render())
 }
 
 /// The landscape an extender call places into, and the candidates' names.
@@ -564,7 +592,10 @@ fn extender_landscape(
     for c in &candidates {
         if landscape.host_index(&c.name).is_none() {
             if let Some(node) = &c.node {
-                extra.push(extender::host_from_node(node).map_err(|e| ApiError::bad(format!("body: {e}")))?);
+                extra.push(
+                    extender::host_from_node(node)
+                        .map_err(|e| ApiError::bad(format!("body: {e}")))?,
+                );
             }
         }
     }
@@ -577,12 +608,15 @@ async fn filter(State(fg): Shared, body: Result<Bytes, BytesRejection>) -> Respo
     let started = Instant::now();
     let result = (|| {
         let args: ExtenderArgs = parse(body)?;
-        let request = extender::request_from_pod(&args.pod).map_err(|e| ApiError::bad(format!("body: {e}")))?;
+        let request = extender::request_from_pod(&args.pod)
+            .map_err(|e| ApiError::bad(format!("body: {e}")))?;
         let (sub, _names, unknown) = extender_landscape(&fg, &args)?;
         let mut out = ExtenderFilterResult::default();
         for name in &unknown {
-            out.failed_and_unresolvable_nodes
-                .insert(name.clone(), "unknown to dcpilot and not in the request's NodeList".into());
+            out.failed_and_unresolvable_nodes.insert(
+                name.clone(),
+                "unknown to dcpilot and not in the request's NodeList".into(),
+            );
         }
         let mut passing = Vec::new();
         for (host, load) in sub.hosts().iter().zip(sub.loads()) {
@@ -595,7 +629,11 @@ async fn filter(State(fg): Shared, body: Result<Bytes, BytesRejection>) -> Respo
                     host.name.clone(),
                     format!(
                         "{} needs {:.2} cores and {} bytes; {:.2} cores and {} bytes free",
-                        request.workload, request.cores, request.memory_bytes, free_cores, free_memory
+                        request.workload,
+                        request.cores,
+                        request.memory_bytes,
+                        free_cores,
+                        free_memory
                     ),
                 );
             }
@@ -622,7 +660,8 @@ async fn prioritize(State(fg): Shared, body: Result<Bytes, BytesRejection>) -> R
     let started = Instant::now();
     let result = (|| {
         let args: ExtenderArgs = parse(body)?;
-        let request = extender::request_from_pod(&args.pod).map_err(|e| ApiError::bad(format!("body: {e}")))?;
+        let request = extender::request_from_pod(&args.pod)
+            .map_err(|e| ApiError::bad(format!("body: {e}")))?;
         let (sub, names, _unknown) = extender_landscape(&fg, &args)?;
         let mut config = fg.config.planner.clone();
         config.top = names.len().max(1);
