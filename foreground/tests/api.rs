@@ -1,0 +1,418 @@
+//! The HTTP API in process (the axum router, no sockets): intents as IDO sends them steer
+//! placements; recipes and rebalancing; the scheduler-extender shapes; every bad request
+//! gets a 4xx naming the problem; mutating endpoints need the token.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use common::*;
+use dcpilot_foreground::planner::SLOWDOWN_MODEL;
+use dcpilot_foreground::{Foreground, ForegroundConfig, Instance};
+use dcpilot_info_core::InfoCore;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const TOKEN: &str = "t0ken";
+
+const IDO_INTENT: &str = r#"apiVersion: "ido.intel.com/v1alpha1"
+kind: Intent
+metadata:
+  name: my-function-intent
+spec:
+  targetRef:
+    kind: "Deployment"
+    name: "default/function-deployment"
+  objectives:
+    - name: my-function-p99compliance
+      value: 20
+      measuredBy: default/p99latency
+"#;
+
+fn app_with(core: InfoCore) -> (Router, Arc<Foreground>) {
+    let config = ForegroundConfig {
+        auth_token: Some(TOKEN.into()),
+        max_body_bytes: 64 * 1024,
+        ..ForegroundConfig::default()
+    };
+    let fg = Foreground::new(config, Arc::new(core), landscape(), false);
+    (fg.router(), fg)
+}
+
+fn app() -> (Router, Arc<Foreground>) {
+    app_with(core_with(vec![draft(
+        SLOWDOWN_MODEL,
+        &FEATURES,
+        slowdown_model(&FEATURES),
+    )]))
+}
+
+async fn call(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        request = request.header("authorization", format!("Bearer {t}"));
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body.to_string())).expect("request"))
+        .await
+        .expect("response");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .expect("body");
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, value)
+}
+
+fn function_request() -> String {
+    json!({"workload": "default/function-deployment", "cores": 2.0, "memory_bytes": 1u64 << 30,
+           "rps": 2000.0, "replicas": 2.0, "quiet_p99_ms": 5.0})
+    .to_string()
+}
+
+#[tokio::test]
+async fn the_ido_intent_is_read_back_unchanged_and_steers_placement() {
+    let (app, _) = app();
+    // Without an intent the workload has no latency objective: least loaded ("noisy") wins.
+    let (status, before) = call(
+        &app,
+        Method::POST,
+        "/v1/placements",
+        &function_request(),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    assert_eq!(before["choices"][0]["host"], "noisy", "{before:#}");
+
+    let (status, put) = call(&app, Method::PUT, "/v1/intents", IDO_INTENT, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{put}");
+    assert_eq!(put["written"], json!(["Intent default/my-function-intent"]));
+    let (status, got) = call(&app, Method::GET, "/v1/intents", "", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let sent: Value = serde_yaml_ng::from_str(IDO_INTENT).expect("yaml");
+    assert_eq!(got["documents"], json!([sent]), "read back unchanged");
+    assert_eq!(
+        got["objectives"]["default/function-deployment"]["p99_latency_ms"],
+        20.0
+    );
+
+    // With it: 5 ms × 9 = 45 ms next to the hog breaks 20 ms, so "quiet" wins.
+    let (_, after) = call(
+        &app,
+        Method::POST,
+        "/v1/placements",
+        &function_request(),
+        None,
+    )
+    .await;
+    assert_eq!(after["choices"][0]["host"], "quiet", "{after:#}");
+    let noisy = after["choices"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["host"] == "noisy"))
+        .expect("noisy ranked");
+    assert!(noisy["explanation"]
+        .as_str()
+        .is_some_and(|e| e.contains("objective 20 ms")));
+    assert_eq!(after["models"][SLOWDOWN_MODEL], 1);
+
+    // The same intent as JSON replaces it (same key), a KPIProfile can join it.
+    let json_intent = serde_json::to_string(&sent).expect("json");
+    let (status, _) = call(&app, Method::PUT, "/v1/intents", &json_intent, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, got) = call(&app, Method::GET, "/v1/intents", "", None).await;
+    assert_eq!(got["documents"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn mutating_endpoints_need_the_token() {
+    let (app, _) = app();
+    for token in [None, Some("wrong")] {
+        let (status, body) = call(&app, Method::PUT, "/v1/intents", IDO_INTENT, token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("token") || e.contains("Bearer")));
+        let (status, _) = call(&app, Method::POST, "/v1/landscape/events", "[]", token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (_, got) = call(&app, Method::GET, "/v1/intents", "", None).await;
+    assert_eq!(
+        got["documents"],
+        json!([]),
+        "nothing written without the token"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_4xx_naming_the_problem() {
+    let (app, fg) = app();
+    let big = format!("{{\"workload\":\"{}\"}}", "x".repeat(70 * 1024));
+    let cases: Vec<(Method, &str, String, StatusCode, &str)> = vec![
+        (Method::POST, "/v1/placements", "{".into(), StatusCode::BAD_REQUEST, "EOF"),
+        (Method::POST, "/v1/placements", "{\"workload\":\"w\",\"cores\":\"two\",\"memory_bytes\":1}".into(), StatusCode::BAD_REQUEST, "cores"),
+        (Method::POST, "/v1/placements", "{\"workload\":\"w\",\"cores\":1,\"memory_bytes\":1,\"colour\":1}".into(), StatusCode::BAD_REQUEST, "colour"),
+        (Method::POST, "/v1/placements", "{\"workload\":\"w\",\"cores\":-1,\"memory_bytes\":1}".into(), StatusCode::UNPROCESSABLE_ENTITY, "cores must be positive"),
+        (Method::POST, "/v1/placements", "{\"workload\":\"w\",\"cores\":1,\"memory_bytes\":1,\"budget_ms\":-3}".into(), StatusCode::UNPROCESSABLE_ENTITY, "budget_ms"),
+        (Method::POST, "/v1/placements", "{\"workload\":\"w\",\"cores\":100,\"memory_bytes\":1}".into(), StatusCode::CONFLICT, "no host has"),
+        (Method::POST, "/v1/placements", "{\"workload\":\"w\",\"cores\":1,\"memory_bytes\":1,\"instances\":[{\"id\":\"a\",\"workload\":\"w\",\"host\":\"h\",\"cores\":1,\"memory_bytes\":1}]}".into(), StatusCode::BAD_REQUEST, "inline hosts"),
+        (Method::POST, "/v1/placements", "{\"workload\":\"w\",\"cores\":1,\"memory_bytes\":1,\"hosts\":[{\"name\":\"h\",\"cores\":0,\"memory_bytes\":1}]}".into(), StatusCode::BAD_REQUEST, "cores and memory must be positive"),
+        (Method::POST, "/v1/placements", big, StatusCode::PAYLOAD_TOO_LARGE, "length limit"),
+        (Method::POST, "/v1/score", "{\"recipes\":[]}".into(), StatusCode::UNPROCESSABLE_ENTITY, "at least one recipe"),
+        (Method::POST, "/v1/score", "{\"recipes\":[{\"recipe\":\"migrate\",\"instance\":\"ghost\",\"to\":\"quiet\"}]}".into(), StatusCode::UNPROCESSABLE_ENTITY, "recipes[0]: unknown instance \"ghost\""),
+        (Method::POST, "/v1/score", "{\"recipes\":[{\"recipe\":\"migrate\",\"instance\":\"hog\",\"to\":\"nowhere\"}]}".into(), StatusCode::UNPROCESSABLE_ENTITY, "unknown host \"nowhere\""),
+        (Method::POST, "/v1/score", "{\"recipes\":[{\"recipe\":\"scale\",\"workload\":\"nobody\",\"add_on\":[\"quiet\"]}]}".into(), StatusCode::UNPROCESSABLE_ENTITY, "unknown workload \"nobody\""),
+        (Method::POST, "/v1/score", "{\"recipes\":[{\"recipe\":\"teleport\"}]}".into(), StatusCode::BAD_REQUEST, "teleport"),
+        (Method::POST, "/v1/rebalance", "{\"moves\":[]}".into(), StatusCode::UNPROCESSABLE_ENTITY, "moves"),
+        (Method::POST, "/v1/rebalance", "{\"moves\":[\"shuffle\"]}".into(), StatusCode::BAD_REQUEST, "shuffle"),
+        (Method::PUT, "/v1/intents", "kind: Pod\nmetadata: {name: p}".into(), StatusCode::BAD_REQUEST, "document 1: kind"),
+        (Method::PUT, "/v1/intents", "{\"kind\":\"Intent\",\"metadata\":{\"name\":\"i\"},\"spec\":{\"targetRef\":{\"kind\":\"Deployment\",\"name\":\"d\"},\"objectives\":[{\"name\":\"o\",\"value\":\"low\",\"measuredBy\":\"default/p99latency\"}]}}".into(), StatusCode::BAD_REQUEST, "spec: objectives[0].value"),
+        (Method::POST, "/v1/landscape/events", "{\"kind\":\"instance_placed\",\"timestamp_ms\":0,\"instance\":\"i\",\"workload\":\"w\",\"host\":\"atlantis\",\"cpu_request\":1,\"memory_request_bytes\":1}".into(), StatusCode::UNPROCESSABLE_ENTITY, "unknown host \"atlantis\""),
+        (Method::POST, "/v1/landscape/events", "{\"kind\":\"host_exploded\"}".into(), StatusCode::BAD_REQUEST, "line 1"),
+        (Method::POST, "/v1/models/nope/rollback", "{\"version\":1,\"reason\":\"r\"}".into(), StatusCode::NOT_FOUND, "unknown model"),
+        (Method::POST, "/v1/models/interference-slowdown/rollback", "{\"version\":9,\"reason\":\"r\"}".into(), StatusCode::UNPROCESSABLE_ENTITY, "9"),
+        (Method::POST, "/scheduler/filter", "{\"pod\":{\"spec\":{\"containers\":[]}}}".into(), StatusCode::BAD_REQUEST, "nodenames"),
+        (Method::POST, "/scheduler/prioritize", "{\"pod\":{\"spec\":{\"containers\":[{\"resources\":{\"requests\":{\"cpu\":\"lots\"}}}]}},\"nodenames\":[\"quiet\"]}".into(), StatusCode::BAD_REQUEST, "lots"),
+        (Method::GET, "/v1/nothing", String::new(), StatusCode::NOT_FOUND, "no such endpoint"),
+    ];
+    for (method, uri, body, status, expected) in cases {
+        let (got, answer) = call(&app, method.clone(), uri, &body, Some(TOKEN)).await;
+        let message = answer["error"].as_str().unwrap_or_default();
+        assert_eq!(
+            got,
+            status,
+            "{method} {uri} {}: {answer}",
+            &body[..body.len().min(120)]
+        );
+        assert!(
+            message.contains(expected),
+            "{method} {uri}: {message:?} lacks {expected:?}"
+        );
+    }
+    // Nothing above changed the landscape.
+    assert_eq!(fg.landscape().instances().len(), 2);
+}
+
+#[tokio::test]
+async fn recipes_are_scored_and_rebalancing_moves_the_victim_away_from_the_hog() {
+    let (app, fg) = app();
+    // A latency-critical instance next to the hog, with an objective it misses there.
+    let mut landscape = landscape();
+    landscape
+        .upsert(Instance {
+            latency_critical: true,
+            rps: Some(2000.0),
+            quiet_p99_ms: Some(5.0),
+            ..Instance::new("web-1", "web", "noisy", 1.0, 1 << 30)
+        })
+        .expect("web");
+    fg.set_landscape(landscape);
+    let intent = r#"{"kind":"WorkloadIntent","workload":"web","p99_latency_ms":20}"#;
+    assert_eq!(
+        call(&app, Method::PUT, "/v1/intents", intent, Some(TOKEN))
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    let recipes = json!({"recipes": [
+        {"recipe": "migrate", "instance": "web-1", "to": "quiet"},
+        {"recipe": "kill", "instance": "batch"},
+        {"recipe": "tune", "instance": "batch", "cores": 64.0},
+        {"recipe": "scale", "workload": "web", "add_on": ["quiet"]},
+        {"recipe": "place", "workload": "other", "host": "quiet", "cores": 1.0, "memory_bytes": 1}
+    ]});
+    let (status, scored) = call(&app, Method::POST, "/v1/score", &recipes.to_string(), None).await;
+    assert_eq!(status, StatusCode::OK, "{scored}");
+    let results = scored["results"].as_array().expect("results");
+    assert_eq!(results.len(), 5);
+    assert_eq!(scored["candidates_scored"], 5);
+    // Moving web away from the hog removes its SLO risk: the best recipe.
+    assert_eq!(results[0]["index"], 0, "{scored:#}");
+    assert!(results[0]["objective_delta"]
+        .as_f64()
+        .is_some_and(|d| d < -1.0));
+    // Tuning batch to 64 cores does not fit a 16-core host.
+    let tune = results.iter().find(|r| r["index"] == 2).expect("tune");
+    assert_eq!(tune["feasible"], false);
+
+    let (status, plan) = call(&app, Method::POST, "/v1/rebalance", "", None).await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    let before = plan["objective_before"].as_f64().expect("before");
+    let after = plan["objective_after"].as_f64().expect("after");
+    assert!(after < before - 1.0, "{plan:#}");
+    let first = &plan["actions"][0];
+    // Either web leaves the hog or the hog leaves web.
+    let moved = first["instance"].as_str().unwrap_or_default();
+    assert_eq!(first["recipe"], "migrate", "{plan:#}");
+    assert!(moved == "web-1" || moved == "hog", "{plan:#}");
+    assert!(first["explanation"]
+        .as_str()
+        .is_some_and(|e| e.contains("objective")));
+    let sum: f64 = plan["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter_map(|a| a["objective_delta"].as_f64())
+        .sum();
+    // Each step's delta includes its move penalty; the plan's objective does not.
+    assert!(after <= before + sum + 1e-9, "{plan:#}");
+    // The served landscape is untouched: a plan is advice.
+    assert_eq!(
+        fg.landscape()
+            .host_index("noisy")
+            .map(|i| fg.landscape().loads()[i].instances),
+        Some(2)
+    );
+}
+
+#[tokio::test]
+async fn the_scheduler_extender_speaks_kube_schedulers_shapes() {
+    let (app, _) = app();
+    let pod = json!({
+        "metadata": {"name": "function-deployment-5d8c-x1", "namespace": "default",
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "function-deployment-5d8c"}],
+            "annotations": {"dcpilot.io/rps": "2000", "dcpilot.io/quiet-p99-ms": "5",
+                            "dcpilot.io/p99-objective-ms": "20"}},
+        "spec": {"containers": [{"name": "f", "resources": {"requests": {"cpu": "2", "memory": "1Gi"}}}]}
+    });
+    let node = |name: &str, cpu: &str| {
+        json!({"metadata": {"name": name, "labels": {"zone": "z"}},
+        "status": {"allocatable": {"cpu": cpu, "memory": "8Gi"}}})
+    };
+    // NodeList: known hosts plus one only the NodeList knows; passing nodes come back whole.
+    let args = json!({"pod": pod, "nodes": {"kind": "NodeList", "apiVersion": "v1",
+        "items": [node("noisy", "16"), node("quiet", "16"), node("tiny", "1"), node("fresh", "32")]}});
+    let (status, filtered) = call(
+        &app,
+        Method::POST,
+        "/scheduler/filter",
+        &args.to_string(),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{filtered}");
+    let names: Vec<&str> = filtered["nodes"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|n| n["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["noisy", "quiet", "fresh"]);
+    assert_eq!(
+        filtered["nodes"]["items"][2],
+        node("fresh", "32"),
+        "returned unchanged"
+    );
+    assert!(filtered["failedNodes"]["tiny"]
+        .as_str()
+        .is_some_and(|r| r.contains("needs 2.00 cores")));
+    assert_eq!(filtered["nodes"]["kind"], "NodeList");
+
+    // nodenames (nodeCacheCapable): unknown names are unresolvable.
+    let args = json!({"pod": pod, "nodenames": ["noisy", "quiet", "ghost"]});
+    let (status, filtered) = call(
+        &app,
+        Method::POST,
+        "/scheduler/filter",
+        &args.to_string(),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(filtered["nodenames"], json!(["noisy", "quiet"]));
+    assert!(filtered["failedAndUnresolvableNodes"]["ghost"].is_string());
+    assert!(filtered.get("nodes").is_none());
+
+    let (status, priorities) = call(
+        &app,
+        Method::POST,
+        "/scheduler/prioritize",
+        &args.to_string(),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{priorities}");
+    let list = priorities.as_array().expect("HostPriorityList");
+    assert_eq!(list.len(), 3);
+    let score = |h: &str| {
+        list.iter()
+            .find(|p| p["host"] == h)
+            .and_then(|p| p["score"].as_i64())
+    };
+    // The annotations give an objective: the hog's host is the worst choice.
+    assert_eq!(score("quiet"), Some(10));
+    assert!(score("noisy").is_some_and(|s| (0..10).contains(&s)));
+    assert_eq!(score("ghost"), Some(0));
+    for p in list {
+        assert!(p["score"].as_i64().is_some_and(|s| (0..=10).contains(&s)));
+    }
+}
+
+#[tokio::test]
+async fn landscape_events_apply_and_openapi_lists_every_endpoint() {
+    let (app, fg) = app();
+    let events = [
+        json!({"kind": "host_up", "timestamp_ms": 1, "host": "h3", "cores": 8.0, "memory_bytes": 1u64 << 34}),
+        json!({"kind": "instance_placed", "timestamp_ms": 2, "instance": "p1", "workload": "w",
+               "host": "h3", "cpu_request": 2.0, "memory_request_bytes": 1u64 << 30}),
+    ];
+    let ndjson = events
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/v1/landscape/events",
+        &ndjson,
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["applied"], 2);
+    let l = fg.landscape();
+    let h3 = l.host_index("h3").expect("h3");
+    assert_eq!(l.loads()[h3].cores, 2.0);
+    let (_, land) = call(&app, Method::GET, "/v1/landscape", "", None).await;
+    assert_eq!(land["hosts"].as_array().map(Vec::len), Some(3));
+
+    let (status, doc) = call(&app, Method::GET, "/openapi.json", "", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/v1/placements",
+        "/v1/rebalance",
+        "/v1/score",
+        "/v1/intents",
+        "/v1/landscape/events",
+        "/v1/models/{name}/rollback",
+        "/scheduler/filter",
+        "/scheduler/prioritize",
+        "/healthz",
+        "/metrics",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+    // Body schemas come from the types: the recipe variants are all there.
+    let text = doc.to_string();
+    for recipe in ["place", "migrate", "kill", "scale", "tune"] {
+        assert!(text.contains(&format!("\"{recipe}\"")), "{recipe}");
+    }
+    assert_eq!(
+        call(&app, Method::GET, "/healthz", "", None).await.0,
+        StatusCode::OK
+    );
+}
