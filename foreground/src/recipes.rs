@@ -403,6 +403,8 @@ pub fn local_search(
     let hosts = state.capacity.len();
     let mut costs: Vec<f64> = (0..hosts).map(|h| scorer.host_cost(state, h)).collect();
     let before: f64 = costs.iter().sum();
+    // Kept current step by step: recomputing every host at the end would overrun the budget.
+    let mut after = before;
     let mut actions = Vec::new();
     let mut evaluated = 0usize;
     let mut exhausted = false;
@@ -489,7 +491,9 @@ pub fn local_search(
                     let explanation = explain_move(state, m, &recipe, delta);
                     if let Ok(applied) = Applied::apply(state, &recipe) {
                         for &t in &touched {
-                            costs[t] = scorer.host_cost(state, t);
+                            let cost = scorer.host_cost(state, t);
+                            after += cost - costs[t];
+                            costs[t] = cost;
                         }
                         drop(applied);
                         actions.push(Action {
@@ -505,7 +509,6 @@ pub fn local_search(
         // A full pass without an improving move: a local optimum.
         break;
     }
-    let after = (0..hosts).map(|h| scorer.host_cost(state, h)).sum();
     SearchResult {
         actions,
         before,

@@ -28,8 +28,8 @@ impl ServedModel {
     }
 }
 
-/// The current version of every model, at one instant.
-#[derive(Debug, Default)]
+/// The current version of every model, at one instant (cloning shares the models).
+#[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     /// Increases by one per swap.
     pub generation: u64,

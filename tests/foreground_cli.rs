@@ -1,0 +1,90 @@
+//! `dcpilot foreground` as a user runs it: standalone, a landscape file, a free port; a
+//! placement over real HTTP; a bad config named with its file and key.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let status = text[9..12].parse().expect("status");
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn foreground_serves_placements_from_a_landscape_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let landscape = dir.path().join("landscape.json");
+    std::fs::write(
+        &landscape,
+        r#"{"hosts":[{"name":"a","cores":8,"memory_bytes":1073741824},{"name":"b","cores":8,"memory_bytes":1073741824}],
+            "instances":[{"id":"x","workload":"w","host":"a","cores":6,"memory_bytes":1}]}"#,
+    )
+    .expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dcpilot"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["foreground", "--listen", "127.0.0.1:0", "--landscape"])
+        .arg(&landscape)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start");
+    let addr_file = dir.path().join("foreground.addr");
+    let started = Instant::now();
+    while !addr_file.exists() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let addr = std::fs::read_to_string(&addr_file).expect("address written");
+    let (status, answer) = http(
+        &addr,
+        "POST",
+        "/v1/placements",
+        r#"{"workload":"w2","cores":1,"memory_bytes":1}"#,
+    );
+    let (bad, error) = http(&addr, "POST", "/v1/placements", r#"{"workload":"w2"}"#);
+    let (health, _) = http(&addr, "GET", "/healthz", "");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["choices"][0]["host"], "b", "{answer}");
+    assert_eq!(answer["candidates_total"], 2);
+    assert_eq!(bad, 400);
+    assert!(
+        error["error"].as_str().is_some_and(|e| e.contains("cores")),
+        "{error}"
+    );
+    assert_eq!(health, 200);
+}
+
+#[test]
+fn a_bad_foreground_config_names_file_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("fg.toml");
+    std::fs::write(&config, "[planner]\nbudget_ms = -1.0\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_dcpilot"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["foreground", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("fg.toml") && stderr.contains("planner.budget_ms"),
+        "{stderr}"
+    );
+}
