@@ -108,7 +108,7 @@ fn models_vanishing_mid_run_give_consistent_degraded_answers() {
         thread::spawn(move || {
             let mut flips = 0u32;
             while !stop.load(Ordering::Relaxed) {
-                cell.store(if flips % 2 == 0 {
+                cell.store(if flips.is_multiple_of(2) {
                     without.clone()
                 } else {
                     with_model.clone()
