@@ -116,6 +116,32 @@ pub struct HostLoad {
     pub pressure: Pressure,
 }
 
+impl HostLoad {
+    /// Adds (`sign` = 1) or removes (`sign` = −1) one instance's share.
+    pub fn account(
+        &mut self,
+        cores: f64,
+        memory_bytes: u64,
+        pressure: &Pressure,
+        latency_critical: bool,
+        sign: f64,
+    ) {
+        self.cores += sign * cores;
+        self.pressure.add(pressure, sign);
+        if sign > 0.0 {
+            self.memory_bytes += memory_bytes;
+            self.instances += 1;
+            self.latency_critical += u32::from(latency_critical);
+        } else {
+            self.memory_bytes = self.memory_bytes.saturating_sub(memory_bytes);
+            self.instances = self.instances.saturating_sub(1);
+            self.latency_critical = self
+                .latency_critical
+                .saturating_sub(u32::from(latency_critical));
+        }
+    }
+}
+
 /// What went wrong changing the landscape.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LandscapeError {
@@ -275,19 +301,13 @@ impl Landscape {
     }
 
     fn account(load: &mut HostLoad, instance: &Instance, sign: f64) {
-        load.cores += sign * instance.cores;
-        if sign > 0.0 {
-            load.memory_bytes += instance.memory_bytes;
-            load.instances += 1;
-            load.latency_critical += u32::from(instance.latency_critical);
-        } else {
-            load.memory_bytes = load.memory_bytes.saturating_sub(instance.memory_bytes);
-            load.instances = load.instances.saturating_sub(1);
-            load.latency_critical = load
-                .latency_critical
-                .saturating_sub(u32::from(instance.latency_critical));
-        }
-        load.pressure.add(&instance.pressure, sign);
+        load.account(
+            instance.cores,
+            instance.memory_bytes,
+            &instance.pressure,
+            instance.latency_critical,
+            sign,
+        );
     }
 
     /// Hosts, in index order.

@@ -259,21 +259,13 @@ impl State {
 }
 
 fn account(load: &mut HostLoad, m: &Member, sign: f64) {
-    load.cores += sign * m.cores;
-    load.pressure.cpu += sign * m.pressure.cpu;
-    load.pressure.l3 += sign * m.pressure.l3;
-    load.pressure.membw += sign * m.pressure.membw;
-    if sign > 0.0 {
-        load.memory_bytes += m.memory_bytes;
-        load.instances += 1;
-        load.latency_critical += u32::from(m.latency_critical);
-    } else {
-        load.memory_bytes = load.memory_bytes.saturating_sub(m.memory_bytes);
-        load.instances = load.instances.saturating_sub(1);
-        load.latency_critical = load
-            .latency_critical
-            .saturating_sub(u32::from(m.latency_critical));
-    }
+    load.account(
+        m.cores,
+        m.memory_bytes,
+        &m.pressure,
+        m.latency_critical,
+        sign,
+    );
 }
 
 /// Scores hosts of a [`State`]: weights, the slowdown model if usable, and a memo of its

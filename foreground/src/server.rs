@@ -581,36 +581,54 @@ async fn metrics_handler(State(fg): Shared) -> String {
         .map_or_else(String::new, |render| render())
 }
 
-/// The landscape an extender call places into, and the candidates' names.
-fn extender_landscape(
+/// An extender call read: its args, the pod's request, the landscape of its candidates,
+/// their names, and the names known nowhere.
+struct ExtenderCall {
+    args: ExtenderArgs,
+    request: PlacementRequest,
+    landscape: Landscape,
+    names: Vec<String>,
+    unknown: Vec<String>,
+}
+
+fn extender_call(
     fg: &Foreground,
-    args: &ExtenderArgs,
-) -> Result<(Landscape, Vec<String>, Vec<String>), ApiError> {
-    let candidates = extender::candidates(args).map_err(|e| ApiError::bad(format!("body: {e}")))?;
+    body: Result<Bytes, BytesRejection>,
+) -> Result<ExtenderCall, ApiError> {
+    let args: ExtenderArgs = parse(body)?;
+    let bad = |e: String| ApiError::bad(format!("body: {e}"));
+    let request = extender::request_from_pod(&args.pod).map_err(bad)?;
+    let candidates = extender::candidates(&args).map_err(bad)?;
     let mut extra = Vec::new();
-    let landscape = fg.landscape();
+    let served = fg.landscape();
     for c in &candidates {
-        if landscape.host_index(&c.name).is_none() {
+        if served.host_index(&c.name).is_none() {
             if let Some(node) = &c.node {
-                extra.push(
-                    extender::host_from_node(node)
-                        .map_err(|e| ApiError::bad(format!("body: {e}")))?,
-                );
+                extra.push(extender::host_from_node(node).map_err(bad)?);
             }
         }
     }
-    let names: Vec<String> = candidates.iter().map(|c| c.name.clone()).collect();
-    let (sub, unknown) = landscape.subset(&names, &extra);
-    Ok((sub, names, unknown))
+    let names: Vec<String> = candidates.into_iter().map(|c| c.name).collect();
+    let (landscape, unknown) = served.subset(&names, &extra);
+    Ok(ExtenderCall {
+        args,
+        request,
+        landscape,
+        names,
+        unknown,
+    })
 }
 
 async fn filter(State(fg): Shared, body: Result<Bytes, BytesRejection>) -> Response {
     let started = Instant::now();
     let result = (|| {
-        let args: ExtenderArgs = parse(body)?;
-        let request = extender::request_from_pod(&args.pod)
-            .map_err(|e| ApiError::bad(format!("body: {e}")))?;
-        let (sub, _names, unknown) = extender_landscape(&fg, &args)?;
+        let ExtenderCall {
+            args,
+            request,
+            landscape: sub,
+            unknown,
+            ..
+        } = extender_call(&fg, body)?;
         let mut out = ExtenderFilterResult::default();
         for name in &unknown {
             out.failed_and_unresolvable_nodes.insert(
@@ -659,10 +677,12 @@ async fn filter(State(fg): Shared, body: Result<Bytes, BytesRejection>) -> Respo
 async fn prioritize(State(fg): Shared, body: Result<Bytes, BytesRejection>) -> Response {
     let started = Instant::now();
     let result = (|| {
-        let args: ExtenderArgs = parse(body)?;
-        let request = extender::request_from_pod(&args.pod)
-            .map_err(|e| ApiError::bad(format!("body: {e}")))?;
-        let (sub, names, _unknown) = extender_landscape(&fg, &args)?;
+        let ExtenderCall {
+            request,
+            landscape: sub,
+            names,
+            ..
+        } = extender_call(&fg, body)?;
         let mut config = fg.config.planner.clone();
         config.top = names.len().max(1);
         let scored: Vec<(String, f64)> = match place(
