@@ -1,28 +1,11 @@
 //! `dcpilot foreground` as a user runs it: standalone, a landscape file, a free port; a
 //! placement over real HTTP; a bad config named with its file and key.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    let status = text[9..12].parse().expect("status");
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    )
-}
+use std::process::{Command, Stdio};
+
+use common::{http, wait_for_file};
 
 #[test]
 fn foreground_serves_placements_from_a_landscape_file() {
@@ -42,12 +25,7 @@ fn foreground_serves_placements_from_a_landscape_file() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start");
-    let addr_file = dir.path().join("foreground.addr");
-    let started = Instant::now();
-    while !addr_file.exists() && started.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let addr = std::fs::read_to_string(&addr_file).expect("address written");
+    let addr = wait_for_file(&dir.path().join("foreground.addr"));
     let (status, answer) = http(
         &addr,
         "POST",

@@ -1,0 +1,149 @@
+//! A foreground replica following the brokers: landscape events and model versions
+//! published to `dcpilot.landscape` and `dcpilot.models` reach its answers, and a new
+//! version replaces the old one without a restart.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use common::{eventually, http, wait_for_file};
+use dcpilot_background::EmbeddedBroker;
+use dcpilot_info_core::replication::{KafkaSink, MODELS_TOPIC};
+use dcpilot_info_core::{
+    HoldoutMetrics, InfoCore, Lineage, MemoryStorage, Model, ModelDraft, QuantileTable,
+    TrainingWindow,
+};
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+const LANDSCAPE: &str = "dcpilot.landscape";
+
+/// A rightsizing table saying `web` needs `cores` at p90.
+fn rightsizing(cores: f64) -> ModelDraft {
+    ModelDraft {
+        name: "rightsizing".into(),
+        features: vec!["cores".into()],
+        target: "cores".into(),
+        window: TrainingWindow {
+            start_ms: 0,
+            end_ms: 1,
+        },
+        rows: 10,
+        metrics: HoldoutMetrics {
+            metric: "mape".into(),
+            model_error: 0.1,
+            baseline_error: 0.5,
+            baseline: "last".into(),
+        },
+        lineage: Lineage {
+            job: "rightsizing".into(),
+            spec_hash: "00000000".into(),
+        },
+        model: Model::QuantileTable(QuantileTable {
+            quantiles: vec![0.9],
+            rows: BTreeMap::from([(
+                "web".to_string(),
+                BTreeMap::from([("cores".to_string(), vec![cores])]),
+            )]),
+        }),
+    }
+}
+
+fn send_landscape(brokers: &str, events: &[serde_json::Value]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("producer");
+    for e in events {
+        let payload = e.to_string();
+        producer
+            .send(BaseRecord::<str, str>::to(LANDSCAPE).payload(&payload))
+            .expect("send");
+    }
+    producer
+        .flush(std::time::Duration::from_secs(10))
+        .expect("flush");
+}
+
+#[test]
+fn a_following_replica_serves_published_landscape_and_models() {
+    let broker = EmbeddedBroker::start(&[LANDSCAPE, MODELS_TOPIC], 1, None).expect("broker");
+    let brokers = broker.bootstrap_servers();
+    // The leader: an Information Core that publishes every change to the models topic.
+    let leader = InfoCore::open(Arc::new(MemoryStorage::default()), 5).expect("leader");
+    leader.set_change_sink(Arc::new(
+        KafkaSink::new(&brokers, MODELS_TOPIC).expect("sink"),
+    ));
+    leader.publish(rightsizing(3.0)).expect("v1");
+    send_landscape(
+        &brokers,
+        &[
+            serde_json::json!({"kind": "host_up", "timestamp_ms": 1, "host": "a", "cores": 8.0, "memory_bytes": 1u64 << 34}),
+            serde_json::json!({"kind": "host_up", "timestamp_ms": 1, "host": "b", "cores": 8.0, "memory_bytes": 1u64 << 34}),
+            serde_json::json!({"kind": "instance_placed", "timestamp_ms": 2, "instance": "x", "workload": "batch",
+                               "host": "a", "cpu_request": 6.0, "memory_request_bytes": 1u64 << 30}),
+            serde_json::json!({"kind": "not_an_event"}),
+        ],
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_dcpilot"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args([
+                "foreground",
+                "--listen",
+                "127.0.0.1:0",
+                "--brokers",
+                &brokers,
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start"),
+    );
+    let addr = wait_for_file(&dir.path().join("foreground.addr"));
+    let request = r#"{"workload":"web","cores":1,"memory_bytes":1}"#;
+    {
+        let answer = eventually(30, "landscape and model v1", || {
+            let (status, a) = http(&addr, "POST", "/v1/placements", request);
+            (status == 200 && a["models"]["rightsizing"] == 1).then_some(a)
+        });
+        // Sized by the table (3 cores), placed on the host the events left free.
+        assert_eq!(answer["choices"][0]["host"], "b", "{answer}");
+        assert!(answer["choices"][0]["explanation"]
+            .as_str()
+            .is_some_and(|e| e.contains("placing 3.00") && e.contains("rightsizing")));
+        assert_eq!(answer["candidates_total"], 2);
+
+        // A new version reaches the replica without a restart.
+        leader.publish(rightsizing(7.0)).expect("v2");
+        let answer = eventually(30, "model v2", || {
+            let (_, a) = http(&addr, "POST", "/v1/placements", request);
+            (a["models"]["rightsizing"] == 2).then_some(a)
+        });
+        assert!(answer["choices"][0]["explanation"]
+            .as_str()
+            .is_some_and(|e| e.contains("placing 7.00")));
+        // A follower does not roll back locally: that is the leader's job.
+        let (status, body) = http(
+            &addr,
+            "POST",
+            "/v1/models/rightsizing/rollback",
+            r#"{"version":1,"reason":"test"}"#,
+        );
+        assert_eq!(status, 409, "{body}");
+    }
+}
+
+/// Stops the child process however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
