@@ -87,6 +87,7 @@ pub async fn run(data_dir: &Path, args: ForegroundArgs) -> Result<ExitCode> {
         Arc::new(move || handle.render()),
     );
 
+    fg.prepare_in_background();
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     if let Some(brokers) = &config.sources.brokers {

@@ -29,6 +29,7 @@ pub use planner::{
     place, Choice, PlacementAnswer, PlacementRequest, PlanError, PlannerConfig, Weights,
 };
 pub use recipes::{
-    rebalance, score, RebalancePlan, RebalanceRequest, Recipe, ScoreAnswer, ScoreRequest,
+    rebalance, rebalance_state, score, RebalancePlan, RebalanceRequest, Recipe, ScoreAnswer,
+    ScoreRequest,
 };
 pub use server::{Foreground, LandscapeDocument};

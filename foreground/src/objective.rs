@@ -10,6 +10,7 @@
 //! and the replicas of its workload on that host.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use dcpilot_info_core::ServedModel;
 
@@ -92,8 +93,8 @@ impl<'a> SlowdownModel<'a> {
 /// One instance in the scorer's compact form.
 #[derive(Debug, Clone)]
 pub struct Member {
-    /// Instance id.
-    pub id: String,
+    /// Instance id (shared: copying a [`State`] must be cheap).
+    pub id: Arc<str>,
     /// Index of its workload in [`State::workloads`].
     pub workload: usize,
     /// Host index; `None` once killed.
@@ -132,8 +133,8 @@ pub struct WorkloadInfo {
 /// A mutable copy of the landscape in index form, for recipes and local search.
 #[derive(Debug, Clone)]
 pub struct State {
-    /// Host names.
-    pub host_names: Vec<String>,
+    /// Host names (fixed for a state's life, shared between copies).
+    pub host_names: Arc<Vec<String>>,
     /// Host capacity (cores, memory).
     pub capacity: Vec<(f64, u64)>,
     /// Loads by host.
@@ -145,9 +146,9 @@ pub struct State {
     /// Workloads.
     pub workloads: Vec<WorkloadInfo>,
     /// Instance id → member index.
-    pub by_id: HashMap<String, usize>,
+    pub by_id: HashMap<Arc<str>, usize>,
     /// Host name → index.
-    pub host_index: HashMap<String, usize>,
+    pub host_index: Arc<HashMap<String, usize>>,
 }
 
 impl State {
@@ -155,18 +156,20 @@ impl State {
     pub fn new(landscape: &Landscape, intents: &Intents) -> Self {
         let hosts = landscape.hosts();
         let mut state = Self {
-            host_names: hosts.iter().map(|h| h.name.clone()).collect(),
+            host_names: Arc::new(hosts.iter().map(|h| h.name.clone()).collect()),
             capacity: hosts.iter().map(|h| (h.cores, h.memory_bytes)).collect(),
             loads: landscape.loads().to_vec(),
             members_of: vec![Vec::new(); hosts.len()],
             members: Vec::with_capacity(landscape.instances().len()),
             workloads: Vec::new(),
             by_id: HashMap::with_capacity(landscape.instances().len()),
-            host_index: hosts
-                .iter()
-                .enumerate()
-                .map(|(i, h)| (h.name.clone(), i))
-                .collect(),
+            host_index: Arc::new(
+                hosts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| (h.name.clone(), i))
+                    .collect(),
+            ),
         };
         let mut workload_index: HashMap<&str, usize> = HashMap::new();
         for inst in landscape.instances().values() {
@@ -188,8 +191,10 @@ impl State {
                 state.workloads.len() - 1
             });
             let m = state.members.len();
+            let id: Arc<str> = Arc::from(inst.id.as_str());
+            state.by_id.insert(Arc::clone(&id), m);
             state.members.push(Member {
-                id: inst.id.clone(),
+                id,
                 workload,
                 host: Some(host),
                 cores: inst.cores,
@@ -202,7 +207,6 @@ impl State {
                 evictable: inst.evictable,
             });
             state.members_of[host].push(m);
-            state.by_id.insert(inst.id.clone(), m);
         }
         // Workload rps from intents is split evenly over its replicas.
         let mut replicas = vec![0u32; state.workloads.len()];
@@ -235,7 +239,7 @@ impl State {
     pub fn add(&mut self, mut member: Member, host: usize) -> usize {
         member.host = None;
         let m = self.members.len();
-        self.by_id.insert(member.id.clone(), m);
+        self.by_id.insert(Arc::clone(&member.id), m);
         self.members.push(member);
         self.relocate(m, Some(host));
         m

@@ -198,7 +198,7 @@ impl Applied {
                         state.workloads.len() - 1
                     }
                 };
-                let id = format!("new-{}", state.members.len());
+                let id = format!("new-{}", state.members.len()).into();
                 let m = state.add(
                     Member {
                         id,
@@ -262,7 +262,7 @@ impl Applied {
                 let total = Self::workload_rps(state, w);
                 for (k, h) in hosts.into_iter().enumerate() {
                     let mut copy = state.members[template].clone();
-                    copy.id = format!("{}-scale-{k}", copy.id);
+                    copy.id = format!("{}-scale-{k}", copy.id).into();
                     let m = state.add(copy, h);
                     applied.touched.insert(h);
                     applied.undo.push(Undo::Added(m));
@@ -361,10 +361,10 @@ pub struct Action {
 pub struct SearchResult {
     /// Ordered steps.
     pub actions: Vec<Action>,
-    /// Objective before.
-    pub before: f64,
-    /// Objective after all steps.
-    pub after: f64,
+    /// Objective before (`None`: the budget ended before every host was costed).
+    pub before: Option<f64>,
+    /// Objective after all steps (`None` with `before`).
+    pub after: Option<f64>,
     /// Moves evaluated.
     pub moves_evaluated: usize,
     /// Whether the deadline ended the search (else: no improving move left, or the cap).
@@ -401,7 +401,20 @@ pub fn local_search(
     deadline: Instant,
 ) -> SearchResult {
     let hosts = state.capacity.len();
-    let mut costs: Vec<f64> = (0..hosts).map(|h| scorer.host_cost(state, h)).collect();
+    let out_of_time = || Instant::now() >= deadline;
+    let mut costs: Vec<f64> = Vec::with_capacity(hosts);
+    for h in 0..hosts {
+        if h % 256 == 0 && out_of_time() {
+            return SearchResult {
+                actions: Vec::new(),
+                before: None,
+                after: None,
+                moves_evaluated: 0,
+                exhausted: true,
+            };
+        }
+        costs.push(scorer.host_cost(state, h));
+    }
     let before: f64 = costs.iter().sum();
     // Kept current step by step: recomputing every host at the end would overrun the budget.
     let mut after = before;
@@ -427,12 +440,12 @@ pub fn local_search(
             }
             let members = state.members_of[h].clone();
             for m in members {
-                if Instant::now() >= deadline {
+                if out_of_time() {
                     exhausted = true;
                     break 'search;
                 }
                 let mut best: Option<(f64, Recipe, Vec<usize>)> = None;
-                let id = state.members[m].id.clone();
+                let id = state.members[m].id.to_string();
                 let mut consider = |state: &mut State,
                                     scorer: &mut Scorer<'_>,
                                     recipe: Recipe,
@@ -457,6 +470,9 @@ pub fn local_search(
                 };
                 if allowed.contains(&MoveKind::Migrate) {
                     for &t in &targets {
+                        if out_of_time() {
+                            break;
+                        }
                         if t != h {
                             let recipe = Recipe::Migrate {
                                 instance: id.clone(),
@@ -479,6 +495,9 @@ pub fn local_search(
                 if allowed.contains(&MoveKind::Scale) && at_risk {
                     let workload = state.workloads[state.members[m].workload].name.clone();
                     for &t in targets.iter().take(8) {
+                        if out_of_time() {
+                            break;
+                        }
                         let recipe = Recipe::Scale {
                             workload: workload.clone(),
                             add_on: vec![state.host_names[t].clone()],
@@ -501,6 +520,10 @@ pub fn local_search(
                             objective_delta: delta,
                             explanation,
                         });
+                        if out_of_time() {
+                            exhausted = true;
+                            break 'search;
+                        }
                         continue 'search;
                     }
                 }
@@ -511,8 +534,8 @@ pub fn local_search(
     }
     SearchResult {
         actions,
-        before,
-        after,
+        before: Some(before),
+        after: Some(after),
         moves_evaluated: evaluated,
         exhausted,
     }
@@ -566,10 +589,11 @@ pub struct RebalanceRequest {
 pub struct RebalancePlan {
     /// Ordered steps.
     pub actions: Vec<Action>,
-    /// Predicted objective of the landscape now.
-    pub objective_before: f64,
+    /// Predicted objective of the landscape now (`null` when the budget ended before every
+    /// host was costed: then there are no actions).
+    pub objective_before: Option<f64>,
     /// Predicted objective after every step.
-    pub objective_after: f64,
+    pub objective_after: Option<f64>,
     /// Moves evaluated.
     pub moves_evaluated: usize,
     /// Instances in the landscape.
@@ -598,6 +622,20 @@ pub fn rebalance(
     now_ms: i64,
 ) -> Result<RebalancePlan, crate::PlanError> {
     let started = Instant::now();
+    let state = State::new(landscape, intents);
+    rebalance_state(request, state, started, snapshot, config, now_ms)
+}
+
+/// [`rebalance`] on a landscape already in index form (a copy the caller may keep
+/// prepared between requests), with the budget counted from `started`.
+pub fn rebalance_state(
+    request: &RebalanceRequest,
+    mut state: State,
+    started: Instant,
+    snapshot: &dcpilot_info_core::Snapshot,
+    config: &crate::PlannerConfig,
+    now_ms: i64,
+) -> Result<RebalancePlan, crate::PlanError> {
     let budget_ms = crate::planner::budget_of(request.budget_ms, config)?;
     let deadline = deadline_after(started, budget_ms);
     let allowed: BTreeSet<MoveKind> = match &request.moves {
@@ -611,7 +649,7 @@ pub fn rebalance(
     };
     let mut models = crate::planner::ModelUse::new(snapshot, config, now_ms);
     let mut scorer = Scorer::new(config.weights, models.slowdown());
-    let mut state = State::new(landscape, intents);
+    let instances = state.members.iter().filter(|m| m.host.is_some()).count();
     let result = local_search(
         &mut state,
         &mut scorer,
@@ -620,14 +658,19 @@ pub fn rebalance(
         request.max_actions.unwrap_or(20),
         deadline,
     );
+    let used_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // Freeing a copy of a large landscape takes a while: not on the answer's clock.
+    if state.members.len() > 10_000 {
+        std::thread::spawn(move || drop(state));
+    }
     Ok(RebalancePlan {
         actions: result.actions,
         objective_before: result.before,
         objective_after: result.after,
         moves_evaluated: result.moves_evaluated,
-        instances: landscape.instances().len(),
+        instances,
         budget_ms,
-        used_ms: started.elapsed().as_secs_f64() * 1000.0,
+        used_ms,
         budget_exhausted: result.exhausted,
         degraded: !models.reasons.is_empty(),
         degraded_reasons: models.reasons,

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -27,8 +27,9 @@ use crate::config::ForegroundConfig;
 use crate::extender::{self, ExtenderArgs, ExtenderFilterResult};
 use crate::intents::Intents;
 use crate::landscape::{Host, Instance, Landscape};
+use crate::objective::State as IndexedLandscape;
 use crate::planner::{place, PlacementRequest, PlanError, PlannerConfig};
-use crate::recipes::{rebalance, score, RebalanceRequest, ScoreRequest};
+use crate::recipes::{rebalance_state, score, RebalanceRequest, ScoreRequest};
 
 /// Renders the process's metrics (Prometheus text).
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
@@ -43,7 +44,19 @@ pub struct Foreground {
     config: ForegroundConfig,
     /// Serialises writers (readers never take it).
     writer: parking_lot::Mutex<()>,
+    /// The landscape in the rebalancer's index form, for the landscape and intents it was
+    /// built from (kept alive here, so pointer equality is identity).
+    prepared: ArcSwapOption<Prepared>,
+    /// A background preparation is running / was asked for again meanwhile.
+    preparing: std::sync::atomic::AtomicBool,
+    prepare_again: std::sync::atomic::AtomicBool,
     metrics: Option<MetricsRenderer>,
+}
+
+struct Prepared {
+    landscape: Arc<Landscape>,
+    intents: Arc<Intents>,
+    state: Arc<IndexedLandscape>,
 }
 
 /// A landscape file: hosts and the instances on them.
@@ -203,6 +216,9 @@ impl Foreground {
             following,
             config,
             writer: parking_lot::Mutex::new(()),
+            prepared: ArcSwapOption::empty(),
+            preparing: std::sync::atomic::AtomicBool::new(false),
+            prepare_again: std::sync::atomic::AtomicBool::new(false),
             metrics: None,
         })
     }
@@ -235,6 +251,47 @@ impl Foreground {
     /// The planner settings.
     pub fn planner(&self) -> &PlannerConfig {
         &self.config.planner
+    }
+
+    /// The landscape and intents now in the rebalancer's index form: built once per change
+    /// (here, or on the first rebalance after it), copied per request.
+    pub fn prepared_state(&self) -> IndexedLandscape {
+        let (landscape, intents) = (self.landscape(), self.intents());
+        if let Some(p) = self.prepared.load().as_ref() {
+            if Arc::ptr_eq(&p.landscape, &landscape) && Arc::ptr_eq(&p.intents, &intents) {
+                return IndexedLandscape::clone(&p.state);
+            }
+        }
+        let state = Arc::new(IndexedLandscape::new(&landscape, &intents));
+        self.prepared.store(Some(Arc::new(Prepared {
+            landscape,
+            intents,
+            state: Arc::clone(&state),
+        })));
+        IndexedLandscape::clone(&state)
+    }
+
+    /// Rebuilds the index form off the request path after a change, so the next rebalance
+    /// spends its budget searching. Changes arriving meanwhile are picked up by one more
+    /// round, not by more threads.
+    pub fn prepare_in_background(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        self.prepare_again.store(true, Ordering::SeqCst);
+        if self.preparing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let fg = Arc::clone(self);
+        std::thread::spawn(move || loop {
+            while fg.prepare_again.swap(false, Ordering::SeqCst) {
+                drop(fg.prepared_state());
+            }
+            fg.preparing.store(false, Ordering::SeqCst);
+            // A change that came between the last round and the flag going down.
+            if !fg.prepare_again.load(Ordering::SeqCst) || fg.preparing.swap(true, Ordering::SeqCst)
+            {
+                break;
+            }
+        });
     }
 
     /// Applies landscape events all or nothing; an error names the event.
@@ -388,11 +445,11 @@ async fn rebalance_handler(State(fg): Shared, body: Result<Bytes, BytesRejection
             // Local search over many instances is CPU work: keep it off the I/O threads.
             let fg2 = Arc::clone(&fg);
             tokio::task::spawn_blocking(move || {
-                rebalance(
+                rebalance_state(
                     &request,
-                    &fg2.landscape(),
+                    fg2.prepared_state(),
+                    started,
                     &fg2.models.snapshot(),
-                    &fg2.intents(),
                     &fg2.config.planner,
                     now_ms(),
                 )
@@ -449,6 +506,7 @@ async fn put_intents(
         let bytes = body_bytes(body)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad("body: not UTF-8"))?;
         let written = fg.put_intents(text).map_err(ApiError::bad)?;
+        fg.prepare_in_background();
         Ok(json!({ "written": written }))
     })();
     answer("intents", started, result, |_| (false, false))
@@ -515,6 +573,7 @@ async fn post_events(
         let applied = fg
             .apply_events(&events)
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+        fg.prepare_in_background();
         Ok(json!({ "applied": applied }))
     })();
     answer("landscape_events", started, result, |_| (false, false))

@@ -249,6 +249,9 @@ async fn recipes_are_scored_and_rebalancing_moves_the_victim_away_from_the_hog()
 
     let (status, plan) = call(&app, Method::POST, "/v1/rebalance", "", None).await;
     assert_eq!(status, StatusCode::OK, "{plan}");
+    // The prepared index form is reused while nothing changes: the same plan again.
+    let (_, again) = call(&app, Method::POST, "/v1/rebalance", "", None).await;
+    assert_eq!(again["actions"], plan["actions"]);
     let before = plan["objective_before"].as_f64().expect("before");
     let after = plan["objective_after"].as_f64().expect("after");
     assert!(after < before - 1.0, "{plan:#}");

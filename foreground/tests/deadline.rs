@@ -153,3 +153,29 @@ fn models_vanishing_mid_run_give_consistent_degraded_answers() {
     assert!(flips > 1, "the model came and went");
     assert_eq!(modelled + degraded, 5_000);
 }
+
+#[test]
+fn rebalancing_without_time_answers_with_an_empty_plan() {
+    let core = core_with(vec![draft(
+        SLOWDOWN_MODEL,
+        &FEATURES,
+        slowdown_model(&FEATURES),
+    )]);
+    let request = dcpilot_foreground::RebalanceRequest {
+        budget_ms: Some(0.0),
+        ..Default::default()
+    };
+    let plan = dcpilot_foreground::rebalance(
+        &request,
+        &big_landscape(20_000),
+        &core.snapshot(),
+        &Intents::default(),
+        &PlannerConfig::default(),
+        now_ms(),
+    )
+    .expect("a plan");
+    assert!(plan.budget_exhausted);
+    assert!(plan.actions.is_empty());
+    assert_eq!(plan.objective_before, None, "not every host was costed");
+    assert_eq!(plan.instances, 20_000);
+}
