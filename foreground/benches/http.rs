@@ -1,0 +1,166 @@
+//! Placement latency over HTTP on loopback: `POST /v1/placements` to the axum server in
+//! this process, one keep-alive HTTP/1.1 connection (hyper's client), 5,000 hosts with
+//! model scoring of every host. Criterion reports the median; p50/p99 over 2,000
+//! requests are printed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use dcpilot_foreground::planner::SLOWDOWN_MODEL;
+use dcpilot_foreground::{Foreground, ForegroundConfig, Host, Instance, Landscape, Pressure};
+use dcpilot_info_core::model::Linear;
+use dcpilot_info_core::{
+    DenseMatrix, HoldoutMetrics, InfoCore, Lineage, MemoryStorage, Model, ModelDraft,
+    TrainingWindow,
+};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use smartcore::linear::linear_regression::LinearRegressionParameters;
+
+const FEATURES: [&str; 5] = ["rps", "replicas", "cpu_pods", "l3_pods", "membw_pods"];
+
+fn landscape(hosts: usize) -> Landscape {
+    let mut l = Landscape::new(
+        (0..hosts)
+            .map(|i| Host {
+                name: format!("node-{i}"),
+                cores: 32.0,
+                memory_bytes: 128 << 30,
+                features: Default::default(),
+                labels: BTreeMap::new(),
+            })
+            .collect(),
+    )
+    .expect("hosts");
+    for i in 0..hosts * 4 {
+        let kind = (i * 7) % 5;
+        l.upsert(Instance {
+            pressure: Pressure {
+                cpu: f64::from(kind == 1) * ((i % 3) as f64 + 1.0),
+                l3: f64::from(kind == 2) * ((i % 4) as f64 + 1.0),
+                membw: f64::from(kind == 3) * ((i % 2) as f64 + 1.0),
+            },
+            latency_critical: kind == 0,
+            ..Instance::new(
+                &format!("i-{i}"),
+                &format!("w-{}", i % 50),
+                &format!("node-{}", (i * 31) % hosts),
+                1.0 + (i % 6) as f64,
+                2 << 30,
+            )
+        })
+        .expect("instance");
+    }
+    l
+}
+
+fn slowdown_model() -> Model {
+    let x: Vec<Vec<f64>> = (0..200u32)
+        .map(|i| {
+            (0..5u32)
+                .map(|f| f64::from((i * 7 + f * 13) % 11))
+                .collect()
+        })
+        .collect();
+    let y: Vec<f64> = x.iter().map(|r| 1.0 + 2.0 * r[3] + 0.5 * r[4]).collect();
+    let m = DenseMatrix::from_2d_vec(&x).expect("matrix");
+    Model::LinearRegression(
+        Linear::fit(&m, &y, LinearRegressionParameters::default()).expect("fit"),
+    )
+}
+
+fn http(c: &mut Criterion) {
+    let core = InfoCore::open(Arc::new(MemoryStorage::default()), 5).expect("store");
+    core.publish(ModelDraft {
+        name: SLOWDOWN_MODEL.into(),
+        features: FEATURES.iter().map(|f| f.to_string()).collect(),
+        target: "slowdown".into(),
+        window: TrainingWindow {
+            start_ms: 0,
+            end_ms: 1,
+        },
+        rows: 200,
+        metrics: HoldoutMetrics {
+            metric: "mae".into(),
+            model_error: 0.1,
+            baseline_error: 1.0,
+            baseline: "b".into(),
+        },
+        lineage: Lineage {
+            job: "bench".into(),
+            spec_hash: "00000000".into(),
+        },
+        model: slowdown_model(),
+    })
+    .expect("publish");
+    let fg = Foreground::new(
+        ForegroundConfig::default(),
+        Arc::new(core),
+        landscape(5_000),
+        false,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let body = Bytes::from(
+        r#"{"workload":"nginx","cores":2,"memory_bytes":1073741824,"rps":2000,"replicas":2,"quiet_p99_ms":5,"p99_objective_ms":20,"budget_ms":1000}"#,
+    );
+    let mut sender = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = fg.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        sender
+    });
+    let once = |sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>| {
+        runtime.block_on(async {
+            let request = hyper::Request::post("/v1/placements")
+                .header("host", "bench")
+                .header("content-type", "application/json")
+                .body(Full::new(body.clone()))
+                .expect("request");
+            let response = sender.send_request(request).await.expect("response");
+            assert_eq!(response.status(), 200);
+            response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes()
+        })
+    };
+    let mut samples: Vec<f64> = (0..2_000)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            std::hint::black_box(once(&mut sender));
+            started.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    eprintln!(
+        "HTTP placement, 5000 hosts: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs over {} requests",
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        samples.len()
+    );
+    c.bench_function("http_placement_5000_hosts", |b| {
+        b.iter(|| once(&mut sender))
+    });
+}
+
+criterion_group!(benches, http);
+criterion_main!(benches);
