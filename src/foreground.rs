@@ -99,9 +99,8 @@ pub async fn run(data_dir: &Path, args: ForegroundArgs) -> Result<ExitCode> {
                 tracing::error!(error = %e, "model follower stopped");
             }
         }));
-        let landscape =
-            LandscapeFollower::new(brokers, &s.landscape_topic, &s.replica, Arc::clone(&fg))
-                .context("following the landscape topic")?;
+        let mut landscape = LandscapeFollower::new(brokers, s, Arc::clone(&fg))
+            .context("following the landscape topic")?;
         let flag = Arc::clone(&stop);
         threads.push(std::thread::spawn(move || {
             landscape.run(|| flag.load(Ordering::Relaxed));

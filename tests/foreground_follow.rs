@@ -19,6 +19,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const LANDSCAPE: &str = "dcpilot.landscape";
+const TELEMETRY: &str = "dcpilot.telemetry";
 
 /// A rightsizing table saying `web` needs `cores` at p90.
 fn rightsizing(cores: f64) -> ModelDraft {
@@ -51,7 +52,7 @@ fn rightsizing(cores: f64) -> ModelDraft {
     }
 }
 
-fn send_landscape(brokers: &str, events: &[serde_json::Value]) {
+fn send(brokers: &str, topic: &str, events: &[serde_json::Value]) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
@@ -59,7 +60,7 @@ fn send_landscape(brokers: &str, events: &[serde_json::Value]) {
     for e in events {
         let payload = e.to_string();
         producer
-            .send(BaseRecord::<str, str>::to(LANDSCAPE).payload(&payload))
+            .send(BaseRecord::<str, str>::to(topic).payload(&payload))
             .expect("send");
     }
     producer
@@ -69,7 +70,8 @@ fn send_landscape(brokers: &str, events: &[serde_json::Value]) {
 
 #[test]
 fn a_following_replica_serves_published_landscape_and_models() {
-    let broker = EmbeddedBroker::start(&[LANDSCAPE, MODELS_TOPIC], 1, None).expect("broker");
+    let broker =
+        EmbeddedBroker::start(&[LANDSCAPE, MODELS_TOPIC, TELEMETRY], 1, None).expect("broker");
     let brokers = broker.bootstrap_servers();
     // The leader: an Information Core that publishes every change to the models topic.
     let leader = InfoCore::open(Arc::new(MemoryStorage::default()), 5).expect("leader");
@@ -77,8 +79,9 @@ fn a_following_replica_serves_published_landscape_and_models() {
         KafkaSink::new(&brokers, MODELS_TOPIC).expect("sink"),
     ));
     leader.publish(rightsizing(3.0)).expect("v1");
-    send_landscape(
+    send(
         &brokers,
+        LANDSCAPE,
         &[
             serde_json::json!({"kind": "host_up", "timestamp_ms": 1, "host": "a", "cores": 8.0, "memory_bytes": 1u64 << 34}),
             serde_json::json!({"kind": "host_up", "timestamp_ms": 1, "host": "b", "cores": 8.0, "memory_bytes": 1u64 << 34}),
@@ -135,6 +138,26 @@ fn a_following_replica_serves_published_landscape_and_models() {
             r#"{"version":1,"reason":"test"}"#,
         );
         assert_eq!(status, 409, "{body}");
+
+        // Host telemetry: "b" measures 7.5 busy cores though nothing there requested any,
+        // so a 1-core workload now goes to "a" (2 cores free by requests).
+        let other = r#"{"workload":"other","cores":1,"memory_bytes":1}"#;
+        let (_, a) = http(&addr, "POST", "/v1/placements", other);
+        assert_eq!(a["choices"][0]["host"], "b", "{a}");
+        let now = 1_750_000_000_000i64;
+        send(
+            &brokers,
+            TELEMETRY,
+            &[serde_json::json!([
+                {"timestamp_ms": now, "entity": "b", "metric": "host_cpu_cores_used", "value": 7.5},
+                {"timestamp_ms": now, "entity": "a", "metric": "something_else", "value": 99.0}
+            ])],
+        );
+        let answer = eventually(30, "measured utilization", || {
+            let (_, a) = http(&addr, "POST", "/v1/placements", other);
+            (a["choices"][0]["host"] == "a").then_some(a)
+        });
+        assert_eq!(answer["candidates_feasible"], 1, "{answer}");
     }
 }
 

@@ -40,6 +40,12 @@ pub struct SourcesConfig {
     pub replica: String,
     /// A landscape to start from: JSON `{"hosts": [...], "instances": [...]}`.
     pub landscape_file: Option<PathBuf>,
+    /// Telemetry topic carrying hosts' measured CPU use (any format `dcpilot decode`
+    /// reads); empty: no measurements, instances count their requests only.
+    pub utilization_topic: String,
+    /// The metric giving a host's busy cores; the sample's `host` (else its `entity`)
+    /// names the host.
+    pub utilization_metric: String,
 }
 
 impl Default for ForegroundConfig {
@@ -62,6 +68,8 @@ impl Default for SourcesConfig {
             landscape_topic: "dcpilot.landscape".into(),
             replica: "foreground-0".into(),
             landscape_file: None,
+            utilization_topic: "dcpilot.telemetry".into(),
+            utilization_metric: "host_cpu_cores_used".into(),
         }
     }
 }

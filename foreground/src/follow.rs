@@ -1,49 +1,65 @@
-//! Follows `dcpilot.landscape` into the foreground's landscape: every replica reads the
-//! whole (compacted) topic from its beginning and applies events in small batches, so a
-//! request sees either all of a batch or none of it.
+//! Follows `dcpilot.landscape` (and hosts' measured CPU use on a telemetry topic) into the
+//! foreground's landscape: every replica reads the topics from their beginning and applies
+//! what arrives in small batches, so a request sees either all of a batch or none of it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use dcpilot_schemas::LandscapeDecoder;
+use dcpilot_schemas::decode::Decoder;
+use dcpilot_schemas::{DecodeContext, Format, LandscapeDecoder, TelemetrySample};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Message;
 
+use crate::config::SourcesConfig;
 use crate::server::Foreground;
 
 /// A landscape follower.
 pub struct LandscapeFollower {
     consumer: BaseConsumer,
     foreground: Arc<Foreground>,
+    landscape_topic: String,
+    utilization_metric: String,
+    decoder: Decoder,
 }
 
 impl LandscapeFollower {
-    /// Subscribes to `topic` from its beginning as consumer group `dcpilot-landscape-{replica}`.
+    /// Subscribes to the landscape topic (and the utilization topic, when set) from their
+    /// beginning as consumer group `dcpilot-landscape-{replica}`.
     pub fn new(
         brokers: &str,
-        topic: &str,
-        replica: &str,
+        sources: &SourcesConfig,
         foreground: Arc<Foreground>,
     ) -> Result<Self, rdkafka::error::KafkaError> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
-            .set("group.id", format!("dcpilot-landscape-{replica}"))
+            .set("group.id", format!("dcpilot-landscape-{}", sources.replica))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .create()?;
-        consumer.subscribe(&[topic])?;
+        let mut topics = vec![sources.landscape_topic.as_str()];
+        if !sources.utilization_topic.is_empty()
+            && sources.utilization_topic != sources.landscape_topic
+        {
+            topics.push(sources.utilization_topic.as_str());
+        }
+        consumer.subscribe(&topics)?;
         Ok(Self {
             consumer,
             foreground,
+            landscape_topic: sources.landscape_topic.clone(),
+            utilization_metric: sources.utilization_metric.clone(),
+            decoder: Decoder::new(Format::Auto),
         })
     }
 
     /// Applies what arrives within `timeout` (up to 1,000 messages as one batch); returns
     /// the events applied. Undecodable messages and events that do not apply are logged
     /// and skipped: waiting cannot fix them.
-    pub fn poll(&self, timeout: Duration) -> usize {
+    pub fn poll(&mut self, timeout: Duration) -> usize {
         let mut events = Vec::new();
+        let mut measured: Vec<(String, f64)> = Vec::new();
+        let mut samples: Vec<TelemetrySample> = Vec::new();
         let mut wait = timeout;
         for _ in 0..1000 {
             let Some(message) = self.consumer.poll(wait) else {
@@ -60,6 +76,21 @@ impl LandscapeFollower {
             let Some(payload) = message.payload() else {
                 continue;
             };
+            if message.topic() != self.landscape_topic {
+                // Host utilization: keep the one metric, drop the rest of the stream.
+                let ctx = DecodeContext {
+                    default_timestamp_ms: message.timestamp().to_millis().unwrap_or(0),
+                };
+                samples.clear();
+                let _ = self.decoder.decode(payload, &ctx, &mut samples);
+                measured.extend(
+                    samples
+                        .drain(..)
+                        .filter(|s| s.metric == self.utilization_metric)
+                        .map(|s| (s.host.unwrap_or(s.entity), s.value)),
+                );
+                continue;
+            }
             let outcome = LandscapeDecoder.decode(payload, |e| events.push(e));
             for e in &outcome.errors {
                 tracing::error!(
@@ -71,11 +102,11 @@ impl LandscapeFollower {
                 );
             }
         }
-        if events.is_empty() {
+        if events.is_empty() && measured.is_empty() {
             return 0;
         }
-        for error in self.foreground.apply_events_lenient(&events) {
-            tracing::warn!(%error, "skipping a landscape event that does not apply");
+        for error in self.foreground.apply_events_lenient(&events, &measured) {
+            tracing::warn!(%error, "skipping a landscape change that does not apply");
         }
         metrics::counter!("dcpilot_foreground_landscape_events_total")
             .increment(events.len() as u64);
@@ -83,7 +114,7 @@ impl LandscapeFollower {
     }
 
     /// Follows until `stop` returns true.
-    pub fn run(&self, mut stop: impl FnMut() -> bool) {
+    pub fn run(&mut self, mut stop: impl FnMut() -> bool) {
         while !stop() {
             self.poll(Duration::from_millis(200));
         }

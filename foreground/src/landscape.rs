@@ -114,9 +114,17 @@ pub struct HostLoad {
     pub latency_critical: u32,
     /// Pressure of all instances.
     pub pressure: Pressure,
+    /// Cores in use beyond what the instances requested, from host telemetry (0 until a
+    /// measurement arrives; kept as instances come and go).
+    pub unrequested_cores: f64,
 }
 
 impl HostLoad {
+    /// Cores busy: requested, plus what telemetry measured beyond the requests.
+    pub fn busy_cores(&self) -> f64 {
+        self.cores + self.unrequested_cores
+    }
+
     /// Adds (`sign` = 1) or removes (`sign` = −1) one instance's share.
     pub fn account(
         &mut self,
@@ -205,6 +213,19 @@ impl Landscape {
                 self.loads.push(HostLoad::default());
             }
         }
+        Ok(())
+    }
+
+    /// Records a host's measured CPU use (cores busy, from telemetry).
+    pub fn set_measured_cores(&mut self, host: &str, cores: f64) -> Result<(), LandscapeError> {
+        let i = self
+            .host_index(host)
+            .ok_or_else(|| LandscapeError::UnknownHost(host.to_string()))?;
+        if !(cores.is_finite() && cores >= 0.0) {
+            return Err(LandscapeError::BadSize(host.to_string()));
+        }
+        let load = &mut self.loads[i];
+        load.unrequested_cores = (cores - load.cores).max(0.0);
         Ok(())
     }
 
@@ -419,6 +440,19 @@ mod tests {
         assert_eq!(err, LandscapeError::UnknownHost("nowhere".into()));
         assert!(l.remove("x").is_err());
         assert!(l.upsert(Instance::new("x", "w", "a", f64::NAN, 1)).is_err());
+    }
+
+    #[test]
+    fn measured_use_beyond_requests_stays_with_the_host() {
+        let mut l = Landscape::new(vec![host("a", 8.0)]).expect("hosts");
+        l.upsert(Instance::new("i", "w", "a", 2.0, 1)).expect("i");
+        l.set_measured_cores("a", 5.0).expect("measured");
+        assert_eq!(l.loads()[0].busy_cores(), 5.0);
+        // A new instance adds its request to what was measured beyond the requests.
+        l.upsert(Instance::new("j", "w", "a", 1.0, 1)).expect("j");
+        assert_eq!(l.loads()[0].busy_cores(), 6.0);
+        assert!(l.set_measured_cores("zz", 1.0).is_err());
+        assert!(l.set_measured_cores("a", f64::NAN).is_err());
     }
 
     #[test]

@@ -249,7 +249,7 @@ impl State {
     pub fn fits(&self, host: usize, cores: f64, memory: u64) -> bool {
         let (c, mem) = self.capacity[host];
         let load = &self.loads[host];
-        load.cores + cores <= c + 1e-9 && load.memory_bytes + memory <= mem
+        load.busy_cores() + cores <= c + 1e-9 && load.memory_bytes + memory <= mem
     }
 
     /// Live members of a workload.
@@ -357,7 +357,7 @@ impl<'a> Scorer<'a> {
         let load = state.loads[host];
         let (cores, _) = state.capacity[host];
         let w = self.weights;
-        let util = load.cores / cores;
+        let util = load.busy_cores() / cores;
         let mut cost = w.headroom * util * util
             + w.interference * load.pressure.total().max(0.0) * f64::from(load.latency_critical)
             + if load.instances > 0 {

@@ -279,7 +279,7 @@ impl<'a> ModelUse<'a> {
 
 fn free(load: &HostLoad, cores: f64, memory: u64) -> (f64, u64) {
     (
-        (cores - load.cores).max(0.0),
+        (cores - load.busy_cores()).max(0.0),
         memory.saturating_sub(load.memory_bytes),
     )
 }
@@ -454,7 +454,7 @@ fn explain(
 ) -> String {
     let mut parts = vec![format!(
         "{:.1} of {:.0} cores free after placing {cores:.2} ({})",
-        host_cores - load.cores - cores,
+        host_cores - load.busy_cores() - cores,
         host_cores,
         if sized_by_table {
             "p90 from rightsizing"

@@ -306,15 +306,27 @@ impl Foreground {
         Ok(events.len())
     }
 
-    /// Applies landscape events one by one, skipping (and returning) the ones that fail —
-    /// for a followed topic, where a bad event must not stop the ones after it.
-    pub fn apply_events_lenient(&self, events: &[LandscapeEvent]) -> Vec<String> {
+    /// Applies landscape events and hosts' measured busy cores one by one, skipping (and
+    /// returning) the ones that fail — for followed topics, where a bad record must not
+    /// stop the ones after it. Measurements of unknown hosts are skipped silently (hosts
+    /// report before they are registered).
+    pub fn apply_events_lenient(
+        &self,
+        events: &[LandscapeEvent],
+        measured: &[(String, f64)],
+    ) -> Vec<String> {
         let _guard = self.writer.lock();
         let mut next = Landscape::clone(&self.landscape.load());
         let mut errors = Vec::new();
         for event in events {
             if let Err(e) = next.apply(event) {
                 errors.push(format!("{}: {e}", event.kind()));
+            }
+        }
+        for (host, cores) in measured {
+            match next.set_measured_cores(host, *cores) {
+                Ok(()) | Err(crate::LandscapeError::UnknownHost(_)) => {}
+                Err(e) => errors.push(format!("utilization of {host}: {e}")),
             }
         }
         self.landscape.store(Arc::new(next));
@@ -697,7 +709,7 @@ async fn filter(State(fg): Shared, body: Result<Bytes, BytesRejection>) -> Respo
         }
         let mut passing = Vec::new();
         for (host, load) in sub.hosts().iter().zip(sub.loads()) {
-            let free_cores = host.cores - load.cores;
+            let free_cores = host.cores - load.busy_cores();
             let free_memory = host.memory_bytes.saturating_sub(load.memory_bytes);
             if free_cores + 1e-9 >= request.cores && free_memory >= request.memory_bytes {
                 passing.push(host.name.clone());
