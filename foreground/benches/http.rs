@@ -131,6 +131,7 @@ fn http(c: &mut Criterion) {
                 .header("content-type", "application/json")
                 .body(Full::new(body.clone()))
                 .expect("request");
+            sender.ready().await.expect("connection ready");
             let response = sender.send_request(request).await.expect("response");
             assert_eq!(response.status(), 200);
             response

@@ -176,8 +176,10 @@ fn placement(c: &mut Criterion) {
     let mut group = c.benchmark_group("rebalance_20k_instances");
     group.sample_size(10);
     for budget in [10.0, 100.0] {
+        // No cap on actions: the budget alone ends the search.
         let request = RebalanceRequest {
             budget_ms: Some(budget),
+            max_actions: Some(usize::MAX),
             ..RebalanceRequest::default()
         };
         let run = || {
