@@ -3,98 +3,19 @@
 //! model scoring of every host. Criterion reports the median; p50/p99 over 2,000
 //! requests are printed.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::sync::Arc;
 
+use common::{core_with_slowdown, landscape};
 use criterion::{criterion_group, criterion_main, Criterion};
-use dcpilot_foreground::planner::SLOWDOWN_MODEL;
-use dcpilot_foreground::{Foreground, ForegroundConfig, Host, Instance, Landscape, Pressure};
-use dcpilot_info_core::model::Linear;
-use dcpilot_info_core::{
-    DenseMatrix, HoldoutMetrics, InfoCore, Lineage, MemoryStorage, Model, ModelDraft,
-    TrainingWindow,
-};
+use dcpilot_foreground::{Foreground, ForegroundConfig};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use smartcore::linear::linear_regression::LinearRegressionParameters;
-
-const FEATURES: [&str; 5] = ["rps", "replicas", "cpu_pods", "l3_pods", "membw_pods"];
-
-fn landscape(hosts: usize) -> Landscape {
-    let mut l = Landscape::new(
-        (0..hosts)
-            .map(|i| Host {
-                name: format!("node-{i}"),
-                cores: 32.0,
-                memory_bytes: 128 << 30,
-                features: Default::default(),
-                labels: BTreeMap::new(),
-            })
-            .collect(),
-    )
-    .expect("hosts");
-    for i in 0..hosts * 4 {
-        let kind = (i * 7) % 5;
-        l.upsert(Instance {
-            pressure: Pressure {
-                cpu: f64::from(kind == 1) * ((i % 3) as f64 + 1.0),
-                l3: f64::from(kind == 2) * ((i % 4) as f64 + 1.0),
-                membw: f64::from(kind == 3) * ((i % 2) as f64 + 1.0),
-            },
-            latency_critical: kind == 0,
-            ..Instance::new(
-                &format!("i-{i}"),
-                &format!("w-{}", i % 50),
-                &format!("node-{}", (i * 31) % hosts),
-                1.0 + (i % 6) as f64,
-                2 << 30,
-            )
-        })
-        .expect("instance");
-    }
-    l
-}
-
-fn slowdown_model() -> Model {
-    let x: Vec<Vec<f64>> = (0..200u32)
-        .map(|i| {
-            (0..5u32)
-                .map(|f| f64::from((i * 7 + f * 13) % 11))
-                .collect()
-        })
-        .collect();
-    let y: Vec<f64> = x.iter().map(|r| 1.0 + 2.0 * r[3] + 0.5 * r[4]).collect();
-    let m = DenseMatrix::from_2d_vec(&x).expect("matrix");
-    Model::LinearRegression(
-        Linear::fit(&m, &y, LinearRegressionParameters::default()).expect("fit"),
-    )
-}
 
 fn http(c: &mut Criterion) {
-    let core = InfoCore::open(Arc::new(MemoryStorage::default()), 5).expect("store");
-    core.publish(ModelDraft {
-        name: SLOWDOWN_MODEL.into(),
-        features: FEATURES.iter().map(|f| f.to_string()).collect(),
-        target: "slowdown".into(),
-        window: TrainingWindow {
-            start_ms: 0,
-            end_ms: 1,
-        },
-        rows: 200,
-        metrics: HoldoutMetrics {
-            metric: "mae".into(),
-            model_error: 0.1,
-            baseline_error: 1.0,
-            baseline: "b".into(),
-        },
-        lineage: Lineage {
-            job: "bench".into(),
-            spec_hash: "00000000".into(),
-        },
-        model: slowdown_model(),
-    })
-    .expect("publish");
+    let core = core_with_slowdown();
     let fg = Foreground::new(
         ForegroundConfig::default(),
         Arc::new(core),

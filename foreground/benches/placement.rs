@@ -4,103 +4,16 @@
 //! deterministic mix of co-runner pressure. Budget large enough to score every host, so
 //! the time is the full refinement; with the default budget the planner stops earlier.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+mod common;
 
+use common::{core_with_slowdown, landscape};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use dcpilot_foreground::planner::SLOWDOWN_MODEL;
 use dcpilot_foreground::{
-    place, rebalance_state, Host, Instance, Intents, Landscape, PlacementRequest, PlannerConfig,
-    Pressure, RebalanceRequest,
+    place, rebalance_state, Intents, PlacementRequest, PlannerConfig, RebalanceRequest,
 };
-use dcpilot_info_core::model::Forest;
-use dcpilot_info_core::{
-    DenseMatrix, HoldoutMetrics, InfoCore, Lineage, MemoryStorage, Model, ModelDraft,
-    TrainingWindow,
-};
-use dcpilot_schemas::PlatformFeatures;
-use smartcore::ensemble::random_forest_regressor::RandomForestRegressorParameters;
-
-const FEATURES: [&str; 5] = ["rps", "replicas", "cpu_pods", "l3_pods", "membw_pods"];
-
-fn forest() -> Model {
-    let mut x = Vec::new();
-    let mut y = Vec::new();
-    for i in 0..2_000u64 {
-        let row: Vec<f64> = (0..5u64)
-            .map(|f| ((i * 2_654_435_761 + f * 40_503) % 997) as f64 / 997.0 * 4.0)
-            .collect();
-        y.push(1.0 + 2.0 * row[3] + 0.5 * row[4] + 0.1 * row[2]);
-        x.push(row);
-    }
-    let m = DenseMatrix::from_2d_vec(&x).expect("matrix");
-    let params = RandomForestRegressorParameters::default()
-        .with_n_trees(50)
-        .with_max_depth(8)
-        .with_seed(3);
-    Model::RandomForest(Forest::fit(&m, &y, params).expect("fit"))
-}
-
-fn landscape(hosts: usize) -> Landscape {
-    let mut l = Landscape::new(
-        (0..hosts)
-            .map(|i| Host {
-                name: format!("node-{i}"),
-                cores: 32.0,
-                memory_bytes: 128 << 30,
-                features: PlatformFeatures::default(),
-                labels: BTreeMap::new(),
-            })
-            .collect(),
-    )
-    .expect("hosts");
-    for i in 0..hosts * 4 {
-        let kind = (i * 7) % 5;
-        l.upsert(Instance {
-            id: format!("i-{i}"),
-            workload: format!("w-{}", i % 50),
-            host: format!("node-{}", (i * 31) % hosts),
-            cores: 1.0 + (i % 6) as f64,
-            memory_bytes: 2 << 30,
-            pressure: Pressure {
-                cpu: f64::from(kind == 1) * ((i % 3) as f64 + 1.0),
-                l3: f64::from(kind == 2) * ((i % 4) as f64 + 1.0),
-                membw: f64::from(kind == 3) * ((i % 2) as f64 + 1.0),
-            },
-            latency_critical: kind == 0,
-            rps: (kind == 0).then_some(500.0),
-            quiet_p99_ms: (kind == 0).then_some(5.0),
-            evictable: false,
-        })
-        .expect("instance");
-    }
-    l
-}
 
 fn placement(c: &mut Criterion) {
-    let core = InfoCore::open(Arc::new(MemoryStorage::default()), 5).expect("store");
-    core.publish(ModelDraft {
-        name: SLOWDOWN_MODEL.into(),
-        features: FEATURES.iter().map(|f| f.to_string()).collect(),
-        target: "slowdown".into(),
-        window: TrainingWindow {
-            start_ms: 0,
-            end_ms: 1,
-        },
-        rows: 2_000,
-        metrics: HoldoutMetrics {
-            metric: "mae".into(),
-            model_error: 0.1,
-            baseline_error: 1.0,
-            baseline: "no_interference".into(),
-        },
-        lineage: Lineage {
-            job: "bench".into(),
-            spec_hash: "00000000".into(),
-        },
-        model: forest(),
-    })
-    .expect("publish");
+    let core = core_with_slowdown();
     let snapshot = core.snapshot();
     let config = PlannerConfig::default();
     let request = PlacementRequest {
@@ -129,7 +42,7 @@ fn placement(c: &mut Criterion) {
             b.iter(|| {
                 let answer =
                     place(&request, l, &snapshot, &intents, &config, now_ms).expect("answer");
-                assert!(!answer.budget_exhausted);
+                assert!(!answer.provenance.budget_exhausted);
                 answer
             })
         });
@@ -205,7 +118,7 @@ fn placement(c: &mut Criterion) {
             100.0 * (before - after) / before,
             plan.actions.len(),
             plan.moves_evaluated,
-            plan.used_ms
+            plan.provenance.used_ms
         );
         group.bench_function(BenchmarkId::new("budget_ms", budget), |b| b.iter(run));
     }

@@ -146,11 +146,20 @@ pub struct PlacementAnswer {
     pub candidates_feasible: usize,
     /// Hosts considered.
     pub candidates_total: usize,
+    /// Budget, time used, models and whether the answer is degraded.
+    #[serde(flatten)]
+    pub provenance: Provenance,
+}
+
+/// How an answer was made: its budget and the time used, whether the budget ran out
+/// first, the models (with versions) it used, and whether it is degraded and why.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Provenance {
     /// The budget, ms.
     pub budget_ms: f64,
     /// Time used, ms.
     pub used_ms: f64,
-    /// Whether the budget ran out before every feasible candidate was scored.
+    /// Whether the budget ran out before the work was done (the answer is the best found).
     pub budget_exhausted: bool,
     /// Models used, with their versions.
     pub models: BTreeMap<String, u64>,
@@ -260,6 +269,18 @@ impl<'a> ModelUse<'a> {
                 }
                 Some(m)
             }
+        }
+    }
+
+    /// The answer's provenance, from what was looked up.
+    pub fn finish(self, budget_ms: f64, used_ms: f64, budget_exhausted: bool) -> Provenance {
+        Provenance {
+            budget_ms,
+            used_ms,
+            budget_exhausted,
+            degraded: !self.reasons.is_empty(),
+            degraded_reasons: self.reasons,
+            models: self.versions,
         }
     }
 
@@ -435,12 +456,11 @@ pub fn place(
         candidates_scored: scored_count,
         candidates_feasible: order.len(),
         candidates_total: hosts.len(),
-        budget_ms,
-        used_ms: started.elapsed().as_secs_f64() * 1000.0,
-        budget_exhausted: exhausted,
-        degraded: !models.reasons.is_empty(),
-        degraded_reasons: models.reasons,
-        models: models.versions,
+        provenance: models.finish(
+            budget_ms,
+            started.elapsed().as_secs_f64() * 1000.0,
+            exhausted,
+        ),
     })
 }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::landscape::Pressure;
 use crate::objective::{Member, Scorer, State};
+use crate::planner::Provenance;
 
 /// A change to the landscape to be scored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -598,18 +599,9 @@ pub struct RebalancePlan {
     pub moves_evaluated: usize,
     /// Instances in the landscape.
     pub instances: usize,
-    /// The budget, ms.
-    pub budget_ms: f64,
-    /// Time used, ms.
-    pub used_ms: f64,
-    /// Whether the budget ended the search.
-    pub budget_exhausted: bool,
-    /// Models used, with their versions.
-    pub models: BTreeMap<String, u64>,
-    /// Whether a model was missing, stale or unusable.
-    pub degraded: bool,
-    /// Why it is degraded.
-    pub degraded_reasons: Vec<String>,
+    /// Budget, time used, models and whether the answer is degraded.
+    #[serde(flatten)]
+    pub provenance: Provenance,
 }
 
 /// Plans rebalancing of `landscape` within the budget.
@@ -669,12 +661,7 @@ pub fn rebalance_state(
         objective_after: result.after,
         moves_evaluated: result.moves_evaluated,
         instances,
-        budget_ms,
-        used_ms,
-        budget_exhausted: result.exhausted,
-        degraded: !models.reasons.is_empty(),
-        degraded_reasons: models.reasons,
-        models: models.versions,
+        provenance: models.finish(budget_ms, used_ms, result.exhausted),
     })
 }
 
@@ -711,18 +698,9 @@ pub struct ScoreAnswer {
     pub candidates_scored: usize,
     /// Recipes sent.
     pub candidates_total: usize,
-    /// The budget, ms.
-    pub budget_ms: f64,
-    /// Time used, ms.
-    pub used_ms: f64,
-    /// Whether the budget ran out first.
-    pub budget_exhausted: bool,
-    /// Models used, with their versions.
-    pub models: BTreeMap<String, u64>,
-    /// Whether a model was missing, stale or unusable.
-    pub degraded: bool,
-    /// Why it is degraded.
-    pub degraded_reasons: Vec<String>,
+    /// Budget, time used, models and whether the answer is degraded.
+    #[serde(flatten)]
+    pub provenance: Provenance,
 }
 
 /// Scores `request.recipes` against `landscape`, each on its own. A recipe naming an
@@ -787,11 +765,10 @@ pub fn score(
         results,
         candidates_scored: scored,
         candidates_total: request.recipes.len(),
-        budget_ms,
-        used_ms: started.elapsed().as_secs_f64() * 1000.0,
-        budget_exhausted: exhausted,
-        degraded: !models.reasons.is_empty(),
-        degraded_reasons: models.reasons,
-        models: models.versions,
+        provenance: models.finish(
+            budget_ms,
+            started.elapsed().as_secs_f64() * 1000.0,
+            exhausted,
+        ),
     })
 }

@@ -435,7 +435,7 @@ async fn placements(State(fg): Shared, body: Result<Bytes, BytesRejection>) -> R
         )?)
     })();
     answer("placements", started, result, |a| {
-        (a.budget_exhausted, a.degraded)
+        (a.provenance.budget_exhausted, a.provenance.degraded)
     })
 }
 
@@ -477,7 +477,7 @@ async fn rebalance_handler(State(fg): Shared, body: Result<Bytes, BytesRejection
         }
     };
     answer("rebalance", started, result, |p| {
-        (p.budget_exhausted, p.degraded)
+        (p.provenance.budget_exhausted, p.provenance.degraded)
     })
 }
 
@@ -494,7 +494,7 @@ async fn score_handler(State(fg): Shared, body: Result<Bytes, BytesRejection>) -
         )?)
     });
     answer("score", started, result, |a| {
-        (a.budget_exhausted, a.degraded)
+        (a.provenance.budget_exhausted, a.provenance.degraded)
     })
 }
 

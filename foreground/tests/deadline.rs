@@ -80,7 +80,7 @@ fn every_concurrent_request_answers_after_running_out_of_budget() {
         for a in h.join().expect("thread") {
             answers += 1;
             assert!(
-                a.budget_exhausted,
+                a.provenance.budget_exhausted,
                 "50k hosts cannot all be scored in 50 µs"
             );
             assert!(a.candidates_scored < a.candidates_total);
@@ -133,16 +133,21 @@ fn models_vanishing_mid_run_give_consistent_degraded_answers() {
         )
         .expect("answer");
         let missing = a
+            .provenance
             .degraded_reasons
             .iter()
             .any(|r| r.contains(SLOWDOWN_MODEL) && r.contains("missing"));
-        if a.models.contains_key(SLOWDOWN_MODEL) {
+        if a.provenance.models.contains_key(SLOWDOWN_MODEL) {
             assert!(!missing);
             assert!(a.choices.iter().all(|c| c.predicted_p99_ms.is_some()));
             assert_eq!(a.choices[0].host, "quiet");
             modelled += 1;
         } else {
-            assert!(missing && a.degraded, "{:?}", a.degraded_reasons);
+            assert!(
+                missing && a.provenance.degraded,
+                "{:?}",
+                a.provenance.degraded_reasons
+            );
             assert!(a.choices.iter().all(|c| c.predicted_p99_ms.is_none()));
             assert_eq!(a.choices[0].host, "noisy", "least loaded without the model");
             degraded += 1;
@@ -174,7 +179,7 @@ fn rebalancing_without_time_answers_with_an_empty_plan() {
         now_ms(),
     )
     .expect("a plan");
-    assert!(plan.budget_exhausted);
+    assert!(plan.provenance.budget_exhausted);
     assert!(plan.actions.is_empty());
     assert_eq!(plan.objective_before, None, "not every host was costed");
     assert_eq!(plan.instances, 20_000);

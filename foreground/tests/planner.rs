@@ -51,26 +51,27 @@ fn the_slowdown_model_steers_a_latency_critical_workload_away_from_a_cache_hog()
         "{}",
         noisy.explanation
     );
-    assert_eq!(answer.models.get(SLOWDOWN_MODEL), Some(&1));
+    assert_eq!(answer.provenance.models.get(SLOWDOWN_MODEL), Some(&1));
     assert_eq!(answer.candidates_scored, 2);
-    assert!(!answer.budget_exhausted);
+    assert!(!answer.provenance.budget_exhausted);
     // Only the rightsizing table is missing.
-    assert!(answer.degraded);
+    assert!(answer.provenance.degraded);
     assert_eq!(
-        answer.degraded_reasons.len(),
+        answer.provenance.degraded_reasons.len(),
         1,
         "{:?}",
-        answer.degraded_reasons
+        answer.provenance.degraded_reasons
     );
-    assert!(answer.degraded_reasons[0].contains(RIGHTSIZING_MODEL));
+    assert!(answer.provenance.degraded_reasons[0].contains(RIGHTSIZING_MODEL));
 }
 
 #[test]
 fn without_models_it_degrades_to_least_loaded_and_says_so() {
     let answer = plan(&nginx(), &core_with(vec![]), now_ms()).expect("answer");
     assert_eq!(answer.choices[0].host, "noisy", "least loaded wins blind");
-    assert!(answer.degraded);
+    assert!(answer.provenance.degraded);
     assert!(answer
+        .provenance
         .degraded_reasons
         .iter()
         .any(|r| r.contains(SLOWDOWN_MODEL) && r.contains("missing")));
@@ -88,11 +89,12 @@ fn a_model_reading_unknown_features_is_not_used() {
     let answer = plan(&nginx(), &core, now_ms()).expect("answer");
     assert!(
         answer
+            .provenance
             .degraded_reasons
             .iter()
             .any(|r| r.contains("gpu_temperature")),
         "{:?}",
-        answer.degraded_reasons
+        answer.provenance.degraded_reasons
     );
     assert!(answer.choices.iter().all(|c| c.predicted_p99_ms.is_none()));
 }
@@ -122,7 +124,7 @@ fn rightsizing_sizes_the_workload_and_a_zero_budget_still_answers() {
     let mut hurried = nginx();
     hurried.budget_ms = Some(0.0);
     let answer = plan(&hurried, &core, now_ms()).expect("answer");
-    assert!(answer.budget_exhausted);
+    assert!(answer.provenance.budget_exhausted);
     assert_eq!(answer.candidates_scored, 0);
     assert_eq!(answer.choices.len(), 1);
     assert!(!answer.choices[0].model_scored);
@@ -138,9 +140,13 @@ fn stale_models_are_flagged_and_bad_requests_refused() {
     let far_future = now_ms() + 365 * 86_400_000;
     let answer = plan(&nginx(), &core, far_future).expect("answer");
     assert!(
-        answer.degraded_reasons.iter().any(|r| r.contains("stale")),
+        answer
+            .provenance
+            .degraded_reasons
+            .iter()
+            .any(|r| r.contains("stale")),
         "{:?}",
-        answer.degraded_reasons
+        answer.provenance.degraded_reasons
     );
 
     let mut huge = nginx();
