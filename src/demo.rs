@@ -1,6 +1,7 @@
-//! `dcpilot demo`: the background flow end to end on embedded defaults — an in-process
-//! broker, the file-backed tables under `--data-dir/demo`, and a replay of the bundled
-//! real-trace sample — then a report of what landed and what SQL sees.
+//! `dcpilot demo`: both loops end to end on embedded defaults — an in-process broker, the
+//! file-backed tables and Information Core under `--data-dir/demo`, a replay of the bundled
+//! real-trace sample, the built-in jobs trained on it — then the foreground serving those
+//! models to a simulated placement engine over HTTP, and a report.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,6 +27,10 @@ pub struct DemoArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Also write the report as an HTML page with plots (predictions against the truth,
+    /// placement latency histogram).
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// Give up waiting for ingestion after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
@@ -80,7 +85,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
     progress(
         args.json,
         &format!(
-            "[1/5] embedded broker at {brokers}; tables in {}",
+            "[1/6] embedded broker at {brokers}; tables in {}",
             dir.display()
         ),
     );
@@ -99,7 +104,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
     progress(
         args.json,
         &format!(
-            "[2/5] replaying {} real-trace samples (Bitbrains + NTUA) at speed-up {}",
+            "[2/6] replaying {} real-trace samples (Bitbrains + NTUA) at speed-up {}",
             samples.len(),
             args.speedup
         ),
@@ -153,7 +158,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
 
     progress(
         args.json,
-        "[3/5] waiting for the background flow to store every sample",
+        "[3/6] waiting for the background flow to store every sample",
     );
     let metrics = metrics_addr;
     loop {
@@ -177,7 +182,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
     let _ = stop.send(true);
     let (stats, store) = ingest.await??;
 
-    progress(args.json, "[4/5] querying the tables with SQL");
+    progress(args.json, "[4/6] querying the tables with SQL");
     let count = scalar(&store, "SELECT count(*) FROM telemetry").await?;
     let entities = scalar(&store, "SELECT count(DISTINCT entity) FROM telemetry").await?;
     let archived = store.telemetry.archive_files().len();
@@ -197,14 +202,32 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
 
     progress(
         args.json,
-        "[5/5] training the built-in jobs on the tables; publishing winners to the Information Core",
+        "[5/6] training the built-in jobs on the tables; publishing winners to the Information Core",
     );
     let models = train_builtin_jobs(&dir, &store).await?;
+
+    progress(
+        args.json,
+        "[6/6] serving the models over HTTP; placements, a rebalance and scheduler-extender calls as a placement engine would",
+    );
+    let fg = crate::demo_foreground::run(&dcpilot_info_core_dir(&dir)).await?;
+    if let Some(path) = &args.html {
+        let page = html_report(&dir, &store, &models, &fg, count).await?;
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+        progress(
+            args.json,
+            &format!("report with plots written to {}", path.display()),
+        );
+    }
 
     if args.json {
         let report = json!({
             "ingested_samples": count,
             "models": models,
+            "placements": fg.placements,
+            "decisions": fg.decisions,
+            "rebalance": fg.rebalance,
+            "extender": fg.extender,
             "replayed_samples": replayed.samples,
             "ingest_seconds": ingest_secs,
             "ingest_rate_samples_per_s": replayed.samples as f64 / ingest_secs,
@@ -217,7 +240,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("\ndcpilot demo — background flow on the bundled real-trace sample\n");
+        println!("\ndcpilot demo — both loops on the bundled real-trace sample\n");
         println!("  samples replayed       {}", replayed.samples);
         println!("  samples in `telemetry` {count} ({entities} entities; {archived} partitions spilled to Parquet, still queryable)");
         println!(
@@ -251,8 +274,43 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
             "  Information Core: {}",
             dcpilot_info_core_dir(&dir).display()
         );
+        let p = &fg.placements;
+        println!("\nForeground (HTTP on loopback, default 10 ms budget):");
         println!(
-            "\nNot yet in the demo: the foreground loop (placements) — see README, \"Status\"."
+            "  placements             {} requests: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms round trip",
+            p.count, p.p50_ms, p.p99_ms, p.max_ms
+        );
+        println!(
+            "  budget overruns        {} (anytime answers: {}, degraded: {})",
+            p.budget_overruns, p.budget_exhausted, p.degraded
+        );
+        for d in &fg.decisions {
+            println!(
+                "  {} -> {}: {}",
+                d["workload"].as_str().unwrap_or("?"),
+                d["chosen"].as_str().unwrap_or("?"),
+                d["explanation"].as_str().unwrap_or("")
+            );
+            println!(
+                "      not {}: {}",
+                d["runner_up"].as_str().unwrap_or("?"),
+                d["runner_up_explanation"].as_str().unwrap_or("")
+            );
+        }
+        let r = &fg.rebalance;
+        println!(
+            "  rebalance              {} actions, objective {} -> {} in {} ms; first: {}",
+            r["actions"],
+            r["objective_before"],
+            r["objective_after"],
+            r["used_ms"],
+            r["first_action"].as_str().unwrap_or("-")
+        );
+        println!(
+            "  scheduler extender     filter passed {} nodes; prioritize best {} / worst {}",
+            fg.extender["filter_passed"],
+            fg.extender["prioritize_top"],
+            fg.extender["prioritize_bottom"]
         );
     }
     drop(broker);
@@ -369,4 +427,70 @@ fn json_array(batches: &[dcpilot_background::RecordBatch]) -> Result<Vec<u8>> {
     }
     writer.finish()?;
     Ok(writer.into_inner())
+}
+
+/// The report as one HTML page with inline SVG plots.
+async fn html_report(
+    dir: &Path,
+    store: &TelemetryStore,
+    models: &[ModelLine],
+    fg: &crate::demo_foreground::ForegroundReport,
+    ingested: i64,
+) -> Result<String> {
+    use crate::report_html::{escape, latency_histogram, predicted_vs_actual};
+    let core = dcpilot_info_core::InfoCore::open_dir(&dcpilot_info_core_dir(dir))?;
+    let snapshot = core.snapshot();
+    let registry = dcpilot_pipelines::Registry::builtin()?;
+    let mut plots = String::new();
+    for job in registry.jobs() {
+        let points =
+            dcpilot_pipelines::holdout_predictions(job.clone(), store.context(), &snapshot).await?;
+        if !points.is_empty() {
+            let title = format!(
+                "{}: predicted vs actual on its holdout ({} rows)",
+                job.name(),
+                points.len()
+            );
+            plots.push_str(&predicted_vs_actual(&title, &points)?);
+        }
+    }
+    let p = &fg.placements;
+    plots.push_str(&latency_histogram(
+        &format!("placement round trips over HTTP ({} requests)", p.count),
+        &p.latencies_ms,
+    )?);
+    let mut rows = String::new();
+    for m in models {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3} ({})</td><td>{}</td></tr>",
+            escape(&m.name),
+            m.version.map_or("-".to_string(), |v| v.to_string()),
+            escape(&m.metric),
+            m.model_error,
+            m.baseline_error,
+            escape(&m.baseline),
+            escape(&m.outcome)
+        ));
+    }
+    let decisions: String = fg
+        .decisions
+        .iter()
+        .map(|d| {
+            format!(
+                "<li><b>{}</b> → {}: {}</li>",
+                escape(d["workload"].as_str().unwrap_or("?")),
+                escape(d["chosen"].as_str().unwrap_or("?")),
+                escape(d["explanation"].as_str().unwrap_or(""))
+            )
+        })
+        .collect();
+    Ok(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>dcpilot demo</title>\
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}svg{{margin:8px}}</style></head><body>\
+<h1>dcpilot demo</h1><p>{ingested} real-trace samples ingested (Bitbrains + NTUA).</p>\
+<h2>Effect models</h2><table><tr><th>model</th><th>version</th><th>metric</th><th>model error</th><th>best baseline error</th><th>outcome</th></tr>{rows}</table>\
+<h2>Placements</h2><p>{} requests over HTTP: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; budget overruns {}.</p><ul>{decisions}</ul>\
+<h2>Plots</h2><div>{plots}</div></body></html>\n",
+        p.count, p.p50_ms, p.p99_ms, p.max_ms, p.budget_overruns
+    ))
 }

@@ -1,9 +1,12 @@
 //! `dcpilot`: the command line. Wiring only; the logic lives in the library crates.
 
 mod demo;
+mod demo_foreground;
 mod foreground;
+mod http_client;
 mod jobs;
 mod models;
+mod report_html;
 mod sample_data;
 
 use std::io::{Read, Write};

@@ -223,17 +223,17 @@ pub fn workload_of(pod: &Value) -> String {
 }
 
 fn annotation(pod: &Value, key: &str) -> Result<Option<f64>, String> {
-    let pointer = format!("/metadata/annotations/dcpilot.io~1{key}");
-    match pod.pointer(&pointer).and_then(Value::as_str) {
-        None => Ok(None),
-        Some(text) => text
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .map(Some)
-            .ok_or_else(|| format!("annotation dcpilot.io/{key}: {text:?} is not a number ≥ 0")),
-    }
+    let annotations = pod.pointer("/metadata/annotations");
+    crate::landscape::profile_number(
+        |k| {
+            annotations
+                .and_then(|a| a.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        },
+        key,
+    )
+    .map_err(|e| format!("annotation {e}"))
 }
 
 /// The placement request a pod makes: summed container requests (kube-scheduler's

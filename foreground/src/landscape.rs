@@ -83,7 +83,70 @@ pub struct Instance {
     pub evictable: bool,
 }
 
+/// The `dcpilot.io/` labels (landscape events) and annotations (pods) describing an
+/// instance's profile.
+pub const PROFILE_KEYS: [&str; 7] = [
+    "pressure-cpu",
+    "pressure-l3",
+    "pressure-membw",
+    "latency-critical",
+    "rps",
+    "quiet-p99-ms",
+    "evictable",
+];
+
+/// Reads a `dcpilot.io/<key>` number (≥ 0) through `get`.
+pub fn profile_number(
+    get: impl Fn(&str) -> Option<String>,
+    key: &str,
+) -> Result<Option<f64>, String> {
+    match get(&format!("dcpilot.io/{key}")) {
+        None => Ok(None),
+        Some(text) => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .map(Some)
+            .ok_or_else(|| format!("dcpilot.io/{key}: {text:?} is not a number ≥ 0")),
+    }
+}
+
+fn profile_flag(get: impl Fn(&str) -> Option<String>, key: &str) -> Result<Option<bool>, String> {
+    match get(&format!("dcpilot.io/{key}")) {
+        None => Ok(None),
+        Some(text) => match text.trim() {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            other => Err(format!("dcpilot.io/{key}: {other:?} is not true or false")),
+        },
+    }
+}
+
 impl Instance {
+    /// Sets the profile fields that `dcpilot.io/` labels give (`get` looks a label up);
+    /// fields without a label keep their value. A label that cannot be read is an error
+    /// naming it, and nothing changes.
+    pub fn apply_labels<'a>(
+        &mut self,
+        get: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<(), String> {
+        let get = |k: &str| get(k).map(str::to_string);
+        let n = |key| profile_number(get, key);
+        let (cpu, l3, membw) = (n("pressure-cpu")?, n("pressure-l3")?, n("pressure-membw")?);
+        let (rps, quiet) = (n("rps")?, n("quiet-p99-ms")?);
+        let latency_critical = profile_flag(get, "latency-critical")?;
+        let evictable = profile_flag(get, "evictable")?;
+        self.pressure.cpu = cpu.unwrap_or(self.pressure.cpu);
+        self.pressure.l3 = l3.unwrap_or(self.pressure.l3);
+        self.pressure.membw = membw.unwrap_or(self.pressure.membw);
+        self.rps = rps.or(self.rps);
+        self.quiet_p99_ms = quiet.or(self.quiet_p99_ms);
+        self.latency_critical = latency_critical.unwrap_or(self.latency_critical);
+        self.evictable = evictable.unwrap_or(self.evictable);
+        Ok(())
+    }
+
     /// An instance with no pressure, not latency-critical, no profile.
     pub fn new(id: &str, workload: &str, host: &str, cores: f64, memory_bytes: u64) -> Self {
         Self {
@@ -168,6 +231,14 @@ pub enum LandscapeError {
     /// A number that cannot be.
     #[error("instance {0:?}: cores must be a non-negative number")]
     BadSize(String),
+    /// A `dcpilot.io/` label that cannot be read.
+    #[error("instance {instance:?}: {problem}")]
+    BadLabel {
+        /// The instance.
+        instance: String,
+        /// Which label, and why.
+        problem: String,
+    },
 }
 
 /// Hosts (in a stable order, addressed by index on the hot path), their loads, and the
@@ -271,6 +342,7 @@ impl Landscape {
                 host,
                 cpu_request,
                 memory_request_bytes,
+                labels,
                 ..
             } => {
                 let mut next = self.instances.get(instance).cloned().unwrap_or_else(|| {
@@ -286,6 +358,11 @@ impl Landscape {
                 next.host.clone_from(host);
                 next.cores = *cpu_request;
                 next.memory_bytes = *memory_request_bytes;
+                next.apply_labels(|key| labels.get(key).map(String::as_str))
+                    .map_err(|problem| LandscapeError::BadLabel {
+                        instance: instance.clone(),
+                        problem,
+                    })?;
                 self.upsert(next)
             }
             LandscapeEvent::InstanceRemoved { instance, .. } => self.remove(instance).map(|_| ()),
@@ -475,8 +552,21 @@ mod tests {
             host: "a".into(),
             cpu_request: 1.5,
             memory_request_bytes: 10,
+            labels: BTreeMap::from([("dcpilot.io/pressure-l3".into(), "2".into())]),
         })
         .expect("placed");
+        assert_eq!(l.loads()[0].pressure.l3, 2.0);
+        let bad = LandscapeEvent::InstancePlaced {
+            timestamp_ms: 0,
+            instance: "q".into(),
+            workload: "w".into(),
+            host: "a".into(),
+            cpu_request: 1.0,
+            memory_request_bytes: 1,
+            labels: BTreeMap::from([("dcpilot.io/latency-critical".into(), "yes".into())]),
+        };
+        let err = l.apply(&bad).expect_err("bad label").to_string();
+        assert!(err.contains("dcpilot.io/latency-critical"), "{err}");
         assert_eq!(l.loads()[0].cores, 1.5);
         l.apply(&LandscapeEvent::HostDown {
             timestamp_ms: 0,

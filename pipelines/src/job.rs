@@ -457,3 +457,29 @@ pub async fn evaluate_served(
         rows: data.times.len(),
     })
 }
+
+/// The served version of `job`'s model next to the truth on the job's holdout rows (the
+/// newest `holdout_fraction` by time) of the data in `ctx`: `(actual, predicted)` pairs,
+/// for plots. Empty when the model is not served or is a table.
+pub async fn holdout_predictions(
+    job: Arc<dyn Job>,
+    ctx: &SessionContext,
+    snapshot: &dcpilot_info_core::Snapshot,
+) -> Result<Vec<(f64, f64)>> {
+    let Some(served) = snapshot.get(job.name()) else {
+        return Ok(Vec::new());
+    };
+    if served.prepared.table().is_some() {
+        return Ok(Vec::new());
+    }
+    let spec = job.spec();
+    let data = query_dataset(job.as_ref(), ctx).await?;
+    let (_, holdout) = crate::train::split_by_time(&data.times, spec.holdout_fraction);
+    Ok(holdout
+        .into_iter()
+        .filter_map(|i| {
+            let predicted = served.prepared.predict(&data.features[i]).ok()?;
+            predicted.is_finite().then_some((data.target[i], predicted))
+        })
+        .collect())
+}

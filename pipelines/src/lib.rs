@@ -15,8 +15,8 @@ pub mod train;
 
 pub use error::{PipelineError, Result};
 pub use job::{
-    evaluate_served, run_once, run_once_cancellable, EvaluationReport, Job, Registry, RunReport,
-    SpecJob,
+    evaluate_served, holdout_predictions, run_once, run_once_cancellable, EvaluationReport, Job,
+    Registry, RunReport, SpecJob,
 };
 pub use metrics::ErrorMetric;
 pub use spec::{JobSpec, ModelSpec, SpecErrors};

@@ -234,9 +234,14 @@ impl LandscapeBatchBuilder {
                 host,
                 cpu_request,
                 memory_request_bytes,
+                labels,
                 ..
             } => {
                 placement = Some((*cpu_request, *memory_request_bytes));
+                for (k, v) in labels {
+                    self.labels.keys().append_value(k);
+                    self.labels.values().append_value(v);
+                }
                 (
                     host.as_str(),
                     Some(instance.as_str()),

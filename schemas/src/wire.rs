@@ -155,6 +155,11 @@ pub enum LandscapeEvent {
         cpu_request: f64,
         /// Requested memory in bytes.
         memory_request_bytes: u64,
+        /// Free-form labels. The `dcpilot.io/` ones describe the instance to the foreground:
+        /// `pressure-cpu`, `pressure-l3`, `pressure-membw` (co-runner pressure it exerts),
+        /// `latency-critical` (true/false), `rps`, `quiet-p99-ms`, `evictable` (true/false).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        labels: BTreeMap<String, String>,
     },
     /// An instance was removed.
     InstanceRemoved {

@@ -1,0 +1,249 @@
+//! The demo's foreground part: serve the models the background just trained, then act as a
+//! placement engine would — describe a small landscape shaped after the bundled traces
+//! (the Bitbrains VMs on hosts, NTUA's interference pods next to them), send intents, ask
+//! for placements, a rebalance, and kube-scheduler extender calls — all over HTTP.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use dcpilot_foreground::{Foreground, ForegroundConfig, Landscape};
+use dcpilot_info_core::InfoCore;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::http_client::Client;
+
+const HOSTS: usize = 12;
+/// The Bitbrains VMs of the bundled sample (their rightsizing keys).
+const VMS: [&str; 8] = [
+    "vm-1", "vm-9", "vm-17", "vm-25", "vm-33", "vm-41", "vm-49", "vm-57",
+];
+const NGINX: &str = "default/nginx";
+const PLACEMENTS: usize = 200;
+
+/// What the demo reports about the foreground.
+#[derive(Debug, Serialize)]
+pub struct ForegroundReport {
+    /// Placement requests and their latency as the engine saw it (HTTP round trip).
+    pub placements: PlacementStats,
+    /// A few decisions with their explanations.
+    pub decisions: Vec<Value>,
+    /// The rebalance plan's summary.
+    pub rebalance: Value,
+    /// What the scheduler extender answered for an nginx pod.
+    pub extender: Value,
+}
+
+/// Placement latency and budget use.
+#[derive(Debug, Serialize)]
+pub struct PlacementStats {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Answers whose planning time exceeded their budget.
+    pub budget_overruns: usize,
+    /// Answers where the budget ran out before every host was scored (anytime answers).
+    pub budget_exhausted: usize,
+    pub degraded: usize,
+    /// Round-trip times, ms, in request order (for the HTML histogram).
+    #[serde(skip)]
+    pub latencies_ms: Vec<f64>,
+}
+
+fn host_name(i: usize) -> String {
+    format!("node-{:02}", i + 1)
+}
+
+/// The landscape as `dcpilot.landscape` events: 12 hosts of 16 cores; interference pods
+/// (1 core each, so their hosts look least loaded; their pressure in `dcpilot.io/` labels)
+/// on the first three; the VMs at 4 cores on the next eight; two nginx replicas on the
+/// last.
+fn landscape_events() -> Vec<Value> {
+    let mut events: Vec<Value> = (0..HOSTS)
+        .map(|i| {
+            json!({"kind": "host_up", "timestamp_ms": 0, "host": host_name(i),
+                   "cores": 16.0, "memory_bytes": 64u64 << 30})
+        })
+        .collect();
+    let mut place = |id: &str, workload: &str, host: usize, cores: f64, labels: Value| {
+        events.push(
+            json!({"kind": "instance_placed", "timestamp_ms": 1, "instance": id,
+            "workload": workload, "host": host_name(host), "cpu_request": cores,
+            "memory_request_bytes": 4u64 << 30, "labels": labels}),
+        );
+    };
+    // Four pods of each kind, as in the heaviest NTUA scenarios.
+    for (i, kind) in ["l3", "membw", "cpu"].iter().enumerate() {
+        let labels = json!({ format!("dcpilot.io/pressure-{kind}"): "4" });
+        place(
+            &format!("ibench-{kind}-pods"),
+            &format!("ibench-{kind}"),
+            i,
+            1.0,
+            labels,
+        );
+    }
+    for (i, vm) in VMS.iter().enumerate() {
+        place(vm, vm, 3 + i, 4.0, json!({}));
+    }
+    for r in 0..2 {
+        let labels = json!({"dcpilot.io/latency-critical": "true", "dcpilot.io/rps": "750"});
+        place(&format!("nginx-{r}"), NGINX, HOSTS - 1, 2.0, labels);
+    }
+    events
+}
+
+/// Intents as an IDO user writes them, plus dcpilot's workload profile for nginx (its
+/// quiet p99 and load, from the NTUA baseline runs at 1,500 rps).
+const INTENTS: &str = r#"apiVersion: ido.intel.com/v1alpha1
+kind: Intent
+metadata:
+  name: nginx-latency
+  namespace: default
+spec:
+  targetRef:
+    kind: Deployment
+    name: default/nginx
+  priority: 1.0
+  objectives:
+    - name: nginx-p99
+      value: 0.3
+      measuredBy: default/p99latency
+---
+kind: WorkloadIntent
+workload: default/nginx
+quiet_p99_ms: 0.15
+rps: 1500
+"#;
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted
+        .get(((sorted.len().saturating_sub(1)) as f64 * q).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// Serves `models_dir` on a free loopback port and drives it; returns the report.
+pub async fn run(models_dir: &Path) -> Result<ForegroundReport> {
+    let models = Arc::new(InfoCore::open_dir(models_dir)?);
+    let fg = Foreground::new(
+        ForegroundConfig::default(),
+        models,
+        Landscape::default(),
+        false,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let router = fg.router();
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let mut client = Client::connect(addr).await?;
+
+    let events: Vec<String> = landscape_events().iter().map(Value::to_string).collect();
+    let answer = client
+        .call("POST", "/v1/landscape/events", &events.join("\n"))
+        .await?;
+    if answer.status != 200 {
+        bail!("landscape events refused: {}", answer.body);
+    }
+    let answer = client.call("PUT", "/v1/intents", INTENTS).await?;
+    if answer.status != 200 {
+        bail!("intents refused: {}", answer.body);
+    }
+
+    let mut latencies = Vec::with_capacity(PLACEMENTS);
+    let (mut overruns, mut exhausted, mut degraded) = (0, 0, 0);
+    let mut decisions = Vec::new();
+    for i in 0..PLACEMENTS {
+        // Alternate a latency-critical nginx replica and a Bitbrains VM (sized by the
+        // rightsizing table when it knows the VM).
+        let body = if i % 2 == 0 {
+            json!({"workload": NGINX, "cores": 1.0, "memory_bytes": 1u64 << 30, "replicas": 3})
+        } else {
+            json!({"workload": VMS[(i / 2) % VMS.len()], "cores": 1.0, "memory_bytes": 2u64 << 30})
+        };
+        let answer = client
+            .call("POST", "/v1/placements", &body.to_string())
+            .await?;
+        if answer.status != 200 {
+            bail!("placement refused: {}", answer.body);
+        }
+        let a = &answer.body;
+        latencies.push(answer.elapsed.as_secs_f64() * 1000.0);
+        let (used, budget) = (a["used_ms"].as_f64(), a["budget_ms"].as_f64());
+        overruns += usize::from(matches!((used, budget), (Some(u), Some(b)) if u > b));
+        exhausted += usize::from(a["budget_exhausted"] == true);
+        degraded += usize::from(a["degraded"] == true);
+        if i < 2 {
+            decisions.push(json!({
+                "workload": body["workload"],
+                "chosen": a["choices"][0]["host"],
+                "explanation": a["choices"][0]["explanation"],
+                "runner_up": a["choices"][1]["host"],
+                "runner_up_explanation": a["choices"][1]["explanation"],
+                "models": a["models"],
+                "degraded_reasons": a["degraded_reasons"],
+            }));
+        }
+    }
+    let mut sorted = latencies.clone();
+    sorted.sort_by(f64::total_cmp);
+
+    let plan = client
+        .call("POST", "/v1/rebalance", r#"{"budget_ms": 20}"#)
+        .await?;
+    let p = &plan.body;
+    let rebalance = json!({
+        "actions": p["actions"].as_array().map_or(0, Vec::len),
+        "objective_before": p["objective_before"],
+        "objective_after": p["objective_after"],
+        "first_action": p["actions"][0]["explanation"],
+        "used_ms": p["used_ms"],
+        "budget_ms": p["budget_ms"],
+    });
+
+    let pod = json!({
+        "metadata": {"name": "nginx-7d9c-abcde", "namespace": "default",
+                     "ownerReferences": [{"kind": "ReplicaSet", "name": "nginx-7d9c"}]},
+        "spec": {"containers": [{"name": "nginx", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}
+    });
+    let names: Vec<String> = (0..HOSTS).map(host_name).collect();
+    let args = json!({"pod": pod, "nodenames": names}).to_string();
+    let filtered = client.call("POST", "/scheduler/filter", &args).await?;
+    let prioritized = client.call("POST", "/scheduler/prioritize", &args).await?;
+    let mut priorities: Vec<(String, i64)> = prioritized
+        .body
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|p| Some((p["host"].as_str()?.to_string(), p["score"].as_i64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    priorities.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let extender = json!({
+        "filter_passed": filtered.body["nodenames"].as_array().map_or(0, Vec::len),
+        "prioritize_top": priorities.iter().take(3).map(|(h, s)| json!({"host": h, "score": s})).collect::<Vec<_>>(),
+        "prioritize_bottom": priorities.iter().rev().take(3).map(|(h, s)| json!({"host": h, "score": s})).collect::<Vec<_>>(),
+    });
+
+    server.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+    Ok(ForegroundReport {
+        placements: PlacementStats {
+            count: latencies.len(),
+            p50_ms: percentile(&sorted, 0.5),
+            p99_ms: percentile(&sorted, 0.99),
+            max_ms: sorted.last().copied().unwrap_or(f64::NAN),
+            budget_overruns: overruns,
+            budget_exhausted: exhausted,
+            degraded,
+            latencies_ms: latencies,
+        },
+        decisions,
+        rebalance,
+        extender,
+    })
+}

@@ -1,0 +1,80 @@
+//! `dcpilot demo` end to end, as the README's first command runs it: both loops on the
+//! bundled sample, the JSON report's contract, and the HTML report.
+
+use std::process::Command;
+
+#[test]
+fn demo_runs_both_loops_and_reports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let html = dir.path().join("report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_dcpilot"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["demo", "--json", "--html"])
+        .arg(&html)
+        .output()
+        .expect("run the demo");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+
+    // Background: every replayed sample stored; each model with its version and errors.
+    assert_eq!(report["ingested_samples"], report["replayed_samples"]);
+    assert!(report["ingested_samples"]
+        .as_u64()
+        .is_some_and(|n| n > 100_000));
+    let models = report["models"].as_array().expect("models");
+    assert_eq!(models.len(), 3);
+    for m in models {
+        assert!(m["name"].is_string(), "{m}");
+        assert!(m["model_error"].as_f64().is_some(), "{m}");
+        assert!(m["baseline_error"].as_f64().is_some(), "{m}");
+        assert!(m.get("version").is_some(), "{m}");
+    }
+    let served = |name: &str| {
+        models
+            .iter()
+            .find(|m| m["name"] == name)
+            .and_then(|m| m["version"].as_u64())
+    };
+    assert_eq!(
+        served("interference-slowdown"),
+        Some(1),
+        "beats its baseline on the sample"
+    );
+
+    // Foreground: placements answered in budget, interference-aware.
+    let p = &report["placements"];
+    assert_eq!(p["count"], 200);
+    let (p50, p99) = (
+        p["p50_ms"].as_f64().expect("p50"),
+        p["p99_ms"].as_f64().expect("p99"),
+    );
+    assert!(p50 > 0.0 && p50 <= p99, "{p}");
+    assert_eq!(p["budget_overruns"], 0, "{p}");
+    let nginx = &report["decisions"][0];
+    assert_eq!(nginx["workload"], "default/nginx");
+    let chosen = nginx["chosen"].as_str().expect("a host");
+    assert!(
+        !["node-01", "node-02", "node-03"].contains(&chosen),
+        "the latency-critical workload went next to an interference pod: {nginx}"
+    );
+    assert!(report["rebalance"]["actions"].as_u64().is_some());
+    // The extender ranks the L3-hog node last for nginx.
+    assert_eq!(
+        report["extender"]["prioritize_bottom"][0]["host"], "node-01",
+        "{}",
+        report["extender"]
+    );
+    assert_eq!(report["extender"]["filter_passed"], 12);
+
+    let page = std::fs::read_to_string(&html).expect("html written");
+    assert!(
+        page.matches("<svg").count() >= 2,
+        "a prediction plot and the latency histogram"
+    );
+    assert!(page.contains("interference-slowdown: predicted vs actual"));
+}
