@@ -59,6 +59,11 @@ pub async fn run(data_dir: &Path, args: ForegroundArgs) -> Result<ExitCode> {
     if let Some(token) = args.auth_token {
         config.auth_token = Some(token);
     }
+    serve(data_dir, config).await
+}
+
+/// Serves `config` until SIGINT/SIGTERM (also the foreground half of `dcpilot run`).
+pub async fn serve(data_dir: &Path, config: ForegroundConfig) -> Result<ExitCode> {
     let problems = config.problems();
     if !problems.is_empty() {
         anyhow::bail!("invalid configuration:\n{}", problems.join("\n"));

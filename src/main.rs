@@ -44,6 +44,14 @@ struct Cli {
 enum Command {
     /// Run everything in one process on embedded defaults and a bundled real-trace sample.
     Demo(demo::DemoArgs),
+    /// Run both loops in one process: the background (ingest, jobs, models published to
+    /// `dcpilot.models`) and the foreground API following the same brokers.
+    Run {
+        /// TOML configuration: the background's keys (config/background.toml) plus a
+        /// `[foreground]` section with config/foreground.toml's keys.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Run the background flow: ingest telemetry and landscape into SQL tables.
     Background {
         /// TOML configuration; defaults are embedded, `DCPILOT__SECTION__KEY` overrides.
@@ -156,6 +164,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let config = BackgroundConfig::load(config.as_deref())?;
             runtime()?.block_on(background(&cli.data_dir, config))
         }
+        Command::Run { config } => runtime()?.block_on(run_both(&cli.data_dir, config.as_deref())),
         Command::Foreground(args) => runtime()?.block_on(foreground::run(&cli.data_dir, args)),
         Command::Decode { format, landscape } => decode(format, landscape),
         Command::Replay {
@@ -216,6 +225,64 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(query(&cli.data_dir, data.as_deref(), &sql, json))
         }
     }
+}
+
+/// `dcpilot run`: the background and the foreground in one process. The foreground follows
+/// the background's brokers (the embedded one when none is configured), so it serves the
+/// models the jobs publish and the landscape the topic carries.
+async fn run_both(data_dir: &Path, file: Option<&Path>) -> Result<ExitCode> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let (label, mut table) = match file {
+        Some(path) => (
+            path.display().to_string(),
+            BackgroundConfig::read_table(path)?,
+        ),
+        None => ("<defaults>".to_string(), toml::Table::new()),
+    };
+    let mut fg = match table.remove("foreground") {
+        None => dcpilot_foreground::ForegroundConfig::default(),
+        Some(section) => {
+            let text = toml::to_string(&section).context("re-reading [foreground]")?;
+            dcpilot_foreground::ForegroundConfig::parse(&text).map_err(|problems| {
+                anyhow::anyhow!(
+                    "invalid configuration in {}:\n{}",
+                    label,
+                    problems
+                        .iter()
+                        .map(|p| format!("foreground.{p}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            })?
+        }
+    };
+    let config = BackgroundConfig::from_table(&label, table, &env)?;
+    if config.kafka.brokers.is_none() {
+        // A broker.addr left by a killed run would point the foreground at nothing.
+        let _ = std::fs::remove_file(data_dir.join("broker.addr"));
+    }
+    let configured = config.kafka.brokers.clone();
+    let foreground = async {
+        let brokers = match configured {
+            Some(b) => b,
+            None => {
+                let started = std::time::Instant::now();
+                loop {
+                    if let Some(b) = read_broker_address(data_dir) {
+                        break b;
+                    }
+                    if started.elapsed() > std::time::Duration::from_secs(60) {
+                        bail!("the embedded broker did not start within 60 s");
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        };
+        fg.sources.brokers = Some(brokers);
+        foreground::serve(data_dir, fg).await
+    };
+    let (bg, fg) = tokio::try_join!(background(data_dir, config), foreground)?;
+    Ok(if bg == ExitCode::SUCCESS { fg } else { bg })
 }
 
 /// Waits for Ctrl-C or SIGTERM.

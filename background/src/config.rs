@@ -158,19 +158,28 @@ impl BackgroundConfig {
 
     /// [`load`](Self::load) with an explicit environment (for tests).
     pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Self> {
-        let (label, mut doc) = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(BackgroundError::io(path))?;
-                let doc = text
-                    .parse::<toml::Table>()
-                    .map_err(|e| BackgroundError::Config {
-                        file: path.display().to_string(),
-                        problems: vec![e.to_string()],
-                    })?;
-                (path.display().to_string(), doc)
-            }
+        let (label, doc) = match file {
+            Some(path) => (path.display().to_string(), Self::read_table(path)?),
             None => ("<defaults>".to_string(), toml::Table::new()),
         };
+        Self::from_table(&label, doc, env)
+    }
+
+    /// Reads a TOML file into a table; a syntax error names the file.
+    pub fn read_table(path: &Path) -> Result<toml::Table> {
+        let text = std::fs::read_to_string(path).map_err(BackgroundError::io(path))?;
+        text.parse::<toml::Table>()
+            .map_err(|e| BackgroundError::Config {
+                file: path.display().to_string(),
+                problems: vec![e.to_string()],
+            })
+    }
+
+    /// The configuration in `doc` (from `label`), overlaid by `DCPILOT__SECTION__KEY`
+    /// variables of `env`. For files that hold other sections too (`dcpilot run`), the
+    /// caller removes them first.
+    pub fn from_table(label: &str, mut doc: toml::Table, env: &[(String, String)]) -> Result<Self> {
+        let label = label.to_string();
         let mut env_keys = Vec::new();
         for (name, value) in env {
             let Some(path) = name.strip_prefix(ENV_PREFIX) else {
