@@ -8,6 +8,7 @@ mod jobs;
 mod models;
 mod report_html;
 mod sample_data;
+mod simulate;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -52,6 +53,8 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Send a synthetic landscape and its telemetry at a given rate (load tests, benches).
+    Simulate(simulate::SimulateArgs),
     /// Run the background flow: ingest telemetry and landscape into SQL tables.
     Background {
         /// TOML configuration; defaults are embedded, `DCPILOT__SECTION__KEY` overrides.
@@ -165,6 +168,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(background(&cli.data_dir, config))
         }
         Command::Run { config } => runtime()?.block_on(run_both(&cli.data_dir, config.as_deref())),
+        Command::Simulate(args) => simulate::run(&cli.data_dir, args).map(|()| ExitCode::SUCCESS),
         Command::Foreground(args) => runtime()?.block_on(foreground::run(&cli.data_dir, args)),
         Command::Decode { format, landscape } => decode(format, landscape),
         Command::Replay {
