@@ -5,7 +5,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{http, wait_for_file};
+use common::{assert_config_refused, http, wait_for_file};
 
 #[test]
 fn foreground_serves_placements_from_a_landscape_file() {
@@ -49,20 +49,10 @@ fn foreground_serves_placements_from_a_landscape_file() {
 
 #[test]
 fn a_bad_foreground_config_names_file_and_key() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("fg.toml");
-    std::fs::write(&config, "[planner]\nbudget_ms = -1.0\n").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_dcpilot"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["foreground", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains("fg.toml") && stderr.contains("planner.budget_ms"),
-        "{stderr}"
+    assert_config_refused(
+        "foreground",
+        "fg.toml",
+        "[planner]\nbudget_ms = -1.0\n",
+        "planner.budget_ms",
     );
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{eventually, http, wait_for_file};
+use common::{assert_config_refused, eventually, http, wait_for_file};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
@@ -65,20 +65,10 @@ fn run_serves_the_landscape_its_broker_carries_and_stops_on_sigterm() {
 
 #[test]
 fn a_bad_foreground_section_is_named_with_its_file() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("both.toml");
-    std::fs::write(&config, "[foreground.planner]\ntop = 0\n").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_dcpilot"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["run", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains("both.toml") && stderr.contains("foreground.planner.top"),
-        "{stderr}"
+    assert_config_refused(
+        "run",
+        "both.toml",
+        "[foreground.planner]\ntop = 0\n",
+        "foreground.planner.top",
     );
 }

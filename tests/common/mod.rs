@@ -49,3 +49,21 @@ pub fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Runs `dcpilot SUBCOMMAND --config FILE` on a file named `name` holding `toml`, and
+/// asserts it fails naming the file and `key`.
+pub fn assert_config_refused(subcommand: &str, name: &str, toml: &str, key: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join(name);
+    std::fs::write(&config, toml).expect("write config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcpilot"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([subcommand, "--config"])
+        .arg(&config)
+        .output()
+        .expect("run dcpilot");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{subcommand} accepted {toml:?}");
+    assert!(stderr.contains(name) && stderr.contains(key), "{stderr}");
+}
