@@ -26,3 +26,6 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest (crates.io)"
   cargo install cargo-nextest --locked
 fi
+# The standalone broker of the multi-process end-to-end test (tests/multiprocess_e2e.rs):
+# nisshi, built once (~17-20 min on 2 cores) and skipped when already installed.
+"$(dirname "$0")/../deploy/install-broker.sh"

@@ -29,7 +29,7 @@ pub use broker::EmbeddedBroker;
 pub use config::BackgroundConfig;
 pub use error::{BackgroundError, Cause, Result};
 pub use ingest::{IngestStats, Ingestor};
-pub use runner::{JobRunner, JobRunnerStats, JobsConfig};
+pub use runner::{JobRunner, JobRunnerStats, JobsConfig, TriggerOverride};
 pub use store::{InsertOutcome, TableSettings, TableSpec, TableStore};
 
 /// The queryable window of telemetry and landscape: both tables, registered in one

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use datafusion::prelude::SessionContext;
 use dcpilot_info_core::InfoCore;
+use dcpilot_pipelines::spec::Trigger;
 use dcpilot_pipelines::{run_once_cancellable, Job, JobSpec, PipelineError, Registry, RunReport};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
@@ -48,6 +49,19 @@ pub struct JobsConfig {
     pub poll_ms: u64,
     /// Async worker threads of the jobs' own runtime (training runs on its blocking pool).
     pub worker_threads: usize,
+    /// Per job, triggers that replace its spec's (operators tune how often a job runs
+    /// without editing the spec): `[jobs.triggers] rightsizing = { after_rows = 30000 }`.
+    pub triggers: BTreeMap<String, TriggerOverride>,
+}
+
+/// A job's trigger set by configuration; the keys given replace the spec's trigger.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerOverride {
+    /// Every this many seconds.
+    pub every_secs: Option<u64>,
+    /// After this many new rows.
+    pub after_rows: Option<u64>,
 }
 
 impl Default for JobsConfig {
@@ -61,6 +75,7 @@ impl Default for JobsConfig {
             backoff_max_secs: 3600,
             poll_ms: 1000,
             worker_threads: 1,
+            triggers: BTreeMap::new(),
         }
     }
 }
@@ -83,6 +98,16 @@ impl JobsConfig {
         }
         if self.worker_threads == 0 {
             p.push("jobs.worker_threads: must be positive".into());
+        }
+        for (job, t) in &self.triggers {
+            if t.every_secs.is_none() && t.after_rows.is_none() {
+                p.push(format!(
+                    "jobs.triggers.{job}: give every_secs, after_rows or both"
+                ));
+            }
+            if t.every_secs == Some(0) || t.after_rows == Some(0) {
+                p.push(format!("jobs.triggers.{job}: values must be positive"));
+            }
         }
         p
     }
@@ -119,6 +144,18 @@ impl JobsConfig {
                 });
             }
         }
+        let unknown: Vec<String> = self
+            .triggers
+            .keys()
+            .filter(|n| registry.get(n).is_none())
+            .map(|n| format!("jobs.triggers: no job named {n:?}"))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(BackgroundError::Config {
+                file: "[jobs] config".into(),
+                problems: unknown,
+            });
+        }
         if !self.only.is_empty() {
             let unknown: Vec<String> = self
                 .only
@@ -148,6 +185,8 @@ fn config_error(file: &str) -> impl Fn(PipelineError) -> BackgroundError + '_ {
 /// Where a job stands between runs.
 struct JobState {
     job: Arc<dyn Job>,
+    /// The spec's trigger, or the configured override.
+    trigger: Trigger,
     last_start: Instant,
     rows_at_last_start: u64,
     running: bool,
@@ -162,7 +201,7 @@ impl JobState {
         if self.running || now < self.not_before {
             return false;
         }
-        let trigger = &self.job.spec().trigger;
+        let trigger = &self.trigger;
         let by_time = trigger
             .every_secs
             .is_some_and(|s| now.duration_since(self.last_start) >= Duration::from_secs(s));
@@ -230,6 +269,13 @@ impl JobRunner {
                 (
                     job.name().to_string(),
                     JobState {
+                        trigger: match self.config.triggers.get(job.name()) {
+                            Some(o) => Trigger {
+                                every_secs: o.every_secs,
+                                after_rows: o.after_rows,
+                            },
+                            None => job.spec().trigger.clone(),
+                        },
                         job: job.clone(),
                         last_start: start,
                         rows_at_last_start: rows,

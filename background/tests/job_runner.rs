@@ -207,6 +207,28 @@ fn spec_dir_problems_name_file_and_key_and_only_names_unknown_jobs() {
     };
     let err = only.registry().err().expect("unknown job refused");
     assert!(err.to_string().contains("no job named \"nope\""), "{err}");
+    let triggers = JobsConfig {
+        triggers: [(
+            "nope".to_string(),
+            dcpilot_background::TriggerOverride {
+                after_rows: Some(10),
+                every_secs: None,
+            },
+        )]
+        .into(),
+        ..JobsConfig::default()
+    };
+    let err = triggers.registry().err().expect("unknown job refused");
+    assert!(
+        err.to_string()
+            .contains("jobs.triggers: no job named \"nope\""),
+        "{err}"
+    );
+    let empty = JobsConfig {
+        triggers: [("rightsizing".to_string(), Default::default())].into(),
+        ..JobsConfig::default()
+    };
+    assert!(empty.problems()[0].starts_with("jobs.triggers.rightsizing"));
     let only = JobsConfig {
         only: vec!["rightsizing".into()],
         ..JobsConfig::default()

@@ -1,0 +1,281 @@
+//! Both loops as separate processes on a standalone Kafka-compatible broker (nisshi,
+//! installed by `deploy/install-broker.sh`, which `scripts/setup.sh` runs): a replay
+//! reaches the background, a model is published to `dcpilot.models`, the foreground
+//! replica's placement answers name it; the background is SIGKILLed and restarted, more
+//! data arrives, a newer version reaches the answers; no sample is lost or doubled; and
+//! every placement asked meanwhile was answered within its budget.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{eventually, http, wait_for_file};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+
+/// Stops a child process however the test ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn nisshi() -> PathBuf {
+    let root = std::env::var_os("NISSHI_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/nisshi")))
+        .expect("HOME or NISSHI_ROOT");
+    let bin = root.join("bin/nisshi");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run deploy/install-broker.sh (scripts/setup.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn create_topics(brokers: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let topics = [
+        NewTopic::new("dcpilot.telemetry", 4, TopicReplication::Fixed(1)),
+        NewTopic::new("dcpilot.landscape", 1, TopicReplication::Fixed(1)),
+        NewTopic::new("dcpilot.telemetry.dlq", 1, TopicReplication::Fixed(1)),
+        NewTopic::new("dcpilot.models", 1, TopicReplication::Fixed(1)),
+    ];
+    let results = futures::executor::block_on(admin.create_topics(
+        &topics,
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .expect("create topics");
+    for r in results {
+        if let Err((topic, code)) = r {
+            assert_eq!(
+                code,
+                rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+                "creating {topic}"
+            );
+        }
+    }
+}
+
+fn dcpilot(data_dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dcpilot"));
+    c.arg("--data-dir").arg(data_dir).args(args);
+    c
+}
+
+/// Replays the Bitbrains VM files `vms` of the bundled sample; returns the samples sent.
+fn replay(dir: &Path, brokers: &str, vms: &[&str]) -> u64 {
+    let source = dir.join(format!("vms-{}", vms.join("-")));
+    std::fs::create_dir_all(&source).expect("mkdir");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bitbrains_rnd/2013-8");
+    for vm in vms {
+        std::fs::copy(
+            sample.join(format!("{vm}.csv")),
+            source.join(format!("{vm}.csv")),
+        )
+        .expect("copy");
+    }
+    let out = dcpilot(
+        dir,
+        &[
+            "replay",
+            "--format",
+            "bitbrains",
+            "--brokers",
+            brokers,
+            "--source",
+        ],
+    )
+    .arg(&source)
+    .output()
+    .expect("replay");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    stderr
+        .split_whitespace()
+        .skip_while(|w| *w != "replaying")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("replay says how many samples")
+}
+
+fn start_background(dir: &Path, config: &Path) -> KillOnDrop {
+    KillOnDrop(
+        dcpilot(&dir.join("background"), &["background", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the background"),
+    )
+}
+
+fn rightsizing_version(answer: &serde_json::Value) -> Option<u64> {
+    answer["models"]["rightsizing"].as_u64()
+}
+
+#[test]
+fn separate_processes_survive_a_killed_background() {
+    let port = free_port();
+    let brokers = format!("127.0.0.1:{port}");
+    let url = format!("tcp://{brokers}");
+    let _broker = KillOnDrop(
+        Command::new(nisshi())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args([
+                "--storage-engine",
+                "memory://nisshi/",
+                "--group-initial-rebalance-delay",
+                "0s",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nisshi"),
+    );
+    eventually(30, "the broker listening", || {
+        std::net::TcpStream::connect(&brokers).ok()
+    });
+    create_topics(&brokers);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("background.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"e2e-background\"\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n\
+             [jobs]\nonly = [\"rightsizing\"]\npoll_ms = 200\n\
+             [jobs.triggers]\nrightsizing = {{ after_rows = 30000 }}\n"
+        ),
+    )
+    .expect("write config");
+    let landscape = dir.path().join("landscape.json");
+    std::fs::write(
+        &landscape,
+        r#"{"hosts":[{"name":"a","cores":16,"memory_bytes":68719476736},{"name":"b","cores":16,"memory_bytes":68719476736}]}"#,
+    )
+    .expect("write landscape");
+
+    let mut background = start_background(dir.path(), &config);
+    let fg_dir = dir.path().join("foreground");
+    let _foreground = KillOnDrop(
+        dcpilot(
+            &fg_dir,
+            &[
+                "foreground",
+                "--listen",
+                "127.0.0.1:0",
+                "--brokers",
+                &brokers,
+                "--landscape",
+            ],
+        )
+        .arg(&landscape)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the foreground"),
+    );
+    let addr = wait_for_file(&fg_dir.join("foreground.addr"));
+
+    // A placement engine asking all along; every answer recorded.
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers = Arc::new(Mutex::new(Vec::<(u16, serde_json::Value)>::new()));
+    let engine = {
+        let (stop, answers, addr) = (Arc::clone(&stop), Arc::clone(&answers), addr.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let a = http(
+                    &addr,
+                    "POST",
+                    "/v1/placements",
+                    r#"{"workload":"vm-1","cores":1,"memory_bytes":1}"#,
+                );
+                answers.lock().expect("lock").push(a);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let latest_version = || {
+        answers
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter_map(|(_, a)| rightsizing_version(a))
+            .max()
+    };
+
+    let mut replayed = replay(dir.path(), &brokers, &["1", "9", "17", "25"]);
+    let first = eventually(
+        180,
+        "a published model in a placement answer",
+        latest_version,
+    );
+
+    // SIGKILL (Child::kill) mid-life, restart on the same data directory and group.
+    let _ = background.0.kill();
+    let _ = background.0.wait();
+    let _background = start_background(dir.path(), &config);
+    replayed += replay(dir.path(), &brokers, &["33", "41", "49", "57"]);
+    let second = eventually(180, "a newer model version after the restart", || {
+        latest_version().filter(|v| *v > first)
+    });
+    assert!(second > first);
+
+    // No sample lost or doubled: the table holds exactly what was replayed.
+    let count = eventually(120, "every sample in the table", || {
+        let out = dcpilot(
+            &dir.path().join("background"),
+            &["query", "--json", "SELECT count(*) AS n FROM telemetry"],
+        )
+        .output()
+        .ok()?;
+        let row: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let n = row["n"].as_u64()?;
+        (n >= replayed).then_some(n)
+    });
+    assert_eq!(count, replayed, "no sample lost, none doubled");
+
+    stop.store(true, Ordering::Relaxed);
+    engine.join().expect("engine");
+    let answers = answers.lock().expect("lock");
+    println!(
+        "rightsizing v{first} before the kill, v{second} after; {count} samples stored of {replayed} replayed; {} placements answered",
+        answers.len()
+    );
+    assert!(answers.len() > 10, "the engine kept asking");
+    for (status, a) in answers.iter() {
+        assert_eq!(*status, 200, "{a}");
+        let (used, budget) = (
+            a["used_ms"].as_f64().expect("used"),
+            a["budget_ms"].as_f64().expect("budget"),
+        );
+        assert!(used <= budget, "answered over budget: {a}");
+    }
+}
