@@ -2,32 +2,19 @@
 //! job runner fires a user's job (from `[jobs] spec_dir`) on its `after_rows` trigger, the
 //! model lands in the Information Core with its lineage and on the `dcpilot.models` topic.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{dcpilot, free_loopback_port};
 use dcpilot_background::EmbeddedBroker;
 use dcpilot_info_core::replication::MODELS_TOPIC;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message};
 
 const JOB: &str = "e2e-rightsizing";
-
-fn dcpilot(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dcpilot"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()
-        .expect("run dcpilot")
-}
-
-/// A loopback address no one listens on (bound, then released).
-fn free_loopback_port() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-}
 
 fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use std::io::{Read, Write};

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use common::{eventually, http, wait_for_file};
+use common::{eventually, http, wait_for_file, KillOnDrop};
 use dcpilot_background::EmbeddedBroker;
 use dcpilot_info_core::replication::{KafkaSink, MODELS_TOPIC};
 use dcpilot_info_core::{
@@ -158,15 +158,5 @@ fn a_following_replica_serves_published_landscape_and_models() {
             (a["choices"][0]["host"] == "a").then_some(a)
         });
         assert_eq!(answer["candidates_feasible"], 1, "{answer}");
-    }
-}
-
-/// Stops the child process however the test ends.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }

@@ -1,21 +1,15 @@
 //! `dcpilot models …` over a data directory a job published into.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::dcpilot;
 use dcpilot_info_core::{
     HoldoutMetrics, InfoCore, Lineage, Model, ModelDraft, QuantileTable, TrainingWindow,
 };
-
-fn dcpilot(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dcpilot"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()
-        .expect("run dcpilot")
-}
 
 fn json(out: &Output) -> serde_json::Value {
     assert!(

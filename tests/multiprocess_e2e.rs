@@ -7,27 +7,16 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{eventually, http, wait_for_file};
+use common::{dcpilot_command, eventually, free_loopback_port, http, wait_for_file, KillOnDrop};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-
-/// Stops a child process however the test ends.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn nisshi() -> PathBuf {
     let root = std::env::var_os("NISSHI_ROOT")
@@ -41,13 +30,6 @@ fn nisshi() -> PathBuf {
         bin.display()
     );
     bin
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn create_topics(brokers: &str) {
@@ -77,12 +59,6 @@ fn create_topics(brokers: &str) {
     }
 }
 
-fn dcpilot(data_dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dcpilot"));
-    c.arg("--data-dir").arg(data_dir).args(args);
-    c
-}
-
 /// Replays the Bitbrains VM files `vms` of the bundled sample; returns the samples sent.
 fn replay(dir: &Path, brokers: &str, vms: &[&str]) -> u64 {
     let source = dir.join(format!("vms-{}", vms.join("-")));
@@ -95,7 +71,7 @@ fn replay(dir: &Path, brokers: &str, vms: &[&str]) -> u64 {
         )
         .expect("copy");
     }
-    let out = dcpilot(
+    let out = dcpilot_command(
         dir,
         &[
             "replay",
@@ -121,7 +97,7 @@ fn replay(dir: &Path, brokers: &str, vms: &[&str]) -> u64 {
 
 fn start_background(dir: &Path, config: &Path) -> KillOnDrop {
     KillOnDrop(
-        dcpilot(&dir.join("background"), &["background", "--config"])
+        dcpilot_command(&dir.join("background"), &["background", "--config"])
             .arg(config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -136,8 +112,7 @@ fn rightsizing_version(answer: &serde_json::Value) -> Option<u64> {
 
 #[test]
 fn separate_processes_survive_a_killed_background() {
-    let port = free_port();
-    let brokers = format!("127.0.0.1:{port}");
+    let brokers = free_loopback_port().to_string();
     let url = format!("tcp://{brokers}");
     let _broker = KillOnDrop(
         Command::new(nisshi())
@@ -186,7 +161,7 @@ fn separate_processes_survive_a_killed_background() {
     let mut background = start_background(dir.path(), &config);
     let fg_dir = dir.path().join("foreground");
     let _foreground = KillOnDrop(
-        dcpilot(
+        dcpilot_command(
             &fg_dir,
             &[
                 "foreground",
@@ -250,7 +225,7 @@ fn separate_processes_survive_a_killed_background() {
 
     // No sample lost or doubled: the table holds exactly what was replayed.
     let count = eventually(120, "every sample in the table", || {
-        let out = dcpilot(
+        let out = dcpilot_command(
             &dir.path().join("background"),
             &["query", "--json", "SELECT count(*) AS n FROM telemetry"],
         )

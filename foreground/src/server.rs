@@ -209,18 +209,7 @@ impl Foreground {
         landscape: Landscape,
         following: bool,
     ) -> Arc<Self> {
-        Arc::new(Self {
-            landscape: ArcSwap::from_pointee(landscape),
-            intents: ArcSwap::from_pointee(Intents::default()),
-            models,
-            following,
-            config,
-            writer: parking_lot::Mutex::new(()),
-            prepared: ArcSwapOption::empty(),
-            preparing: std::sync::atomic::AtomicBool::new(false),
-            prepare_again: std::sync::atomic::AtomicBool::new(false),
-            metrics: None,
-        })
+        Self::build(config, models, landscape, following, None)
     }
 
     /// The same, rendering `/metrics` with `metrics`.
@@ -231,11 +220,28 @@ impl Foreground {
         following: bool,
         metrics: MetricsRenderer,
     ) -> Arc<Self> {
-        let mut fg = Self::new(config, models, landscape, following);
-        if let Some(inner) = Arc::get_mut(&mut fg) {
-            inner.metrics = Some(metrics);
-        }
-        fg
+        Self::build(config, models, landscape, following, Some(metrics))
+    }
+
+    fn build(
+        config: ForegroundConfig,
+        models: Arc<InfoCore>,
+        landscape: Landscape,
+        following: bool,
+        metrics: Option<MetricsRenderer>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            landscape: ArcSwap::from_pointee(landscape),
+            intents: ArcSwap::from_pointee(Intents::default()),
+            models,
+            following,
+            config,
+            writer: parking_lot::Mutex::new(()),
+            prepared: ArcSwapOption::empty(),
+            preparing: std::sync::atomic::AtomicBool::new(false),
+            prepare_again: std::sync::atomic::AtomicBool::new(false),
+            metrics,
+        })
     }
 
     /// The landscape now.
@@ -296,14 +302,13 @@ impl Foreground {
 
     /// Applies landscape events all or nothing; an error names the event.
     pub fn apply_events(&self, events: &[LandscapeEvent]) -> Result<usize, String> {
-        let _guard = self.writer.lock();
-        let mut next = Landscape::clone(&self.landscape.load());
-        for (i, event) in events.iter().enumerate() {
-            next.apply(event)
-                .map_err(|e| format!("events[{i}] ({}): {e}", event.kind()))?;
-        }
-        self.landscape.store(Arc::new(next));
-        Ok(events.len())
+        self.change_landscape(|next| {
+            for (i, event) in events.iter().enumerate() {
+                next.apply(event)
+                    .map_err(|e| format!("events[{i}] ({}): {e}", event.kind()))?;
+            }
+            Ok(events.len())
+        })
     }
 
     /// Applies landscape events and hosts' measured busy cores one by one, skipping (and
@@ -315,22 +320,35 @@ impl Foreground {
         events: &[LandscapeEvent],
         measured: &[(String, f64)],
     ) -> Vec<String> {
+        let changed: Result<Vec<String>, ()> = self.change_landscape(|next| {
+            let mut errors = Vec::new();
+            for event in events {
+                if let Err(e) = next.apply(event) {
+                    errors.push(format!("{}: {e}", event.kind()));
+                }
+            }
+            for (host, cores) in measured {
+                match next.set_measured_cores(host, *cores) {
+                    Ok(()) | Err(crate::LandscapeError::UnknownHost(_)) => {}
+                    Err(e) => errors.push(format!("utilization of {host}: {e}")),
+                }
+            }
+            Ok(errors)
+        });
+        changed.unwrap_or_default()
+    }
+
+    /// Edits a copy of the landscape under the writer lock and publishes it if `edit`
+    /// succeeds; readers see the old landscape or the new one, never a half-edited one.
+    fn change_landscape<T, E>(
+        &self,
+        edit: impl FnOnce(&mut Landscape) -> Result<T, E>,
+    ) -> Result<T, E> {
         let _guard = self.writer.lock();
         let mut next = Landscape::clone(&self.landscape.load());
-        let mut errors = Vec::new();
-        for event in events {
-            if let Err(e) = next.apply(event) {
-                errors.push(format!("{}: {e}", event.kind()));
-            }
-        }
-        for (host, cores) in measured {
-            match next.set_measured_cores(host, *cores) {
-                Ok(()) | Err(crate::LandscapeError::UnknownHost(_)) => {}
-                Err(e) => errors.push(format!("utilization of {host}: {e}")),
-            }
-        }
+        let out = edit(&mut next)?;
         self.landscape.store(Arc::new(next));
-        errors
+        Ok(out)
     }
 
     /// Replaces the landscape.
@@ -546,18 +564,24 @@ async fn get_landscape(State(fg): Shared) -> Json<Value> {
 fn parse_events(bytes: &[u8]) -> Result<Vec<LandscapeEvent>, ApiError> {
     let text = std::str::from_utf8(bytes).map_err(|_| ApiError::bad("body: not UTF-8"))?;
     let trimmed = text.trim_start();
+    let named = |what: String| {
+        move |e: serde_path_to_error::Error<serde_json::Error>| {
+            ApiError::bad(format!("{what}: {}: {}", e.path(), e.inner()))
+        }
+    };
     let one = |s: &str, what: String| -> Result<LandscapeEvent, ApiError> {
-        let mut de = serde_json::Deserializer::from_str(s);
-        serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| ApiError::bad(format!("{what}: {}: {}", e.path(), e.inner())))
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(s))
+            .map_err(named(what))
     };
     if trimmed.starts_with('[') {
         let items: Vec<Value> =
             serde_json::from_str(trimmed).map_err(|e| ApiError::bad(format!("body: {e}")))?;
         items
-            .iter()
+            .into_iter()
             .enumerate()
-            .map(|(i, v)| one(&v.to_string(), format!("events[{i}]")))
+            .map(|(i, v)| {
+                serde_path_to_error::deserialize(v).map_err(named(format!("events[{i}]")))
+            })
             .collect()
     } else {
         let events: Vec<LandscapeEvent> = trimmed

@@ -67,3 +67,34 @@ pub fn assert_config_refused(subcommand: &str, name: &str, toml: &str, key: &str
     assert!(!out.status.success(), "{subcommand} accepted {toml:?}");
     assert!(stderr.contains(name) && stderr.contains(key), "{stderr}");
 }
+
+/// Stops a child process however the test ends.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `dcpilot --data-dir DIR ARGS…`, ready to run or spawn.
+pub fn dcpilot_command(data_dir: &Path, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dcpilot"));
+    c.arg("--data-dir").arg(data_dir).args(args);
+    c
+}
+
+/// Runs `dcpilot --data-dir DIR ARGS…` to completion.
+pub fn dcpilot(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    dcpilot_command(data_dir, args)
+        .output()
+        .expect("run dcpilot")
+}
+
+/// A loopback address no one listens on (bound, then released).
+pub fn free_loopback_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
