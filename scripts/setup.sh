@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
 # Installs what building and testing dcpilot needs on a fresh Debian machine with a Rust
-# toolchain: a C toolchain for the bundled librdkafka, and cargo-nextest. Idempotent and
-# quick when everything is present.
+# toolchain: a C toolchain and the TLS/compression headers for the bundled librdkafka,
+# rustfmt/clippy, cargo-nextest, Debian's `prometheus` (its promtool checks /metrics in a
+# test), and the standalone broker of the end-to-end tests. Idempotent, and quick when
+# everything is present.
 set -euo pipefail
-need_apt=()
-for tool in gcc g++ make perl pkg-config; do
-  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+
+# command or file that shows a package is there -> the Debian package
+declare -A need=(
+  [gcc]=gcc [g++]=g++ [make]=make [perl]=perl [pkg-config]=pkg-config
+  [/usr/include/openssl/ssl.h]=libssl-dev [/usr/include/zlib.h]=zlib1g-dev
+  [/etc/ssl/certs/ca-certificates.crt]=ca-certificates [promtool]=prometheus
+)
+missing=()
+for probe in "${!need[@]}"; do
+  case "$probe" in
+    /*) [ -e "$probe" ] || missing+=("${need[$probe]}") ;;
+    *) command -v "$probe" >/dev/null 2>&1 || missing+=("${need[$probe]}") ;;
+  esac
 done
-if [ ${#need_apt[@]} -gt 0 ]; then
-  pkgs=()
-  for t in "${need_apt[@]}"; do
-    case "$t" in g++) pkgs+=(g++) ;; *) pkgs+=("$t") ;; esac
-  done
-  echo "installing ${pkgs[*]} (apt)"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]} (apt)"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${pkgs[@]}" >/dev/null
+  # prometheus would start its server as a service: the tests only need promtool.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
@@ -26,6 +39,7 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest (crates.io)"
   cargo install cargo-nextest --locked
 fi
-# The standalone broker of the multi-process end-to-end test (tests/multiprocess_e2e.rs):
-# nisshi, built once (~17-20 min on 2 cores) and skipped when already installed.
+# The standalone broker of the end-to-end tests (tests/multiprocess_e2e.rs,
+# tests/kafka_codecs_security.rs): nisshi, built once (~17-20 min on 2 cores) and skipped
+# when already installed.
 "$(dirname "$0")/../deploy/install-broker.sh"

@@ -18,7 +18,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use dcpilot_background::broker::read_broker_address;
 use dcpilot_background::replay::{replay, ReplayKey, ReplayOptions};
-use dcpilot_background::{BackgroundConfig, EmbeddedBroker, OpenMode, TelemetryStore};
+use dcpilot_background::{
+    BackgroundConfig, BackgroundOutcome, BackgroundService, OpenMode, TelemetryStore,
+};
 use dcpilot_schemas::decode::Decoder;
 use dcpilot_schemas::traces::{read_trace, TraceFormat};
 use dcpilot_schemas::{DecodeContext, Format, LandscapeDecoder, TelemetrySample};
@@ -94,6 +96,10 @@ enum Command {
         /// (spread evenly over partitions).
         #[arg(long, default_value = "entity")]
         key: ReplayKey,
+        /// The background's TOML configuration, for `[kafka.client]` (security,
+        /// compression) and `kafka.brokers`; `DCPILOT__SECTION__KEY` overrides.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Background jobs: list, validate specs, train once.
     Jobs {
@@ -138,10 +144,26 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line, leaving out a cause whose text the message before
+/// it already quotes (most of ours say what their source said).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }
 
 fn init_logging(default: &str) {
@@ -178,8 +200,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             topic,
             speedup,
             key,
+            config,
         } => {
-            let brokers = match brokers {
+            let kafka = BackgroundConfig::load(config.as_deref())?.kafka;
+            let brokers = match brokers.or_else(|| kafka.brokers.clone()) {
                 Some(b) => b,
                 None => read_broker_address(&cli.data_dir).with_context(|| {
                     format!(
@@ -203,14 +227,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 speedup,
                 key,
             };
-            let stats = replay(
-                &samples,
-                &BackgroundConfig::default().kafka,
-                &options,
-                |sent, total| {
-                    eprint!("\r  {sent}/{total} messages");
-                },
-            )?;
+            let stats = replay(&samples, &kafka, &options, |sent, total| {
+                eprint!("\r  {sent}/{total} messages");
+            })?;
             eprintln!(
                 "\nsent {} samples in {} messages in {:.1}s",
                 stats.samples,
@@ -243,50 +262,23 @@ async fn run_both(data_dir: &Path, file: Option<&Path>) -> Result<ExitCode> {
         ),
         None => ("<defaults>".to_string(), toml::Table::new()),
     };
-    let mut fg = match table.remove("foreground") {
-        None => dcpilot_foreground::ForegroundConfig::default(),
-        Some(section) => {
-            let text = toml::to_string(&section).context("re-reading [foreground]")?;
-            dcpilot_foreground::ForegroundConfig::parse(&text).map_err(|problems| {
-                anyhow::anyhow!(
-                    "invalid configuration in {}:\n{}",
-                    label,
-                    problems
-                        .iter()
-                        .map(|p| format!("foreground.{p}"))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                )
-            })?
-        }
-    };
+    let fg_section = table.remove("foreground");
+    let mut fg = dcpilot_foreground::ForegroundConfig::from_section(&label, fg_section, &env)?;
     let config = BackgroundConfig::from_table(&label, table, &env)?;
-    if config.kafka.brokers.is_none() {
-        // A broker.addr left by a killed run would point the foreground at nothing.
-        let _ = std::fs::remove_file(data_dir.join("broker.addr"));
+    let client = config.kafka.client.clone();
+    let (stop, stopped) = watch::channel(false);
+    let service = BackgroundService::start(Some(data_dir), config, stopped.clone()).await?;
+    announce(data_dir, &service);
+    fg.sources.brokers = Some(service.brokers().to_string());
+    if fg.sources.client.is_empty() {
+        fg.sources.client = client;
     }
-    let configured = config.kafka.brokers.clone();
-    let foreground = async {
-        let brokers = match configured {
-            Some(b) => b,
-            None => {
-                let started = std::time::Instant::now();
-                loop {
-                    if let Some(b) = read_broker_address(data_dir) {
-                        break b;
-                    }
-                    if started.elapsed() > std::time::Duration::from_secs(60) {
-                        bail!("the embedded broker did not start within 60 s");
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-            }
-        };
-        fg.sources.brokers = Some(brokers);
-        foreground::serve(data_dir, fg).await
-    };
-    let (bg, fg) = tokio::try_join!(background(data_dir, config), foreground)?;
-    Ok(if bg == ExitCode::SUCCESS { fg } else { bg })
+    tokio::spawn(stop_on_signal(stop));
+    let foreground = foreground::serve(data_dir, fg, stopped);
+    let background = async { Ok::<_, anyhow::Error>(service.run().await?) };
+    let (outcome, fg) = tokio::try_join!(background, foreground)?;
+    report_stopped(&outcome);
+    Ok(fg)
 }
 
 /// Waits for Ctrl-C or SIGTERM.
@@ -308,111 +300,52 @@ pub(crate) async fn termination() {
     let _ = ctrl_c.await;
 }
 
-async fn background(data_dir: &Path, config: BackgroundConfig) -> Result<ExitCode> {
-    // Bad job specs are configuration errors: report them before starting anything.
-    let registry = match config.jobs.enabled {
-        true => Some(config.jobs.registry()?),
-        false => None,
-    };
-    let k = &config.kafka;
-    let embedded = match &k.brokers {
-        Some(_) => None,
-        None => Some(EmbeddedBroker::start(
-            &[
-                &k.telemetry_topic,
-                &k.landscape_topic,
-                &k.dlq_topic,
-                dcpilot_info_core::replication::MODELS_TOPIC,
-            ],
-            config.embedded.partitions,
-            Some(data_dir),
-        )?),
-    };
-    let brokers = match (&k.brokers, &embedded) {
-        (Some(b), _) => b.clone(),
-        (None, Some(e)) => e.bootstrap_servers(),
-        (None, None) => unreachable!("an embedded broker is started when none is configured"),
-    };
-    if embedded.is_some() {
+/// Flips `stop` on SIGINT/SIGTERM.
+async fn stop_on_signal(stop: watch::Sender<bool>) {
+    termination().await;
+    tracing::info!("shutting down: storing and committing the current batch");
+    let _ = stop.send(true);
+}
+
+fn announce(data_dir: &Path, service: &BackgroundService) {
+    if service.embedded() {
         eprintln!(
-            "embedded broker at {brokers} (also in {})",
-            data_dir.join("broker.addr").display()
+            "embedded broker at {} (also in {})",
+            service.brokers(),
+            data_dir
+                .join(dcpilot_background::broker::BROKER_ADDRESS_FILE)
+                .display()
         );
     }
-    let store = TelemetryStore::open(Some(data_dir), &config.store, OpenMode::ReadWrite)?;
-    let (stop, stopped) = watch::channel(false);
-    if let Some(addr) = config.http.listen {
-        let mut rx = stopped.clone();
-        let bound = dcpilot_background::http::serve(addr, async move {
-            let _ = rx.wait_for(|s| *s).await;
-        })
-        .await?;
-        eprintln!("metrics at http://{bound}/metrics");
+    if let Some(addr) = service.metrics_addr() {
+        eprintln!("metrics at http://{addr}/metrics, readiness at http://{addr}/readyz");
     }
-    tokio::spawn(async move {
-        termination().await;
-        tracing::info!("shutting down: storing and committing the current batch");
-        let _ = stop.send(true);
-    });
-    let jobs = match registry {
-        Some(registry) => Some(start_jobs(
-            data_dir,
-            &config,
-            registry,
-            &brokers,
-            &store,
-            stopped.clone(),
-        )?),
-        None => None,
-    };
-    let stats = dcpilot_background::run_ingest(&config, &brokers, &store, stopped).await?;
-    if let Some(jobs) = jobs {
-        let runs = jobs.await.context("the job runner stopped abnormally")??;
-        for (job, r) in &runs.runs {
+}
+
+fn report_stopped(outcome: &BackgroundOutcome) {
+    if let Some(jobs) = &outcome.jobs {
+        for (job, r) in &jobs.runs {
             eprintln!(
                 "job {job}: {} runs completed, {} failed",
                 r.succeeded, r.failed
             );
         }
     }
+    let stats = &outcome.ingest;
     eprintln!(
         "stopped: {} messages, {} rows stored, {} duplicates dropped, {} dead letters",
         stats.messages, stats.rows, stats.duplicates, stats.dead_letters
     );
-    drop(embedded);
-    Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the Information Core (publishing every change to `dcpilot.models` for foreground
-/// replicas) and starts the job runner.
-fn start_jobs(
-    data_dir: &Path,
-    config: &BackgroundConfig,
-    registry: dcpilot_pipelines::Registry,
-    brokers: &str,
-    store: &TelemetryStore,
-    stopped: watch::Receiver<bool>,
-) -> Result<tokio::task::JoinHandle<dcpilot_background::Result<dcpilot_background::JobRunnerStats>>>
-{
-    let models_dir = models::store_dir(data_dir);
-    let models = std::sync::Arc::new(
-        dcpilot_info_core::InfoCore::open_dir(&models_dir)
-            .with_context(|| format!("opening the Information Core in {}", models_dir.display()))?,
-    );
-    let sink = dcpilot_info_core::replication::KafkaSink::new(
-        brokers,
-        dcpilot_info_core::replication::MODELS_TOPIC,
-    )?;
-    models.set_change_sink(std::sync::Arc::new(sink));
-    models.resync()?;
-    let runner = dcpilot_background::JobRunner::new(
-        config.jobs.clone(),
-        registry,
-        store.context().clone(),
-        store.telemetry.clone(),
-        models,
-    );
-    Ok(tokio::spawn(runner.run(stopped)))
+async fn background(data_dir: &Path, config: BackgroundConfig) -> Result<ExitCode> {
+    let (stop, stopped) = watch::channel(false);
+    let service = BackgroundService::start(Some(data_dir), config, stopped).await?;
+    announce(data_dir, &service);
+    tokio::spawn(stop_on_signal(stop));
+    let outcome = service.run().await?;
+    report_stopped(&outcome);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn decode(format: Format, landscape: bool) -> Result<ExitCode> {

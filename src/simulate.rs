@@ -3,13 +3,14 @@
 //! (instance profiles in `dcpilot.io/` labels); per-instance CPU use and per-host busy
 //! cores go to the telemetry topic at the requested rate, paced by event time.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use dcpilot_background::replay::{replay, send_waiting, ReplayKey, ReplayOptions};
 use dcpilot_background::BackgroundConfig;
-use dcpilot_schemas::TelemetrySample;
+use dcpilot_schemas::{LandscapeEvent, TelemetrySample};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -95,13 +96,19 @@ pub fn run(data_dir: &Path, args: SimulateArgs) -> Result<()> {
     for i in 0..args.hosts {
         let cores = if rng.random_bool(0.5) { 32.0 } else { 64.0 };
         host_cores.push(cores);
-        let event = json!({"kind": "host_up", "timestamp_ms": now, "host": host(i), "cores": cores,
-                           "memory_bytes": (cores as u64) << 32});
+        let event = LandscapeEvent::HostUp {
+            timestamp_ms: now,
+            host: host(i),
+            cores,
+            memory_bytes: (cores as u64) << 32,
+            features: Default::default(),
+            labels: Default::default(),
+        };
         send_waiting(
             &producer,
             BaseRecord::<str, str>::to(&k.landscape_topic)
                 .key(&host(i))
-                .payload(&event.to_string()),
+                .payload(&serde_json::to_string(&event)?),
         )?;
         events += 1;
     }
@@ -118,24 +125,39 @@ pub fn run(data_dir: &Path, args: SimulateArgs) -> Result<()> {
         for r in 0..args.replicas {
             let id = format!("sim-w{w}-{r}");
             let h = (w * args.replicas + r) % args.hosts;
-            let labels = match kind {
-                0 => {
-                    json!({"dcpilot.io/latency-critical": "true", "dcpilot.io/rps": "500", "dcpilot.io/quiet-p99-ms": "2"})
-                }
-                1 => json!({"dcpilot.io/pressure-l3": (rng.random_range(1..=4u32)).to_string()}),
-                2 => {
-                    json!({"dcpilot.io/pressure-membw": (rng.random_range(1..=4u32)).to_string(), "dcpilot.io/evictable": "true"})
-                }
-                _ => json!({}),
+            let label = |pairs: &[(&str, String)]| -> BTreeMap<String, String> {
+                pairs
+                    .iter()
+                    .map(|(k, v)| (format!("dcpilot.io/{k}"), v.clone()))
+                    .collect()
             };
-            let event = json!({"kind": "instance_placed", "timestamp_ms": now, "instance": id,
-                "workload": format!("sim-w{w}"), "host": host(h), "cpu_request": cores,
-                "memory_request_bytes": (cores as u64) << 30, "labels": labels});
+            let labels = match kind {
+                0 => label(&[
+                    ("latency-critical", "true".into()),
+                    ("rps", "500".into()),
+                    ("quiet-p99-ms", "2".into()),
+                ]),
+                1 => label(&[("pressure-l3", rng.random_range(1..=4u32).to_string())]),
+                2 => label(&[
+                    ("pressure-membw", rng.random_range(1..=4u32).to_string()),
+                    ("evictable", "true".into()),
+                ]),
+                _ => BTreeMap::new(),
+            };
+            let event = LandscapeEvent::InstancePlaced {
+                timestamp_ms: now,
+                instance: id.clone(),
+                workload: format!("sim-w{w}"),
+                host: host(h),
+                cpu_request: cores,
+                memory_request_bytes: (cores as u64) << 30,
+                labels,
+            };
             send_waiting(
                 &producer,
                 BaseRecord::<str, str>::to(&k.landscape_topic)
                     .key(&id)
-                    .payload(&event.to_string()),
+                    .payload(&serde_json::to_string(&event)?),
             )?;
             events += 1;
             instances.push(Sim {

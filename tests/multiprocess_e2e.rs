@@ -7,30 +7,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{dcpilot_command, eventually, free_loopback_port, http, wait_for_file, KillOnDrop};
+use common::{dcpilot_command, eventually, http, start_nisshi, wait_for_file, KillOnDrop};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-
-fn nisshi() -> PathBuf {
-    let root = std::env::var_os("NISSHI_ROOT")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/nisshi")))
-        .expect("HOME or NISSHI_ROOT");
-    let bin = root.join("bin/nisshi");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run deploy/install-broker.sh (scripts/setup.sh does)",
-        bin.display()
-    );
-    bin
-}
 
 fn create_topics(brokers: &str) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
@@ -112,31 +98,7 @@ fn rightsizing_version(answer: &serde_json::Value) -> Option<u64> {
 
 #[test]
 fn separate_processes_survive_a_killed_background() {
-    let brokers = free_loopback_port().to_string();
-    let url = format!("tcp://{brokers}");
-    let _broker = KillOnDrop(
-        Command::new(nisshi())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args([
-                "--storage-engine",
-                "memory://nisshi/",
-                "--group-initial-rebalance-delay",
-                "0s",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nisshi"),
-    );
-    eventually(30, "the broker listening", || {
-        std::net::TcpStream::connect(&brokers).ok()
-    });
+    let (_broker, brokers) = start_nisshi();
     create_topics(&brokers);
 
     let dir = tempfile::tempdir().expect("tempdir");

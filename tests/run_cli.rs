@@ -16,7 +16,7 @@ fn run_serves_the_landscape_its_broker_carries_and_stops_on_sigterm() {
     let config = dir.path().join("dcpilot.toml");
     std::fs::write(
         &config,
-        "[http]\nlisten = \"127.0.0.1:0\"\n[jobs]\nenabled = false\n\
+        "[http]\nlisten = \"127.0.0.1:0\"\n[embedded]\nlisten = \"127.0.0.1:0\"\n[jobs]\nenabled = false\n\
          [foreground]\nlisten = \"127.0.0.1:0\"\n[foreground.planner]\nbudget_ms = 5.0\n",
     )
     .expect("write config");

@@ -162,7 +162,12 @@ fn bench(c: &mut Criterion) {
                         TableStore::open(TableSpec::telemetry(), settings.clone()).expect("table");
                     let landscape =
                         TableStore::open(TableSpec::landscape(), settings).expect("table");
-                    let mut assembler = Assembler::new(Format::Auto, "landscape", BATCH_SAMPLES);
+                    let mut assembler = Assembler::new(
+                        Format::Auto,
+                        &Default::default(),
+                        "landscape",
+                        BATCH_SAMPLES,
+                    );
                     drain(&consumer, setup.messages, |payload, ts| {
                         let (_, outcome) = assembler.add("telemetry", Some(payload), ts);
                         assert!(outcome.is_clean());

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use dcpilot_schemas::Format;
+use dcpilot_schemas::{CounterForm, DecoderOptions, Format};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BackgroundError, Result};
@@ -78,6 +78,10 @@ pub struct IngestConfig {
     pub max_batch_samples: usize,
     /// Milliseconds a batch may wait for more samples.
     pub max_batch_delay_ms: u64,
+    /// How collectd sends `derive`/`counter` values: `auto` (per series: decimals or `null`
+    /// mean rates, as collectd 5.12's `write_kafka` sends by default; integers only mean raw
+    /// counters), `rates` or `raw`.
+    pub collectd_counters: CounterForm,
 }
 
 impl Default for IngestConfig {
@@ -85,6 +89,16 @@ impl Default for IngestConfig {
         Self {
             max_batch_samples: 50_000,
             max_batch_delay_ms: 500,
+            collectd_counters: CounterForm::Auto,
+        }
+    }
+}
+
+impl IngestConfig {
+    /// The decoders' settings.
+    pub fn decoder_options(&self) -> DecoderOptions {
+        DecoderOptions {
+            collectd_counters: self.collectd_counters,
         }
     }
 }
@@ -138,15 +152,24 @@ pub struct EmbeddedConfig {
     /// Partitions of each topic it creates. librdkafka's mock cluster keeps only the newest
     /// 5 MB of each partition, so more partitions give a lagging consumer more slack.
     pub partitions: i32,
+    /// Stable address producers connect to (forwarded to the in-process broker, which
+    /// advertises it), so their configuration survives restarts. Port 0: any free port;
+    /// unset: the broker's own random port.
+    pub listen: Option<SocketAddr>,
 }
+
+/// The embedded broker's default address: where Kafka clients look by default.
+pub const EMBEDDED_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9092);
 
 impl Default for EmbeddedConfig {
     fn default() -> Self {
-        Self { partitions: 16 }
+        Self {
+            partitions: 16,
+            listen: Some(EMBEDDED_LISTEN),
+        }
     }
 }
-
-const ENV_PREFIX: &str = "DCPILOT__";
 
 impl BackgroundConfig {
     /// Defaults, overlaid by `file` (if given), overlaid by `DCPILOT__SECTION__KEY`
@@ -179,21 +202,9 @@ impl BackgroundConfig {
     /// variables of `env`. For files that hold other sections too (`dcpilot run`), the
     /// caller removes them first.
     pub fn from_table(label: &str, mut doc: toml::Table, env: &[(String, String)]) -> Result<Self> {
-        let label = label.to_string();
-        let mut env_keys = Vec::new();
-        for (name, value) in env {
-            let Some(path) = name.strip_prefix(ENV_PREFIX) else {
-                continue;
-            };
-            let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
-            env_keys.push(name.clone());
-            set_path(&mut doc, &keys, parse_env_value(value));
-        }
-        let source = if env_keys.is_empty() {
-            label
-        } else {
-            format!("{label} (with environment {})", env_keys.join(", "))
-        };
+        use dcpilot_schemas::config_env::{describe_source, overlay_env, FOREGROUND_SECTION};
+        let applied = overlay_env(&mut doc, env, None, &[FOREGROUND_SECTION]);
+        let source = describe_source(label, &applied);
         // serde_path_to_error names the offending key (`ingest.max_batch_samples: ...`).
         let config: Self = serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(
             |e: serde_path_to_error::Error<toml::de::Error>| BackgroundError::Config {
@@ -254,35 +265,6 @@ impl BackgroundConfig {
         }
         p
     }
-}
-
-fn parse_env_value(raw: &str) -> toml::Value {
-    // `DCPILOT__INGEST__MAX_BATCH_SAMPLES=100` is a number, `...=true` a bool, else a string.
-    format!("v = {raw}")
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
-}
-
-fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
-    let Some((last, parents)) = keys.split_last() else {
-        return;
-    };
-    let mut current = table;
-    for key in parents {
-        let entry = current
-            .entry(key.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if !entry.is_table() {
-            *entry = toml::Value::Table(toml::Table::new());
-        }
-        let toml::Value::Table(next) = entry else {
-            return;
-        };
-        current = next;
-    }
-    current.insert(last.clone(), value);
 }
 
 #[cfg(test)]

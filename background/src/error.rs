@@ -43,6 +43,51 @@ pub enum BackgroundError {
         #[source]
         source: std::io::Error,
     },
+    /// A configured address cannot be listened on (in use, not local, no permission).
+    #[error("{key}: cannot listen on {addr}: {source}{hint}")]
+    Listen {
+        /// The configuration key that set the address.
+        key: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// What to do about it, when there is an obvious fix.
+        hint: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data directory cannot be created or written.
+    #[error("data directory {}: {source} (choose another with --data-dir or DCPILOT_DATA_DIR)", .path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// librdkafka refused the client properties.
+    #[error("{key}: the Kafka {role} rejects these properties: {source}{}", client_config_hint(.source))]
+    ClientConfig {
+        /// The configuration key holding the properties.
+        key: &'static str,
+        /// Which client.
+        role: &'static str,
+        /// librdkafka's words.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// The Information Core could not be opened or replicated.
+    #[error("Information Core in {}: {source}", .path.display())]
+    InfoCore {
+        /// Its directory.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: dcpilot_info_core::InfoCoreError,
+    },
+    /// A bug: something that cannot happen did.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A stored file exists but cannot be read back (torn write, corruption).
     #[error("corrupt file {}: {reason}", .path.display())]
     Corrupt {
@@ -69,7 +114,13 @@ impl BackgroundError {
     /// Who caused the error.
     pub fn cause(&self) -> Cause {
         match self {
-            Self::Config { .. } => Cause::User,
+            Self::Config { .. }
+            | Self::Listen { .. }
+            | Self::DataDir { .. }
+            | Self::ClientConfig { .. } => Cause::User,
+            Self::InfoCore { source, .. } if !source.is_retryable() => Cause::User,
+            Self::InfoCore { .. } => Cause::External,
+            Self::Internal(_) => Cause::Internal,
             Self::Kafka { .. } | Self::Io { .. } | Self::Corrupt { .. } => Cause::External,
             Self::Query(_) => Cause::User,
             Self::Arrow(_) | Self::ReadOnly { .. } => Cause::Internal,
@@ -91,6 +142,15 @@ impl BackgroundError {
     ) -> impl FnOnce(rdkafka::error::KafkaError) -> Self {
         let context = context.into();
         move |source| Self::Kafka { context, source }
+    }
+}
+
+/// What to do about a refused client configuration, when it is obvious.
+fn client_config_hint(error: &rdkafka::error::KafkaError) -> &'static str {
+    if error.to_string().contains("GSSAPI") {
+        " (Kerberos/GSSAPI, librdkafka's default sasl.mechanism, is not built in: set \"sasl.mechanism\" to PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER)"
+    } else {
+        ""
     }
 }
 

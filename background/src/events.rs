@@ -3,7 +3,11 @@
 
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
+
+use crate::config::BackgroundConfig;
 
 /// Metric names, for docs and tests.
 pub mod names {
@@ -39,6 +43,150 @@ pub mod names {
     pub const JOB_MODEL_ERROR: &str = "dcpilot_job_model_error";
     /// The last completed run's holdout error of the best baseline, by job.
     pub const JOB_BASELINE_ERROR: &str = "dcpilot_job_baseline_error";
+}
+
+/// Every metric of the background, described once (Prometheus `# HELP` and `# TYPE`).
+pub fn describe_metrics() {
+    // The recorder must exist before descriptions reach it.
+    let _ = crate::http::metrics_handle();
+    use names::*;
+    describe_counter!(
+        MESSAGES,
+        Unit::Count,
+        "Kafka messages consumed, by source topic."
+    );
+    describe_counter!(
+        BYTES_INGESTED,
+        Unit::Bytes,
+        "Payload bytes consumed, by source topic."
+    );
+    describe_counter!(
+        SAMPLES_INGESTED,
+        Unit::Count,
+        "Rows stored in a table after dedupe (telemetry samples, landscape events)."
+    );
+    describe_counter!(
+        DUPLICATES,
+        Unit::Count,
+        "Rows dropped as duplicates of stored rows (redeliveries, replays)."
+    );
+    describe_counter!(
+        DECODE_ERRORS,
+        Unit::Count,
+        "Undecodable records, by source topic and error kind."
+    );
+    describe_counter!(
+        DEAD_LETTERS,
+        Unit::Count,
+        "Messages written to the dead-letter topic."
+    );
+    describe_histogram!(
+        BATCH_LATENCY,
+        Unit::Seconds,
+        "Time from a micro-batch's first message to its offsets being committed."
+    );
+    describe_gauge!(
+        CONSUMER_LAG,
+        Unit::Count,
+        "Messages behind the high watermark, per partition (librdkafka statistics)."
+    );
+    describe_counter!(
+        SPILLS,
+        Unit::Count,
+        "Time partitions moved from memory to Parquet."
+    );
+    describe_gauge!(
+        ASSIGNED_PARTITIONS,
+        Unit::Count,
+        "Partitions the consumer group assigned to this instance."
+    );
+    describe_counter!(
+        KAFKA_ERRORS,
+        Unit::Count,
+        "Kafka client errors, by what the client was doing."
+    );
+    describe_counter!(
+        OFFSETS_SKIPPED,
+        Unit::Count,
+        "Messages lost: the broker dropped them (retention) before they were consumed."
+    );
+    describe_counter!(
+        JOB_RUNS,
+        Unit::Count,
+        "Background job runs, by job and outcome (published, rejected, error, panic, timeout)."
+    );
+    describe_histogram!(
+        JOB_DURATION,
+        Unit::Seconds,
+        "Duration of a background job run."
+    );
+    describe_gauge!(
+        JOB_MODEL_ERROR,
+        "Holdout error of the last completed run's model, in the job's error metric."
+    );
+    describe_gauge!(
+        JOB_BASELINE_ERROR,
+        "Holdout error of the last completed run's best naive baseline."
+    );
+}
+
+/// Contexts of [`KafkaErrorSeen`], each exported at 0 from the start.
+pub const KAFKA_ERROR_CONTEXTS: &[&str] = &[
+    "client",
+    "consume",
+    "commit",
+    "rebalance",
+    "dead-letter enqueue",
+];
+
+/// Registers every counter whose labels are known at start at 0, so `rate()` and
+/// `increase()` work from the first scrape instead of from the first event.
+pub fn zero_counters(config: &BackgroundConfig, jobs: Option<&dcpilot_pipelines::Registry>) {
+    use names::*;
+    let k = &config.kafka;
+    for topic in [&k.telemetry_topic, &k.landscape_topic] {
+        counter!(MESSAGES, "topic" => topic.clone()).absolute(0);
+        counter!(BYTES_INGESTED, "topic" => topic.clone()).absolute(0);
+        for kind in dcpilot_schemas::DecodeErrorKind::ALL {
+            counter!(DECODE_ERRORS, "topic" => topic.clone(), "kind" => kind.as_str()).absolute(0);
+        }
+    }
+    counter!(DEAD_LETTERS, "topic" => k.dlq_topic.clone()).absolute(0);
+    for table in ["telemetry", "landscape"] {
+        counter!(SAMPLES_INGESTED, "table" => table).absolute(0);
+        counter!(DUPLICATES, "table" => table).absolute(0);
+        counter!(SPILLS, "table" => table).absolute(0);
+    }
+    for context in KAFKA_ERROR_CONTEXTS {
+        counter!(KAFKA_ERRORS, "context" => *context).absolute(0);
+    }
+    gauge!(ASSIGNED_PARTITIONS).set(0.0);
+    if let Some(jobs) = jobs {
+        for job in jobs.jobs() {
+            for outcome in JobRunOutcome::ALL {
+                counter!(JOB_RUNS, "job" => job.name().to_string(), "outcome" => outcome.as_str())
+                    .absolute(0);
+            }
+        }
+    }
+}
+
+/// Partitions of the telemetry topic were assigned: their loss counters start at 0.
+pub struct TelemetryPartitionsAssigned<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partitions.
+    pub partitions: &'a [i32],
+}
+
+impl TelemetryPartitionsAssigned<'_> {
+    /// Registers the per-partition counters.
+    pub fn emit(&self) {
+        for p in self.partitions {
+            counter!(names::OFFSETS_SKIPPED, "topic" => self.topic.to_string(), "partition" => p.to_string())
+                .increment(0);
+        }
+    }
 }
 
 /// A message was consumed.
@@ -179,9 +327,10 @@ pub struct KafkaErrorSeen<'a> {
 }
 
 impl KafkaErrorSeen<'_> {
-    /// Logs and counts it.
+    /// Counts it and logs it, rate-limited per context (a broker outage repeats the same
+    /// error several times a second).
     pub fn emit(&self) {
-        tracing::warn!(context = self.context, error = %self.error, "kafka error");
+        dcpilot_info_core::kafka::log_client_error(self.context, self.error, "");
         counter!(names::KAFKA_ERRORS, "context" => self.context.to_string()).increment(1);
     }
 }
@@ -246,6 +395,15 @@ pub enum JobRunOutcome {
 }
 
 impl JobRunOutcome {
+    /// Every outcome.
+    pub const ALL: [Self; 5] = [
+        Self::Published,
+        Self::Rejected,
+        Self::Error,
+        Self::Panic,
+        Self::Timeout,
+    ];
+
     /// Stable label value.
     pub fn as_str(self) -> &'static str {
         match self {

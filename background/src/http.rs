@@ -1,61 +1,77 @@
-//! The process's HTTP endpoint: Prometheus text on `/metrics`, liveness on `/healthz`.
+//! The process's HTTP endpoint: Prometheus text on `/metrics`, liveness on `/healthz`,
+//! readiness on `/readyz` (200 when the broker answers and partitions are assigned, else
+//! 503; JSON with the reasons either way).
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::Arc;
 
+use axum::http::StatusCode;
 use axum::routing::get;
-use axum::Router;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::error::{BackgroundError, Result};
 use crate::events::names;
-
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+use crate::health::{Readiness, ReadinessReport};
 
 /// Installs the process-wide Prometheus recorder (once) and returns its handle.
 pub fn metrics_handle() -> PrometheusHandle {
-    HANDLE
-        .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full(names::BATCH_LATENCY.to_string()),
-                    &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
-                )
-                .unwrap_or_else(|_| PrometheusBuilder::new());
-            let recorder = builder.build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (embedding applications): then ours
-            // only renders what it sees, which is nothing; say so.
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
-            }
-            handle
-        })
-        .clone()
+    dcpilot_info_core::prometheus::metrics_handle(&[(
+        names::BATCH_LATENCY,
+        &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+    )])
 }
 
-/// Routes of the metrics endpoint, to merge into other routers.
-pub fn metrics_router() -> Router {
+/// Routes of the metrics endpoint (and `/readyz` when `status` is given), to merge into
+/// other routers.
+pub fn metrics_router(status: Option<Arc<Readiness>>) -> Router {
     let handle = metrics_handle();
-    Router::new()
+    let router = Router::new()
         .route("/metrics", get(move || std::future::ready(handle.render())))
-        .route("/healthz", get(|| std::future::ready("ok\n")))
+        .route("/healthz", get(|| std::future::ready("ok\n")));
+    match status {
+        Some(status) => router.route(
+            "/readyz",
+            get(move || std::future::ready(readiness(status.report()))),
+        ),
+        None => router,
+    }
 }
 
-/// Binds `addr` and serves [`metrics_router`] until `shutdown` resolves.
+fn readiness(report: ReadinessReport) -> (StatusCode, Json<ReadinessReport>) {
+    let code = if report.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(report))
+}
+
+/// Binds `addr` (the `http.listen` key) and serves [`metrics_router`] until `shutdown`
+/// resolves.
 pub async fn serve(
     addr: SocketAddr,
+    status: Option<Arc<Readiness>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(BackgroundError::io(addr.to_string()))?;
+        .map_err(|source| BackgroundError::Listen {
+            key: "http.listen",
+            addr,
+            hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+                " (another dcpilot running? pick another http.listen, or remove it for no endpoint)"
+            } else {
+                ""
+            },
+            source,
+        })?;
     let bound = listener
         .local_addr()
         .map_err(BackgroundError::io(addr.to_string()))?;
     tracing::info!(%bound, "serving /metrics and /healthz");
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, metrics_router())
+        if let Err(e) = axum::serve(listener, metrics_router(status))
             .with_graceful_shutdown(shutdown)
             .await
         {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use dcpilot_schemas::decode::Decoder;
 use dcpilot_schemas::{
-    DecodeContext, DecodeOutcome, Format, LandscapeBatchBuilder, LandscapeDecoder,
+    DecodeContext, DecodeOutcome, DecoderOptions, Format, LandscapeBatchBuilder, LandscapeDecoder,
     TelemetryBatchBuilder,
 };
 use rdkafka::config::ClientConfig;
@@ -27,8 +27,10 @@ use crate::error::{BackgroundError, Result};
 use crate::events::{
     BatchCommitted, ConsumerLag, DeadLettered, DecodeFailed, KafkaErrorSeen, MessageConsumed,
 };
-use crate::events::{OffsetsSkipped, PartitionsAssigned};
+use crate::events::{OffsetsSkipped, PartitionsAssigned, TelemetryPartitionsAssigned};
+use crate::health::Readiness;
 use crate::store::{InsertOutcome, TableStore};
+use dcpilot_info_core::kafka::QuietContext;
 
 /// Dead-letter headers: why a message could not be decoded and where it came from.
 pub mod dlq_headers {
@@ -48,15 +50,27 @@ pub mod dlq_headers {
     pub const SOURCE_FORMAT: &str = "dcpilot.source.format";
 }
 
-/// Client context: reports consumer lag from librdkafka's statistics and counts
-/// assignments (so positions learned under an old assignment are forgotten).
+/// Client context: reports consumer lag from librdkafka's statistics, counts assignments
+/// (so positions learned under an old assignment are forgotten), keeps [`Readiness`]
+/// current, and rate-limits librdkafka's log lines.
 #[derive(Default)]
 pub struct IngestContext {
     assignments: std::sync::atomic::AtomicU64,
+    readiness: Arc<Readiness>,
 }
 
 impl ClientContext for IngestContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        dcpilot_info_core::kafka::log_client_line(level, fac, log_message);
+    }
+
     fn stats(&self, statistics: Statistics) {
+        // Brokers with a node id (not the bootstrap entries) in state UP.
+        let reachable = statistics
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state == "UP");
+        self.readiness.set_broker_reachable(reachable);
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
                 // -1 is librdkafka's internal UA partition; lag < 0 means unknown.
@@ -73,6 +87,15 @@ impl ClientContext for IngestContext {
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(
+                rdkafka::types::RDKafkaErrorCode::AllBrokersDown
+                    | rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure
+            )
+        ) {
+            self.readiness.set_broker_reachable(false);
+        }
         KafkaErrorSeen {
             context: "client",
             error: &format_args!("{error}: {reason}"),
@@ -85,14 +108,29 @@ impl ConsumerContext for IngestContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
+                let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+                for e in partitions.elements() {
+                    by_topic
+                        .entry(e.topic().to_string())
+                        .or_default()
+                        .push(e.partition());
+                }
+                for (topic, partitions) in &by_topic {
+                    TelemetryPartitionsAssigned { topic, partitions }.emit();
+                }
                 self.assignments
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.readiness.set_broker_reachable(true);
+                self.readiness.set_assigned_partitions(partitions.count());
                 PartitionsAssigned {
                     count: partitions.count(),
                 }
                 .emit()
             }
-            Rebalance::Revoke(_) => PartitionsAssigned { count: 0 }.emit(),
+            Rebalance::Revoke(_) => {
+                self.readiness.set_assigned_partitions(0);
+                PartitionsAssigned { count: 0 }.emit()
+            }
             Rebalance::Error(e) => KafkaErrorSeen {
                 context: "rebalance",
                 error: e,
@@ -104,12 +142,7 @@ impl ConsumerContext for IngestContext {
 
 /// librdkafka properties shared by all of dcpilot's clients.
 pub fn client_config(kafka: &KafkaConfig, brokers: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers);
-    for (k, v) in &kafka.client {
-        c.set(k, v);
-    }
-    c
+    dcpilot_info_core::kafka::client_config(brokers, &kafka.client)
 }
 
 /// Counters of one ingest run.
@@ -140,9 +173,14 @@ pub struct Assembler {
 impl Assembler {
     /// An assembler decoding telemetry as `format`; messages of `landscape_topic` are
     /// landscape events.
-    pub fn new(format: Format, landscape_topic: &str, batch_capacity: usize) -> Self {
+    pub fn new(
+        format: Format,
+        options: &DecoderOptions,
+        landscape_topic: &str,
+        batch_capacity: usize,
+    ) -> Self {
         Self {
-            decoder: Decoder::new(format),
+            decoder: Decoder::with_options(format, options),
             telemetry: TelemetryBatchBuilder::with_capacity(batch_capacity),
             landscape: LandscapeBatchBuilder::default(),
             landscape_topic: landscape_topic.to_string(),
@@ -209,7 +247,7 @@ impl Assembler {
 /// be used at once.
 struct IngestState {
     assembler: Assembler,
-    dlq: FutureProducer,
+    dlq: FutureProducer<QuietContext>,
     dlq_topic: String,
     telemetry: Arc<TableStore>,
     landscape: Arc<TableStore>,
@@ -224,6 +262,9 @@ struct IngestState {
     /// Next offset expected per telemetry partition, under assignment `positions_of`.
     positions: HashMap<i32, i64>,
     positions_of: u64,
+    /// Where committed progress is published, and what of `stats` was published already.
+    status: Arc<Readiness>,
+    published: IngestStats,
 }
 
 /// Consumes the telemetry and landscape topics into their tables until `shutdown` flips.
@@ -241,6 +282,7 @@ impl Ingestor {
         brokers: &str,
         telemetry: Arc<TableStore>,
         landscape: Arc<TableStore>,
+        readiness: Arc<Readiness>,
     ) -> Result<Self> {
         let k = &config.kafka;
         let mut cc = client_config(k, brokers);
@@ -258,14 +300,17 @@ impl Ingestor {
                 k.statistics_interval_ms.to_string(),
             );
         let consumer: StreamConsumer<IngestContext> = cc
-            .create_with_context(IngestContext::default())
+            .create_with_context(IngestContext {
+                assignments: Default::default(),
+                readiness: readiness.clone(),
+            })
             .map_err(BackgroundError::kafka("creating the consumer"))?;
         consumer
             .subscribe(&[&k.telemetry_topic, &k.landscape_topic])
             .map_err(BackgroundError::kafka("subscribing"))?;
-        let dlq: FutureProducer = client_config(k, brokers)
+        let dlq: FutureProducer<QuietContext> = client_config(k, brokers)
             .set("enable.idempotence", "true")
-            .create()
+            .create_with_context(QuietContext::new("dead-letter producer"))
             .map_err(BackgroundError::kafka("creating the dead-letter producer"))?;
         let max_batch_samples = config.ingest.max_batch_samples;
         Ok(Self {
@@ -273,6 +318,7 @@ impl Ingestor {
             state: IngestState {
                 assembler: Assembler::new(
                     k.telemetry_format,
+                    &config.ingest.decoder_options(),
                     &k.landscape_topic,
                     max_batch_samples.min(1 << 16),
                 ),
@@ -288,6 +334,8 @@ impl Ingestor {
                 telemetry_topic: k.telemetry_topic.clone(),
                 positions: HashMap::new(),
                 positions_of: 0,
+                status: readiness,
+                published: IngestStats::default(),
             },
             max_batch_samples,
             max_batch_delay: Duration::from_millis(config.ingest.max_batch_delay_ms),
@@ -371,6 +419,7 @@ impl IngestState {
     fn handle(&mut self, message: &BorrowedMessage<'_>) {
         self.started.get_or_insert_with(Instant::now);
         self.stats.messages += 1;
+        self.status.set_broker_reachable(true);
         let topic = message.topic();
         MessageConsumed {
             topic,
@@ -511,6 +560,16 @@ impl IngestState {
             .emit();
         }
         self.stats.batches += 1;
+        let s = &self.stats;
+        let p = &self.published;
+        self.status.add_progress(&IngestStats {
+            messages: s.messages - p.messages,
+            rows: s.rows - p.rows,
+            duplicates: s.duplicates - p.duplicates,
+            dead_letters: s.dead_letters - p.dead_letters,
+            batches: s.batches - p.batches,
+        });
+        self.published = self.stats;
         Ok(())
     }
 }

@@ -12,10 +12,12 @@ pub mod broker;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod http;
 pub mod ingest;
 pub mod replay;
 pub mod runner;
+pub mod service;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -28,8 +30,10 @@ use tokio::sync::watch;
 pub use broker::EmbeddedBroker;
 pub use config::BackgroundConfig;
 pub use error::{BackgroundError, Cause, Result};
+pub use health::{Readiness, ReadinessReport};
 pub use ingest::{IngestStats, Ingestor};
 pub use runner::{JobRunner, JobRunnerStats, JobsConfig, TriggerOverride};
+pub use service::{BackgroundOutcome, BackgroundService};
 pub use store::{InsertOutcome, TableSettings, TableSpec, TableStore};
 
 /// The queryable window of telemetry and landscape: both tables, registered in one
@@ -127,6 +131,7 @@ pub async fn run_ingest(
     config: &BackgroundConfig,
     brokers: &str,
     store: &TelemetryStore,
+    readiness: Arc<health::Readiness>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<IngestStats> {
     let mut backoff = Duration::from_millis(500);
@@ -137,6 +142,7 @@ pub async fn run_ingest(
             brokers,
             store.telemetry.clone(),
             store.landscape.clone(),
+            readiness.clone(),
         )?;
         match ingestor.run(shutdown.clone()).await {
             Ok(stats) => {

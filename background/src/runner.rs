@@ -251,15 +251,17 @@ impl JobRunner {
     /// Runs until `shutdown` flips; returns each job's (successful runs, failed runs).
     /// Runs in flight at shutdown are cancelled (they publish nothing).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<JobRunnerStats> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(self.config.worker_threads)
-            .thread_name("dcpilot-jobs")
-            .enable_all()
-            .build()
-            .map_err(|e| BackgroundError::Io {
-                path: PathBuf::from("<jobs runtime>"),
-                source: e,
-            })?;
+        let runtime = OwnRuntime::new(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(self.config.worker_threads)
+                .thread_name("dcpilot-jobs")
+                .enable_all()
+                .build()
+                .map_err(|e| BackgroundError::Io {
+                    path: PathBuf::from("<jobs runtime>"),
+                    source: e,
+                })?,
+        );
         let start = Instant::now();
         let rows = self.telemetry.inserted_rows();
         let mut states: BTreeMap<String, JobState> = self
@@ -306,7 +308,7 @@ impl JobRunner {
                         state.last_start = now;
                         state.rows_at_last_start = rows;
                         state.cancel = Arc::new(AtomicBool::new(false));
-                        self.launch(&runtime, name, state.job.clone(), done_tx.clone(), state.cancel.clone());
+                        self.launch(runtime.handle(), name, state.job.clone(), done_tx.clone(), state.cancel.clone());
                     }
                 }
             }
@@ -316,14 +318,13 @@ impl JobRunner {
                 .cancel
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        // Jobs stuck in their own code cannot be stopped; do not wait for them.
-        runtime.shutdown_background();
+        drop(runtime);
         Ok(stats)
     }
 
     fn launch(
         &self,
-        runtime: &tokio::runtime::Runtime,
+        runtime: &tokio::runtime::Handle,
         name: &str,
         job: Arc<dyn Job>,
         done: mpsc::UnboundedSender<Finished>,
@@ -444,4 +445,34 @@ pub struct JobRunCounts {
     pub failed: u64,
     /// The last completed run's report.
     pub last_report: Option<RunReport>,
+}
+
+/// The jobs' runtime, shut down without waiting whenever the runner ends — also when its
+/// future is dropped inside another runtime (a start-up failure elsewhere), where dropping
+/// a `Runtime` the ordinary way panics ("Cannot drop a runtime in a context where blocking
+/// is not allowed"). Jobs stuck in their own code cannot be stopped; nobody waits for them.
+struct OwnRuntime {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+}
+
+impl OwnRuntime {
+    fn new(runtime: tokio::runtime::Runtime) -> Self {
+        Self {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        }
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }

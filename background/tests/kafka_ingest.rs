@@ -240,7 +240,14 @@ async fn mixed_formats_with_garbage_land_exactly_once() {
     let ingest = {
         let (config, brokers) = (config.clone(), brokers.clone());
         async move {
-            let stats = dcpilot_background::run_ingest(&config, &brokers, &store, stopped).await;
+            let stats = dcpilot_background::run_ingest(
+                &config,
+                &brokers,
+                &store,
+                Default::default(),
+                stopped,
+            )
+            .await;
             (stats, store)
         }
     };
@@ -358,9 +365,15 @@ async fn offsets_dropped_by_the_broker_are_reported_as_lost() {
         async move {
             let (stop, stopped) = watch::channel(false);
             let task = tokio::spawn(async move {
-                let stats = dcpilot_background::run_ingest(&config, &brokers, &store, stopped)
-                    .await
-                    .expect("ingest");
+                let stats = dcpilot_background::run_ingest(
+                    &config,
+                    &brokers,
+                    &store,
+                    Default::default(),
+                    stopped,
+                )
+                .await
+                .expect("ingest");
                 (stats, store)
             });
             let deadline = Instant::now() + Duration::from_secs(60);

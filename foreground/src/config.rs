@@ -1,6 +1,8 @@
-//! `dcpilot foreground` configuration: embedded defaults, overlaid by a TOML file. Unknown
-//! keys are errors; every error names the file and the key.
+//! `dcpilot foreground` configuration: embedded defaults, overlaid by a TOML file, overlaid
+//! by `DCPILOT__FOREGROUND__SECTION__KEY` environment variables. Unknown keys are errors;
+//! every error names the file and the key.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -46,6 +48,9 @@ pub struct SourcesConfig {
     /// The metric giving a host's busy cores; the sample's `host` (else its `entity`)
     /// names the host.
     pub utilization_metric: String,
+    /// Extra librdkafka properties of every client (security, e.g. `security.protocol`,
+    /// `sasl.*`, `ssl.*`); in `dcpilot run`, the background's `kafka.client` when empty.
+    pub client: BTreeMap<String, String>,
 }
 
 impl Default for ForegroundConfig {
@@ -70,6 +75,7 @@ impl Default for SourcesConfig {
             landscape_file: None,
             utilization_topic: "dcpilot.telemetry".into(),
             utilization_metric: "host_cpu_cores_used".into(),
+            client: BTreeMap::new(),
         }
     }
 }
@@ -85,10 +91,19 @@ pub struct ConfigError {
 }
 
 impl ForegroundConfig {
-    /// Defaults overlaid by `file`.
+    /// Defaults overlaid by `file`, overlaid by the process's environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with_env(file, &env)
+    }
+
+    /// [`load`](Self::load) with an explicit environment (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
         let Some(path) = file else {
-            return Ok(Self::default());
+            return Self::build("<defaults>", toml::Table::new(), env, "");
         };
         let label = path.display().to_string();
         let fail = |problem: String| ConfigError {
@@ -96,10 +111,57 @@ impl ForegroundConfig {
             problems: vec![problem],
         };
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        Self::parse(&text).map_err(|problems| ConfigError {
-            file: label.clone(),
-            problems,
-        })
+        let table = text
+            .parse::<toml::Table>()
+            .map_err(|e| fail(e.to_string()))?;
+        Self::build(&label, table, env, "")
+    }
+
+    /// The `[foreground]` section of a `dcpilot run` file (absent: defaults), overlaid by
+    /// `DCPILOT__FOREGROUND__...` variables of `env`; problems name `foreground.KEY`.
+    pub fn from_section(
+        label: &str,
+        section: Option<toml::Value>,
+        env: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let table = match section {
+            None => toml::Table::new(),
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => {
+                return Err(ConfigError {
+                    file: label.to_string(),
+                    problems: vec!["foreground: must be a table".into()],
+                })
+            }
+        };
+        Self::build(label, table, env, "foreground.")
+    }
+
+    fn build(
+        label: &str,
+        mut table: toml::Table,
+        env: &[(String, String)],
+        key_prefix: &str,
+    ) -> Result<Self, ConfigError> {
+        use dcpilot_schemas::config_env::{describe_source, overlay_env, FOREGROUND_SECTION};
+        let applied = overlay_env(&mut table, env, Some(FOREGROUND_SECTION), &[]);
+        let file = describe_source(label, &applied);
+        let config: Self = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(
+            |e: serde_path_to_error::Error<toml::de::Error>| ConfigError {
+                file: file.clone(),
+                problems: vec![format!("{key_prefix}{}: {}", e.path(), e.inner().message())],
+            },
+        )?;
+        let problems: Vec<String> = config
+            .problems()
+            .into_iter()
+            .map(|p| format!("{key_prefix}{p}"))
+            .collect();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { file, problems })
+        }
     }
 
     /// Parses TOML text; problems name their keys.
@@ -185,5 +247,34 @@ mod tests {
         assert!(err[0].contains("listen_on"), "{err:?}");
         let err = ForegroundConfig::load(Some(Path::new("/nonexistent/fg.toml"))).expect_err("io");
         assert_eq!(err.file, "/nonexistent/fg.toml");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = vec![
+            (
+                "DCPILOT__FOREGROUND__SOURCES__BROKERS".to_string(),
+                "k1:9092".to_string(),
+            ),
+            (
+                "DCPILOT__FOREGROUND__PLANNER__TOP".to_string(),
+                "0".to_string(),
+            ),
+        ];
+        let section = toml::Value::Table("[planner]\ntop = 3\n".parse().expect("toml"));
+        let err = ForegroundConfig::from_section("run.toml", Some(section.clone()), &env)
+            .expect_err("top = 0");
+        assert!(
+            err.file.contains("DCPILOT__FOREGROUND__PLANNER__TOP"),
+            "{err}"
+        );
+        assert!(
+            err.problems[0].starts_with("foreground.planner.top"),
+            "{err}"
+        );
+        let c =
+            ForegroundConfig::from_section("run.toml", Some(section), &env[..1]).expect("valid");
+        assert_eq!(c.sources.brokers.as_deref(), Some("k1:9092"));
+        assert_eq!(c.planner.top, 3);
     }
 }

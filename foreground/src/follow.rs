@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use dcpilot_info_core::kafka::{client_config, log_client_error, QuietContext};
 use dcpilot_schemas::decode::Decoder;
 use dcpilot_schemas::{DecodeContext, Format, LandscapeDecoder, TelemetrySample};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Message;
 
@@ -16,7 +16,7 @@ use crate::server::Foreground;
 
 /// A landscape follower.
 pub struct LandscapeFollower {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<QuietContext>,
     foreground: Arc<Foreground>,
     landscape_topic: String,
     utilization_metric: String,
@@ -31,12 +31,11 @@ impl LandscapeFollower {
         sources: &SourcesConfig,
         foreground: Arc<Foreground>,
     ) -> Result<Self, rdkafka::error::KafkaError> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+        let consumer: BaseConsumer<QuietContext> = client_config(brokers, &sources.client)
             .set("group.id", format!("dcpilot-landscape-{}", sources.replica))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .create()?;
+            .create_with_context(QuietContext::new("landscape follower"))?;
         let mut topics = vec![sources.landscape_topic.as_str()];
         if !sources.utilization_topic.is_empty()
             && sources.utilization_topic != sources.landscape_topic
@@ -69,7 +68,8 @@ impl LandscapeFollower {
             let message = match message {
                 Ok(m) => m,
                 Err(e) => {
-                    tracing::warn!(error = %e, "landscape consumer error");
+                    let kind = dcpilot_info_core::kafka::error_kind(&e);
+                    log_client_error("landscape follower", &e, &kind);
                     break;
                 }
             };

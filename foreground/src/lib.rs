@@ -12,6 +12,7 @@
 //!   rebalancing by local search within the budget.
 
 pub mod config;
+pub mod error;
 pub mod extender;
 pub mod follow;
 pub mod intents;
@@ -21,8 +22,10 @@ pub mod openapi;
 pub mod planner;
 pub mod recipes;
 pub mod server;
+pub mod service;
 
 pub use config::ForegroundConfig;
+pub use error::ForegroundError;
 pub use intents::{IntentError, Intents, WorkloadObjectives};
 pub use landscape::{Host, HostLoad, Instance, Landscape, LandscapeError, Pressure};
 pub use planner::{
@@ -33,3 +36,4 @@ pub use recipes::{
     ScoreRequest,
 };
 pub use server::{Foreground, LandscapeDocument};
+pub use service::ForegroundService;

@@ -11,7 +11,9 @@
 
 pub mod core;
 pub mod error;
+pub mod kafka;
 pub mod model;
+pub mod prometheus;
 pub mod record;
 pub mod replication;
 pub mod snapshot;

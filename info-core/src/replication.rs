@@ -7,16 +7,17 @@
 //! and one that saw every message has the whole history. Applying a message is idempotent
 //! (files are immutable and checked before they are written).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{InfoCoreError, Result};
+use crate::kafka::{client_config, QuietContext};
 use crate::store::InfoCore;
 
 /// Default topic.
@@ -52,18 +53,27 @@ fn kafka(context: &str) -> impl FnOnce(rdkafka::error::KafkaError) -> InfoCoreEr
 
 /// Publishes changes to a Kafka topic (the leader side).
 pub struct KafkaSink {
-    producer: ThreadedProducer<DefaultProducerContext>,
+    producer: ThreadedProducer<QuietContext>,
     topic: String,
 }
 
 impl KafkaSink {
     /// A sink producing to `topic` at `brokers`.
     pub fn new(brokers: &str, topic: &str) -> Result<Self> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+        Self::with_properties(brokers, &BTreeMap::new(), topic)
+    }
+
+    /// A sink producing to `topic` at `brokers` with the user's librdkafka `properties`
+    /// (security, compression; see [`client_config`]).
+    pub fn with_properties(
+        brokers: &str,
+        properties: &BTreeMap<String, String>,
+        topic: &str,
+    ) -> Result<Self> {
+        let producer = client_config(brokers, properties)
             .set("enable.idempotence", "true")
             .set("message.timeout.ms", "30000")
-            .create()
+            .create_with_context(QuietContext::new("models producer"))
             .map_err(kafka("creating the models producer"))?;
         Ok(Self {
             producer,
@@ -92,7 +102,7 @@ impl ChangeSink for KafkaSink {
 
 /// Follows a `dcpilot.models` topic into a local store (a foreground replica).
 pub struct Follower {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<QuietContext>,
     store: Arc<InfoCore>,
 }
 
@@ -101,12 +111,22 @@ impl Follower {
     /// replica reads every message (its own consumer group, no commits: it rebuilds from
     /// the compacted topic on every start).
     pub fn new(brokers: &str, topic: &str, replica: &str, store: Arc<InfoCore>) -> Result<Self> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+        Self::with_properties(brokers, &BTreeMap::new(), topic, replica, store)
+    }
+
+    /// [`Follower::new`] with the user's librdkafka `properties` (see [`client_config`]).
+    pub fn with_properties(
+        brokers: &str,
+        properties: &BTreeMap<String, String>,
+        topic: &str,
+        replica: &str,
+        store: Arc<InfoCore>,
+    ) -> Result<Self> {
+        let consumer: BaseConsumer<QuietContext> = client_config(brokers, properties)
             .set("group.id", format!("dcpilot-models-{replica}"))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .create()
+            .create_with_context(QuietContext::new("models follower"))
             .map_err(kafka("creating the models consumer"))?;
         consumer
             .subscribe(&[topic])

@@ -6,6 +6,7 @@
 //! record that cannot be decoded becomes a [`RecordError`] naming what is wrong.
 
 pub mod arrow_schema;
+pub mod config_env;
 pub mod decode;
 pub mod traces;
 pub mod wire;
@@ -14,7 +15,8 @@ pub use arrow_schema::{
     landscape_schema, telemetry_schema, LandscapeBatchBuilder, TelemetryBatchBuilder,
 };
 pub use decode::{
-    detect_format, CollectdDecoder, DecodeContext, DecodeErrorKind, DecodeOutcome, Decoder, Format,
-    InfluxDecoder, LandscapeDecoder, NativeDecoder, RecordError, SampleSink, TelemetryDecoder,
+    decoders, detect_format, CollectdDecoder, CounterForm, DecodeContext, DecodeErrorKind,
+    DecodeOutcome, Decoder, DecoderOptions, Format, InfluxDecoder, LandscapeDecoder, NativeDecoder,
+    RecordError, SampleSink, TelemetryDecoder,
 };
 pub use wire::{LandscapeEvent, PlatformFeatures, SampleRef, TelemetrySample};

@@ -6,9 +6,8 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// One HTTP/1.1 request over a fresh connection; the status and the body as JSON (or
-/// `Null` when it is not JSON).
-pub fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+/// One HTTP/1.1 request over a fresh connection; the status and the body as text.
+pub fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     write!(
         s,
@@ -19,11 +18,22 @@ pub fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_jso
     let mut text = String::new();
     s.read_to_string(&mut text).expect("read");
     let status = text[9..12].parse().expect("status");
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_string())
+}
+
+/// [`request`] with the body as JSON (`Null` when it is not JSON).
+pub fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let (status, text) = request(addr, method, path, body);
     (
         status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
     )
+}
+
+/// `GET path`; the status and the body as text.
+pub fn http_text(addr: &str, path: &str) -> (u16, String) {
+    request(addr, "GET", path, "")
 }
 
 /// Waits (up to 30 s) for a file a child process writes, and returns its content.
@@ -78,10 +88,14 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// `dcpilot --data-dir DIR ARGS…`, ready to run or spawn.
+/// `dcpilot --data-dir DIR ARGS…`, ready to run or spawn. An embedded broker takes any
+/// free port instead of the stable default (tests run in parallel).
 pub fn dcpilot_command(data_dir: &Path, args: &[&str]) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dcpilot"));
-    c.arg("--data-dir").arg(data_dir).args(args);
+    c.env("DCPILOT__EMBEDDED__LISTEN", "127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args);
     c
 }
 
@@ -97,4 +111,50 @@ pub fn free_loopback_port() -> std::net::SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
+}
+
+/// The standalone broker of the end-to-end tests (installed by deploy/install-broker.sh,
+/// which scripts/setup.sh runs).
+pub fn nisshi() -> std::path::PathBuf {
+    let root = std::env::var_os("NISSHI_ROOT")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/nisshi")))
+        .expect("HOME or NISSHI_ROOT");
+    let bin = root.join("bin/nisshi");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run deploy/install-broker.sh (scripts/setup.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Starts nisshi in memory on a free loopback port; returns it and its address.
+pub fn start_nisshi() -> (KillOnDrop, String) {
+    let brokers = free_loopback_port().to_string();
+    let url = format!("tcp://{brokers}");
+    let broker = KillOnDrop(
+        std::process::Command::new(nisshi())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args([
+                "--storage-engine",
+                "memory://nisshi/",
+                "--group-initial-rebalance-delay",
+                "0s",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start nisshi"),
+    );
+    eventually(30, "the broker listening", || {
+        TcpStream::connect(&brokers).ok()
+    });
+    (broker, brokers)
 }

@@ -1,7 +1,12 @@
 //! collectd `write_kafka` with `Format JSON`: arrays of value lists. Each data source becomes
-//! one sample named by collectd's identifier (`plugin[-instance]/type[-instance][/dsname]`);
-//! `derive` and `counter` values become per-second rates, `absolute` values are divided by
-//! the interval, `gauge` values pass through.
+//! one sample named by collectd's identifier (`plugin[-instance]/type[-instance][/dsname]`).
+//!
+//! `derive` and `counter` values come in one of two forms. collectd 5.12's `write_kafka`
+//! sends them already as per-second rates (`StoreRates true`, its real default whatever the
+//! manual says): decimals, and `null` for a series' first interval. With `StoreRates false`
+//! they are raw counters, printed as integers, and dcpilot turns them into rates itself.
+//! [`CounterForm::Auto`] tells them apart per series; `absolute` values are divided by the
+//! interval, `gauge` values pass through.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -19,9 +24,25 @@ use crate::wire::SampleRef;
 /// next value of each series then only primes its rate again).
 const MAX_TRACKED_SERIES: usize = 1_000_000;
 
+/// How `derive` and `counter` values arrive (`ingest.collectd_counters`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CounterForm {
+    /// Per series: a decimal or a `null` in a value list marks its series as sending rates
+    /// (for good); a series that has only ever sent integers is taken as raw counters.
+    #[default]
+    Auto,
+    /// Always per-second rates already (`StoreRates true`): passed through.
+    Rates,
+    /// Always raw counters (`StoreRates false`): turned into rates here.
+    Raw,
+}
+
 #[derive(Deserialize)]
 struct ValueList<'a> {
-    values: Vec<Option<f64>>,
+    /// Numbers kept as parsed: whether collectd printed an integer or a decimal tells a raw
+    /// counter from a rate.
+    values: Vec<Option<serde_json::Number>>,
     #[serde(borrow)]
     dstypes: Vec<Cow<'a, str>>,
     #[serde(borrow)]
@@ -44,16 +65,19 @@ struct ValueList<'a> {
     _meta: Option<serde::de::IgnoredAny>,
 }
 
-/// The last raw value of a counter-like data source.
+/// What is known of a counter-like data source.
 #[derive(Debug, Clone, Copy)]
-struct CounterState {
-    value: f64,
-    time: f64,
+enum CounterState {
+    /// It has sent a rate (a decimal or `null`): its values pass through from now on.
+    SendsRates,
+    /// Its last raw value.
+    Raw { value: f64, time: f64 },
 }
 
-/// Decodes collectd JSON; keeps counter state to turn derive/counter values into rates.
+/// Decodes collectd JSON; keeps counter state to turn raw derive/counter values into rates.
 #[derive(Debug, Default)]
 pub struct CollectdDecoder {
+    form: CounterForm,
     counters: HashMap<String, CounterState>,
 }
 
@@ -78,24 +102,63 @@ fn identifier(vl: &ValueList<'_>, dsname: &str) -> String {
 }
 
 impl CollectdDecoder {
-    /// Rate of a counter-like data source since its previous value; `None` for the first
-    /// value of a series or when time did not advance (a replayed message).
-    fn rate(&mut self, key: &str, dstype: &str, value: f64, time: f64) -> Option<f64> {
+    /// A decoder taking `derive`/`counter` values in the given form.
+    pub fn new(form: CounterForm) -> Self {
+        Self {
+            form,
+            counters: HashMap::new(),
+        }
+    }
+
+    /// The per-second rate a counter-like value stands for. `raw` is `None` for collectd's
+    /// `null` ("no rate yet"); the answer is `None` when there is nothing to record: that
+    /// `null`, the first raw value of a series (it only primes the rate), or a raw value whose
+    /// time did not advance (a replayed message).
+    fn rate(
+        &mut self,
+        key: &str,
+        dstype: &str,
+        raw: Option<&serde_json::Number>,
+        time: f64,
+        list_in_rate_form: bool,
+    ) -> Option<f64> {
+        let sends_rate = match self.form {
+            CounterForm::Rates => return raw.and_then(serde_json::Number::as_f64),
+            CounterForm::Raw => false,
+            CounterForm::Auto => list_in_rate_form,
+        };
         if self.counters.len() >= MAX_TRACKED_SERIES && !self.counters.contains_key(key) {
             self.counters.clear();
         }
-        let previous = self
-            .counters
-            .insert(key.to_string(), CounterState { value, time });
-        let previous = previous?;
-        let elapsed = time - previous.time;
+        let known = self.counters.get(key).copied();
+        if sends_rate || matches!(known, Some(CounterState::SendsRates)) {
+            if !matches!(known, Some(CounterState::SendsRates)) {
+                self.counters
+                    .insert(key.to_string(), CounterState::SendsRates);
+            }
+            return raw.and_then(serde_json::Number::as_f64);
+        }
+        let value = raw?.as_f64()?;
+        self.counters
+            .insert(key.to_string(), CounterState::Raw { value, time });
+        let Some(CounterState::Raw {
+            value: previous,
+            time: previous_time,
+        }) = known
+        else {
+            // A new series' first integer: a raw counter only primes its rate, except at 0,
+            // where both readings agree (nothing counted yet; a rate of 0, which collectd
+            // prints as `0`), so it is recorded rather than lost.
+            return (self.form == CounterForm::Auto && value == 0.0).then_some(0.0);
+        };
+        let elapsed = time - previous_time;
         if elapsed <= 0.0 {
             return None;
         }
-        let mut delta = value - previous.value;
+        let mut delta = value - previous;
         if dstype == "counter" && delta < 0.0 {
             // A counter wrapped: at 2^32 if it was small enough to be a 32-bit one.
-            let width = if previous.value <= u32::MAX as f64 {
+            let width = if previous <= u32::MAX as f64 {
                 2f64.powi(32)
             } else {
                 2f64.powi(64)
@@ -144,18 +207,30 @@ impl TelemetryDecoder for CollectdDecoder {
                 if !matches!(dstype, "gauge" | "derive" | "counter" | "absolute") {
                     return Err(invalid(format!("unknown dstype `{dstype}` at index {i}")));
                 }
-                ready.push((identifier(&vl, &vl.dsnames[i]), dstype, vl.values[i]));
+                ready.push((
+                    identifier(&vl, &vl.dsnames[i]),
+                    dstype,
+                    vl.values[i].as_ref(),
+                ));
             }
+            // collectd formats every value of one list alike: one decimal or `null` among
+            // them puts the whole list in rate form (a rate of 0 prints as `0`).
+            let in_rate_form = vl
+                .values
+                .iter()
+                .any(|v| v.as_ref().is_none_or(serde_json::Number::is_f64));
             for (metric, dstype, raw) in ready {
-                // collectd writes NaN (an unknown value) as null: nothing to record.
-                let Some(raw) = raw else { continue };
+                // collectd writes NaN (an unknown value, or no rate yet) as null: nothing to
+                // record, though for a counter it says the series sends rates.
                 let value = match dstype {
-                    "gauge" => Some(raw),
-                    "absolute" if vl.interval > 0.0 => Some(raw / vl.interval),
+                    "gauge" => raw.and_then(|n| n.as_f64()),
+                    "absolute" if vl.interval > 0.0 => {
+                        raw.and_then(|n| n.as_f64()).map(|v| v / vl.interval)
+                    }
                     "absolute" => None,
                     _ => {
                         let key = format!("{}\u{1f}{}", vl.host, metric);
-                        self.rate(&key, dstype, raw, vl.time)
+                        self.rate(&key, dstype, raw, vl.time, in_rate_form)
                     }
                 };
                 let Some(value) = value else { continue };
@@ -287,6 +362,43 @@ mod tests {
             ),
         );
         assert_eq!(s[0].value, 1.0);
+    }
+
+    fn derive(time: f64, value: &str) -> String {
+        format!(
+            "[{}]",
+            vl(time, &format!("[{value}]"), r#"["derive"]"#, r#"["value"]"#)
+        )
+    }
+
+    #[test]
+    fn rates_as_collectd_5_12_sends_them_pass_through() {
+        let mut d = CollectdDecoder::default();
+        let (s, o) = decode(&mut d, &derive(1690000000.0, "null"));
+        assert!(o.is_clean(), "a null rate is not an error: {o:?}");
+        assert!(s.is_empty());
+        let (s, _) = decode(&mut d, &derive(1690000002.0, "99.0049751243781"));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].value, 99.0049751243781);
+        // A rate of exactly 0 prints as an integer; the series is known to send rates.
+        let (s, _) = decode(&mut d, &derive(1690000004.0, "0"));
+        assert_eq!(s[0].value, 0.0);
+        let (s, _) = decode(&mut d, &derive(1690000006.0, "3"));
+        assert_eq!(s[0].value, 3.0);
+    }
+
+    #[test]
+    fn the_counter_form_can_be_forced() {
+        let mut rates = CollectdDecoder::new(CounterForm::Rates);
+        let (s, _) = decode(&mut rates, &derive(1690000000.0, "120"));
+        assert_eq!(s[0].value, 120.0, "integers are rates too when told so");
+        let mut raw = CollectdDecoder::new(CounterForm::Raw);
+        let (s, _) = decode(&mut raw, &derive(1690000000.0, "100.5"));
+        assert!(s.is_empty(), "a raw counter's first value primes");
+        let (s, _) = decode(&mut raw, &derive(1690000010.0, "200.5"));
+        assert_eq!(s[0].value, 10.0);
+        let (s, o) = decode(&mut raw, &derive(1690000020.0, "null"));
+        assert!(s.is_empty() && o.is_clean());
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod native;
 use std::fmt;
 use std::str::FromStr;
 
-pub use collectd::CollectdDecoder;
+pub use collectd::{CollectdDecoder, CounterForm};
 pub use influx::InfluxDecoder;
 pub use native::{LandscapeDecoder, NativeDecoder};
 
@@ -108,6 +108,16 @@ pub enum DecodeErrorKind {
 }
 
 impl DecodeErrorKind {
+    /// Every kind.
+    pub const ALL: [Self; 6] = [
+        Self::Empty,
+        Self::InvalidUtf8,
+        Self::MalformedJson,
+        Self::SchemaMismatch,
+        Self::InvalidValue,
+        Self::InfluxSyntax,
+    ];
+
     /// Stable snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -218,21 +228,49 @@ pub trait TelemetryDecoder: Send {
     ) -> DecodeOutcome;
 }
 
-/// The decoder configured for a topic: a fixed format, or per-message detection.
-#[derive(Debug, Default)]
+/// Settings of the decoders (`[ingest]` keys of the background config).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecoderOptions {
+    /// How collectd's `derive`/`counter` values arrive.
+    pub collectd_counters: CounterForm,
+}
+
+/// Every telemetry decoder, one per wire format: the one place a new format is added (with
+/// its [`Format`] variant and, for `auto`, a rule in [`detect_format`]).
+pub fn decoders(options: &DecoderOptions) -> Vec<Box<dyn TelemetryDecoder>> {
+    vec![
+        Box::new(NativeDecoder::default()),
+        Box::new(CollectdDecoder::new(options.collectd_counters)),
+        Box::new(InfluxDecoder::default()),
+    ]
+}
+
+/// The decoder configured for a topic: a fixed format, or per-message detection, over the
+/// registry of [`decoders`].
 pub struct Decoder {
     format: Option<Format>,
-    native: NativeDecoder,
-    collectd: CollectdDecoder,
-    influx: InfluxDecoder,
+    decoders: Vec<Box<dyn TelemetryDecoder>>,
+}
+
+impl fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decoder")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Decoder {
-    /// A decoder for `format` (`Format::Auto` detects per message).
+    /// A decoder for `format` (`Format::Auto` detects per message) with default options.
     pub fn new(format: Format) -> Self {
+        Self::with_options(format, &DecoderOptions::default())
+    }
+
+    /// A decoder for `format` with the given options.
+    pub fn with_options(format: Format, options: &DecoderOptions) -> Self {
         Self {
             format: (format != Format::Auto).then_some(format),
-            ..Self::default()
+            decoders: decoders(options),
         }
     }
 
@@ -243,11 +281,22 @@ impl Decoder {
         ctx: &DecodeContext,
         sink: &mut dyn SampleSink,
     ) -> (Format, DecodeOutcome) {
-        let format = self.format.unwrap_or_else(|| detect_format(payload));
-        let outcome = match format {
-            Format::Collectd => self.collectd.decode(payload, ctx, sink),
-            Format::Influx => self.influx.decode(payload, ctx, sink),
-            Format::Native | Format::Auto => self.native.decode(payload, ctx, sink),
+        let format = match self.format.unwrap_or_else(|| detect_format(payload)) {
+            Format::Auto => Format::Native,
+            known => known,
+        };
+        let outcome = match self.decoders.iter_mut().find(|d| d.format() == format) {
+            Some(decoder) => decoder.decode(payload, ctx, sink),
+            None => {
+                // Unreachable with the built-in registry, which covers every format.
+                let mut outcome = DecodeOutcome::default();
+                outcome.error(RecordError::new(
+                    0,
+                    DecodeErrorKind::SchemaMismatch,
+                    format!("no decoder registered for format {format}"),
+                ));
+                outcome
+            }
         };
         (format, outcome)
     }
