@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-
 /// Config lines that keep a test off the shared default ports.
 const FREE_PORTS: &str = "[http]\nlisten = \"127.0.0.1:0\"\n[embedded]\nlisten = \"127.0.0.1:0\"\n[jobs]\nenabled = false\n";
 

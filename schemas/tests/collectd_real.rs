@@ -114,5 +114,10 @@ fn forcing_raw_counters_on_rates_is_visibly_wrong() {
             "{s:?}"
         );
     }
-    assert!(auto.len() * 100 >= rates.len() * 99, "{} of {}", auto.len(), rates.len());
+    assert!(
+        auto.len() * 100 >= rates.len() * 99,
+        "{} of {}",
+        auto.len(),
+        rates.len()
+    );
 }

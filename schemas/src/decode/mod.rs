@@ -239,9 +239,9 @@ pub struct DecoderOptions {
 /// its [`Format`] variant and, for `auto`, a rule in [`detect_format`]).
 pub fn decoders(options: &DecoderOptions) -> Vec<Box<dyn TelemetryDecoder>> {
     vec![
-        Box::new(NativeDecoder::default()),
+        Box::new(NativeDecoder),
         Box::new(CollectdDecoder::new(options.collectd_counters)),
-        Box::new(InfluxDecoder::default()),
+        Box::new(InfluxDecoder),
     ]
 }
 
