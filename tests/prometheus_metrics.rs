@@ -7,7 +7,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{dcpilot_command, eventually, http_text, wait_for_file, KillOnDrop};
+use common::{dcpilot_command, eventually, http_text, start_background, wait_for_file, KillOnDrop};
 
 fn promtool() -> Option<&'static str> {
     ["/usr/bin/promtool", "/usr/local/bin/promtool"]
@@ -68,27 +68,8 @@ fn every_metric_described(body: &str) {
 #[test]
 fn background_metrics_are_described_zeroed_and_valid() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("c.toml");
-    std::fs::write(&config, "[http]\nlisten = \"127.0.0.1:0\"\n").expect("write");
-    let child = dcpilot_command(
-        dir.path(),
-        &["background", "--config", config.to_str().expect("utf-8")],
-    )
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("start");
-    let mut child = KillOnDrop(child);
-    let stderr = child.0.stderr.take().expect("stderr");
-    let addr = {
-        use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        loop {
-            let line = lines.next().expect("metrics address line").expect("read");
-            if let Some(rest) = line.strip_prefix("metrics at http://") {
-                break rest.split('/').next().expect("addr").to_string();
-            }
-        }
-    };
+    let background = start_background(dir.path(), "[http]\nlisten = \"127.0.0.1:0\"\n");
+    let addr = background.metrics.clone();
     let body = eventually(30, "metrics", || {
         let (status, text) = http_text(&addr, "/metrics");
         (status == 200).then_some(text)

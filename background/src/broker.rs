@@ -140,16 +140,11 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
             _ => break,
         }
     }
-    let listener = attempt.map_err(|source| BackgroundError::Listen {
-        key: "embedded.listen",
+    let listener = attempt.map_err(BackgroundError::listen(
+        "embedded.listen",
         addr,
-        hint: if source.kind() == std::io::ErrorKind::AddrInUse {
-            " (a Kafka broker already there? set kafka.brokers to use it, or pick another embedded.listen; 127.0.0.1:0 takes any free port)"
-        } else {
-            ""
-        },
-        source,
-    })?;
+        " (a Kafka broker already there? set kafka.brokers to use it, or pick another embedded.listen; 127.0.0.1:0 takes any free port)",
+    ))?;
     listener
         .set_nonblocking(true)
         .map_err(BackgroundError::io("embedded.listen"))?;

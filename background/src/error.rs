@@ -137,6 +137,25 @@ impl BackgroundError {
         move |source| Self::Io { path, source }
     }
 
+    /// Maps a failed bind of `addr` (set by `key`) to [`BackgroundError::Listen`], with
+    /// `in_use_hint` when the address is taken.
+    pub(crate) fn listen(
+        key: &'static str,
+        addr: std::net::SocketAddr,
+        in_use_hint: &'static str,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        move |source| Self::Listen {
+            key,
+            addr,
+            hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+                in_use_hint
+            } else {
+                ""
+            },
+            source,
+        }
+    }
+
     pub(crate) fn kafka(
         context: impl Into<String>,
     ) -> impl FnOnce(rdkafka::error::KafkaError) -> Self {

@@ -56,16 +56,11 @@ pub async fn serve(
 ) -> Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| BackgroundError::Listen {
-            key: "http.listen",
+        .map_err(BackgroundError::listen(
+            "http.listen",
             addr,
-            hint: if source.kind() == std::io::ErrorKind::AddrInUse {
-                " (another dcpilot running? pick another http.listen, or remove it for no endpoint)"
-            } else {
-                ""
-            },
-            source,
-        })?;
+            " (another dcpilot running? pick another http.listen, or remove it for no endpoint)",
+        ))?;
     let bound = listener
         .local_addr()
         .map_err(BackgroundError::io(addr.to_string()))?;

@@ -158,3 +158,53 @@ pub fn start_nisshi() -> (KillOnDrop, String) {
     });
     (broker, brokers)
 }
+
+/// A `dcpilot background` started on a config file holding `toml`, with the address of its
+/// metrics endpoint (read from its log) and the stderr lines so far (a thread keeps
+/// reading them).
+pub struct Background {
+    /// The process.
+    pub child: KillOnDrop,
+    /// `host:port` of `/metrics`, `/healthz`, `/readyz`.
+    pub metrics: String,
+    /// Its stderr, line by line.
+    pub lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// Starts `dcpilot background --config FILE` in `dir` (see [`Background`]).
+pub fn start_background(dir: &Path, toml: &str) -> Background {
+    use std::io::BufRead;
+    let config = dir.join("background.toml");
+    std::fs::write(&config, toml).expect("write config");
+    let mut child = dcpilot_command(
+        dir,
+        &["background", "--config", config.to_str().expect("utf-8")],
+    )
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("start the background");
+    let stderr = child.stderr.take().expect("stderr");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().expect("lock").push(line);
+        }
+    });
+    let child = KillOnDrop(child);
+    let metrics = eventually(30, "the metrics address in the log", || {
+        lines.lock().expect("lock").iter().find_map(|l| {
+            l.strip_prefix("metrics at http://")
+                .and_then(|rest| rest.split('/').next())
+                .map(str::to_string)
+        })
+    });
+    Background {
+        child,
+        metrics,
+        lines,
+    }
+}

@@ -1,0 +1,40 @@
+//! The intents endpoints: `GET /v1/intents` (documents, objectives, unscored workloads)
+//! and `PUT /v1/intents` (add or replace intent documents).
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::{answer, body_bytes, ApiError, Shared};
+
+pub(super) async fn get_intents(State(fg): Shared) -> Json<Value> {
+    let intents = fg.intents();
+    Json(json!({
+        "documents": intents.documents(),
+        "objectives": intents.all_objectives(),
+        "unscored": intents.unscored(),
+    }))
+}
+
+pub(super) async fn put_intents(
+    State(fg): Shared,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let result = (|| {
+        fg.authorize(&headers)?;
+        let bytes = body_bytes(body)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad("body: not UTF-8"))?;
+        let written = fg.put_intents(text).map_err(ApiError::bad)?;
+        fg.prepare_in_background();
+        Ok(json!({ "written": written }))
+    })();
+    answer("intents", started, result, |_| (false, false))
+}

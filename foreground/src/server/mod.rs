@@ -1,0 +1,468 @@
+//! The HTTP API (axum). Planning runs synchronously in the handler over what it loads at
+//! the start — the landscape, the intents and a model snapshot, each an `Arc` swapped
+//! atomically by writers — so a request never waits for a lock and always sees one
+//! consistent state.
+//!
+//! Every error is JSON `{"error": "..."}` with a 4xx status naming the problem; bodies
+//! larger than `max_body_bytes` get 413.
+//!
+//! This module owns the shared state ([`Foreground`]), the router and the helpers every
+//! handler uses (body parsing, [`ApiError`], answer metrics); the handlers live in one
+//! module per API area:
+//!
+//! - `planning`: `POST /v1/placements`, `/v1/rebalance`, `/v1/score`;
+//! - `intents`: `GET`/`PUT /v1/intents`;
+//! - `landscape`: `GET /v1/landscape`, `POST /v1/landscape/events` and [`LandscapeDocument`];
+//! - `models`: `GET /v1/models`, `POST /v1/models/{name}/rollback`;
+//! - `scheduler`: the Kubernetes scheduler-extender `POST /scheduler/filter` and `/prioritize`;
+//! - `meta`: `/healthz`, `/metrics`, `/openapi.json`.
+
+mod intents;
+mod landscape;
+mod meta;
+mod models;
+mod planning;
+mod scheduler;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use dcpilot_info_core::InfoCore;
+use dcpilot_schemas::LandscapeEvent;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::config::ForegroundConfig;
+use crate::intents::Intents;
+use crate::landscape::Landscape;
+use crate::objective::State as IndexedLandscape;
+use crate::planner::{PlanError, PlannerConfig};
+
+pub use landscape::LandscapeDocument;
+
+/// Renders the process's metrics (Prometheus text).
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// The foreground's shared state.
+pub struct Foreground {
+    landscape: ArcSwap<Landscape>,
+    intents: ArcSwap<Intents>,
+    models: Arc<InfoCore>,
+    /// Whether models come from a followed topic (then rollback belongs to the leader).
+    following: bool,
+    config: ForegroundConfig,
+    /// Serialises writers (readers never take it).
+    writer: parking_lot::Mutex<()>,
+    /// The landscape in the rebalancer's index form, for the landscape and intents it was
+    /// built from (kept alive here, so pointer equality is identity).
+    prepared: ArcSwapOption<Prepared>,
+    /// A background preparation is running / was asked for again meanwhile.
+    preparing: std::sync::atomic::AtomicBool,
+    prepare_again: std::sync::atomic::AtomicBool,
+    metrics: Option<MetricsRenderer>,
+}
+
+struct Prepared {
+    landscape: Arc<Landscape>,
+    intents: Arc<Intents>,
+    state: Arc<IndexedLandscape>,
+}
+
+/// A 4xx (or 5xx) answer with a message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<PlanError> for ApiError {
+    fn from(e: PlanError) -> Self {
+        match e {
+            PlanError::BadRequest(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+            e @ PlanError::NoFeasibleHost { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
+        }
+    }
+}
+
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|r| ApiError::new(r.status(), format!("body: {}", r.body_text())))
+}
+
+/// Parses a JSON body; errors name the field (`recipes[0].to: missing field`).
+fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body_bytes(body)?;
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            ApiError::bad(format!("body: {inner}"))
+        } else {
+            ApiError::bad(format!("body: {path}: {inner}"))
+        }
+    })
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Endpoint labels of the foreground's metrics.
+pub const ENDPOINTS: &[&str] = &[
+    "placements",
+    "rebalance",
+    "score",
+    "intents",
+    "landscape_events",
+    "rollback",
+    "scheduler_filter",
+    "scheduler_prioritize",
+];
+
+/// Describes every foreground metric once (Prometheus `# HELP`) and registers the
+/// counters whose labels are known at 0, so `rate()` works from the first scrape.
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_histogram, Unit};
+    describe_counter!(
+        "dcpilot_foreground_requests_total",
+        Unit::Count,
+        "API requests answered, by endpoint and HTTP status."
+    );
+    describe_histogram!(
+        "dcpilot_foreground_request_seconds",
+        Unit::Seconds,
+        "Time to answer an API request, by endpoint."
+    );
+    describe_counter!(
+        "dcpilot_foreground_budget_exhausted_total",
+        Unit::Count,
+        "Answers whose time budget ran out before every candidate was scored."
+    );
+    describe_counter!(
+        "dcpilot_foreground_degraded_total",
+        Unit::Count,
+        "Answers that fell back to rules of thumb (a model missing, stale or unusable)."
+    );
+    describe_counter!(
+        "dcpilot_foreground_landscape_events_total",
+        Unit::Count,
+        "Landscape events applied from the landscape topic."
+    );
+    for endpoint in ENDPOINTS {
+        metrics::counter!("dcpilot_foreground_requests_total", "endpoint" => *endpoint, "status" => "200")
+            .absolute(0);
+        metrics::counter!("dcpilot_foreground_budget_exhausted_total", "endpoint" => *endpoint)
+            .absolute(0);
+        metrics::counter!("dcpilot_foreground_degraded_total", "endpoint" => *endpoint).absolute(0);
+    }
+    metrics::counter!("dcpilot_foreground_landscape_events_total").absolute(0);
+}
+
+/// What the foreground reports about each answer (logged and counted).
+struct Answered {
+    endpoint: &'static str,
+    status: u16,
+    seconds: f64,
+    budget_exhausted: bool,
+    degraded: bool,
+}
+
+impl Answered {
+    fn emit(&self) {
+        let status = self.status.to_string();
+        metrics::counter!("dcpilot_foreground_requests_total", "endpoint" => self.endpoint, "status" => status)
+            .increment(1);
+        metrics::histogram!("dcpilot_foreground_request_seconds", "endpoint" => self.endpoint)
+            .record(self.seconds);
+        if self.budget_exhausted {
+            metrics::counter!("dcpilot_foreground_budget_exhausted_total", "endpoint" => self.endpoint)
+                .increment(1);
+        }
+        if self.degraded {
+            metrics::counter!("dcpilot_foreground_degraded_total", "endpoint" => self.endpoint)
+                .increment(1);
+        }
+        if self.status >= 400 {
+            tracing::debug!(
+                endpoint = self.endpoint,
+                status = self.status,
+                "request refused"
+            );
+        }
+    }
+}
+
+fn answer<T: Serialize>(
+    endpoint: &'static str,
+    started: Instant,
+    result: Result<T, ApiError>,
+    flags: impl Fn(&T) -> (bool, bool),
+) -> Response {
+    let (status, exhausted, degraded, response) = match result {
+        Ok(value) => {
+            let (exhausted, degraded) = flags(&value);
+            (200, exhausted, degraded, Json(value).into_response())
+        }
+        Err(e) => (e.status.as_u16(), false, false, e.into_response()),
+    };
+    Answered {
+        endpoint,
+        status,
+        seconds: started.elapsed().as_secs_f64(),
+        budget_exhausted: exhausted,
+        degraded,
+    }
+    .emit();
+    response
+}
+
+impl Foreground {
+    /// A foreground over `models` and an initial `landscape`.
+    pub fn new(
+        config: ForegroundConfig,
+        models: Arc<InfoCore>,
+        landscape: Landscape,
+        following: bool,
+    ) -> Arc<Self> {
+        Self::build(config, models, landscape, following, None)
+    }
+
+    /// The same, rendering `/metrics` with `metrics`.
+    pub fn with_metrics(
+        config: ForegroundConfig,
+        models: Arc<InfoCore>,
+        landscape: Landscape,
+        following: bool,
+        metrics: MetricsRenderer,
+    ) -> Arc<Self> {
+        Self::build(config, models, landscape, following, Some(metrics))
+    }
+
+    fn build(
+        config: ForegroundConfig,
+        models: Arc<InfoCore>,
+        landscape: Landscape,
+        following: bool,
+        metrics: Option<MetricsRenderer>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            landscape: ArcSwap::from_pointee(landscape),
+            intents: ArcSwap::from_pointee(Intents::default()),
+            models,
+            following,
+            config,
+            writer: parking_lot::Mutex::new(()),
+            prepared: ArcSwapOption::empty(),
+            preparing: std::sync::atomic::AtomicBool::new(false),
+            prepare_again: std::sync::atomic::AtomicBool::new(false),
+            metrics,
+        })
+    }
+
+    /// The landscape now.
+    pub fn landscape(&self) -> Arc<Landscape> {
+        self.landscape.load_full()
+    }
+
+    /// The intents now.
+    pub fn intents(&self) -> Arc<Intents> {
+        self.intents.load_full()
+    }
+
+    /// The planner settings.
+    pub fn planner(&self) -> &PlannerConfig {
+        &self.config.planner
+    }
+
+    /// The landscape and intents now in the rebalancer's index form: built once per change
+    /// (here, or on the first rebalance after it), copied per request.
+    pub fn prepared_state(&self) -> IndexedLandscape {
+        let (landscape, intents) = (self.landscape(), self.intents());
+        if let Some(p) = self.prepared.load().as_ref() {
+            if Arc::ptr_eq(&p.landscape, &landscape) && Arc::ptr_eq(&p.intents, &intents) {
+                return IndexedLandscape::clone(&p.state);
+            }
+        }
+        let state = Arc::new(IndexedLandscape::new(&landscape, &intents));
+        self.prepared.store(Some(Arc::new(Prepared {
+            landscape,
+            intents,
+            state: Arc::clone(&state),
+        })));
+        IndexedLandscape::clone(&state)
+    }
+
+    /// Rebuilds the index form off the request path after a change, so the next rebalance
+    /// spends its budget searching. Changes arriving meanwhile are picked up by one more
+    /// round, not by more threads.
+    pub fn prepare_in_background(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        self.prepare_again.store(true, Ordering::SeqCst);
+        if self.preparing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let fg = Arc::clone(self);
+        std::thread::spawn(move || loop {
+            while fg.prepare_again.swap(false, Ordering::SeqCst) {
+                drop(fg.prepared_state());
+            }
+            fg.preparing.store(false, Ordering::SeqCst);
+            // A change that came between the last round and the flag going down.
+            if !fg.prepare_again.load(Ordering::SeqCst) || fg.preparing.swap(true, Ordering::SeqCst)
+            {
+                break;
+            }
+        });
+    }
+
+    /// Applies landscape events all or nothing; an error names the event.
+    pub fn apply_events(&self, events: &[LandscapeEvent]) -> Result<usize, String> {
+        self.change_landscape(|next| {
+            for (i, event) in events.iter().enumerate() {
+                next.apply(event)
+                    .map_err(|e| format!("events[{i}] ({}): {e}", event.kind()))?;
+            }
+            Ok(events.len())
+        })
+    }
+
+    /// Applies landscape events and hosts' measured busy cores one by one, skipping (and
+    /// returning) the ones that fail — for followed topics, where a bad record must not
+    /// stop the ones after it. Measurements of unknown hosts are skipped silently (hosts
+    /// report before they are registered).
+    pub fn apply_events_lenient(
+        &self,
+        events: &[LandscapeEvent],
+        measured: &[(String, f64)],
+    ) -> Vec<String> {
+        let changed: Result<Vec<String>, ()> = self.change_landscape(|next| {
+            let mut errors = Vec::new();
+            for event in events {
+                if let Err(e) = next.apply(event) {
+                    errors.push(format!("{}: {e}", event.kind()));
+                }
+            }
+            for (host, cores) in measured {
+                match next.set_measured_cores(host, *cores) {
+                    Ok(()) | Err(crate::LandscapeError::UnknownHost(_)) => {}
+                    Err(e) => errors.push(format!("utilization of {host}: {e}")),
+                }
+            }
+            Ok(errors)
+        });
+        changed.unwrap_or_default()
+    }
+
+    /// Edits a copy of the landscape under the writer lock and publishes it if `edit`
+    /// succeeds; readers see the old landscape or the new one, never a half-edited one.
+    fn change_landscape<T, E>(
+        &self,
+        edit: impl FnOnce(&mut Landscape) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let _guard = self.writer.lock();
+        let mut next = Landscape::clone(&self.landscape.load());
+        let out = edit(&mut next)?;
+        self.landscape.store(Arc::new(next));
+        Ok(out)
+    }
+
+    /// Replaces the landscape.
+    pub fn set_landscape(&self, landscape: Landscape) {
+        let _guard = self.writer.lock();
+        self.landscape.store(Arc::new(landscape));
+    }
+
+    /// Adds or replaces intent documents (YAML or JSON).
+    pub fn put_intents(&self, body: &str) -> Result<Vec<String>, String> {
+        let _guard = self.writer.lock();
+        let (next, written) = self
+            .intents
+            .load()
+            .with_body(body)
+            .map_err(|e| e.to_string())?;
+        self.intents.store(Arc::new(next));
+        Ok(written)
+    }
+
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(token) = &self.config.auth_token else {
+            return Ok(());
+        };
+        let sent = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match sent {
+            Some(t) if constant_time_eq(t.as_bytes(), token.as_bytes()) => Ok(()),
+            Some(_) => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "the bearer token is wrong",
+            )),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this endpoint changes state: send Authorization: Bearer <token>",
+            )),
+        }
+    }
+
+    /// The API's routes.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/placements", post(planning::placements))
+            .route("/v1/rebalance", post(planning::rebalance_handler))
+            .route("/v1/score", post(planning::score_handler))
+            .route(
+                "/v1/intents",
+                get(intents::get_intents).put(intents::put_intents),
+            )
+            .route("/v1/landscape", get(landscape::get_landscape))
+            .route("/v1/landscape/events", post(landscape::post_events))
+            .route("/v1/models", get(models::get_models))
+            .route("/v1/models/{name}/rollback", post(models::rollback))
+            .route("/scheduler/filter", post(scheduler::filter))
+            .route("/scheduler/prioritize", post(scheduler::prioritize))
+            .route("/healthz", get(meta::healthz))
+            .route("/metrics", get(meta::metrics_handler))
+            .route("/openapi.json", get(meta::openapi))
+            .fallback(|| async {
+                ApiError::new(StatusCode::NOT_FOUND, "no such endpoint; see /openapi.json")
+            })
+            .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
+            .with_state(Arc::clone(self))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+type Shared = State<Arc<Foreground>>;
