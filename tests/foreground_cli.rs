@@ -1,11 +1,12 @@
 //! `dcpilot foreground` as a user runs it: standalone, a landscape file, a free port; a
-//! placement over real HTTP; a bad config named with its file and key.
+//! placement over real HTTP; models published and rolled back in its data directory by
+//! another process reach it without a restart; a bad config named with its file and key.
 
 mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{assert_config_refused, http, wait_for_file};
+use common::{assert_config_refused, dcpilot, eventually, http, wait_for_file, KillOnDrop};
 
 #[test]
 fn foreground_serves_placements_from_a_landscape_file() {
@@ -55,4 +56,92 @@ fn a_bad_foreground_config_names_file_and_key() {
         "[planner]\nbudget_ms = -1.0\n",
         "planner.budget_ms",
     );
+}
+
+/// Publishes a rightsizing table (p90 cores of workload `shop`) from this process, as
+/// `dcpilot background` or `jobs run-once` would from theirs.
+fn publish(data_dir: &std::path::Path, p90_cores: f64) -> u64 {
+    use dcpilot_info_core::{
+        HoldoutMetrics, InfoCore, Lineage, Model, ModelDraft, QuantileTable, TrainingWindow,
+    };
+    use std::collections::BTreeMap;
+    let store = InfoCore::open_dir(&data_dir.join("models")).expect("open");
+    let rows = BTreeMap::from([(
+        "shop".to_string(),
+        BTreeMap::from([("cores".to_string(), vec![1.0, p90_cores])]),
+    )]);
+    store
+        .publish(ModelDraft {
+            name: "rightsizing".into(),
+            features: vec![],
+            target: "cores".into(),
+            window: TrainingWindow {
+                start_ms: 0,
+                end_ms: 1,
+            },
+            rows: 10,
+            metrics: HoldoutMetrics {
+                metric: "mae".into(),
+                model_error: 0.25,
+                baseline_error: 1.0,
+                baseline: "p90_of_window".into(),
+            },
+            lineage: Lineage {
+                job: "rightsizing".into(),
+                spec_hash: "h".into(),
+            },
+            model: Model::QuantileTable(QuantileTable {
+                quantiles: vec![0.5, 0.9],
+                rows,
+            }),
+        })
+        .expect("publish")
+        .version
+}
+
+#[test]
+fn a_standalone_foreground_follows_its_data_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = Command::new(env!("CARGO_BIN_EXE_dcpilot"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["foreground", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start");
+    let _child = KillOnDrop(child);
+    let addr = wait_for_file(&dir.path().join("foreground.addr"));
+    let served = |addr: &str| {
+        let (_, models) = http(addr, "GET", "/v1/models", "");
+        models.to_string()
+    };
+    assert!(!served(&addr).contains("rightsizing"));
+    assert_eq!(publish(dir.path(), 2.0), 1);
+    eventually(10, "v1 served", || {
+        served(&addr).contains("\"version\":1").then_some(())
+    });
+    assert_eq!(publish(dir.path(), 3.0), 2);
+    eventually(10, "v2 served", || {
+        served(&addr).contains("\"version\":2").then_some(())
+    });
+    let out = dcpilot(
+        dir.path(),
+        &[
+            "models",
+            "rollback",
+            "rightsizing",
+            "1",
+            "--reason",
+            "v2 regressed",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually(10, "the rollback served", || {
+        let now = served(&addr);
+        (now.contains("\"version\":1") && !now.contains("\"version\":2")).then_some(())
+    });
 }

@@ -1,7 +1,8 @@
 //! Production Kafka settings: every compression codec end to end through real
-//! Kafka-protocol brokers (the embedded mock cluster and a standalone nisshi), and the
-//! TLS and SASL client settings production clusters use accepted by every client dcpilot
-//! makes. No broker here serves TLS or SASL itself, so those are shown up to the client.
+//! Kafka-protocol brokers (the embedded mock cluster and a standalone nisshi); TLS end to
+//! end (nisshi behind Debian's stunnel, which terminates TLS with a certificate made for
+//! the test); and the SASL client settings production clusters use accepted by every
+//! client dcpilot makes (no broker here speaks SASL, so those are shown up to the client).
 
 mod common;
 
@@ -228,4 +229,158 @@ async fn tls_and_sasl_settings_are_accepted_by_every_client() {
         )
         .unwrap_or_else(|e| panic!("{name}: models follower: {e}"));
     }
+}
+
+fn run(program: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (scripts/setup.sh installs it)"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn create_topic(brokers: &str, client: &BTreeMap<String, String>, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        dcpilot_info_core::kafka::client_config(brokers, client)
+            .create()
+            .expect("admin client");
+    let results = futures::executor::block_on(admin.create_topics(
+        &[NewTopic::new(topic, 2, TopicReplication::Fixed(1))],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .expect("create topics over TLS");
+    for r in results {
+        if let Err((topic, code)) = r {
+            assert_eq!(
+                code,
+                rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+                "creating {topic}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_end_to_end_through_a_terminating_proxy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_string();
+    let (cert, key) = (path("broker.pem"), path("broker.key"));
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            &key,
+            "-out",
+            &cert,
+        ],
+    );
+    let tls = common::free_loopback_port().to_string();
+    let (_nisshi, plain) = common::start_nisshi_advertising(Some(&tls));
+    let conf = path("stunnel.conf");
+    std::fs::write(
+        &conf,
+        format!("foreground = yes\npid =\n[kafka]\naccept = {tls}\nconnect = {plain}\ncert = {cert}\nkey = {key}\n"),
+    )
+    .expect("stunnel config");
+    let _stunnel = common::KillOnDrop(
+        std::process::Command::new("stunnel")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("stunnel (scripts/setup.sh installs Debian's stunnel4)"),
+    );
+    common::eventually(30, "stunnel listening", || {
+        std::net::TcpStream::connect(&tls).ok()
+    });
+    let client: BTreeMap<String, String> = [
+        ("security.protocol", "SSL"),
+        ("ssl.ca.location", cert.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let (b, c) = (tls.clone(), client.clone());
+    tokio::task::spawn_blocking(move || create_topic(&b, &c, "dcpilot.telemetry"))
+        .await
+        .expect("topic");
+
+    // A client that does not trust the broker's certificate gets nowhere.
+    let untrusted: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &tls)
+        .set("security.protocol", "SSL")
+        .set("ssl.ca.location", "/etc/ssl/certs/ca-certificates.crt")
+        .create()
+        .expect("producer");
+    assert!(
+        untrusted
+            .client()
+            .fetch_metadata(None, Duration::from_secs(3))
+            .is_err(),
+        "a client with the wrong CA must not get through"
+    );
+
+    let (b, c) = (tls.clone(), client.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut config = dcpilot_info_core::kafka::client_config(&b, &c);
+        let producer: BaseProducer = config
+            .set("compression.codec", "zstd")
+            .create()
+            .expect("producer");
+        for i in 0..MESSAGES_PER_CODEC {
+            let payload = message("tls", i);
+            producer
+                .send(BaseRecord::<str, str>::to("dcpilot.telemetry").payload(&payload))
+                .map_err(|(e, _)| e)
+                .expect("send");
+        }
+        producer
+            .flush(Duration::from_secs(30))
+            .expect("flush over TLS");
+    })
+    .await
+    .expect("produced");
+
+    let mut config = BackgroundConfig::default();
+    config.kafka.brokers = Some(tls.clone());
+    config.kafka.client = client;
+    config.kafka.group_id = "over-tls".into();
+    config.http.listen = None;
+    config.jobs.enabled = false;
+    config.ingest.max_batch_delay_ms = 100;
+    let (stop, stopped) = watch::channel(false);
+    let service = BackgroundService::start(None, config, stopped)
+        .await
+        .expect("service over TLS");
+    let status = service.status();
+    let running = tokio::spawn(service.run());
+    let want = (MESSAGES_PER_CODEC * SAMPLES_PER_MESSAGE) as u64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while status.progress().rows < want {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {want} samples stored over TLS",
+            status.progress().rows
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(true);
+    let outcome = running.await.expect("joined").expect("ingest");
+    assert_eq!(outcome.ingest.rows, want);
 }

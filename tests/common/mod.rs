@@ -131,8 +131,15 @@ pub fn nisshi() -> std::path::PathBuf {
 
 /// Starts nisshi in memory on a free loopback port; returns it and its address.
 pub fn start_nisshi() -> (KillOnDrop, String) {
+    start_nisshi_advertising(None)
+}
+
+/// [`start_nisshi`], telling clients to come back through `advertised` (a proxy in front of
+/// it) instead of its own address.
+pub fn start_nisshi_advertising(advertised: Option<&str>) -> (KillOnDrop, String) {
     let brokers = free_loopback_port().to_string();
     let url = format!("tcp://{brokers}");
+    let advertised_url = format!("tcp://{}", advertised.unwrap_or(&brokers));
     let broker = KillOnDrop(
         std::process::Command::new(nisshi())
             .args([
@@ -140,7 +147,7 @@ pub fn start_nisshi() -> (KillOnDrop, String) {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised_url,
             ])
             .args([
                 "--storage-engine",
