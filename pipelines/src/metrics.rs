@@ -1,10 +1,11 @@
 //! Error metrics, all "lower is better" so that models and baselines compare one way.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// How a model's holdout predictions are judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// How a model's holdout predictions are judged. Read from its name (`"mae"`, ...), an
+/// unknown name saying which ones there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum ErrorMetric {
     /// Mean absolute error.
     Mae,
@@ -28,6 +29,13 @@ impl std::str::FromStr for ErrorMetric {
                 "unknown metric {other:?} (expected mae, mape, rmse or r2)"
             )),
         }
+    }
+}
+
+impl TryFrom<String> for ErrorMetric {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
     }
 }
 

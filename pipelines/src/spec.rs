@@ -1,6 +1,10 @@
 //! The job spec: one TOML file per background job, validated with every problem reported at
 //! once, each naming its file and key.
 //!
+//! The file is read by serde into its own shape, `SpecFile` (unknown keys and mistyped
+//! values are errors named by their full key, through `serde_path_to_error`), checked by
+//! `SpecFile::problems`, then turned into the flat [`JobSpec`] the jobs read.
+//!
 //! ```toml
 //! name = "cpu-demand"
 //! description = "a VM's CPU usage 30 minutes ahead"
@@ -29,10 +33,11 @@
 //! baseline_columns = ["last_value"]   # columns of the query holding naive predictions
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_path_to_error::Segment;
 
 use crate::metrics::ErrorMetric;
 
@@ -95,8 +100,9 @@ impl ModelSpec {
     }
 }
 
-/// When a job runs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// When a job runs; the spec's `[trigger]` (at least one of the two, each at least 1).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Trigger {
     /// Every this many seconds.
     pub every_secs: Option<u64>,
@@ -144,218 +150,183 @@ pub struct SpecErrors {
     pub problems: Vec<String>,
 }
 
-const SECTIONS: &[(&str, &[&str])] = &[
-    (
-        "",
-        &[
-            "name",
-            "description",
-            "source",
-            "model",
-            "trigger",
-            "training",
-            "promotion",
-        ],
-    ),
-    ("source", &["sql", "time_column"]),
-    ("model", &["kind", "features", "target", "params"]),
-    ("trigger", &["every_secs", "after_rows"]),
-    ("training", &["window_secs", "holdout_fraction", "metric"]),
-    ("promotion", &["baseline_columns", "baseline_models"]),
-];
-
-const KIND_PARAMS: &[(&str, &[&str])] = &[
-    ("linear_regression", &[]),
-    ("ridge_regression", &["alpha", "normalize"]),
-    ("decision_tree", &["max_depth", "min_samples_leaf"]),
-    (
-        "random_forest",
-        &["n_trees", "max_depth", "min_samples_leaf", "seed"],
-    ),
-    ("knn", &["k"]),
-    (
-        "quantile_table",
-        &["key", "quantiles", "judged_quantile", "half_life_secs"],
-    ),
-];
-
-/// Collects problems while reading typed values out of a TOML document.
-struct Reader<'a> {
-    file: &'a str,
-    doc: &'a toml::Table,
-    problems: Vec<String>,
+/// A spec file as written. Required keys are `Option`s so that a missing one is reported by
+/// [`SpecFile::problems`] along with everything else.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SpecFile {
+    /// Job name = the model's name in the Information Core (required; letters, digits, '-',
+    /// '_' and '.').
+    name: Option<String>,
+    /// What it learns, for humans (`jobs list`).
+    description: Option<String>,
+    /// `[source]`: the query.
+    source: Source,
+    /// `[model]`: the estimator, its columns and hyperparameters.
+    model: ModelSection,
+    /// `[trigger]`: when to run.
+    trigger: Trigger,
+    /// `[training]`: the window, the holdout and the metric.
+    training: Training,
+    /// `[promotion]`: the baselines a new model has to beat.
+    promotion: Promotion,
 }
 
-impl<'a> Reader<'a> {
-    fn problem(&mut self, key: &str, what: impl std::fmt::Display) {
-        self.problems.push(format!("{}: {key}: {what}", self.file));
-    }
+/// `[source]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Source {
+    /// DataFusion SQL over `telemetry` and `landscape` (required).
+    sql: Option<String>,
+    /// The query's event-time column: training window, holdout (default `ts`).
+    time_column: String,
+}
 
-    fn value(&self, key: &str) -> Option<&'a toml::Value> {
-        let mut parts = key.split('.');
-        let mut value = self.doc.get(parts.next()?)?;
-        for part in parts {
-            value = value.as_table()?.get(part)?;
-        }
-        Some(value)
-    }
-
-    fn string(&mut self, key: &str, required: bool) -> Option<String> {
-        match self.value(key) {
-            None if required => {
-                self.problem(key, "missing");
-                None
-            }
-            None => None,
-            Some(toml::Value::String(s)) if s.trim().is_empty() => {
-                self.problem(key, "must not be empty");
-                None
-            }
-            Some(toml::Value::String(s)) => Some(s.clone()),
-            Some(other) => {
-                self.problem(
-                    key,
-                    format!("expected a string, found {}", other.type_str()),
-                );
-                None
-            }
+impl Default for Source {
+    fn default() -> Self {
+        Self {
+            sql: None,
+            time_column: "ts".into(),
         }
     }
+}
 
-    fn strings(&mut self, key: &str) -> Option<Vec<String>> {
-        match self.value(key) {
-            None => {
-                self.problem(key, "missing");
-                None
-            }
-            Some(toml::Value::Array(items)) => {
-                let strings: Vec<String> = items
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect();
-                if strings.len() != items.len() {
-                    self.problem(key, "expected an array of strings");
-                    return None;
-                }
-                if strings.is_empty() {
-                    self.problem(key, "must list at least one column");
-                    return None;
-                }
-                let unique: BTreeSet<&String> = strings.iter().collect();
-                if unique.len() != strings.len() {
-                    self.problem(key, "lists a column twice");
-                }
-                Some(strings)
-            }
-            Some(other) => {
-                self.problem(
-                    key,
-                    format!("expected an array, found {}", other.type_str()),
-                );
-                None
-            }
+/// `[model]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ModelSection {
+    /// The estimator (required).
+    kind: Option<Kind>,
+    /// Query columns the model reads, in that order (required).
+    features: Option<Vec<String>>,
+    /// Query column the model predicts (required; a `quantile_table` has none).
+    target: Option<String>,
+    /// `[model.params]`: the kind's hyperparameters.
+    params: Params,
+}
+
+/// `model.kind`: one per [`ModelSpec`] variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    /// Ordinary least squares.
+    LinearRegression,
+    /// Ridge regression.
+    RidgeRegression,
+    /// One CART tree.
+    DecisionTree,
+    /// Bagged trees.
+    RandomForest,
+    /// k nearest neighbours.
+    Knn,
+    /// Per-key quantiles of each feature.
+    QuantileTable,
+}
+
+impl Kind {
+    /// The kind's name in a spec, and the `model.params` it reads.
+    fn name_and_params(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Self::LinearRegression => ("linear_regression", &[]),
+            Self::RidgeRegression => ("ridge_regression", &["alpha", "normalize"]),
+            Self::DecisionTree => ("decision_tree", &["max_depth", "min_samples_leaf"]),
+            Self::RandomForest => (
+                "random_forest",
+                &["n_trees", "max_depth", "min_samples_leaf", "seed"],
+            ),
+            Self::Knn => ("knn", &["k"]),
+            Self::QuantileTable => (
+                "quantile_table",
+                &["key", "quantiles", "judged_quantile", "half_life_secs"],
+            ),
         }
     }
+}
 
-    fn numbers(&mut self, key: &str) -> Option<Vec<f64>> {
-        match self.value(key)? {
-            toml::Value::Array(items) => {
-                let numbers: Vec<f64> = items
-                    .iter()
-                    .filter_map(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
-                    .collect();
-                if numbers.len() != items.len() {
-                    self.problem(key, "expected an array of numbers");
-                    return None;
-                }
-                Some(numbers)
-            }
-            other => {
-                self.problem(
-                    key,
-                    format!("expected an array, found {}", other.type_str()),
-                );
-                None
-            }
+/// `[model.params]`: the hyperparameters of every kind; a kind reads its own (setting
+/// another kind's is an error) and defaults those left out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// `ridge_regression`: L2 penalty, > 0 (default 1).
+    alpha: Option<f64>,
+    /// `ridge_regression`: standardize features first (default true).
+    normalize: Option<bool>,
+    /// `decision_tree`, `random_forest`: depth limit, at least 1 (default none).
+    max_depth: Option<u64>,
+    /// `decision_tree`, `random_forest`: minimum rows per leaf, at least 1 (default 1).
+    min_samples_leaf: Option<u64>,
+    /// `random_forest`: trees, at least 1 (default 50).
+    n_trees: Option<u64>,
+    /// `random_forest`: seed (default 0; training is reproducible).
+    seed: Option<u64>,
+    /// `knn`: neighbours, at least 1 (default 5).
+    k: Option<u64>,
+    /// `quantile_table`: column holding the key, e.g. the workload (required).
+    key: Option<String>,
+    /// `quantile_table`: quantiles stored, ascending strictly within (0, 1] (default 0.5,
+    /// 0.9, 0.99).
+    quantiles: Option<Vec<f64>>,
+    /// `quantile_table`: the quantile judged against the holdout, one of `quantiles`
+    /// (default 0.9).
+    judged_quantile: Option<f64>,
+    /// `quantile_table`: half-life of a row's weight, by event time, at least 1 (default one
+    /// day).
+    half_life_secs: Option<u64>,
+}
+
+impl Params {
+    /// The names of the parameters the file sets.
+    fn set(&self) -> impl Iterator<Item = &'static str> {
+        [
+            ("alpha", self.alpha.is_some()),
+            ("normalize", self.normalize.is_some()),
+            ("max_depth", self.max_depth.is_some()),
+            ("min_samples_leaf", self.min_samples_leaf.is_some()),
+            ("n_trees", self.n_trees.is_some()),
+            ("seed", self.seed.is_some()),
+            ("k", self.k.is_some()),
+            ("key", self.key.is_some()),
+            ("quantiles", self.quantiles.is_some()),
+            ("judged_quantile", self.judged_quantile.is_some()),
+            ("half_life_secs", self.half_life_secs.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+    }
+}
+
+/// `[training]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Training {
+    /// Event time of training rows, behind the newest, at least 1 (default 7 days).
+    window_secs: u64,
+    /// The newest share of rows held out, by time, in (0, 0.5] (default 0.2).
+    holdout_fraction: f64,
+    /// Error metric: `mae`, `mape`, `rmse` or `r2` (default `mae`).
+    metric: ErrorMetric,
+}
+
+impl Default for Training {
+    fn default() -> Self {
+        Self {
+            window_secs: 7 * 86_400,
+            holdout_fraction: 0.2,
+            metric: ErrorMetric::Mae,
         }
     }
+}
 
-    fn integer(&mut self, key: &str, min: i64) -> Option<u64> {
-        match self.value(key)? {
-            toml::Value::Integer(i) if *i >= min => Some(*i as u64),
-            toml::Value::Integer(i) => {
-                self.problem(key, format!("must be at least {min}, got {i}"));
-                None
-            }
-            other => {
-                self.problem(
-                    key,
-                    format!("expected an integer, found {}", other.type_str()),
-                );
-                None
-            }
-        }
-    }
-
-    fn float(&mut self, key: &str) -> Option<f64> {
-        match self.value(key)? {
-            toml::Value::Float(f) => Some(*f),
-            toml::Value::Integer(i) => Some(*i as f64),
-            other => {
-                self.problem(
-                    key,
-                    format!("expected a number, found {}", other.type_str()),
-                );
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, key: &str) -> Option<bool> {
-        match self.value(key)? {
-            toml::Value::Boolean(b) => Some(*b),
-            other => {
-                self.problem(
-                    key,
-                    format!("expected true or false, found {}", other.type_str()),
-                );
-                None
-            }
-        }
-    }
-
-    fn unknown_keys(&mut self) {
-        for (section, known) in SECTIONS {
-            let table = if section.is_empty() {
-                Some(self.doc)
-            } else {
-                match self.value(section) {
-                    Some(toml::Value::Table(t)) => Some(t),
-                    Some(other) => {
-                        self.problem(
-                            section,
-                            format!("expected a table, found {}", other.type_str()),
-                        );
-                        None
-                    }
-                    None => None,
-                }
-            };
-            for key in table.into_iter().flat_map(|t| t.keys()) {
-                if !known.contains(&key.as_str()) {
-                    let path = if section.is_empty() {
-                        key.clone()
-                    } else {
-                        format!("{section}.{key}")
-                    };
-                    self.problem(
-                        &path,
-                        format!("unknown key (expected one of: {})", known.join(", ")),
-                    );
-                }
-            }
-        }
-    }
+/// `[promotion]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Promotion {
+    /// Query columns holding naive predictions; the best one is the bar (required).
+    baseline_columns: Option<Vec<String>>,
+    /// `{ name = [features] }`: the same estimator trained on only those features (some,
+    /// not all, of `model.features`) is a baseline too. Not for a `quantile_table`.
+    baseline_models: Option<BTreeMap<String, Vec<String>>>,
 }
 
 impl JobSpec {
@@ -373,79 +344,262 @@ impl JobSpec {
         let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| SpecErrors {
             problems: vec![format!("{file}: {}", e.to_string().trim_end())],
         })?;
-        let mut r = Reader {
-            file,
-            doc: &doc,
-            problems: Vec::new(),
+        let mut problems = Vec::new();
+        let (spec, dropped) = deserialize_every_error(doc, file, &mut problems);
+        let Some(spec) = spec else {
+            return Err(SpecErrors { problems });
         };
-        r.unknown_keys();
-        let name = r.string("name", true);
-        if let Some(n) = &name {
-            if !dcpilot_info_core::core::valid_name(n) {
-                r.problem(
+        // A dropped key was reported already; what its absence implies is not news.
+        let reported = |key: &str| {
+            dropped.iter().any(|d| {
+                key.strip_prefix(d.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            })
+        };
+        problems.extend(
+            spec.problems()
+                .into_iter()
+                .filter(|(key, _)| !reported(key))
+                .map(|(key, what)| format!("{file}: {key}: {what}")),
+        );
+        if !problems.is_empty() {
+            return Err(SpecErrors { problems });
+        }
+        spec.into_spec().ok_or_else(|| SpecErrors {
+            problems: vec![format!("{file}: incomplete spec")],
+        })
+    }
+}
+
+/// Deserializes `doc`, reporting every type error and unknown key rather than the first:
+/// each is reported under its full key (`model.params.n_trees: invalid type: ...`), that key
+/// is dropped, and the rest is deserialized again. Returns the file (`None` if an error
+/// names no key to drop) and the keys dropped.
+fn deserialize_every_error(
+    mut doc: toml::Table,
+    file: &str,
+    problems: &mut Vec<String>,
+) -> (Option<SpecFile>, Vec<String>) {
+    let mut dropped = Vec::new();
+    loop {
+        let result: Result<SpecFile, serde_path_to_error::Error<toml::de::Error>> =
+            serde_path_to_error::deserialize(toml::Value::Table(doc.clone()));
+        let error = match result {
+            Ok(spec) => return (Some(spec), dropped),
+            Err(error) => error,
+        };
+        problems.push(format!(
+            "{file}: {}: {}",
+            error.path(),
+            unknown_key(error.inner().message())
+        ));
+        // The key holding the bad value (`model.features` for `model.features[2]`).
+        let keys: Vec<&str> = error
+            .path()
+            .iter()
+            .map_while(|segment| match segment {
+                Segment::Map { key } => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        if remove(&mut doc, &keys).is_none() {
+            return (None, dropped);
+        }
+        dropped.push(keys.join("."));
+    }
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" in the spec's words, "unknown key
+/// (expected one of: a, b)"; any other message as it is.
+fn unknown_key(message: &str) -> String {
+    match message.strip_prefix("unknown field `") {
+        // After the field: ", expected one of ", "a", ", ", "b", ...
+        Some(rest) => {
+            let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
+            format!("unknown key (expected one of: {})", expected.join(", "))
+        }
+        None => message.to_string(),
+    }
+}
+
+/// Removes the value at `keys` from `doc`.
+fn remove(doc: &mut toml::Table, keys: &[&str]) -> Option<toml::Value> {
+    let (last, parents) = keys.split_last()?;
+    let mut table = doc;
+    for key in parents {
+        table = table.get_mut(*key)?.as_table_mut()?;
+    }
+    table.remove(*last)
+}
+
+/// Problems as `(key, what)`.
+#[derive(Default)]
+struct Problems(Vec<(String, String)>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, what: impl std::fmt::Display) {
+        self.0.push((key.into(), what.to_string()));
+    }
+
+    /// A string that must not be blank (nor missing, if `required`); `Some` if usable.
+    fn text<'a>(&mut self, key: &str, value: Option<&'a str>, required: bool) -> Option<&'a str> {
+        match value {
+            None if required => self.add(key, "missing"),
+            None => {}
+            Some(s) if s.trim().is_empty() => self.add(key, "must not be empty"),
+            Some(s) => return Some(s),
+        }
+        None
+    }
+
+    /// A required list of columns, non-empty and without repeats; `Some` if usable.
+    fn columns<'a>(&mut self, key: &str, value: Option<&'a [String]>) -> Option<&'a [String]> {
+        match value {
+            None => self.add(key, "missing"),
+            Some([]) => self.add(key, "must list at least one column"),
+            Some(columns) => {
+                if columns.iter().collect::<BTreeSet<_>>().len() != columns.len() {
+                    self.add(key, "lists a column twice");
+                }
+                return Some(columns);
+            }
+        }
+        None
+    }
+
+    fn at_least_one(&mut self, key: &str, value: u64) {
+        if value < 1 {
+            self.add(key, format!("must be at least 1, got {value}"));
+        }
+    }
+}
+
+impl ModelSection {
+    /// The model `kind` and `params` describe, parameters left out at their defaults (the
+    /// values are checked by [`SpecFile::problems`]).
+    fn spec(&self) -> Option<ModelSpec> {
+        let p = &self.params;
+        let max_depth = p.max_depth.map(|d| u16::try_from(d).unwrap_or(u16::MAX));
+        let min_samples_leaf = p.min_samples_leaf.unwrap_or(1) as usize;
+        Some(match self.kind? {
+            Kind::LinearRegression => ModelSpec::LinearRegression,
+            Kind::RidgeRegression => ModelSpec::RidgeRegression {
+                alpha: p.alpha.unwrap_or(1.0),
+                normalize: p.normalize.unwrap_or(true),
+            },
+            Kind::DecisionTree => ModelSpec::DecisionTree {
+                max_depth,
+                min_samples_leaf,
+            },
+            Kind::RandomForest => ModelSpec::RandomForest {
+                n_trees: p.n_trees.unwrap_or(50) as usize,
+                max_depth,
+                min_samples_leaf,
+                seed: p.seed.unwrap_or(0),
+            },
+            Kind::Knn => ModelSpec::Knn {
+                k: p.k.unwrap_or(5) as usize,
+            },
+            Kind::QuantileTable => ModelSpec::QuantileTable {
+                key: p.key.clone().unwrap_or_default(),
+                quantiles: p.quantiles.clone().unwrap_or_else(|| vec![0.5, 0.9, 0.99]),
+                judged_quantile: p.judged_quantile.unwrap_or(0.9),
+                half_life_secs: p.half_life_secs.unwrap_or(86_400),
+            },
+        })
+    }
+}
+
+impl SpecFile {
+    /// Every problem serde does not see (missing keys, values out of range, columns that
+    /// contradict each other), each as `(key, what)`.
+    fn problems(&self) -> Vec<(String, String)> {
+        let mut p = Problems::default();
+        if let Some(name) = p.text("name", self.name.as_deref(), true) {
+            if !dcpilot_info_core::core::valid_name(name) {
+                p.add(
                     "name",
                     "use letters, digits, '-', '_' and '.' (it names the model)",
                 );
             }
         }
-        let description = r.string("description", false).unwrap_or_default();
-        let sql = r.string("source.sql", true);
-        let time_column = r
-            .string("source.time_column", false)
-            .unwrap_or_else(|| "ts".into());
-        let features = r.strings("model.features");
-        let model = read_model(&mut r);
-        // By the kind's name: a table with bad params is still a table.
-        let is_table =
-            r.value("model.kind").and_then(toml::Value::as_str) == Some("quantile_table");
+        p.text("description", self.description.as_deref(), false);
+        p.text("source.sql", self.source.sql.as_deref(), true);
+        p.text("source.time_column", Some(&self.source.time_column), true);
+
+        let m = &self.model;
+        let features = p.columns("model.features", m.features.as_deref());
+        match m.kind {
+            None => p.add("model.kind", "missing"),
+            Some(kind) => {
+                let (name, reads) = kind.name_and_params();
+                for param in m.params.set().filter(|param| !reads.contains(param)) {
+                    let expected = if reads.is_empty() {
+                        "none".to_string()
+                    } else {
+                        reads.join(", ")
+                    };
+                    p.add(
+                        format!("model.params.{param}"),
+                        format!("not a parameter of {name} (expected: {expected})"),
+                    );
+                }
+            }
+        }
+        if let Some(model) = m.spec() {
+            model_problems(&mut p, &model, &m.params);
+        }
+        let is_table = m.kind == Some(Kind::QuantileTable);
         let target = if is_table {
-            if r.value("model.target").is_some() {
-                r.problem(
+            if m.target.is_some() {
+                p.add(
                     "model.target",
                     "a quantile_table has no target (it summarises the features)",
                 );
             }
-            Some(String::new())
+            Some("")
         } else {
-            r.string("model.target", true)
+            p.text("model.target", m.target.as_deref(), true)
         };
-        if let (Some(f), Some(t)) = (&features, &target) {
-            if f.contains(t) {
-                r.problem(
+        if let (Some(features), Some(target)) = (features, target) {
+            if features.iter().any(|f| f == target) {
+                p.add(
                     "model.target",
                     "is also a feature (the model would see the answer)",
                 );
             }
         }
-        let trigger = Trigger {
-            every_secs: r.integer("trigger.every_secs", 1),
-            after_rows: r.integer("trigger.after_rows", 1),
-        };
-        if trigger.every_secs.is_none() && trigger.after_rows.is_none() {
-            r.problem("trigger", "set every_secs, after_rows or both");
+
+        let trigger = &self.trigger;
+        for (key, value) in [
+            ("trigger.every_secs", trigger.every_secs),
+            ("trigger.after_rows", trigger.after_rows),
+        ] {
+            if let Some(value) = value {
+                p.at_least_one(key, value);
+            }
         }
-        let window_secs = r.integer("training.window_secs", 1).unwrap_or(7 * 86_400);
-        let holdout_fraction = r.float("training.holdout_fraction").unwrap_or(0.2);
-        if !(holdout_fraction > 0.0 && holdout_fraction <= 0.5) {
-            r.problem(
+        if trigger.every_secs.is_none() && trigger.after_rows.is_none() {
+            p.add("trigger", "set every_secs, after_rows or both");
+        }
+
+        p.at_least_one("training.window_secs", self.training.window_secs);
+        let holdout = self.training.holdout_fraction;
+        if !(holdout > 0.0 && holdout <= 0.5) {
+            p.add(
                 "training.holdout_fraction",
-                format!("must be in (0, 0.5], got {holdout_fraction}"),
+                format!("must be in (0, 0.5], got {holdout}"),
             );
         }
-        let metric = match r.string("training.metric", false).as_deref() {
-            None => Some(ErrorMetric::Mae),
-            Some(m) => match m.parse::<ErrorMetric>() {
-                Ok(metric) => Some(metric),
-                Err(e) => {
-                    r.problem("training.metric", e);
-                    None
-                }
-            },
-        };
-        let baseline_columns = r.strings("promotion.baseline_columns");
-        if let (Some(b), Some(f)) = (&baseline_columns, &features) {
-            for column in b.iter().filter(|c| f.contains(c)) {
-                r.problem(
+
+        let promotion = &self.promotion;
+        let baselines = p.columns(
+            "promotion.baseline_columns",
+            promotion.baseline_columns.as_deref(),
+        );
+        if let (Some(baselines), Some(features)) = (baselines, features) {
+            for column in baselines.iter().filter(|c| features.contains(c)) {
+                p.add(
                     "promotion.baseline_columns",
                     format!(
                         "{column:?} is also a feature; a baseline column holds a naive prediction"
@@ -453,187 +607,122 @@ impl JobSpec {
                 );
             }
         }
-        let baseline_models = read_baseline_models(&mut r, features.as_deref(), is_table);
-        match (name, sql, features, target, model, metric, baseline_columns) {
-            (
-                Some(name),
-                Some(sql),
-                Some(features),
-                Some(target),
-                Some(model),
-                Some(metric),
-                Some(baseline_columns),
-            ) if r.problems.is_empty() => Ok(Self {
-                name,
-                description,
-                sql,
-                time_column,
-                model,
-                features,
-                target,
-                trigger,
-                window_secs,
-                holdout_fraction,
-                metric,
-                baseline_columns,
-                baseline_models,
-            }),
-            _ => Err(SpecErrors {
-                problems: r.problems,
-            }),
+        match &promotion.baseline_models {
+            None => {}
+            Some(_) if is_table => p.add(
+                "promotion.baseline_models",
+                "not available for a quantile_table (it has no estimator to retrain)",
+            ),
+            Some(models) => {
+                for (name, subset) in models {
+                    let key = format!("promotion.baseline_models.{name}");
+                    let (Some(subset), Some(features)) = (p.columns(&key, Some(subset)), features)
+                    else {
+                        continue;
+                    };
+                    let unknown: Vec<&String> =
+                        subset.iter().filter(|f| !features.contains(f)).collect();
+                    if !unknown.is_empty() {
+                        p.add(key, format!("{unknown:?} are not in model.features"));
+                    } else if subset.len() >= features.len() {
+                        p.add(key, "must list some, not all, of model.features");
+                    }
+                }
+            }
         }
+        p.0
+    }
+
+    /// The job spec; `Some` whenever [`problems`](Self::problems) finds none.
+    fn into_spec(self) -> Option<JobSpec> {
+        let model = self.model.spec()?;
+        let target = if model.is_table() {
+            String::new()
+        } else {
+            self.model.target?
+        };
+        Some(JobSpec {
+            name: self.name?,
+            description: self.description.unwrap_or_default(),
+            sql: self.source.sql?,
+            time_column: self.source.time_column,
+            model,
+            features: self.model.features?,
+            target,
+            trigger: self.trigger,
+            window_secs: self.training.window_secs,
+            holdout_fraction: self.training.holdout_fraction,
+            metric: self.training.metric,
+            baseline_columns: self.promotion.baseline_columns?,
+            baseline_models: self
+                .promotion
+                .baseline_models
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        })
     }
 }
 
-fn read_model(r: &mut Reader<'_>) -> Option<ModelSpec> {
-    let kind = r.string("model.kind", true)?;
-    let Some((_, params)) = KIND_PARAMS.iter().find(|(k, _)| *k == kind) else {
-        let kinds: Vec<&str> = KIND_PARAMS.iter().map(|(k, _)| *k).collect();
-        r.problem(
-            "model.kind",
-            format!(
-                "unknown kind {kind:?} (expected one of: {})",
-                kinds.join(", ")
-            ),
-        );
-        return None;
-    };
-    match r.value("model.params") {
-        Some(toml::Value::Table(t)) => {
-            for key in t.keys().filter(|k| !params.contains(&k.as_str())) {
-                r.problem(
-                    &format!("model.params.{key}"),
-                    format!(
-                        "not a parameter of {kind} (expected: {})",
-                        if params.is_empty() {
-                            "none".to_string()
-                        } else {
-                            params.join(", ")
-                        }
-                    ),
-                );
-            }
-        }
-        Some(other) => r.problem(
-            "model.params",
-            format!("expected a table, found {}", other.type_str()),
-        ),
-        None => {}
-    }
-    let depth = |r: &mut Reader<'_>| {
-        r.integer("model.params.max_depth", 1)
-            .map(|d| u16::try_from(d).unwrap_or(u16::MAX))
-    };
-    let model = match kind.as_str() {
-        "linear_regression" => ModelSpec::LinearRegression,
-        "ridge_regression" => {
-            let alpha = r.float("model.params.alpha").unwrap_or(1.0);
-            if !(alpha > 0.0 && alpha.is_finite()) {
-                r.problem(
+/// The hyperparameters' values, for the parameters `model`'s kind reads.
+fn model_problems(p: &mut Problems, model: &ModelSpec, params: &Params) {
+    match model {
+        ModelSpec::LinearRegression => {}
+        ModelSpec::RidgeRegression { alpha, .. } => {
+            if !(*alpha > 0.0 && alpha.is_finite()) {
+                p.add(
                     "model.params.alpha",
                     format!("must be positive, got {alpha}"),
                 );
             }
-            ModelSpec::RidgeRegression {
-                alpha,
-                normalize: r.boolean("model.params.normalize").unwrap_or(true),
+        }
+        ModelSpec::DecisionTree {
+            max_depth,
+            min_samples_leaf,
+        } => {
+            if let Some(depth) = max_depth {
+                p.at_least_one("model.params.max_depth", u64::from(*depth));
             }
+            p.at_least_one("model.params.min_samples_leaf", *min_samples_leaf as u64);
         }
-        "decision_tree" => ModelSpec::DecisionTree {
-            max_depth: depth(r),
-            min_samples_leaf: r.integer("model.params.min_samples_leaf", 1).unwrap_or(1) as usize,
-        },
-        "random_forest" => ModelSpec::RandomForest {
-            n_trees: r.integer("model.params.n_trees", 1).unwrap_or(50) as usize,
-            max_depth: depth(r),
-            min_samples_leaf: r.integer("model.params.min_samples_leaf", 1).unwrap_or(1) as usize,
-            seed: r.integer("model.params.seed", 0).unwrap_or(0),
-        },
-        "quantile_table" => read_table(r)?,
-        _ => ModelSpec::Knn {
-            k: r.integer("model.params.k", 1).unwrap_or(5) as usize,
-        },
-    };
-    Some(model)
-}
-
-/// `[promotion.baseline_models]`: name = [features], each a strict, non-empty subset.
-fn read_baseline_models(
-    r: &mut Reader<'_>,
-    features: Option<&[String]>,
-    is_table: bool,
-) -> Vec<(String, Vec<String>)> {
-    let table = match r.value("promotion.baseline_models") {
-        None => return Vec::new(),
-        Some(toml::Value::Table(t)) => t,
-        Some(other) => {
-            r.problem(
-                "promotion.baseline_models",
-                format!(
-                    "expected a table of name = [features], found {}",
-                    other.type_str()
-                ),
-            );
-            return Vec::new();
+        ModelSpec::RandomForest {
+            n_trees,
+            max_depth,
+            min_samples_leaf,
+            ..
+        } => {
+            p.at_least_one("model.params.n_trees", *n_trees as u64);
+            if let Some(depth) = max_depth {
+                p.at_least_one("model.params.max_depth", u64::from(*depth));
+            }
+            p.at_least_one("model.params.min_samples_leaf", *min_samples_leaf as u64);
         }
-    };
-    if is_table {
-        r.problem(
-            "promotion.baseline_models",
-            "not available for a quantile_table (it has no estimator to retrain)",
-        );
-        return Vec::new();
-    }
-    let mut models = Vec::new();
-    for name in table.keys() {
-        let key = format!("promotion.baseline_models.{name}");
-        let Some(subset) = r.strings(&key) else {
-            continue;
-        };
-        let Some(features) = features else {
-            continue;
-        };
-        let unknown: Vec<&String> = subset.iter().filter(|f| !features.contains(f)).collect();
-        if !unknown.is_empty() {
-            r.problem(&key, format!("{unknown:?} are not in model.features"));
-        } else if subset.is_empty() || subset.len() >= features.len() {
-            r.problem(&key, "must list some, not all, of model.features");
-        } else {
-            models.push((name.clone(), subset));
+        ModelSpec::Knn { k } => p.at_least_one("model.params.k", *k as u64),
+        ModelSpec::QuantileTable {
+            quantiles,
+            judged_quantile,
+            half_life_secs,
+            ..
+        } => {
+            p.text("model.params.key", params.key.as_deref(), true);
+            let ascending = !quantiles.is_empty()
+                && quantiles.windows(2).all(|w| w[0] < w[1])
+                && quantiles.iter().all(|&q| q > 0.0 && q <= 1.0);
+            if !ascending {
+                p.add(
+                    "model.params.quantiles",
+                    format!("must ascend strictly within (0, 1], got {quantiles:?}"),
+                );
+            }
+            if !quantiles.contains(judged_quantile) {
+                p.add(
+                    "model.params.judged_quantile",
+                    format!("{judged_quantile} is not one of the quantiles {quantiles:?}"),
+                );
+            }
+            p.at_least_one("model.params.half_life_secs", *half_life_secs);
         }
     }
-    models
-}
-
-fn read_table(r: &mut Reader<'_>) -> Option<ModelSpec> {
-    let key = r.string("model.params.key", true);
-    let quantiles = r
-        .numbers("model.params.quantiles")
-        .unwrap_or_else(|| vec![0.5, 0.9, 0.99]);
-    let valid = !quantiles.is_empty()
-        && quantiles.windows(2).all(|w| w[0] < w[1])
-        && quantiles.iter().all(|&q| q > 0.0 && q <= 1.0);
-    if !valid {
-        r.problem(
-            "model.params.quantiles",
-            format!("must ascend strictly within (0, 1], got {quantiles:?}"),
-        );
-    }
-    let judged_quantile = r.float("model.params.judged_quantile").unwrap_or(0.9);
-    if !quantiles.contains(&judged_quantile) {
-        r.problem(
-            "model.params.judged_quantile",
-            format!("{judged_quantile} is not one of the quantiles {quantiles:?}"),
-        );
-    }
-    Some(ModelSpec::QuantileTable {
-        key: key?,
-        quantiles,
-        judged_quantile,
-        half_life_secs: r
-            .integer("model.params.half_life_secs", 1)
-            .unwrap_or(86_400),
-    })
 }
 
 impl JobSpec {
@@ -772,15 +861,15 @@ baseline_columns = ["a"]
         let text = err.to_string();
         for needle in [
             "jobs/bad.toml: name:",
-            "jobs/bad.toml: colour: unknown key",
+            "jobs/bad.toml: colour: unknown key (expected one of: name, description, source, model, trigger, training, promotion)",
             "source.sql: must not be empty",
             "model.features: lists a column twice",
             "model.target: is also a feature",
             "model.params.n_trees: must be at least 1",
-            "model.params.learning_rate: not a parameter of random_forest",
+            "model.params.learning_rate: unknown key (expected one of: alpha, normalize, max_depth,",
             "trigger: set every_secs",
             "training.holdout_fraction",
-            "training.metric",
+            "training.metric: unknown metric \"accuracy\" (expected mae, mape, rmse or r2)",
             "promotion.baseline_columns",
         ] {
             assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
@@ -801,9 +890,114 @@ baseline_columns = ["a"]
             .replace("n_trees = 20\nmax_depth = 8\n", "");
         let err = JobSpec::parse(&text, "k.toml").expect_err("kind");
         assert!(
-            err.to_string()
-                .contains("linear_regression, ridge_regression"),
+            err.to_string().contains(
+                "k.toml: model.kind: unknown variant `xgboost`, expected one of `linear_regression`, `ridge_regression`"
+            ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn type_errors_name_the_full_key_and_do_not_hide_other_problems() {
+        let text = GOOD
+            .replace("n_trees = 20", "n_trees = \"many\"\nalpha = 0.5")
+            .replace(
+                "features = [\"cpu_now\", \"hour\"]",
+                "features = [\"cpu_now\", 3]",
+            )
+            .replace("every_secs = 300", "every_secs = 0\nevery = 5")
+            .replace("metric = \"rmse\"", "metric = \"mse\"\nwindow_secs = -1");
+        let err = JobSpec::parse(&text, "t.toml").expect_err("invalid");
+        let text = err.to_string();
+        for needle in [
+            "t.toml: model.features[1]: invalid type: integer `3`, expected a string",
+            "t.toml: model.params.n_trees: invalid type: string \"many\", expected u64",
+            "t.toml: model.params.alpha: not a parameter of random_forest (expected: n_trees, max_depth, min_samples_leaf, seed)",
+            "t.toml: trigger.every: unknown key (expected one of: every_secs, after_rows)",
+            "t.toml: trigger.every_secs: must be at least 1, got 0",
+            "t.toml: training.metric: unknown metric \"mse\" (expected mae, mape, rmse or r2)",
+            "t.toml: training.window_secs: invalid value: integer `-1`, expected u64",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+        }
+        // A dropped key is reported once, not again as missing.
+        assert!(!text.contains("model.features: missing"), "{text}");
+        assert_eq!(err.problems.len(), 7, "{text}");
+    }
+
+    #[test]
+    fn missing_sections_are_problems_too() {
+        let err = JobSpec::parse("name = \"x\"\n[model]\nkind = \"knn\"\n", "m.toml")
+            .expect_err("incomplete");
+        assert_eq!(
+            err.problems,
+            [
+                "m.toml: source.sql: missing",
+                "m.toml: model.features: missing",
+                "m.toml: model.target: missing",
+                "m.toml: trigger: set every_secs, after_rows or both",
+                "m.toml: promotion.baseline_columns: missing",
+            ]
+        );
+    }
+
+    #[test]
+    fn each_kind_defaults_its_parameters() {
+        let spec = |kind: &str| {
+            let text = GOOD
+                .replace("random_forest", kind)
+                .replace("n_trees = 20\nmax_depth = 8\n", "");
+            JobSpec::parse(&text, "d.toml").expect("valid").model
+        };
+        assert_eq!(spec("linear_regression"), ModelSpec::LinearRegression);
+        assert_eq!(
+            spec("ridge_regression"),
+            ModelSpec::RidgeRegression {
+                alpha: 1.0,
+                normalize: true
+            }
+        );
+        assert_eq!(
+            spec("decision_tree"),
+            ModelSpec::DecisionTree {
+                max_depth: None,
+                min_samples_leaf: 1
+            }
+        );
+        assert_eq!(
+            spec("random_forest"),
+            ModelSpec::RandomForest {
+                n_trees: 50,
+                max_depth: None,
+                min_samples_leaf: 1,
+                seed: 0
+            }
+        );
+        assert_eq!(spec("knn"), ModelSpec::Knn { k: 5 });
+    }
+
+    #[test]
+    fn the_shipped_specs_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for file in [
+            "jobs/cpu-demand.toml",
+            "jobs/interference-slowdown.toml",
+            "jobs/rightsizing.toml",
+            "examples/memory-demand.toml",
+        ] {
+            let spec = JobSpec::load(&dir.join(file)).expect("valid");
+            assert!(!spec.description.is_empty(), "{file}");
+        }
+        let table = JobSpec::load(&dir.join("jobs/rightsizing.toml")).expect("valid");
+        assert_eq!(
+            table.model,
+            ModelSpec::QuantileTable {
+                key: "workload".into(),
+                quantiles: vec![0.5, 0.9, 0.99],
+                judged_quantile: 0.9,
+                half_life_secs: 86_400
+            }
+        );
+        assert_eq!(table.target, "");
     }
 }
