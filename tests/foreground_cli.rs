@@ -6,7 +6,10 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{assert_config_refused, dcpilot, eventually, http, wait_for_file, KillOnDrop};
+use common::{
+    assert_config_refused, dcpilot, eventually, http, publish_rightsizing, wait_for_file,
+    KillOnDrop,
+};
 
 #[test]
 fn foreground_serves_placements_from_a_landscape_file() {
@@ -58,47 +61,6 @@ fn a_bad_foreground_config_names_file_and_key() {
     );
 }
 
-/// Publishes a rightsizing table (p90 cores of workload `shop`) from this process, as
-/// `dcpilot background` or `jobs run-once` would from theirs.
-fn publish(data_dir: &std::path::Path, p90_cores: f64) -> u64 {
-    use dcpilot_info_core::{
-        HoldoutMetrics, InfoCore, Lineage, Model, ModelDraft, QuantileTable, TrainingWindow,
-    };
-    use std::collections::BTreeMap;
-    let store = InfoCore::open_dir(&data_dir.join("models")).expect("open");
-    let rows = BTreeMap::from([(
-        "shop".to_string(),
-        BTreeMap::from([("cores".to_string(), vec![1.0, p90_cores])]),
-    )]);
-    store
-        .publish(ModelDraft {
-            name: "rightsizing".into(),
-            features: vec![],
-            target: "cores".into(),
-            window: TrainingWindow {
-                start_ms: 0,
-                end_ms: 1,
-            },
-            rows: 10,
-            metrics: HoldoutMetrics {
-                metric: "mae".into(),
-                model_error: 0.25,
-                baseline_error: 1.0,
-                baseline: "p90_of_window".into(),
-            },
-            lineage: Lineage {
-                job: "rightsizing".into(),
-                spec_hash: "h".into(),
-            },
-            model: Model::QuantileTable(QuantileTable {
-                quantiles: vec![0.5, 0.9],
-                rows,
-            }),
-        })
-        .expect("publish")
-        .version
-}
-
 #[test]
 fn a_standalone_foreground_follows_its_data_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -116,11 +78,11 @@ fn a_standalone_foreground_follows_its_data_directory() {
         models.to_string()
     };
     assert!(!served(&addr).contains("rightsizing"));
-    assert_eq!(publish(dir.path(), 2.0), 1);
+    assert_eq!(publish_rightsizing(dir.path(), 2.0), 1);
     eventually(10, "v1 served", || {
         served(&addr).contains("\"version\":1").then_some(())
     });
-    assert_eq!(publish(dir.path(), 3.0), 2);
+    assert_eq!(publish_rightsizing(dir.path(), 3.0), 2);
     eventually(10, "v2 served", || {
         served(&addr).contains("\"version\":2").then_some(())
     });

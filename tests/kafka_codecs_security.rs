@@ -61,11 +61,17 @@ fn produce_with_every_codec(brokers: &str, topic: &str) {
     }
 }
 
-/// Ingests the topic with the background service until every sample is stored; checks
-/// that each codec's samples arrived whole.
-async fn ingest_all(brokers: &str, group: &str) {
+/// Ingests the telemetry topic at `brokers` with the background service until `want`
+/// samples are stored; returns what it did.
+async fn ingest_until(
+    brokers: &str,
+    client: BTreeMap<String, String>,
+    group: &str,
+    want: u64,
+) -> dcpilot_background::BackgroundOutcome {
     let mut config = BackgroundConfig::default();
     config.kafka.brokers = Some(brokers.to_string());
+    config.kafka.client = client;
     config.kafka.group_id = group.to_string();
     config.http.listen = None;
     config.jobs.enabled = false;
@@ -76,7 +82,6 @@ async fn ingest_all(brokers: &str, group: &str) {
         .expect("service");
     let status = service.status();
     let run = tokio::spawn(service.run());
-    let want = (CODECS.len() * MESSAGES_PER_CODEC * SAMPLES_PER_MESSAGE) as u64;
     let deadline = Instant::now() + Duration::from_secs(90);
     while status.progress().rows < want {
         assert!(
@@ -89,6 +94,14 @@ async fn ingest_all(brokers: &str, group: &str) {
     let _ = stop.send(true);
     let outcome = run.await.expect("joined").expect("ingest");
     assert_eq!(outcome.ingest.dead_letters, 0);
+    outcome
+}
+
+/// Ingests everything [`produce_with_every_codec`] sent; checks each codec's samples
+/// arrived whole.
+async fn ingest_all(brokers: &str, group: &str) {
+    let want = (CODECS.len() * MESSAGES_PER_CODEC * SAMPLES_PER_MESSAGE) as u64;
+    let outcome = ingest_until(brokers, BTreeMap::new(), group, want).await;
     let counts = outcome
         .store
         .sql("SELECT labels['codec'] AS codec, count(*) AS n FROM telemetry GROUP BY 1 ORDER BY 1")
@@ -243,28 +256,6 @@ fn run(program: &str, args: &[&str]) {
     );
 }
 
-fn create_topic(brokers: &str, client: &BTreeMap<String, String>, topic: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-        dcpilot_info_core::kafka::client_config(brokers, client)
-            .create()
-            .expect("admin client");
-    let results = futures::executor::block_on(admin.create_topics(
-        &[NewTopic::new(topic, 2, TopicReplication::Fixed(1))],
-        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-    ))
-    .expect("create topics over TLS");
-    for r in results {
-        if let Err((topic, code)) = r {
-            assert_eq!(
-                code,
-                rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
-                "creating {topic}"
-            );
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_end_to_end_through_a_terminating_proxy() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -317,7 +308,7 @@ async fn tls_end_to_end_through_a_terminating_proxy() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let (b, c) = (tls.clone(), client.clone());
-    tokio::task::spawn_blocking(move || create_topic(&b, &c, "dcpilot.telemetry"))
+    tokio::task::spawn_blocking(move || common::create_topics(&b, &c, &[("dcpilot.telemetry", 2)]))
         .await
         .expect("topic");
 
@@ -357,30 +348,7 @@ async fn tls_end_to_end_through_a_terminating_proxy() {
     .await
     .expect("produced");
 
-    let mut config = BackgroundConfig::default();
-    config.kafka.brokers = Some(tls.clone());
-    config.kafka.client = client;
-    config.kafka.group_id = "over-tls".into();
-    config.http.listen = None;
-    config.jobs.enabled = false;
-    config.ingest.max_batch_delay_ms = 100;
-    let (stop, stopped) = watch::channel(false);
-    let service = BackgroundService::start(None, config, stopped)
-        .await
-        .expect("service over TLS");
-    let status = service.status();
-    let running = tokio::spawn(service.run());
     let want = (MESSAGES_PER_CODEC * SAMPLES_PER_MESSAGE) as u64;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while status.progress().rows < want {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {want} samples stored over TLS",
-            status.progress().rows
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = stop.send(true);
-    let outcome = running.await.expect("joined").expect("ingest");
+    let outcome = ingest_until(&tls, client, "over-tls", want).await;
     assert_eq!(outcome.ingest.rows, want);
 }

@@ -2,14 +2,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 
 use common::dcpilot;
-use dcpilot_info_core::{
-    HoldoutMetrics, InfoCore, Lineage, Model, ModelDraft, QuantileTable, TrainingWindow,
-};
+use dcpilot_info_core::{HoldoutMetrics, InfoCore, Lineage, ModelDraft, TrainingWindow};
 
 fn json(out: &Output) -> serde_json::Value {
     assert!(
@@ -21,37 +18,7 @@ fn json(out: &Output) -> serde_json::Value {
 }
 
 fn publish(data_dir: &Path, p90_cores: f64) {
-    let store = InfoCore::open_dir(&data_dir.join("models")).expect("open");
-    let rows = BTreeMap::from([(
-        "shop".to_string(),
-        BTreeMap::from([("cores".to_string(), vec![1.0, p90_cores])]),
-    )]);
-    store
-        .publish(ModelDraft {
-            name: "rightsizing".into(),
-            features: vec![],
-            target: "cores".into(),
-            window: TrainingWindow {
-                start_ms: 0,
-                end_ms: 1,
-            },
-            rows: 10,
-            metrics: HoldoutMetrics {
-                metric: "mae".into(),
-                model_error: 0.25,
-                baseline_error: 1.0,
-                baseline: "p90_of_window".into(),
-            },
-            lineage: Lineage {
-                job: "rightsizing".into(),
-                spec_hash: "h".into(),
-            },
-            model: Model::QuantileTable(QuantileTable {
-                quantiles: vec![0.5, 0.9],
-                rows,
-            }),
-        })
-        .expect("publish");
+    common::publish_rightsizing(data_dir, p90_cores);
 }
 
 #[test]

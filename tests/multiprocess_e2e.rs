@@ -14,36 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{dcpilot_command, eventually, http, start_nisshi, wait_for_file, KillOnDrop};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-
-fn create_topics(brokers: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin client");
-    let topics = [
-        NewTopic::new("dcpilot.telemetry", 4, TopicReplication::Fixed(1)),
-        NewTopic::new("dcpilot.landscape", 1, TopicReplication::Fixed(1)),
-        NewTopic::new("dcpilot.telemetry.dlq", 1, TopicReplication::Fixed(1)),
-        NewTopic::new("dcpilot.models", 1, TopicReplication::Fixed(1)),
-    ];
-    let results = futures::executor::block_on(admin.create_topics(
-        &topics,
-        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-    ))
-    .expect("create topics");
-    for r in results {
-        if let Err((topic, code)) = r {
-            assert_eq!(
-                code,
-                rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
-                "creating {topic}"
-            );
-        }
-    }
-}
 
 /// Replays the Bitbrains VM files `vms` of the bundled sample; returns the samples sent.
 fn replay(dir: &Path, brokers: &str, vms: &[&str]) -> u64 {
@@ -99,7 +69,16 @@ fn rightsizing_version(answer: &serde_json::Value) -> Option<u64> {
 #[test]
 fn separate_processes_survive_a_killed_background() {
     let (_broker, brokers) = start_nisshi();
-    create_topics(&brokers);
+    common::create_topics(
+        &brokers,
+        &Default::default(),
+        &[
+            ("dcpilot.telemetry", 4),
+            ("dcpilot.landscape", 1),
+            ("dcpilot.telemetry.dlq", 1),
+            ("dcpilot.models", 1),
+        ],
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("background.toml");

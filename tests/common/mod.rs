@@ -215,3 +215,76 @@ pub fn start_background(dir: &Path, toml: &str) -> Background {
         lines,
     }
 }
+
+/// Publishes a rightsizing table (p90 cores of workload `shop`) into `data_dir`'s
+/// Information Core, as `dcpilot background` or `jobs run-once` would; returns the version.
+pub fn publish_rightsizing(data_dir: &Path, p90_cores: f64) -> u64 {
+    use dcpilot_info_core::{
+        HoldoutMetrics, InfoCore, Lineage, Model, ModelDraft, QuantileTable, TrainingWindow,
+    };
+    use std::collections::BTreeMap;
+    let store = InfoCore::open_dir(&data_dir.join("models")).expect("open");
+    let rows = BTreeMap::from([(
+        "shop".to_string(),
+        BTreeMap::from([("cores".to_string(), vec![1.0, p90_cores])]),
+    )]);
+    store
+        .publish(ModelDraft {
+            name: "rightsizing".into(),
+            features: vec![],
+            target: "cores".into(),
+            window: TrainingWindow {
+                start_ms: 0,
+                end_ms: 1,
+            },
+            rows: 10,
+            metrics: HoldoutMetrics {
+                metric: "mae".into(),
+                model_error: 0.25,
+                baseline_error: 1.0,
+                baseline: "p90_of_window".into(),
+            },
+            lineage: Lineage {
+                job: "rightsizing".into(),
+                spec_hash: "h".into(),
+            },
+            model: Model::QuantileTable(QuantileTable {
+                quantiles: vec![0.5, 0.9],
+                rows,
+            }),
+        })
+        .expect("publish")
+        .version
+}
+
+/// Creates `topics` (name, partitions) through the admin API at `brokers` with the client
+/// `properties`; a topic that exists already is fine.
+pub fn create_topics(
+    brokers: &str,
+    properties: &std::collections::BTreeMap<String, String>,
+    topics: &[(&str, i32)],
+) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        dcpilot_info_core::kafka::client_config(brokers, properties)
+            .create()
+            .expect("admin client");
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let results = futures::executor::block_on(admin.create_topics(
+        &new,
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .expect("create topics");
+    for r in results {
+        if let Err((topic, code)) = r {
+            assert_eq!(
+                code,
+                rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+                "creating {topic}"
+            );
+        }
+    }
+}
