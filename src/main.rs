@@ -5,6 +5,7 @@ mod demo_foreground;
 mod foreground;
 mod http_client;
 mod jobs;
+mod landscape;
 mod models;
 mod report_html;
 mod sample_data;
@@ -120,6 +121,19 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// The landscape graph: import (networkx, Kubernetes, hwloc, call files, events),
+    /// export (networkx, DOT), and what is connected to what, as of any time.
+    Landscape {
+        #[command(subcommand)]
+        command: landscape::LandscapeCommand,
+        /// Print JSON for scripts instead of text.
+        #[arg(long, global = true)]
+        json: bool,
+        /// Work on this landscape file instead of `--data-dir`'s (dcpilot's history file,
+        /// or a networkx node-link file read as it is).
+        #[arg(long, global = true)]
+        file: Option<PathBuf>,
+    },
     /// Run SQL over the telemetry and landscape tables in the data directory.
     Query {
         /// The query, e.g. "SELECT metric, count(*) FROM telemetry GROUP BY metric".
@@ -138,7 +152,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Demo(_) | Command::Decode { .. } | Command::Query { .. }
+        Command::Demo(_)
+            | Command::Decode { .. }
+            | Command::Query { .. }
+            | Command::Landscape { .. }
     );
     init_logging(if quiet { "warn" } else { "info" });
     match run(cli) {
@@ -244,6 +261,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             spec_dir,
         } => runtime()?.block_on(jobs::run(&cli.data_dir, spec_dir, command, json)),
         Command::Models { command, json } => models::run(&cli.data_dir, command, json),
+        Command::Landscape {
+            command,
+            json,
+            file,
+        } => landscape::run(&cli.data_dir, file, command, json),
         Command::Query { sql, json, data } => {
             runtime()?.block_on(query(&cli.data_dir, data.as_deref(), &sql, json))
         }

@@ -366,6 +366,12 @@ impl Landscape {
                 self.upsert(next)
             }
             LandscapeEvent::InstanceRemoved { instance, .. } => self.remove(instance).map(|_| ()),
+            // Generic graph events describe the structure (the landscape graph keeps them);
+            // the placement view is built from host and instance events.
+            LandscapeEvent::NodeUp { .. }
+            | LandscapeEvent::NodeDown { .. }
+            | LandscapeEvent::EdgeUp { .. }
+            | LandscapeEvent::EdgeDown { .. } => Ok(()),
         }
     }
 

@@ -7,11 +7,14 @@
 //! - [`store::InfoCore`]: publish, get, history, rollback, export/import over a storage;
 //! - [`snapshot`]: the current version of every model, prepared for prediction, swapped
 //!   atomically;
+//! - [`landscape`]: the data center as a typed, temporal graph (petgraph), its loaders
+//!   and queries;
 //! - [`model`]: smartcore estimators and quantile tables, and their prepared form.
 
 pub mod core;
 pub mod error;
 pub mod kafka;
+pub mod landscape;
 pub mod model;
 pub mod prometheus;
 pub mod record;

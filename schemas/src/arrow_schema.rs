@@ -251,6 +251,31 @@ impl LandscapeBatchBuilder {
             LandscapeEvent::InstanceRemoved { instance, host, .. } => {
                 (host.as_str(), Some(instance.as_str()), None)
             }
+            // Generic graph events: `host` holds the subject (the node, or the edge's
+            // source), `instance` the edge's target, `workload` the node type or relation.
+            LandscapeEvent::NodeUp { node, .. } => {
+                for (k, v) in &node.labels {
+                    self.labels.keys().append_value(k);
+                    self.labels.values().append_value(v);
+                }
+                (node.id.as_str(), None, Some(node.node_type.as_str()))
+            }
+            LandscapeEvent::NodeDown { id, .. } => (id.as_str(), None, None),
+            LandscapeEvent::EdgeUp { edge, .. } => (
+                edge.source.as_str(),
+                Some(edge.target.as_str()),
+                Some(edge.relation.as_str()),
+            ),
+            LandscapeEvent::EdgeDown {
+                source,
+                target,
+                relation,
+                ..
+            } => (
+                source.as_str(),
+                Some(target.as_str()),
+                Some(relation.as_str()),
+            ),
         };
         self.host.append_value(host);
         self.instance.append_option(instance);

@@ -8,6 +8,7 @@
 pub mod arrow_schema;
 pub mod config_env;
 pub mod decode;
+pub mod graph;
 pub mod traces;
 pub mod wire;
 
@@ -19,4 +20,5 @@ pub use decode::{
     DecodeOutcome, Decoder, DecoderOptions, Format, InfluxDecoder, LandscapeDecoder, NativeDecoder,
     RecordError, SampleSink, TelemetryDecoder,
 };
+pub use graph::{Category, EdgeSpec, Layer, NodeSpec, Relation};
 pub use wire::{LandscapeEvent, PlatformFeatures, SampleRef, TelemetrySample};

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::graph::{EdgeSpec, NodeSpec, Relation};
+
 /// One measurement, long/narrow like a Prometheus sample: the native format of
 /// `dcpilot.telemetry`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -170,6 +172,40 @@ pub enum LandscapeEvent {
         /// Host it ran on.
         host: String,
     },
+    /// Any entity appeared, or changed (a node with this id already in the graph gets a
+    /// new version of its name, aliases, labels and attributes; layer, category and type
+    /// are fixed).
+    NodeUp {
+        /// Event time in Unix milliseconds.
+        timestamp_ms: i64,
+        /// The node.
+        node: NodeSpec,
+    },
+    /// An entity disappeared, with every edge that touches it.
+    NodeDown {
+        /// Event time in Unix milliseconds.
+        timestamp_ms: i64,
+        /// Its id.
+        id: String,
+    },
+    /// A relation appeared, or changed its weight or attributes.
+    EdgeUp {
+        /// Event time in Unix milliseconds.
+        timestamp_ms: i64,
+        /// The edge.
+        edge: EdgeSpec,
+    },
+    /// A relation disappeared.
+    EdgeDown {
+        /// Event time in Unix milliseconds.
+        timestamp_ms: i64,
+        /// The node it started at.
+        source: String,
+        /// The node it pointed to.
+        target: String,
+        /// What the relation was.
+        relation: Relation,
+    },
 }
 
 impl LandscapeEvent {
@@ -180,6 +216,10 @@ impl LandscapeEvent {
             Self::HostDown { .. } => "host_down",
             Self::InstancePlaced { .. } => "instance_placed",
             Self::InstanceRemoved { .. } => "instance_removed",
+            Self::NodeUp { .. } => "node_up",
+            Self::NodeDown { .. } => "node_down",
+            Self::EdgeUp { .. } => "edge_up",
+            Self::EdgeDown { .. } => "edge_down",
         }
     }
 
@@ -189,7 +229,11 @@ impl LandscapeEvent {
             Self::HostUp { timestamp_ms, .. }
             | Self::HostDown { timestamp_ms, .. }
             | Self::InstancePlaced { timestamp_ms, .. }
-            | Self::InstanceRemoved { timestamp_ms, .. } => *timestamp_ms,
+            | Self::InstanceRemoved { timestamp_ms, .. }
+            | Self::NodeUp { timestamp_ms, .. }
+            | Self::NodeDown { timestamp_ms, .. }
+            | Self::EdgeUp { timestamp_ms, .. }
+            | Self::EdgeDown { timestamp_ms, .. } => *timestamp_ms,
         }
     }
 }

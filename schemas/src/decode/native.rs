@@ -94,6 +94,16 @@ fn validate_event(event: &LandscapeEvent) -> Result<(), String> {
         LandscapeEvent::InstanceRemoved { instance, .. } if instance.is_empty() => {
             return Err("`instance` is empty".into())
         }
+        LandscapeEvent::NodeUp { node, .. } => node.check()?,
+        LandscapeEvent::NodeDown { id, .. } if id.trim().is_empty() => {
+            return Err("`id` is empty".into())
+        }
+        LandscapeEvent::EdgeUp { edge, .. } => edge.check()?,
+        LandscapeEvent::EdgeDown { source, target, .. }
+            if source.trim().is_empty() || target.trim().is_empty() =>
+        {
+            return Err("`source` and `target` must not be empty".into())
+        }
         _ => {}
     }
     Ok(())

@@ -1,0 +1,110 @@
+//! What the landscape is read from and written to. Every loader turns its input into
+//! landscape events (the same ones a producer may send on `dcpilot.landscape`), so a file
+//! import and the topic feed one graph the same way; exporters read the graph as of a time.
+
+pub mod calls;
+pub mod dot;
+pub mod history;
+pub mod hwloc;
+pub mod kubernetes;
+pub mod networkx;
+
+use dcpilot_schemas::{EdgeSpec, LandscapeEvent, NodeSpec};
+
+use super::{GraphError, LandscapeGraph};
+
+/// The import formats, by the name the CLI takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportFormat {
+    /// networkx node-link JSON (Intel Landscaper's shape).
+    Networkx,
+    /// `kubectl get … -o json` (a `List` of nodes, pods, replica sets, deployments,
+    /// services).
+    Kubernetes,
+    /// `lstopo --of xml` (hwloc 1.x or 2.x).
+    Hwloc,
+    /// `Source,Target,Weight` (Nezha's dependency and call-graph files).
+    Calls,
+    /// A list of landscape events (JSON array or NDJSON).
+    Events,
+}
+
+impl ImportFormat {
+    /// Every format with its CLI name.
+    pub const ALL: [(&'static str, ImportFormat); 5] = [
+        ("networkx", ImportFormat::Networkx),
+        ("kubernetes", ImportFormat::Kubernetes),
+        ("hwloc", ImportFormat::Hwloc),
+        ("calls", ImportFormat::Calls),
+        ("events", ImportFormat::Events),
+    ];
+
+    /// Reads a CLI name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == text).map(|(_, f)| *f)
+    }
+}
+
+/// How an import is done.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// The time the import describes (Unix ms); files without times of their own are
+    /// stamped with it.
+    pub at_ms: i64,
+    /// hwloc: the host the topology is of (else the XML's `HostName`).
+    pub host: Option<String>,
+}
+
+/// Turns `text` in `format` into landscape events, in time order, ready to apply to
+/// `graph` (some formats resolve names against what the graph already holds).
+pub fn import_events(
+    format: ImportFormat,
+    text: &str,
+    graph: &LandscapeGraph,
+    options: &ImportOptions,
+) -> Result<Vec<LandscapeEvent>, GraphError> {
+    let mut events = match format {
+        ImportFormat::Networkx => networkx::events(text)?,
+        ImportFormat::Kubernetes => kubernetes::events(text, graph, options.at_ms)?,
+        ImportFormat::Hwloc => hwloc::events(text, options.host.as_deref(), graph, options.at_ms)?,
+        ImportFormat::Calls => calls::events(text, graph, options.at_ms)?,
+        ImportFormat::Events => parse_events(text)?,
+    };
+    // History is written forward: apply in time order (stable, so a node's `node_up`
+    // stays before the edges of the same instant).
+    events.sort_by_key(LandscapeEvent::timestamp_ms);
+    Ok(events)
+}
+
+/// A JSON array of events, or NDJSON; errors name the line or index and the field.
+pub fn parse_events(text: &str) -> Result<Vec<LandscapeEvent>, GraphError> {
+    let one = |s: &str, place: String| -> Result<LandscapeEvent, GraphError> {
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(s)).map_err(|e| {
+            GraphError::format("events", format!("{place}: {}: {}", e.path(), e.inner()))
+        })
+    };
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        let items: Vec<serde_json::Value> = serde_json::from_str(trimmed)
+            .map_err(|e| GraphError::format("events", e.to_string()))?;
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| one(&v.to_string(), format!("[{i}]")))
+            .collect()
+    } else {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| one(l, format!("line {}", i + 1)))
+            .collect()
+    }
+}
+
+pub(crate) fn node_up(timestamp_ms: i64, node: NodeSpec) -> LandscapeEvent {
+    LandscapeEvent::NodeUp { timestamp_ms, node }
+}
+
+pub(crate) fn edge_up(timestamp_ms: i64, edge: EdgeSpec) -> LandscapeEvent {
+    LandscapeEvent::EdgeUp { timestamp_ms, edge }
+}

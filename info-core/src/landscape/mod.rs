@@ -1,0 +1,79 @@
+//! The landscape: the data center as a typed, temporal graph of what is connected to what.
+//!
+//! - [`graph`]: [`LandscapeGraph`], every node and edge that ever existed with the spans it
+//!   was alive and the versions of what it said; changes are checked first and either
+//!   apply whole or not at all;
+//! - [`query`]: a node, subgraphs, neighbours, paths, blast radius, diffs — as of any time;
+//! - [`formats`]: the loaders (networkx node-link JSON in Intel Landscaper's shape,
+//!   Kubernetes object lists, hwloc XML, `Source,Target,Weight` call files) and the
+//!   exporters (node-link JSON, Graphviz DOT), and the graph's own history file.
+
+pub mod formats;
+pub mod graph;
+pub mod query;
+
+pub use graph::{Applied, Edge, EdgeVersion, LandscapeGraph, Lifetime, Node, NodeVersion, Span};
+pub use query::{Affected, Diff, EdgeView, NodeFilter, NodeView, Subgraph, Summary, Walk};
+
+/// Why the landscape refused a change or a question. None of these is helped by retrying:
+/// the input must change.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GraphError {
+    /// An edge or a change names a node the landscape never had.
+    #[error("unknown node {0:?}")]
+    UnknownNode(String),
+    /// Removing an edge the landscape never had.
+    #[error("unknown edge {0}")]
+    UnknownEdge(String),
+    /// The node exists but was not alive at that time.
+    #[error("node {id:?} is not alive at {at_ms} ms")]
+    NotAlive {
+        /// The node.
+        id: String,
+        /// The time asked.
+        at_ms: i64,
+    },
+    /// Containment must not loop (a host cannot be inside what it contains).
+    #[error("containment cannot loop: {0}")]
+    ContainmentCycle(String),
+    /// An event older than what it changes (history is written forward only).
+    #[error("{what}: event at {event_ms} ms is older than its last change at {last_change_ms} ms")]
+    Stale {
+        /// The node or edge.
+        what: String,
+        /// The event's time.
+        event_ms: i64,
+        /// Its last change.
+        last_change_ms: i64,
+    },
+    /// A node or edge that cannot be (empty id, a type in the wrong layer, …).
+    #[error("{0}")]
+    Invalid(String),
+    /// A file that does not parse as its format; names the place.
+    #[error("{format}: {reason}")]
+    Format {
+        /// The format.
+        format: &'static str,
+        /// What is wrong, and where.
+        reason: String,
+    },
+    /// One event of a batch failed; nothing of the batch applied.
+    #[error("events[{index}] ({kind}): {source}")]
+    InEvent {
+        /// Its position.
+        index: usize,
+        /// Its kind.
+        kind: &'static str,
+        /// Why.
+        source: Box<GraphError>,
+    },
+}
+
+impl GraphError {
+    pub(crate) fn format(format: &'static str, reason: impl Into<String>) -> Self {
+        Self::Format {
+            format,
+            reason: reason.into(),
+        }
+    }
+}
