@@ -250,6 +250,19 @@ impl LandscapeGraph {
             })
     }
 
+    /// Like [`Self::edges_at`], in the order the edges first appeared (petgraph lists the
+    /// newest first), so answers are stable.
+    fn edges_in_order(
+        &self,
+        ix: NodeIndex,
+        direction: Direction,
+        t: i64,
+    ) -> Vec<(EdgeIndex, NodeIndex)> {
+        let mut edges: Vec<_> = self.edges_at(ix, direction, t).collect();
+        edges.sort_unstable_by_key(|(e, _)| *e);
+        edges
+    }
+
     /// Every node and edge alive at `t` whose nodes pass `filter` (edges need both ends).
     pub fn at(&self, t: i64, filter: &NodeFilter) -> Subgraph {
         let kept: HashSet<NodeIndex> = self
@@ -289,7 +302,7 @@ impl LandscapeGraph {
             let mut next = Vec::new();
             for &at in &frontier {
                 for &direction in walk.directions() {
-                    for (e, other) in self.edges_at(at, direction, t) {
+                    for (e, other) in self.edges_in_order(at, direction, t) {
                         if !relations.is_empty()
                             && !relations.contains(&self.petgraph()[e].relation)
                         {
@@ -327,7 +340,7 @@ impl LandscapeGraph {
         let ix = self.node_at(name, t)?;
         let mut out = Vec::new();
         for &direction in walk.directions() {
-            for (e, other) in self.edges_at(ix, direction, t) {
+            for (e, other) in self.edges_in_order(ix, direction, t) {
                 if relation.is_none_or(|r| self.petgraph()[e].relation == r) {
                     out.push((self.edge_view(e, t), self.view(other, t)));
                 }
@@ -405,7 +418,7 @@ impl LandscapeGraph {
         let mut out = Vec::new();
         while let Some((at, depth)) = queue.pop_front() {
             for direction in [Direction::Incoming, Direction::Outgoing] {
-                for (e, other) in self.edges_at(at, direction, t) {
+                for (e, other) in self.edges_in_order(at, direction, t) {
                     let relation = self.petgraph()[e].relation;
                     // Incoming edges carry the failure when it flows to the source.
                     let carries =

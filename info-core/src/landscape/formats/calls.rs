@@ -3,8 +3,9 @@
 //! a target that is an IP address is the node a service runs on, not a callee.
 //!
 //! A name already in the landscape (by id or alias — a Kubernetes service is aliased
-//! `name.namespace`, a node by its addresses) is that node; other services become
-//! service-layer `service` nodes, other IPs physical `host` nodes.
+//! `name.namespace`, a node by its addresses), or the one live service of that name, is
+//! that node; other services become service-layer `service` nodes, other IPs physical
+//! `host` nodes.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -47,6 +48,16 @@ pub fn events(
     let mut resolve = |name: &str, out: &mut Vec<LandscapeEvent>| -> String {
         if let Some(node) = graph.get(name).filter(|n| n.lifetime.alive()) {
             return node.id.clone();
+        }
+        // A bare service name (`frontend`) is the one live service of that name, if there
+        // is exactly one (Kubernetes ids are namespaced: `shop/service/frontend`).
+        let mut named = graph.nodes().filter(|(_, n)| {
+            n.node_type == "service"
+                && n.lifetime.alive()
+                && n.current().name.as_deref() == Some(name)
+        });
+        if let (Some((_, only)), None) = (named.next(), named.next()) {
+            return only.id.clone();
         }
         if made.insert(name.to_string()) {
             let node = match name.parse::<IpAddr>() {

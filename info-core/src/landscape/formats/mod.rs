@@ -80,7 +80,13 @@ pub fn import_events(
 pub fn parse_events(text: &str) -> Result<Vec<LandscapeEvent>, GraphError> {
     let one = |s: &str, place: String| -> Result<LandscapeEvent, GraphError> {
         serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(s)).map_err(|e| {
-            GraphError::format("events", format!("{place}: {}: {}", e.path(), e.inner()))
+            let at = e.path().to_string();
+            let field = if at == "." {
+                String::new()
+            } else {
+                format!("{at}: ")
+            };
+            GraphError::format("events", format!("{place}: {field}{}", e.inner()))
         })
     };
     let trimmed = text.trim_start();
