@@ -2,9 +2,10 @@
 # Installs what building and testing dcpilot needs on a fresh Debian machine with a Rust
 # toolchain: a C toolchain and the TLS/compression headers for the bundled librdkafka,
 # rustfmt/clippy, cargo-nextest, Debian's `prometheus` (its promtool checks /metrics in a
-# test) and `stunnel4` (TLS in front of the test broker), and the standalone broker of the
-# end-to-end tests. Idempotent, and quick when
-# everything is present.
+# test), `stunnel4` (TLS in front of the test broker), `hwloc` (lstopo) and
+# `kubernetes-client` (kubectl) whose real output the landscape tests read, and the
+# standalone broker of the end-to-end tests. Idempotent, and quick when everything is
+# present.
 set -euo pipefail
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
@@ -13,7 +14,7 @@ declare -A need=(
   [gcc]=gcc [g++]=g++ [make]=make [perl]=perl [pkg-config]=pkg-config
   [/usr/include/openssl/ssl.h]=libssl-dev [/usr/include/zlib.h]=zlib1g-dev
   [/etc/ssl/certs/ca-certificates.crt]=ca-certificates [promtool]=prometheus
-  [openssl]=openssl [stunnel4]=stunnel4
+  [openssl]=openssl [stunnel4]=stunnel4 [lstopo]=hwloc [kubectl]=kubernetes-client
 )
 missing=()
 for probe in "${!need[@]}"; do
