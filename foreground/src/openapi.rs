@@ -39,6 +39,89 @@ fn operation(summary: &str, request: Option<Value>, response: Value, mutating: b
     op
 }
 
+const AT: (&str, bool, &str) = ("at", false, "as of this time, Unix ms (default: now)");
+const ID: (&str, bool, &str) = ("id", true, "node id or alias");
+
+/// The landscape graph's questions: path, summary, query parameters.
+type Query = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, bool, &'static str)],
+);
+const GRAPH_QUERIES: &[Query] = &[
+    (
+        "/v1/landscape/graph",
+        "Nodes and edges alive at a time, filtered",
+        &[
+            AT,
+            ("layer", false, "physical, virtual or service"),
+            ("type", false, "node type (repeatable)"),
+            ("label", false, "key=value (repeatable)"),
+        ],
+    ),
+    (
+        "/v1/landscape/summary",
+        "Nodes by layer and type, edges by relation",
+        &[AT],
+    ),
+    ("/v1/landscape/node", "One node with its edges", &[ID, AT]),
+    (
+        "/v1/landscape/subgraph",
+        "What lies below (or above) a node, to a depth",
+        &[
+            ID,
+            AT,
+            ("depth", false, "hops (default 3, at most 64)"),
+            ("walk", false, "down (default), up or both"),
+            ("relation", false, "only these relations (repeatable)"),
+        ],
+    ),
+    (
+        "/v1/landscape/neighbours",
+        "A node's neighbours by relation",
+        &[
+            ID,
+            AT,
+            ("walk", false, "down, up or both (default)"),
+            ("relation", false, "only these relations (repeatable)"),
+        ],
+    ),
+    (
+        "/v1/landscape/path",
+        "Shortest paths between two nodes (edges either way)",
+        &[
+            ("from", true, "node id or alias"),
+            ("to", true, "node id or alias"),
+            AT,
+        ],
+    ),
+    (
+        "/v1/landscape/blast",
+        "What fails when a node fails, across layers",
+        &[ID, AT],
+    ),
+    (
+        "/v1/landscape/diff",
+        "Nodes and edges added, removed and changed between two times",
+        &[
+            ("from", true, "Unix ms (exclusive)"),
+            ("to", false, "Unix ms (inclusive; default now)"),
+        ],
+    ),
+    (
+        "/v1/landscape/export",
+        "The landscape as networkx node-link JSON or Graphviz DOT",
+        &[
+            (
+                "format",
+                false,
+                "networkx (default, whole history) or dot (as of `at`)",
+            ),
+            AT,
+        ],
+    ),
+];
+
 /// The document.
 pub fn document() -> Value {
     let settings = SchemaSettings::draft2020_12().with(|s| {
@@ -89,6 +172,18 @@ pub fn document() -> Value {
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
     });
+    let mut paths = paths;
+    for (path, summary, params) in GRAPH_QUERIES {
+        let mut op = operation(summary, None, json!({}), false);
+        op["parameters"] = params
+            .iter()
+            .map(|(name, required, what)| {
+                json!({"name": name, "in": "query", "required": required,
+                       "description": what, "schema": {"type": "string"}})
+            })
+            .collect();
+        paths[*path] = json!({ "get": op });
+    }
     let _ = b.schema::<LandscapeDocument>();
     let mut schemas: Map<String, Value> = b.generator.take_definitions(true).into_iter().collect();
     schemas.insert(

@@ -419,3 +419,175 @@ async fn landscape_events_apply_and_openapi_lists_every_endpoint() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn the_landscape_graph_answers_over_http_and_refuses_bad_changes_whole() {
+    let (app, fg) = app();
+    // The placement view given at start is in the graph: hog runs on noisy.
+    let (status, node) = call(
+        &app,
+        Method::GET,
+        "/v1/landscape/node?id=hog&at=1",
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{node}");
+    assert_eq!(node["out"][0]["target"], "noisy");
+    // Structure from generic events: a rack holding both hosts, a service calling another.
+    let events = [
+        json!({"kind": "node_up", "timestamp_ms": 100, "node": {"id": "rack-1", "layer": "physical", "category": "compute", "type": "rack"}}),
+        json!({"kind": "edge_up", "timestamp_ms": 100, "edge": {"source": "rack-1", "target": "noisy", "relation": "contains"}}),
+        json!({"kind": "edge_up", "timestamp_ms": 100, "edge": {"source": "rack-1", "target": "quiet", "relation": "contains"}}),
+        json!({"kind": "node_up", "timestamp_ms": 100, "node": {"id": "gateway", "layer": "service", "category": "compute", "type": "service"}}),
+        json!({"kind": "edge_up", "timestamp_ms": 100, "edge": {"source": "gateway", "target": "stress-ng-l3", "relation": "calls", "weight": 12.5}}),
+    ];
+    let body = serde_json::to_string(&events).expect("json");
+    let (status, applied) = call(
+        &app,
+        Method::POST,
+        "/v1/landscape/events",
+        &body,
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{applied}");
+
+    let get = |uri: String| {
+        let app = app.clone();
+        async move { call(&app, Method::GET, &uri, "", None).await }
+    };
+    let (_, sub) = get("/v1/landscape/subgraph?id=rack-1&depth=2&walk=down&at=200".into()).await;
+    let ids: Vec<&str> = sub["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["rack-1", "noisy", "quiet"]);
+    let (_, blast) = get("/v1/landscape/blast?id=rack-1&at=200".into()).await;
+    let hit: Vec<&str> = blast["affected"]
+        .as_array()
+        .expect("affected")
+        .iter()
+        .map(|a| a["node"]["id"].as_str().expect("id"))
+        .collect();
+    for id in ["noisy", "quiet", "hog", "batch", "stress-ng-l3", "gateway"] {
+        assert!(hit.contains(&id), "{id} not in {hit:?}");
+    }
+    let (_, path) = get("/v1/landscape/path?from=gateway&to=quiet&at=200".into()).await;
+    assert_eq!(
+        path["paths"][0],
+        json!(["gateway", "stress-ng-l3", "hog", "noisy", "rack-1", "quiet"])
+    );
+    let (_, near) =
+        get("/v1/landscape/neighbours?id=stress-ng-l3&relation=calls&at=200".into()).await;
+    assert_eq!(near["neighbours"][0]["edge"]["weight"], 12.5);
+    let (_, layer) = get("/v1/landscape/graph?layer=service&at=200".into()).await;
+    // stress-ng-l3 (hog's workload) and gateway; `batch` runs alone under its own name.
+    assert_eq!(layer["nodes"].as_array().map(Vec::len), Some(2), "{layer}");
+    // As of before the events: no rack yet; the diff names what came.
+    let (status, _) = get("/v1/landscape/node?id=rack-1&at=50".into()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, diff) = get("/v1/landscape/diff?from=50&to=200".into()).await;
+    assert_eq!(diff["nodes_added"].as_array().map(Vec::len), Some(2));
+    assert_eq!(diff["edges_added"].as_array().map(Vec::len), Some(3));
+    let (_, summary) = get("/v1/landscape/summary?at=200".into()).await;
+    assert_eq!(summary["edges"]["contains"], 2);
+
+    // A batch with a containment loop is refused whole: neither view changes.
+    let before = (fg.graph().edge_count(), fg.landscape().instances().len());
+    let bad = serde_json::to_string(&[
+        json!({"kind": "instance_placed", "timestamp_ms": 300, "instance": "new", "workload": "w", "host": "quiet", "cpu_request": 1.0, "memory_request_bytes": 1}),
+        json!({"kind": "edge_up", "timestamp_ms": 300, "edge": {"source": "noisy", "target": "rack-1", "relation": "contains"}}),
+    ])
+    .expect("json");
+    let (status, err) = call(
+        &app,
+        Method::POST,
+        "/v1/landscape/events",
+        &bad,
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        err["error"]
+            .as_str()
+            .expect("error")
+            .contains("events[1] (edge_up): containment cannot loop"),
+        "{err}"
+    );
+    assert_eq!(
+        (fg.graph().edge_count(), fg.landscape().instances().len()),
+        before
+    );
+
+    // Bad questions name the parameter.
+    for (uri, status, expected) in [
+        (
+            "/v1/landscape/subgraph",
+            StatusCode::BAD_REQUEST,
+            "`id` is required",
+        ),
+        (
+            "/v1/landscape/subgraph?id=rack-1&walk=sideways",
+            StatusCode::BAD_REQUEST,
+            "`walk`",
+        ),
+        (
+            "/v1/landscape/subgraph?id=rack-1&depth=-1",
+            StatusCode::BAD_REQUEST,
+            "`depth`",
+        ),
+        (
+            "/v1/landscape/neighbours?id=rack-1&relation=loves",
+            StatusCode::BAD_REQUEST,
+            "`relation` \"loves\"",
+        ),
+        (
+            "/v1/landscape/node?id=rack-1&at=noon",
+            StatusCode::BAD_REQUEST,
+            "`at` \"noon\"",
+        ),
+        (
+            "/v1/landscape/blast?id=atlantis",
+            StatusCode::NOT_FOUND,
+            "unknown node \"atlantis\"",
+        ),
+        (
+            "/v1/landscape/diff?from=10&to=5",
+            StatusCode::BAD_REQUEST,
+            "before `from`",
+        ),
+        (
+            "/v1/landscape/graph?layer=cloud",
+            StatusCode::BAD_REQUEST,
+            "`layer`",
+        ),
+        (
+            "/v1/landscape/export?format=png",
+            StatusCode::BAD_REQUEST,
+            "`format`",
+        ),
+    ] {
+        let (got, body) = get(uri.into()).await;
+        assert_eq!(got, status, "{uri}: {body}");
+        assert!(
+            body["error"].as_str().expect("error").contains(expected),
+            "{uri}: {body}"
+        );
+    }
+    // Export: DOT, and node-link JSON.
+    let (status, dot) = get("/v1/landscape/export?format=dot&at=200".into()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(dot.as_str().expect("text").starts_with("digraph {"));
+    let (_, nx) = get("/v1/landscape/export".into()).await;
+    assert!(nx["links"].as_array().is_some_and(|l| l.len() >= 5));
+    // The OpenAPI document lists the questions with their parameters.
+    let (_, doc) = get("/openapi.json".into()).await;
+    assert_eq!(
+        doc["paths"]["/v1/landscape/subgraph"]["get"]["parameters"][0]["name"],
+        "id"
+    );
+}

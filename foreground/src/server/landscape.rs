@@ -63,38 +63,8 @@ pub(super) async fn get_landscape(State(fg): Shared) -> Json<Value> {
 /// `POST /v1/landscape/events` body: one event, a JSON array of them, or NDJSON.
 fn parse_events(bytes: &[u8]) -> Result<Vec<LandscapeEvent>, ApiError> {
     let text = std::str::from_utf8(bytes).map_err(|_| ApiError::bad("body: not UTF-8"))?;
-    let trimmed = text.trim_start();
-    let named = |what: String| {
-        move |e: serde_path_to_error::Error<serde_json::Error>| {
-            ApiError::bad(format!("{what}: {}: {}", e.path(), e.inner()))
-        }
-    };
-    let one = |s: &str, what: String| -> Result<LandscapeEvent, ApiError> {
-        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(s))
-            .map_err(named(what))
-    };
-    if trimmed.starts_with('[') {
-        let items: Vec<Value> =
-            serde_json::from_str(trimmed).map_err(|e| ApiError::bad(format!("body: {e}")))?;
-        items
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| {
-                serde_path_to_error::deserialize(v).map_err(named(format!("events[{i}]")))
-            })
-            .collect()
-    } else {
-        let events: Vec<LandscapeEvent> = trimmed
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| one(l, format!("line {}", i + 1)))
-            .collect::<Result<_, _>>()?;
-        if events.is_empty() {
-            return Err(ApiError::bad("body: no events"));
-        }
-        Ok(events)
-    }
+    dcpilot_info_core::landscape::formats::parse_events(text)
+        .map_err(|e| ApiError::bad(format!("body: {e}")))
 }
 
 pub(super) async fn post_events(

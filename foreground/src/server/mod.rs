@@ -13,10 +13,13 @@
 //! - `planning`: `POST /v1/placements`, `/v1/rebalance`, `/v1/score`;
 //! - `intents`: `GET`/`PUT /v1/intents`;
 //! - `landscape`: `GET /v1/landscape`, `POST /v1/landscape/events` and [`LandscapeDocument`];
+//! - `graph`: the landscape graph's questions, `GET /v1/landscape/{graph,summary,node,
+//!   subgraph,neighbours,path,blast,diff,export}`;
 //! - `models`: `GET /v1/models`, `POST /v1/models/{name}/rollback`;
 //! - `scheduler`: the Kubernetes scheduler-extender `POST /scheduler/filter` and `/prioritize`;
 //! - `meta`: `/healthz`, `/metrics`, `/openapi.json`.
 
+mod graph;
 mod intents;
 mod landscape;
 mod meta;
@@ -35,6 +38,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use dcpilot_info_core::landscape::LandscapeGraph;
 use dcpilot_info_core::InfoCore;
 use dcpilot_schemas::LandscapeEvent;
 use serde::de::DeserializeOwned;
@@ -55,6 +59,8 @@ pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 /// The foreground's shared state.
 pub struct Foreground {
     landscape: ArcSwap<Landscape>,
+    /// The landscape graph (structure and history) the placement view is kept beside.
+    graph: ArcSwap<LandscapeGraph>,
     intents: ArcSwap<Intents>,
     models: Arc<InfoCore>,
     /// Whether models come from a followed topic (then rollback belongs to the leader).
@@ -143,6 +149,7 @@ pub const ENDPOINTS: &[&str] = &[
     "score",
     "intents",
     "landscape_events",
+    "landscape_query",
     "rollback",
     "scheduler_filter",
     "scheduler_prioritize",
@@ -274,8 +281,10 @@ impl Foreground {
         following: bool,
         metrics: Option<MetricsRenderer>,
     ) -> Arc<Self> {
+        let graph = graph_of(&landscape);
         Arc::new(Self {
             landscape: ArcSwap::from_pointee(landscape),
+            graph: ArcSwap::from_pointee(graph),
             intents: ArcSwap::from_pointee(Intents::default()),
             models,
             following,
@@ -291,6 +300,11 @@ impl Foreground {
     /// The landscape now.
     pub fn landscape(&self) -> Arc<Landscape> {
         self.landscape.load_full()
+    }
+
+    /// The landscape graph now.
+    pub fn graph(&self) -> Arc<LandscapeGraph> {
+        self.graph.load_full()
     }
 
     /// The intents now.
@@ -346,13 +360,17 @@ impl Foreground {
 
     /// Applies landscape events all or nothing; an error names the event.
     pub fn apply_events(&self, events: &[LandscapeEvent]) -> Result<usize, String> {
-        self.change_landscape(|next| {
-            for (i, event) in events.iter().enumerate() {
-                next.apply(event)
-                    .map_err(|e| format!("events[{i}] ({}): {e}", event.kind()))?;
-            }
-            Ok(events.len())
-        })
+        let _guard = self.writer.lock();
+        let mut next = Landscape::clone(&self.landscape.load());
+        for (i, event) in events.iter().enumerate() {
+            next.apply(event)
+                .map_err(|e| format!("events[{i}] ({}): {e}", event.kind()))?;
+        }
+        let mut graph = LandscapeGraph::clone(&self.graph.load());
+        graph.apply_all(events).map_err(|e| e.to_string())?;
+        self.graph.store(Arc::new(graph));
+        self.landscape.store(Arc::new(next));
+        Ok(events.len())
     }
 
     /// Applies landscape events and hosts' measured busy cores one by one, skipping (and
@@ -366,6 +384,15 @@ impl Foreground {
     ) -> Vec<String> {
         let changed: Result<Vec<String>, ()> = self.change_landscape(|next| {
             let mut errors = Vec::new();
+            if !events.is_empty() {
+                let mut graph = LandscapeGraph::clone(&self.graph.load());
+                for event in events {
+                    if let Err(e) = graph.apply_event(event) {
+                        errors.push(format!("{} (graph): {e}", event.kind()));
+                    }
+                }
+                self.graph.store(Arc::new(graph));
+            }
             for event in events {
                 if let Err(e) = next.apply(event) {
                     errors.push(format!("{}: {e}", event.kind()));
@@ -398,6 +425,7 @@ impl Foreground {
     /// Replaces the landscape.
     pub fn set_landscape(&self, landscape: Landscape) {
         let _guard = self.writer.lock();
+        self.graph.store(Arc::new(graph_of(&landscape)));
         self.landscape.store(Arc::new(landscape));
     }
 
@@ -446,6 +474,15 @@ impl Foreground {
             )
             .route("/v1/landscape", get(landscape::get_landscape))
             .route("/v1/landscape/events", post(landscape::post_events))
+            .route("/v1/landscape/graph", get(graph::whole))
+            .route("/v1/landscape/summary", get(graph::summary))
+            .route("/v1/landscape/node", get(graph::node))
+            .route("/v1/landscape/subgraph", get(graph::subgraph))
+            .route("/v1/landscape/neighbours", get(graph::neighbours))
+            .route("/v1/landscape/path", get(graph::path))
+            .route("/v1/landscape/blast", get(graph::blast))
+            .route("/v1/landscape/diff", get(graph::diff))
+            .route("/v1/landscape/export", get(graph::export))
             .route("/v1/models", get(models::get_models))
             .route("/v1/models/{name}/rollback", post(models::rollback))
             .route("/scheduler/filter", post(scheduler::filter))
@@ -459,6 +496,39 @@ impl Foreground {
             .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
             .with_state(Arc::clone(self))
     }
+}
+
+/// The graph of a placement view given whole (a landscape file): its hosts and instances
+/// as host and instance events at time 0.
+fn graph_of(landscape: &Landscape) -> LandscapeGraph {
+    let hosts = landscape.hosts().iter().map(|h| LandscapeEvent::HostUp {
+        timestamp_ms: 0,
+        host: h.name.clone(),
+        cores: h.cores,
+        memory_bytes: h.memory_bytes,
+        features: h.features.clone(),
+        labels: h.labels.clone(),
+    });
+    let instances = landscape
+        .instances()
+        .values()
+        .map(|i| LandscapeEvent::InstancePlaced {
+            timestamp_ms: 0,
+            instance: i.id.clone(),
+            workload: i.workload.clone(),
+            host: i.host.clone(),
+            cpu_request: i.cores,
+            memory_request_bytes: i.memory_bytes,
+            labels: Default::default(),
+        });
+    let events: Vec<LandscapeEvent> = hosts.chain(instances).collect();
+    let mut graph = LandscapeGraph::new();
+    // The placement view checked these already; a workload named like a host is the one
+    // thing the graph refuses, and then it keeps what it could.
+    for event in &events {
+        let _ = graph.apply_event(event);
+    }
+    graph
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

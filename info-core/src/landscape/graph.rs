@@ -280,7 +280,8 @@ impl LandscapeGraph {
 
     /// Applies one landscape event. Host and instance events map onto the graph: a host is
     /// a physical `host` node (capacity and features as attributes), an instance a virtual
-    /// `pod` node that `runs_on` its host and is a `member_of` its workload (a `service`).
+    /// `pod` node that `runs_on` its host and is a `member_of` its workload (a `service`
+    /// node, unless the instance has the workload's own name).
     pub fn apply_event(&mut self, event: &LandscapeEvent) -> Result<Applied, GraphError> {
         let t = event.timestamp_ms();
         match event {
@@ -331,18 +332,20 @@ impl LandscapeGraph {
                     (*memory_request_bytes).into(),
                 );
                 let service = NodeSpec::new(workload, Layer::Service, Category::Compute, "service");
+                // An instance named like its workload (a lone VM) has no group of its own.
+                let grouped = workload != instance;
                 // Check all before changing anything: a rejected event leaves no trace.
                 self.check_node(t, &pod)?;
-                if self.resolve(workload).is_none() {
+                if grouped && self.resolve(workload).is_none() {
                     self.check_node(t, &service)?;
                 }
                 let runs_on = EdgeSpec::new(instance, Relation::RunsOn, host);
                 let member_of = EdgeSpec::new(instance, Relation::MemberOf, workload);
                 let applied = self.upsert_node(t, &pod)?;
-                if self
+                let missing = self
                     .resolve(workload)
-                    .is_none_or(|ix| !self.graph[ix].lifetime.alive())
-                {
+                    .is_none_or(|ix| !self.graph[ix].lifetime.alive());
+                if grouped && missing {
                     self.upsert_node(t, &service)?;
                 }
                 // A moved instance: its old placement ends.
@@ -356,7 +359,9 @@ impl LandscapeGraph {
                     self.graph[e].lifetime.end(t);
                 }
                 self.upsert_edge(t, &runs_on)?;
-                self.upsert_edge(t, &member_of)?;
+                if grouped {
+                    self.upsert_edge(t, &member_of)?;
+                }
                 Ok(applied)
             }
             LandscapeEvent::InstanceRemoved { instance, .. } => self.remove_node(t, instance),

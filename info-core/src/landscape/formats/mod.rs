@@ -96,14 +96,19 @@ pub fn parse_events(text: &str) -> Result<Vec<LandscapeEvent>, GraphError> {
         items
             .iter()
             .enumerate()
-            .map(|(i, v)| one(&v.to_string(), format!("[{i}]")))
+            .map(|(i, v)| one(&v.to_string(), format!("events[{i}]")))
             .collect()
     } else {
-        text.lines()
+        let events: Vec<LandscapeEvent> = text
+            .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| one(l, format!("line {}", i + 1)))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        if events.is_empty() {
+            return Err(GraphError::format("events", "no events"));
+        }
+        Ok(events)
     }
 }
 

@@ -1,0 +1,259 @@
+//! The landscape graph's questions over HTTP, each answered from one immutable snapshot
+//! of the graph (no lock), as of `at` (Unix ms; default now):
+//!
+//! - `GET /v1/landscape/graph?at=&layer=&type=&label=k=v`: nodes and edges (filtered);
+//! - `GET /v1/landscape/summary?at=`: counts by layer and type, edges by relation;
+//! - `GET /v1/landscape/node?id=&at=`: one node (id or alias) with its edges;
+//! - `GET /v1/landscape/subgraph?id=&depth=3&walk=down|up|both&relation=&at=`;
+//! - `GET /v1/landscape/neighbours?id=&relation=&walk=both&at=`;
+//! - `GET /v1/landscape/path?from=&to=&at=`: the shortest paths;
+//! - `GET /v1/landscape/blast?id=&at=`: what fails with the node;
+//! - `GET /v1/landscape/diff?from=&to=`: what changed in between;
+//! - `GET /v1/landscape/export?format=networkx|dot&at=`.
+//!
+//! Ids go in the query (they hold `/`). A missing or bad parameter is a 400 naming it; an
+//! unknown node, or one not alive at `at`, a 404.
+
+use std::time::Instant;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use dcpilot_info_core::landscape::formats::{dot, networkx};
+use dcpilot_info_core::landscape::{GraphError, NodeFilter, Walk};
+use dcpilot_schemas::{Layer, Relation};
+use serde_json::{json, Value};
+
+use super::{answer, now_ms, ApiError, Shared};
+
+const ENDPOINT: &str = "landscape_query";
+
+/// The query string's parameters, in order (a name may repeat).
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(raw: Option<String>) -> Self {
+        let raw = raw.unwrap_or_default();
+        Self(
+            form_urlencoded::parse(raw.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn required(&self, name: &str) -> Result<&str, ApiError> {
+        self.get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::bad(format!("query: `{name}` is required")))
+    }
+
+    fn time(&self, name: &str) -> Result<i64, ApiError> {
+        match self.get(name) {
+            None => Ok(now_ms()),
+            Some(v) => v.parse().map_err(|_| {
+                ApiError::bad(format!("query: `{name}` {v:?} is not a time in Unix ms"))
+            }),
+        }
+    }
+
+    fn walk(&self, default: Walk) -> Result<Walk, ApiError> {
+        match self.get("walk") {
+            None => Ok(default),
+            Some(v) => Walk::parse(v).ok_or_else(|| {
+                ApiError::bad(format!("query: `walk` {v:?} is not down, up or both"))
+            }),
+        }
+    }
+
+    fn relations(&self) -> Result<Vec<Relation>, ApiError> {
+        self.all("relation")
+            .map(|v| {
+                Relation::parse(v).ok_or_else(|| {
+                    let known: Vec<&str> = Relation::ALL.iter().map(|r| r.as_str()).collect();
+                    ApiError::bad(format!(
+                        "query: `relation` {v:?} is not one of {}",
+                        known.join(", ")
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+fn not_found(e: GraphError) -> ApiError {
+    match e {
+        GraphError::UnknownNode(_) | GraphError::NotAlive { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, e.to_string())
+        }
+        other => ApiError::bad(other.to_string()),
+    }
+}
+
+fn respond(raw: Option<String>, ask: impl FnOnce(&Params) -> Result<Value, ApiError>) -> Response {
+    let started = Instant::now();
+    let result = ask(&Params::parse(raw));
+    answer(ENDPOINT, started, result, |_| (false, false))
+}
+
+pub(super) async fn whole(State(fg): Shared, RawQuery(raw): RawQuery) -> Response {
+    respond(raw, |q| {
+        let layer = match q.get("layer") {
+            None => None,
+            Some(l) => Some(Layer::parse(l).ok_or_else(|| {
+                ApiError::bad(format!(
+                    "query: `layer` {l:?} is not physical, virtual or service"
+                ))
+            })?),
+        };
+        let mut filter = NodeFilter {
+            layer,
+            types: q.all("type").map(str::to_string).collect(),
+            ..NodeFilter::default()
+        };
+        for label in q.all("label") {
+            let (k, v) = label.split_once('=').ok_or_else(|| {
+                ApiError::bad(format!("query: `label` {label:?} is not key=value"))
+            })?;
+            filter.labels.insert(k.into(), v.into());
+        }
+        Ok(json!(fg.graph().at(q.time("at")?, &filter)))
+    })
+}
+
+pub(super) async fn summary(State(fg): Shared, RawQuery(raw): RawQuery) -> Response {
+    respond(raw, |q| Ok(json!(fg.graph().summary(q.time("at")?))))
+}
+
+pub(super) async fn node(State(fg): Shared, RawQuery(raw): RawQuery) -> Response {
+    respond(raw, |q| {
+        let (id, t) = (q.required("id")?, q.time("at")?);
+        let graph = fg.graph();
+        let ix = graph.node_at(id, t).map_err(not_found)?;
+        let edges = |walk| {
+            graph
+                .neighbours(id, None, walk, t)
+                .map(|n| n.into_iter().map(|(e, _)| e).collect::<Vec<_>>())
+        };
+        Ok(json!({
+            "node": graph.view(ix, t),
+            "out": edges(Walk::Down).map_err(not_found)?,
+            "in": edges(Walk::Up).map_err(not_found)?,
+        }))
+    })
+}
+
+pub(super) async fn subgraph(State(fg): Shared, RawQuery(raw): RawQuery) -> Response {
+    respond(raw, |q| {
+        let depth = match q.get("depth") {
+            None => 3,
+            Some(d) => d
+                .parse::<usize>()
+                .ok()
+                .filter(|d| *d <= 64)
+                .ok_or_else(|| {
+                    ApiError::bad(format!("query: `depth` {d:?} is not a number of hops ≤ 64"))
+                })?,
+        };
+        let view = fg
+            .graph()
+            .subgraph(
+                q.required("id")?,
+                q.walk(Walk::Down)?,
+                depth,
+                &q.relations()?,
+                q.time("at")?,
+            )
+            .map_err(not_found)?;
+        Ok(json!(view))
+    })
+}
+
+pub(super) async fn neighbours(State(fg): Shared, RawQuery(raw): RawQuery) -> Response {
+    respond(raw, |q| {
+        let relations = q.relations()?;
+        let (id, walk, t) = (q.required("id")?, q.walk(Walk::Both)?, q.time("at")?);
+        let found = fg
+            .graph()
+            .neighbours(id, None, walk, t)
+            .map_err(not_found)?;
+        let list: Vec<Value> = found
+            .into_iter()
+            .filter(|(e, _)| relations.is_empty() || relations.contains(&e.relation))
+            .map(|(edge, node)| json!({ "edge": edge, "node": node }))
+            .collect();
+        Ok(json!({ "id": id, "neighbours": list }))
+    })
+}
+
+pub(super) async fn path(State(fg): Shared, RawQuery(raw): RawQuery) -> Response {
+    respond(raw, |q| {
+        let (from, to) = (q.required("from")?, q.required("to")?);
+        let paths = fg
+            .graph()
+            .paths(from, to, q.time("at")?)
+            .map_err(not_found)?;
+        Ok(json!({ "from": from, "to": to, "paths": paths }))
+    })
+}
+
+pub(super) async fn blast(State(fg): Shared, RawQuery(raw): RawQuery) -> Response {
+    respond(raw, |q| {
+        let id = q.required("id")?;
+        let affected = fg
+            .graph()
+            .blast_radius(id, q.time("at")?)
+            .map_err(not_found)?;
+        Ok(json!({ "id": id, "affected": affected }))
+    })
+}
+
+pub(super) async fn diff(State(fg): Shared, RawQuery(raw): RawQuery) -> Response {
+    respond(raw, |q| {
+        let from = q.time("from")?;
+        if q.get("from").is_none() {
+            return Err(ApiError::bad("query: `from` is required"));
+        }
+        let to = q.time("to")?;
+        if to < from {
+            return Err(ApiError::bad(format!(
+                "query: `to` ({to}) is before `from` ({from})"
+            )));
+        }
+        Ok(json!(fg.graph().diff(from, to)))
+    })
+}
+
+pub(super) async fn export(State(fg): Shared, RawQuery(raw): RawQuery) -> Response {
+    let q = Params::parse(raw);
+    let started = Instant::now();
+    let graph = fg.graph();
+    match q.get("format").unwrap_or("networkx") {
+        "networkx" => {
+            let doc = networkx::export(&graph, networkx::LinkStyle::Index);
+            answer(ENDPOINT, started, Ok(doc), |_| (false, false))
+        }
+        "dot" => match q.time("at") {
+            Ok(t) => {
+                let text = dot::export(&graph.at(t, &NodeFilter::default()));
+                ([(header::CONTENT_TYPE, "text/vnd.graphviz")], text).into_response()
+            }
+            Err(e) => e.into_response(),
+        },
+        other => ApiError::bad(format!("query: `format` {other:?} is not networkx or dot"))
+            .into_response(),
+    }
+}
