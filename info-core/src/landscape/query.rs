@@ -121,7 +121,7 @@ impl NodeFilter {
         if self.layer.is_some_and(|l| l != node.layer) {
             return false;
         }
-        if !self.types.is_empty() && !self.types.iter().any(|ty| *ty == node.node_type) {
+        if !self.types.is_empty() && !self.types.contains(&node.node_type) {
             return false;
         }
         let labels = &node.version_at(t).labels;
