@@ -209,6 +209,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
             "decisions": fg.decisions,
             "rebalance": fg.rebalance,
             "extender": fg.extender,
+            "landscape": fg.landscape,
             "replayed_samples": replayed.samples,
             "ingest_seconds": ingest_secs,
             "ingest_rate_samples_per_s": replayed.samples as f64 / ingest_secs,
@@ -301,6 +302,32 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
             fg.extender["filter_passed"],
             fg.extender["prioritize_top"],
             fg.extender["prioritize_bottom"]
+        );
+        let summary = &fg.landscape["summary"];
+        let count = |layer: &str| -> String {
+            summary["nodes"][layer]
+                .as_object()
+                .map_or("-".into(), |types| {
+                    let parts: Vec<String> =
+                        types.iter().map(|(t, n)| format!("{n} {t}")).collect();
+                    parts.join(", ")
+                })
+        };
+        println!(
+            "  landscape graph        physical: {}; virtual: {}; service: {}",
+            count("physical"),
+            count("virtual"),
+            count("service")
+        );
+        let affected: Vec<&str> = fg.landscape["affected"]
+            .as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
+            .unwrap_or_default();
+        println!(
+            "  blast radius           {} takes down {} nodes: {}",
+            fg.landscape["blast_of"].as_str().unwrap_or("-"),
+            affected.len(),
+            affected.join(", ")
         );
     }
     if count as u64 != replayed.samples {

@@ -34,6 +34,8 @@ pub struct ForegroundReport {
     pub rebalance: Value,
     /// What the scheduler extender answered for an nginx pod.
     pub extender: Value,
+    /// The landscape graph: counts by layer and type, and what fails with nginx's rack.
+    pub landscape: Value,
 }
 
 /// Placement latency and budget use.
@@ -96,6 +98,25 @@ fn landscape_events() -> Vec<Value> {
     events
 }
 
+/// The structure around the placement view, as generic graph events: three racks of four
+/// hosts each, and a frontend service calling nginx.
+fn structure_events() -> Vec<Value> {
+    let mut events = Vec::new();
+    for rack in 0..HOSTS.div_ceil(4) {
+        events.push(json!({"kind": "node_up", "timestamp_ms": 2, "node": {
+            "id": format!("rack-{rack}"), "layer": "physical", "category": "compute", "type": "rack"}}));
+        for host in (rack * 4..(rack * 4 + 4)).take_while(|h| *h < HOSTS) {
+            events.push(json!({"kind": "edge_up", "timestamp_ms": 2, "edge": {
+                "source": format!("rack-{rack}"), "target": host_name(host), "relation": "contains"}}));
+        }
+    }
+    events.push(json!({"kind": "node_up", "timestamp_ms": 2, "node": {
+        "id": "frontend", "layer": "service", "category": "compute", "type": "service"}}));
+    events.push(json!({"kind": "edge_up", "timestamp_ms": 2, "edge": {
+        "source": "frontend", "target": NGINX, "relation": "calls", "weight": 1500.0}}));
+    events
+}
+
 /// Intents as an IDO user writes them, plus dcpilot's workload profile for nginx (its
 /// quiet p99 and load, from the NTUA baseline runs at 1,500 rps).
 const INTENTS: &str = r#"apiVersion: ido.intel.com/v1alpha1
@@ -141,7 +162,8 @@ pub async fn run(models_dir: &Path) -> Result<ForegroundReport> {
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     let mut client = Client::connect(addr).await?;
 
-    let events: Vec<String> = landscape_events().iter().map(Value::to_string).collect();
+    let all = landscape_events().into_iter().chain(structure_events());
+    let events: Vec<String> = all.map(|e| e.to_string()).collect();
     let answer = client
         .call("POST", "/v1/landscape/events", &events.join("\n"))
         .await?;
@@ -229,6 +251,24 @@ pub async fn run(models_dir: &Path) -> Result<ForegroundReport> {
         "prioritize_bottom": priorities.iter().rev().take(3).map(|(h, s)| json!({"host": h, "score": s})).collect::<Vec<_>>(),
     });
 
+    let summary = client.call("GET", "/v1/landscape/summary", "").await?;
+    let rack = format!("rack-{}", (HOSTS - 1) / 4);
+    let blast = client
+        .call("GET", &format!("/v1/landscape/blast?id={rack}"), "")
+        .await?;
+    if summary.status != 200 || blast.status != 200 {
+        bail!(
+            "landscape queries failed: {} / {}",
+            summary.body,
+            blast.body
+        );
+    }
+    let affected: Vec<Value> = blast.body["affected"]
+        .as_array()
+        .map(|a| a.iter().map(|n| n["node"]["id"].clone()).collect())
+        .unwrap_or_default();
+    let landscape = json!({ "summary": summary.body, "blast_of": rack, "affected": affected });
+
     server.abort();
     let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
     Ok(ForegroundReport {
@@ -245,5 +285,6 @@ pub async fn run(models_dir: &Path) -> Result<ForegroundReport> {
         decisions,
         rebalance,
         extender,
+        landscape,
     })
 }

@@ -70,6 +70,20 @@ fn demo_runs_both_loops_and_reports() {
         report["extender"]
     );
     assert_eq!(report["extender"]["filter_passed"], 12);
+    // The landscape graph: the placement view plus racks, and what nginx's rack takes down.
+    let landscape = &report["landscape"];
+    assert_eq!(landscape["summary"]["nodes"]["physical"]["host"], 12);
+    assert_eq!(landscape["summary"]["nodes"]["physical"]["rack"], 3);
+    let affected: Vec<&str> = landscape["affected"]
+        .as_array()
+        .expect("affected")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    for id in ["node-12", "nginx-0", "default/nginx", "frontend"] {
+        assert!(affected.contains(&id), "{id} not in {affected:?}");
+    }
+    assert!(!affected.contains(&"node-01"), "{affected:?}");
 
     let page = std::fs::read_to_string(&html).expect("html written");
     assert!(
