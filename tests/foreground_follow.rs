@@ -160,3 +160,75 @@ fn a_following_replica_serves_published_landscape_and_models() {
         assert_eq!(answer["candidates_feasible"], 1, "{answer}");
     }
 }
+
+fn start_replica(dir: &std::path::Path, brokers: &str) -> (KillOnDrop, String) {
+    let child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_dcpilot"))
+            .arg("--data-dir")
+            .arg(dir)
+            .args([
+                "foreground",
+                "--listen",
+                "127.0.0.1:0",
+                "--brokers",
+                brokers,
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start"),
+    );
+    let addr = wait_for_file(&dir.join("foreground.addr"));
+    (child, addr)
+}
+
+#[test]
+fn late_replicas_build_the_same_landscape_graph_from_the_topic() {
+    let broker =
+        EmbeddedBroker::start(&[LANDSCAPE, MODELS_TOPIC, TELEMETRY], 1, None).expect("broker");
+    let brokers = broker.bootstrap_servers();
+    send(
+        &brokers,
+        LANDSCAPE,
+        &[
+            serde_json::json!({"kind": "host_up", "timestamp_ms": 1, "host": "a", "cores": 8.0, "memory_bytes": 1u64 << 34}),
+            serde_json::json!({"kind": "node_up", "timestamp_ms": 1, "node": {"id": "rack-1", "layer": "physical", "category": "compute", "type": "rack"}}),
+            serde_json::json!({"kind": "edge_up", "timestamp_ms": 1, "edge": {"source": "rack-1", "target": "a", "relation": "contains"}}),
+            // A loop: refused by every replica, and the ones after it still apply.
+            serde_json::json!({"kind": "edge_up", "timestamp_ms": 2, "edge": {"source": "a", "target": "rack-1", "relation": "contains"}}),
+            serde_json::json!({"kind": "instance_placed", "timestamp_ms": 3, "instance": "x", "workload": "batch",
+                               "host": "a", "cpu_request": 1.0, "memory_request_bytes": 1}),
+        ],
+    );
+    let first_dir = tempfile::tempdir().expect("tempdir");
+    let (_first, first) = start_replica(first_dir.path(), &brokers);
+    let blast = eventually(30, "the graph on the first replica", || {
+        let (status, b) = http(&first, "GET", "/v1/landscape/blast?id=rack-1&at=10", "");
+        (status == 200 && b["affected"].as_array().is_some_and(|a| a.len() == 3)).then_some(b)
+    });
+    assert_eq!(blast["affected"][0]["node"]["id"], "a", "{blast}");
+    // Later: the instance goes away. History keeps it.
+    send(
+        &brokers,
+        LANDSCAPE,
+        &[
+            serde_json::json!({"kind": "instance_removed", "timestamp_ms": 20, "instance": "x", "host": "a"}),
+        ],
+    );
+    eventually(30, "the removal", || {
+        let (status, _) = http(&first, "GET", "/v1/landscape/node?id=x&at=25", "");
+        (status == 404).then_some(())
+    });
+    let (status, _) = http(&first, "GET", "/v1/landscape/node?id=x&at=10", "");
+    assert_eq!(status, 200, "x was there at 10");
+
+    // A replica that starts now reads the whole topic and builds the same graph.
+    let late_dir = tempfile::tempdir().expect("tempdir");
+    let (_late, late) = start_replica(late_dir.path(), &brokers);
+    let (_, expected) = http(&first, "GET", "/v1/landscape/export", "");
+    eventually(30, "the late replica to catch up", || {
+        let (_, got) = http(&late, "GET", "/v1/landscape/export", "");
+        (got == expected).then_some(())
+    });
+    let (_, diff) = http(&late, "GET", "/v1/landscape/diff?from=10&to=25", "");
+    assert_eq!(diff["nodes_removed"][0]["id"], "x", "{diff}");
+}

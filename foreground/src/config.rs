@@ -38,7 +38,8 @@ pub struct SourcesConfig {
     pub models_topic: String,
     /// Topic of landscape events to follow.
     pub landscape_topic: String,
-    /// Name of this replica (its own consumer groups).
+    /// Name of this replica, in its logs and the names of its consumer groups (each
+    /// process gets groups of its own, so replicas may share a name).
     pub replica: String,
     /// A landscape to start from: JSON `{"hosts": [...], "instances": [...]}`.
     pub landscape_file: Option<PathBuf>,

@@ -25,14 +25,18 @@ pub struct LandscapeFollower {
 
 impl LandscapeFollower {
     /// Subscribes to the landscape topic (and the utilization topic, when set) from their
-    /// beginning as consumer group `dcpilot-landscape-{replica}`.
+    /// beginning, in a consumer group of this process's own (see
+    /// [`dcpilot_info_core::kafka::follower_group`]).
     pub fn new(
         brokers: &str,
         sources: &SourcesConfig,
         foreground: Arc<Foreground>,
     ) -> Result<Self, rdkafka::error::KafkaError> {
         let consumer: BaseConsumer<QuietContext> = client_config(brokers, &sources.client)
-            .set("group.id", format!("dcpilot-landscape-{}", sources.replica))
+            .set(
+                "group.id",
+                dcpilot_info_core::kafka::follower_group("landscape", &sources.replica),
+            )
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .create_with_context(QuietContext::new("landscape follower"))?;

@@ -105,6 +105,16 @@ impl LogLimiter {
 /// (consumer, dead-letter producer, models producer) is one stream of lines.
 pub static KAFKA_LOG: LazyLock<LogLimiter> = LazyLock::new(|| LogLimiter::new(LOG_INTERVAL));
 
+/// The consumer group of a follower: every replica reads the whole topic from its start and
+/// commits nothing, so each process gets a group of its own — two replicas under one name
+/// (the default `replica`) must not split the partitions between them.
+pub fn follower_group(what: &str, replica: &str) -> String {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    format!("dcpilot-{what}-{replica}-{}-{started}", std::process::id())
+}
+
 /// Logs a Kafka client error through [`KAFKA_LOG`]; `context` says which client or step.
 pub fn log_client_error(context: &str, error: &dyn std::fmt::Display, kind: &str) {
     if let Verdict::Log { suppressed } = KAFKA_LOG.check(&format!("error:{context}:{kind}")) {

@@ -123,7 +123,7 @@ impl Follower {
         store: Arc<InfoCore>,
     ) -> Result<Self> {
         let consumer: BaseConsumer<QuietContext> = client_config(brokers, properties)
-            .set("group.id", format!("dcpilot-models-{replica}"))
+            .set("group.id", crate::kafka::follower_group("models", replica))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .create_with_context(QuietContext::new("models follower"))
