@@ -4,13 +4,15 @@
 //! so nothing is lost whatever fails.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dcpilot_info_core::landscape::GraphStore;
 use dcpilot_schemas::decode::Decoder;
 use dcpilot_schemas::{
-    DecodeContext, DecodeOutcome, DecoderOptions, Format, LandscapeBatchBuilder, LandscapeDecoder,
-    TelemetryBatchBuilder,
+    DecodeContext, DecodeErrorKind, DecodeOutcome, DecoderOptions, Format, LandscapeBatchBuilder,
+    LandscapeDecoder, RecordError, TelemetryBatchBuilder,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
@@ -168,6 +170,8 @@ pub struct Assembler {
     telemetry: TelemetryBatchBuilder,
     landscape: LandscapeBatchBuilder,
     landscape_topic: String,
+    /// The landscape graph events also go to (refused ones are dead letters instead).
+    graph: Option<Arc<GraphStore>>,
 }
 
 impl Assembler {
@@ -184,7 +188,28 @@ impl Assembler {
             telemetry: TelemetryBatchBuilder::with_capacity(batch_capacity),
             landscape: LandscapeBatchBuilder::default(),
             landscape_topic: landscape_topic.to_string(),
+            graph: None,
         }
+    }
+
+    /// Also applies landscape events to `graph`; an event it refuses is not stored but
+    /// dead-lettered with the reason.
+    pub fn with_graph(mut self, graph: Arc<GraphStore>) -> Self {
+        self.graph = Some(graph);
+        self
+    }
+
+    /// Saves the graph when it changed and `min_interval` passed since the last save.
+    pub fn save_graph(&self, min_interval: Duration) -> Result<()> {
+        if let Some(graph) = &self.graph {
+            graph
+                .save_if_due(min_interval)
+                .map_err(|source| BackgroundError::InfoCore {
+                    path: PathBuf::from("landscape"),
+                    source,
+                })?;
+        }
+        Ok(())
     }
 
     /// Decodes one message into the pending batch. Returns the telemetry format it was read
@@ -200,11 +225,20 @@ impl Assembler {
                 // A tombstone from compaction: nothing to record.
                 return (None, DecodeOutcome::default());
             };
-            let landscape = &mut self.landscape;
-            return (
-                None,
-                LandscapeDecoder.decode(payload, |event| landscape.push(&event)),
-            );
+            let mut events = Vec::new();
+            let mut outcome = LandscapeDecoder.decode(payload, |event| events.push(event));
+            for (i, event) in events.iter().enumerate() {
+                let refused = self.graph.as_ref().and_then(|g| g.apply(event).err());
+                match refused {
+                    None => self.landscape.push(event),
+                    Some(e) => outcome.reject(RecordError {
+                        record: i,
+                        kind: DecodeErrorKind::InvalidValue,
+                        message: format!("{}: the landscape refused it: {e}", event.kind()),
+                    }),
+                }
+            }
+            return (None, outcome);
         }
         let ctx = DecodeContext {
             default_timestamp_ms: timestamp_ms.unwrap_or_else(now_ms),
@@ -282,6 +316,7 @@ impl Ingestor {
         brokers: &str,
         telemetry: Arc<TableStore>,
         landscape: Arc<TableStore>,
+        graph: Arc<GraphStore>,
         readiness: Arc<Readiness>,
     ) -> Result<Self> {
         let k = &config.kafka;
@@ -321,7 +356,8 @@ impl Ingestor {
                     &config.ingest.decoder_options(),
                     &k.landscape_topic,
                     max_batch_samples.min(1 << 16),
-                ),
+                )
+                .with_graph(graph),
                 dlq,
                 dlq_topic: k.dlq_topic.clone(),
                 telemetry,
@@ -374,6 +410,7 @@ impl Ingestor {
             }
         }
         self.state.flush(&self.consumer).await?;
+        self.state.assembler.save_graph(Duration::ZERO)?;
         Ok(self.state.stats)
     }
 }
@@ -522,6 +559,8 @@ impl IngestState {
         let Some(started) = self.started.take() else {
             return Ok(());
         };
+        // The graph file lags the tables by at most this (and is written on shutdown).
+        self.assembler.save_graph(Duration::from_secs(2))?;
         for (table, outcome) in self.assembler.store(&self.telemetry, &self.landscape)? {
             self.stats.rows += outcome.inserted as u64;
             self.stats.duplicates += outcome.duplicates as u64;

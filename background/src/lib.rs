@@ -41,10 +41,15 @@ pub use store::{InsertOutcome, TableSettings, TableSpec, TableStore};
 pub struct TelemetryStore {
     /// The `telemetry` table.
     pub telemetry: Arc<TableStore>,
-    /// The `landscape` table.
+    /// The `landscape` table (the events as they came).
     pub landscape: Arc<TableStore>,
+    /// The landscape graph the events build, in `data_dir/landscape/graph.json`.
+    pub graph: Arc<dcpilot_info_core::landscape::GraphStore>,
     ctx: SessionContext,
 }
+
+/// The landscape graph's file under a data directory's `landscape/`.
+pub const GRAPH_FILE: &str = dcpilot_info_core::landscape::formats::history::FILE_NAME;
 
 /// How a [`TelemetryStore`] is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,12 +88,20 @@ impl TelemetryStore {
             TableSpec::landscape(),
             settings("landscape"),
         )?);
+        let graph_file = data_dir.map(|d| d.join("landscape").join(GRAPH_FILE));
+        let graph = dcpilot_info_core::landscape::GraphStore::open(graph_file.clone()).map_err(
+            |source| BackgroundError::InfoCore {
+                path: graph_file.unwrap_or_default(),
+                source,
+            },
+        )?;
         let ctx = SessionContext::new();
         ctx.register_table("telemetry", telemetry.clone())?;
         ctx.register_table("landscape", landscape.clone())?;
         Ok(Self {
             telemetry,
             landscape,
+            graph: Arc::new(graph),
             ctx,
         })
     }
@@ -142,6 +155,7 @@ pub async fn run_ingest(
             brokers,
             store.telemetry.clone(),
             store.landscape.clone(),
+            store.graph.clone(),
             readiness.clone(),
         )?;
         match ingestor.run(shutdown.clone()).await {

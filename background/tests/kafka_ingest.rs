@@ -420,3 +420,67 @@ async fn offsets_dropped_by_the_broker_are_reported_as_lost() {
         "what the broker still had is stored"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn landscape_events_build_the_graph_and_refused_ones_are_dead_letters() {
+    let mut config = BackgroundConfig::default();
+    config.kafka.group_id = "landscape-graph".into();
+    config.ingest.max_batch_delay_ms = 100;
+    let k = config.kafka.clone();
+    let broker = EmbeddedBroker::start(
+        &[&k.telemetry_topic, &k.landscape_topic, &k.dlq_topic],
+        1,
+        None,
+    )
+    .expect("broker");
+    let brokers = broker.bootstrap_servers();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        TelemetryStore::open(Some(dir.path()), &config.store, OpenMode::ReadWrite).expect("store");
+    let loop_event = br#"{"kind":"edge_up","timestamp_ms":3,"edge":{"source":"host-1","target":"rack-1","relation":"contains"}}"#.to_vec();
+    let events: Vec<Vec<u8>> = vec![
+        br#"{"kind":"host_up","timestamp_ms":1,"host":"host-1","cores":8,"memory_bytes":1024}"#.to_vec(),
+        br#"{"kind":"node_up","timestamp_ms":2,"node":{"id":"rack-1","layer":"physical","category":"compute","type":"rack"}}"#.to_vec(),
+        br#"{"kind":"edge_up","timestamp_ms":2,"edge":{"source":"rack-1","target":"host-1","relation":"contains"}}"#.to_vec(),
+        loop_event.clone(),
+        br#"{"kind":"instance_placed","timestamp_ms":4,"instance":"vm-1","workload":"web","host":"host-1","cpu_request":1,"memory_request_bytes":1}"#.to_vec(),
+    ];
+    produce_to(&brokers, &k.landscape_topic, 1, events);
+    let (stop, stopped) = watch::channel(false);
+    let ingest = {
+        let (config, brokers) = (config.clone(), brokers.clone());
+        tokio::spawn(async move {
+            let stats = dcpilot_background::run_ingest(
+                &config,
+                &brokers,
+                &store,
+                Default::default(),
+                stopped,
+            )
+            .await;
+            (stats, store)
+        })
+    };
+    let letters = read_dead_letters(&brokers, &k.dlq_topic, 1);
+    stop.send(true).expect("stop");
+    let (stats, store) = ingest.await.expect("ingest task");
+    assert_eq!(stats.expect("ingest").dead_letters, 1);
+    let headers = letters.get(&loop_event).expect("the loop is a dead letter");
+    assert!(
+        headers[dlq_headers::ERROR_REASON].contains("containment cannot loop"),
+        "{headers:?}"
+    );
+    // The good events are in the graph (and the events table); the loop is in neither.
+    assert_eq!(count(&store, "SELECT count(*) FROM landscape").await, 4);
+    let graph = store.graph.graph();
+    assert_eq!(graph.node_count(), 4, "host, rack, vm-1, web");
+    let blast = graph.blast_radius("rack-1", 10).expect("rack");
+    assert_eq!(blast.len(), 3, "host-1, vm-1 on it, web it serves");
+    // Saved where `dcpilot landscape` reads it.
+    let file = dir
+        .path()
+        .join("landscape")
+        .join(dcpilot_background::GRAPH_FILE);
+    let saved = dcpilot_info_core::landscape::formats::history::load(&file).expect("saved");
+    assert_eq!(saved.edge_count(), graph.edge_count());
+}

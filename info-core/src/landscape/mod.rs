@@ -6,14 +6,17 @@
 //! - [`query`]: a node, subgraphs, neighbours, paths, blast radius, diffs — as of any time;
 //! - [`formats`]: the loaders (networkx node-link JSON in Intel Landscaper's shape,
 //!   Kubernetes object lists, hwloc XML, `Source,Target,Weight` call files) and the
-//!   exporters (node-link JSON, Graphviz DOT), and the graph's own history file.
+//!   exporters (node-link JSON, Graphviz DOT), and the graph's own history file;
+//! - [`store`]: [`GraphStore`], the background's graph, saved to that file.
 
 pub mod formats;
 pub mod graph;
 pub mod query;
+pub mod store;
 
 pub use graph::{Applied, Edge, EdgeVersion, LandscapeGraph, Lifetime, Node, NodeVersion, Span};
 pub use query::{Affected, Diff, EdgeView, NodeFilter, NodeView, Subgraph, Summary, Walk};
+pub use store::GraphStore;
 
 /// Why the landscape refused a change or a question. None of these is helped by retrying:
 /// the input must change.

@@ -176,6 +176,12 @@ pub struct DecodeOutcome {
 }
 
 impl DecodeOutcome {
+    /// Records a record that decoded but was refused later (the landscape graph's checks),
+    /// so it goes to the dead-letter topic like a bad one.
+    pub fn reject(&mut self, error: RecordError) {
+        self.error(error);
+    }
+
     pub(crate) fn error(&mut self, error: RecordError) {
         self.error_count += 1;
         if self.errors.len() < MAX_ERRORS_KEPT {
