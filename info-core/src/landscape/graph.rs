@@ -523,19 +523,9 @@ impl LandscapeGraph {
         direction: Direction,
         relation: Option<Relation>,
     ) -> impl Iterator<Item = (EdgeIndex, NodeIndex)> + '_ {
-        self.graph
-            .edges_directed(ix, direction)
-            .filter(move |e| {
-                e.weight().lifetime.alive() && relation.is_none_or(|r| e.weight().relation == r)
-            })
-            .map(move |e| {
-                let other = if direction == Direction::Outgoing {
-                    e.target()
-                } else {
-                    e.source()
-                };
-                (e.id(), other)
-            })
+        // Alive now is alive at the end of time: only the last span can be open.
+        self.edges_at(ix, direction, i64::MAX)
+            .filter(move |(e, _)| relation.is_none_or(|r| self.graph[*e].relation == r))
     }
 
     fn find_edge(&self, s: NodeIndex, relation: Relation, d: NodeIndex) -> Option<EdgeIndex> {
