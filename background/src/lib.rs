@@ -12,6 +12,7 @@ pub mod broker;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod graph_tables;
 pub mod health;
 pub mod http;
 pub mod ingest;
@@ -30,6 +31,7 @@ use tokio::sync::watch;
 pub use broker::EmbeddedBroker;
 pub use config::BackgroundConfig;
 pub use error::{BackgroundError, Cause, Result};
+pub use graph_tables::{GraphTable, GraphTableKind};
 pub use health::{Readiness, ReadinessReport};
 pub use ingest::{IngestStats, Ingestor};
 pub use runner::{JobRunner, JobRunnerStats, JobsConfig, TriggerOverride};
@@ -98,10 +100,15 @@ impl TelemetryStore {
         let ctx = SessionContext::new();
         ctx.register_table("telemetry", telemetry.clone())?;
         ctx.register_table("landscape", landscape.clone())?;
+        let graph = Arc::new(graph);
+        for kind in [GraphTableKind::Nodes, GraphTableKind::Edges] {
+            let table = GraphTable::new(kind, graph.clone());
+            ctx.register_table(table.name(), Arc::new(table))?;
+        }
         Ok(Self {
             telemetry,
             landscape,
-            graph: Arc::new(graph),
+            graph,
             ctx,
         })
     }

@@ -49,6 +49,11 @@ impl GraphStore {
         Ok(applied)
     }
 
+    /// Reads the graph under its lock (for what must not copy it).
+    pub fn read<T>(&self, f: impl FnOnce(&LandscapeGraph) -> T) -> T {
+        f(&self.state.lock().graph)
+    }
+
     /// A copy of the graph now.
     pub fn graph(&self) -> LandscapeGraph {
         self.state.lock().graph.clone()
