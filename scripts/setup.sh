@@ -3,7 +3,8 @@
 # toolchain: a C toolchain and the TLS/compression headers for the bundled librdkafka,
 # rustfmt/clippy, cargo-nextest, Debian's `prometheus` (its promtool checks /metrics in a
 # test), `stunnel4` (TLS in front of the test broker), `hwloc` (lstopo) and
-# `kubernetes-client` (kubectl) whose real output the landscape tests read, and the
+# `kubernetes-client` (kubectl) whose real output the landscape tests read, `chromium`
+# (the landscape page is tested in it, headless), and the
 # standalone broker of the end-to-end tests. Idempotent, and quick when everything is
 # present.
 set -euo pipefail
@@ -15,6 +16,7 @@ declare -A need=(
   [/usr/include/openssl/ssl.h]=libssl-dev [/usr/include/zlib.h]=zlib1g-dev
   [/etc/ssl/certs/ca-certificates.crt]=ca-certificates [promtool]=prometheus
   [openssl]=openssl [stunnel4]=stunnel4 [lstopo]=hwloc [kubectl]=kubernetes-client
+  [chromium]=chromium
 )
 missing=()
 for probe in "${!need[@]}"; do

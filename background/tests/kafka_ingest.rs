@@ -477,11 +477,18 @@ async fn landscape_events_build_the_graph_and_refused_ones_are_dead_letters() {
     let blast = graph.blast_radius("rack-1", 10).expect("rack");
     assert_eq!(blast.len(), 3, "host-1, vm-1 on it, web it serves");
     // And queryable with SQL, with validity times.
-    assert_eq!(count(&store, "SELECT count(*) FROM landscape_nodes").await, 4);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM landscape_nodes").await,
+        4
+    );
     let sql = "SELECT count(*) FROM landscape_edges e JOIN landscape_nodes n ON n.id = e.target \
                WHERE e.relation = 'runs_on' AND n.type = 'host' AND e.valid_to IS NULL \
                AND e.valid_from = arrow_cast(4, 'Timestamp(Millisecond, Some(\"UTC\"))')";
-    assert_eq!(count(&store, sql).await, 1, "vm-1 runs on host-1 since 4 ms");
+    assert_eq!(
+        count(&store, sql).await,
+        1,
+        "vm-1 runs on host-1 since 4 ms"
+    );
     // Saved where `dcpilot landscape` reads it.
     let file = dir
         .path()

@@ -9,7 +9,9 @@
 //! - `GET /v1/landscape/path?from=&to=&at=`: the shortest paths;
 //! - `GET /v1/landscape/blast?id=&at=`: what fails with the node;
 //! - `GET /v1/landscape/diff?from=&to=`: what changed in between;
-//! - `GET /v1/landscape/export?format=networkx|dot&at=`.
+//! - `GET /v1/landscape/export?format=networkx|dot&at=`;
+//! - `GET /landscape?at=`: a page drawing it by layer (physical at the bottom, services on
+//!   top), hosts and what runs on them coloured by utilisation, a node's details on click.
 //!
 //! Ids go in the query (they hold `/`). A missing or bad parameter is a 400 naming it; an
 //! unknown node, or one not alive at `at`, a 404.
@@ -256,4 +258,9 @@ pub(super) async fn export(State(fg): Shared, RawQuery(raw): RawQuery) -> Respon
         other => ApiError::bad(format!("query: `format` {other:?} is not networkx or dot"))
             .into_response(),
     }
+}
+
+/// `GET /landscape`: the landscape drawn by layer (a page that reads the endpoints above).
+pub(super) async fn view() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("view.html"))
 }

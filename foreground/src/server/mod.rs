@@ -483,6 +483,7 @@ impl Foreground {
             .route("/v1/landscape/blast", get(graph::blast))
             .route("/v1/landscape/diff", get(graph::diff))
             .route("/v1/landscape/export", get(graph::export))
+            .route("/landscape", get(graph::view))
             .route("/v1/models", get(models::get_models))
             .route("/v1/models/{name}/rollback", post(models::rollback))
             .route("/scheduler/filter", post(scheduler::filter))

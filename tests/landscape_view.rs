@@ -1,0 +1,132 @@
+//! The landscape page in a real browser: Debian's Chromium, headless, screenshots the page
+//! a foreground serves, and the test reads the picture — a busy host (and its pod) drawn
+//! red, an idle host green, services in their blue, in the bands the page puts them in.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{http, wait_for_file, KillOnDrop};
+
+fn chromium() -> Option<PathBuf> {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium missing in CI: scripts/setup.sh installs Debian's chromium"
+        );
+        eprintln!("SKIPPED: chromium not installed (scripts/setup.sh installs it)");
+    }
+    found
+}
+
+/// RGB pixels of a PNG.
+fn pixels(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
+    let decoder = png::Decoder::new(std::fs::File::open(path).expect("screenshot"));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    let step = info.color_type.samples();
+    let px = buf[..info.buffer_size()]
+        .chunks(step)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
+    (info.width, info.height, px)
+}
+
+#[test]
+fn the_page_draws_the_layers_with_utilisation_as_colour() {
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    // "busy" has 15 of 16 cores requested, "idle" none.
+    let landscape = serde_json::json!({
+        "hosts": [
+            {"name": "busy", "cores": 16.0, "memory_bytes": 1u64 << 36},
+            {"name": "idle", "cores": 16.0, "memory_bytes": 1u64 << 36}
+        ],
+        "instances": [
+            {"id": "hog-1", "workload": "batch", "host": "busy", "cores": 15.0, "memory_bytes": 1u64 << 30}
+        ]
+    });
+    let file = dir.path().join("landscape.json");
+    std::fs::write(&file, landscape.to_string()).expect("write");
+    let _server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_dcpilot"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["foreground", "--listen", "127.0.0.1:0", "--landscape"])
+            .arg(&file)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start"),
+    );
+    let addr = wait_for_file(&dir.path().join("foreground.addr"));
+    let (status, page) = common::http_text(&addr, "/landscape");
+    assert_eq!(status, 200);
+    assert!(page.contains("<svg"), "{page}");
+    let (status, _) = http(&addr, "GET", "/v1/landscape/graph", "");
+    assert_eq!(status, 200);
+
+    let shot = dir.path().join("shot.png");
+    let profile = dir.path().join("profile");
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1440,720",
+            "--virtual-time-budget=10000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("http://{addr}/landscape"))
+        .output()
+        .expect("chromium runs");
+    assert!(
+        shot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (width, height, px) = pixels(&shot);
+    assert!(width >= 1000 && height >= 600, "{width}x{height}");
+    let at = |x: u32, y: u32| px[(y * width + x) as usize];
+    // Count pixels by colour per vertical band (the page draws services near the top,
+    // virtual nodes in the middle, physical at the bottom).
+    let count = |y0: u32, y1: u32, want: &dyn Fn([u8; 3]) -> bool| {
+        (y0..y1.min(height))
+            .flat_map(|y| (0..width).map(move |x| (x, y)))
+            .filter(|&(x, y)| want(at(x, y)))
+            .count()
+    };
+    let red = |[r, g, b]: [u8; 3]| r > 150 && g < 90 && b < 90;
+    let green = |[r, g, b]: [u8; 3]| g > 130 && r < 120 && b < 120;
+    let blue = |[r, g, b]: [u8; 3]| b > 170 && r < 110 && g > 80 && g < 150;
+    let (top, middle, bottom) = ((60, 200), (250, 420), (480, 680));
+    // The service `batch` (a blue circle) on top; hog-1 on the busy host in red in the
+    // middle; the busy host red and the idle host green at the bottom.
+    assert!(count(top.0, top.1, &blue) > 40, "no service drawn");
+    assert!(
+        count(middle.0, middle.1, &red) > 60,
+        "the busy host's pod is not red"
+    );
+    assert!(
+        count(bottom.0, bottom.1, &red) > 60,
+        "the busy host is not red"
+    );
+    assert!(
+        count(bottom.0, bottom.1, &green) > 60,
+        "the idle host is not green"
+    );
+    assert_eq!(
+        count(bottom.0, bottom.1, &blue),
+        0,
+        "a service in the physical band"
+    );
+}
