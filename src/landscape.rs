@@ -63,6 +63,13 @@ pub enum LandscapeCommand {
         /// Only nodes with this label, `key=value` (repeatable).
         #[arg(long = "label")]
         labels: Vec<String>,
+        /// With a node: also its telemetry from the tables in `--data-dir` (samples whose
+        /// entity, host or workload is one of its names): latest values and a summary.
+        #[arg(long)]
+        telemetry: bool,
+        /// The summary's window in seconds, ending at --at or the newest sample.
+        #[arg(long, default_value_t = 900)]
+        window: u64,
     },
     /// What lies below (or above) a node, to a depth.
     Subgraph {
@@ -233,6 +240,29 @@ fn ids(nodes: &[NodeView]) -> String {
         .join(", ")
 }
 
+/// The telemetry of a node from the tables in `data_dir` (read only, beside a running
+/// background).
+fn node_telemetry(
+    data_dir: &Path,
+    names: &[String],
+    window_ms: i64,
+    at_ms: Option<i64>,
+) -> Result<Vec<dcpilot_background::annotate::MetricSummary>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let config = dcpilot_background::BackgroundConfig::load(None)?;
+        let store = dcpilot_background::TelemetryStore::open(
+            Some(data_dir),
+            &config.store,
+            dcpilot_background::OpenMode::ReadOnly,
+        )?;
+        Ok(dcpilot_background::annotate::node_telemetry(&store, names, window_ms, at_ms).await?)
+    })
+}
+
 /// Runs a `dcpilot landscape` command on `file` (default: the data directory's).
 pub fn run(
     data_dir: &Path,
@@ -319,12 +349,27 @@ pub fn run(
             layer,
             types,
             labels,
+            telemetry,
+            window,
         } => {
             let graph = open(&path)?;
             let t = time_arg("--at", at.as_deref())?;
             if let Some(name) = node {
                 let ix = graph.node_at(&name, t)?;
-                return emit(true, json!(graph.view(ix, t)), |_| Ok(()));
+                let view = graph.view(ix, t);
+                if !telemetry {
+                    return emit(true, json!(view), |_| Ok(()));
+                }
+                let mut names = vec![view.id.clone(), view.name.clone()];
+                names.extend(view.aliases.iter().cloned());
+                names.sort();
+                names.dedup();
+                let window_ms = i64::try_from(window.saturating_mul(1000)).unwrap_or(i64::MAX);
+                let end = at.as_ref().map(|_| t);
+                let metrics = node_telemetry(data_dir, &names, window_ms, end)?;
+                return emit(true, json!({ "node": view, "telemetry": metrics }), |_| {
+                    Ok(())
+                });
             }
             let layer =
                 match layer {

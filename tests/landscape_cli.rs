@@ -318,3 +318,74 @@ fn objects_as_kubectl_prints_them_import() {
     let host = json(dir.path(), &["show", "node-a"]);
     assert_eq!(host["attributes"]["memory_bytes"], 8u64 << 30);
 }
+
+#[test]
+fn a_node_shows_its_telemetry_by_any_of_its_names() {
+    use dcpilot_background::{BackgroundConfig, OpenMode, TelemetryStore};
+    use dcpilot_schemas::decode::SampleSink;
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "landscape",
+            "import",
+            "--format",
+            "kubernetes",
+            &data("kubernetes/cluster.json"),
+        ],
+    );
+    // Samples that name worker-1 by its IP (entity), by its name (host), and one of another
+    // node; stored in the data directory's tables as the background stores them.
+    let now = 1_764_000_000_000i64;
+    let sample = |t: i64, entity: &str, host: Option<&str>, metric: &str, value: f64| {
+        dcpilot_schemas::TelemetrySample {
+            timestamp_ms: t,
+            entity: entity.into(),
+            host: host.map(str::to_string),
+            workload: None,
+            metric: metric.into(),
+            value,
+            labels: Default::default(),
+        }
+    };
+    let samples = [
+        sample(now - 120_000, "10.0.0.11", None, "cpu_util", 0.40),
+        sample(now - 60_000, "10.0.0.11", None, "cpu_util", 0.60),
+        sample(now, "10.0.0.11", None, "cpu_util", 0.80),
+        sample(
+            now,
+            "shop/frontend-7d9c5b8f4-a0q0",
+            Some("worker-1"),
+            "p99_ms",
+            12.0,
+        ),
+        sample(now, "worker-2", None, "cpu_util", 0.99),
+    ];
+    {
+        let config = BackgroundConfig::default();
+        let store =
+            TelemetryStore::open(Some(d), &config.store, OpenMode::ReadWrite).expect("tables");
+        let mut batch = dcpilot_schemas::TelemetryBatchBuilder::with_capacity(8);
+        for s in &samples {
+            batch.push(&s.as_ref());
+        }
+        store.telemetry.insert(&batch.finish()).expect("insert");
+    }
+    let shown = json(d, &["show", "worker-1", "--telemetry", "--window", "90"]);
+    assert_eq!(shown["node"]["id"], "worker-1");
+    let metrics = shown["telemetry"].as_array().expect("telemetry");
+    assert_eq!(metrics.len(), 2, "{metrics:?}");
+    let cpu = metrics
+        .iter()
+        .find(|m| m["metric"] == "cpu_util")
+        .expect("cpu");
+    assert_eq!(cpu["entity"], "10.0.0.11");
+    assert_eq!(cpu["latest"], 0.8);
+    assert_eq!(cpu["samples"], 2, "the 90 s window holds two of the three");
+    assert!((cpu["mean"].as_f64().expect("mean") - 0.7).abs() < 1e-9);
+    assert!(metrics.iter().any(|m| m["metric"] == "p99_ms"));
+    // An alias finds the same node and the same telemetry.
+    let by_ip = json(d, &["show", "10.0.0.11", "--telemetry", "--window", "90"]);
+    assert_eq!(by_ip["telemetry"], shown["telemetry"]);
+}

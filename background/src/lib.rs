@@ -8,6 +8,7 @@
 //!                               └─► dcpilot.telemetry.dlq (bad input + reason)
 //! ```
 
+pub mod annotate;
 pub mod broker;
 pub mod config;
 pub mod error;
