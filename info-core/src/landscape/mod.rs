@@ -15,7 +15,9 @@ pub mod query;
 pub mod store;
 
 pub use graph::{Applied, Edge, EdgeVersion, LandscapeGraph, Lifetime, Node, NodeVersion, Span};
-pub use query::{Affected, Diff, EdgeView, NodeFilter, NodeView, Subgraph, Summary, Walk};
+pub use query::{
+    Affected, Diff, EdgeView, NodeBrief, NodeFilter, NodeView, Subgraph, Summary, Walk,
+};
 pub use store::GraphStore;
 
 /// Why the landscape refused a change or a question. None of these is helped by retrying:

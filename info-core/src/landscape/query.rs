@@ -129,11 +129,27 @@ impl NodeFilter {
     }
 }
 
+/// Who a node is, without its labels and attributes (answers listing many nodes).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeBrief {
+    /// Id.
+    pub id: String,
+    /// Layer.
+    pub layer: Layer,
+    /// Category.
+    pub category: Category,
+    /// Type.
+    #[serde(rename = "type")]
+    pub node_type: String,
+    /// Display name.
+    pub name: String,
+}
+
 /// One node reached by a blast, and how.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Affected {
-    /// The node.
-    pub node: NodeView,
+    /// The node (`GET /v1/landscape/node` has the rest).
+    pub node: NodeBrief,
     /// Hops from the origin.
     pub depth: usize,
     /// The node it was reached from, and through which relation.
@@ -209,6 +225,22 @@ impl LandscapeGraph {
             attributes: v.attributes.clone(),
             since_ms: span.map_or(node.lifetime.first_ms(), |s| s.from_ms),
             until_ms: span.and_then(|s| s.to_ms),
+        }
+    }
+
+    /// Who the node at `ix` was at `t`.
+    pub fn brief(&self, ix: NodeIndex, t: i64) -> NodeBrief {
+        let node = self.node(ix);
+        NodeBrief {
+            id: node.id.clone(),
+            layer: node.layer,
+            category: node.category,
+            node_type: node.node_type.clone(),
+            name: node
+                .version_at(t)
+                .name
+                .clone()
+                .unwrap_or_else(|| node.id.clone()),
         }
     }
 
@@ -425,7 +457,7 @@ impl LandscapeGraph {
                         relation.failure_flows_to_source() == (direction == Direction::Incoming);
                     if carries && seen.insert(other) {
                         out.push(Affected {
-                            node: self.view(other, t),
+                            node: self.brief(other, t),
                             depth: depth + 1,
                             via: self.node(at).id.clone(),
                             relation,
