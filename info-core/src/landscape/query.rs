@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use dcpilot_schemas::{Category, Layer, Relation};
 use petgraph::stable_graph::{EdgeIndex, NodeIndex};
-use petgraph::visit::EdgeRef;
+use petgraph::visit::{EdgeRef, NodeIndexable};
 use petgraph::Direction;
 use serde::Serialize;
 
@@ -445,17 +445,35 @@ impl LandscapeGraph {
     /// at its smallest depth).
     pub fn blast_radius(&self, name: &str, t: i64) -> Result<Vec<Affected>, GraphError> {
         let start = self.node_at(name, t)?;
-        let mut seen = HashSet::from([start]);
+        let g = self.petgraph();
+        // Indexed by node: cheaper than hashing on the large blasts.
+        let mut seen = vec![false; g.node_bound()];
+        seen[start.index()] = true;
         let mut queue = VecDeque::from([(start, 0usize)]);
         let mut out = Vec::new();
         while let Some((at, depth)) = queue.pop_front() {
             for direction in [Direction::Incoming, Direction::Outgoing] {
-                for (e, other) in self.edges_in_order(at, direction, t) {
-                    let relation = self.petgraph()[e].relation;
-                    // Incoming edges carry the failure when it flows to the source.
-                    let carries =
-                        relation.failure_flows_to_source() == (direction == Direction::Incoming);
-                    if carries && seen.insert(other) {
+                // Incoming edges carry the failure when it flows to the source; test the
+                // relation before the (costlier) lifetime.
+                let carrying = g.edges_directed(at, direction).filter(|e| {
+                    e.weight().relation.failure_flows_to_source()
+                        == (direction == Direction::Incoming)
+                        && e.weight().lifetime.alive_at(t)
+                });
+                let mut reached: Vec<_> = carrying
+                    .map(|e| {
+                        let other = if direction == Direction::Outgoing {
+                            e.target()
+                        } else {
+                            e.source()
+                        };
+                        (e.id(), other, e.weight().relation)
+                    })
+                    .collect();
+                // In the order the edges first appeared, so answers are stable.
+                reached.sort_unstable_by_key(|(e, ..)| *e);
+                for (_, other, relation) in reached {
+                    if !std::mem::replace(&mut seen[other.index()], true) {
                         out.push(Affected {
                             node: self.brief(other, t),
                             depth: depth + 1,
