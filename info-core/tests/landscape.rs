@@ -251,9 +251,24 @@ fn host_and_instance_events_map_onto_the_graph() {
     let node = g.view(g.resolve("node-1").expect("host"), 3);
     assert_eq!(node.attributes["cores"], 16.0);
     assert_eq!(node.labels["zone"], "a");
-    // An instance on an unknown host is refused, and leaves nothing behind.
+    // An instance on an unknown host, or of a "workload" that is no service, is refused
+    // and leaves nothing behind.
     let before = snapshot(&g);
     assert!(g.apply_event(&placed(4, "node-9")).is_err());
+    assert_eq!(snapshot(&g), before);
+    let mut not_a_service = placed(4, "node-1");
+    if let LandscapeEvent::InstancePlaced {
+        workload, instance, ..
+    } = &mut not_a_service
+    {
+        *workload = "node-2".into();
+        *instance = "vm-2".into();
+    }
+    let err = g
+        .apply_event(&not_a_service)
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("not a service"), "{err}");
     assert_eq!(snapshot(&g), before);
 }
 

@@ -339,6 +339,7 @@ impl LandscapeGraph {
                 if grouped && self.resolve(workload).is_none() {
                     self.check_node(t, &service)?;
                 }
+                self.check_placement(t, instance, host, grouped.then_some(workload.as_str()))?;
                 let runs_on = EdgeSpec::new(instance, Relation::RunsOn, host);
                 let member_of = EdgeSpec::new(instance, Relation::MemberOf, workload);
                 let applied = self.upsert_node(t, &pod)?;
@@ -366,6 +367,51 @@ impl LandscapeGraph {
             }
             LandscapeEvent::InstanceRemoved { instance, .. } => self.remove_node(t, instance),
         }
+    }
+
+    /// What an `instance_placed` would check only halfway through: the host can take a pod,
+    /// the workload (if it exists) is a service, and neither edge changed after `t`.
+    fn check_placement(
+        &self,
+        t: i64,
+        instance: &str,
+        host: &str,
+        workload: Option<&str>,
+    ) -> Result<(), GraphError> {
+        let h = self.check_alive(host, t)?;
+        if self.graph[h].layer > Layer::Virtual {
+            return Err(GraphError::Invalid(format!(
+                "{instance} -runs_on-> {host}: a {} node cannot host a pod",
+                self.graph[h].layer
+            )));
+        }
+        let w = workload.and_then(|w| self.resolve(w).map(|ix| (w, ix)));
+        if let Some((name, ix)) = w {
+            let node = &self.graph[ix];
+            if node.layer != Layer::Service {
+                return Err(GraphError::Invalid(format!(
+                    "{instance} -member_of-> {name}: {name} is a {} {}, not a service",
+                    node.layer, node.node_type
+                )));
+            }
+            if !node.lifetime.alive() {
+                self.check_not_stale(format!("node {name:?}"), node.last_change_ms(), t)?;
+            }
+        }
+        if let Some(&pod) = self.ids.get(instance) {
+            let targets = [Some(h), w.map(|(_, ix)| ix)];
+            for e in self.graph.edges_directed(pod, Direction::Outgoing) {
+                if targets.contains(&Some(e.target())) {
+                    let what = format!(
+                        "{instance} -{}-> {}",
+                        e.weight().relation,
+                        self.graph[e.target()].id
+                    );
+                    self.check_not_stale(what, e.weight().last_change_ms(), t)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn check_alive(&self, name: &str, t: i64) -> Result<NodeIndex, GraphError> {
