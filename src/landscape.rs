@@ -120,16 +120,10 @@ pub fn graph_file(data_dir: &Path) -> PathBuf {
     data_dir.join("landscape").join(history::FILE_NAME)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// A time argument: Unix milliseconds, or an RFC 3339 timestamp.
 fn time_arg(flag: &str, text: Option<&str>) -> Result<i64> {
     let Some(text) = text else {
-        return Ok(now_ms());
+        return Ok(crate::now_ms());
     };
     if let Ok(ms) = text.trim().parse::<i64>() {
         return Ok(ms);

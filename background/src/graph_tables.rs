@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{
     ArrayRef, Float64Builder, StringBuilder, TimestampMillisecondBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -27,10 +27,7 @@ use datafusion::datasource::TableType;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use dcpilot_info_core::landscape::{GraphStore, LandscapeGraph};
-
-fn ts() -> DataType {
-    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
-}
+use dcpilot_schemas::arrow_schema::timestamp_type as ts;
 
 static NODES: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
@@ -57,12 +54,14 @@ static EDGES: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// A builder for a `valid_from` / `valid_to` column (the zone must match the schema's).
+fn validity() -> TimestampMillisecondBuilder {
+    TimestampMillisecondBuilder::new().with_timezone("UTC")
+}
+
 fn node_rows(graph: &LandscapeGraph) -> datafusion::error::Result<RecordBatch> {
     let mut text: Vec<StringBuilder> = (0..7).map(|_| StringBuilder::new()).collect();
-    let (mut from, mut to) = (
-        TimestampMillisecondBuilder::new().with_timezone("UTC"),
-        TimestampMillisecondBuilder::new().with_timezone("UTC"),
-    );
+    let (mut from, mut to) = (validity(), validity());
     for (_, node) in graph.nodes() {
         for span in node.lifetime.spans() {
             // The description in force when the span began.
@@ -101,10 +100,7 @@ fn edge_rows(graph: &LandscapeGraph) -> datafusion::error::Result<RecordBatch> {
         StringBuilder::new(),
     );
     let mut weight = Float64Builder::new();
-    let (mut from, mut to) = (
-        TimestampMillisecondBuilder::new().with_timezone("UTC"),
-        TimestampMillisecondBuilder::new().with_timezone("UTC"),
-    );
+    let (mut from, mut to) = (validity(), validity());
     for (_, s, d, edge) in graph.edges() {
         for span in edge.lifetime.spans() {
             source.append_value(&graph.node(s).id);

@@ -132,7 +132,7 @@ pub fn document() -> Value {
     };
     let any = json!({});
     let text_or_json = json!({"type": "string", "description": "IDO Intent / KPIProfile or WorkloadIntent documents, YAML (--- separated) or JSON"});
-    let paths = json!({
+    let mut paths = json!({
         "/v1/placements": {"post": operation(
             "Rank hosts for a workload within its budget",
             Some(b.schema::<PlacementRequest>()), b.schema::<PlacementAnswer>(), false)},
@@ -172,7 +172,6 @@ pub fn document() -> Value {
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
     });
-    let mut paths = paths;
     for (path, summary, params) in GRAPH_QUERIES {
         let mut op = operation(summary, None, json!({}), false);
         op["parameters"] = params

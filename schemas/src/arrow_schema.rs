@@ -14,7 +14,9 @@ use crate::wire::{LandscapeEvent, SampleRef};
 
 const UTC: &str = "UTC";
 
-fn timestamp_type() -> DataType {
+/// The type of every timestamp column (`telemetry.ts`, the landscape tables' validity):
+/// Unix milliseconds, UTC.
+pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some(UTC.into()))
 }
 

@@ -360,17 +360,17 @@ impl Foreground {
 
     /// Applies landscape events all or nothing; an error names the event.
     pub fn apply_events(&self, events: &[LandscapeEvent]) -> Result<usize, String> {
-        let _guard = self.writer.lock();
-        let mut next = Landscape::clone(&self.landscape.load());
-        for (i, event) in events.iter().enumerate() {
-            next.apply(event)
-                .map_err(|e| format!("events[{i}] ({}): {e}", event.kind()))?;
-        }
-        let mut graph = LandscapeGraph::clone(&self.graph.load());
-        graph.apply_all(events).map_err(|e| e.to_string())?;
-        self.graph.store(Arc::new(graph));
-        self.landscape.store(Arc::new(next));
-        Ok(events.len())
+        self.change_landscape(|next| {
+            for (i, event) in events.iter().enumerate() {
+                next.apply(event)
+                    .map_err(|e| format!("events[{i}] ({}): {e}", event.kind()))?;
+            }
+            // Under the same writer lock: the graph changes only if the view does too.
+            let mut graph = LandscapeGraph::clone(&self.graph.load());
+            graph.apply_all(events).map_err(|e| e.to_string())?;
+            self.graph.store(Arc::new(graph));
+            Ok(events.len())
+        })
     }
 
     /// Applies landscape events and hosts' measured busy cores one by one, skipping (and

@@ -322,7 +322,6 @@ impl LandscapeGraph {
                 labels,
                 ..
             } => {
-                self.check_alive(host, t)?;
                 let mut pod = NodeSpec::new(instance, Layer::Virtual, Category::Compute, "pod");
                 pod.labels.clone_from(labels);
                 pod.attributes
