@@ -440,8 +440,4 @@ fn datafusion_json_lines(batches: &[dcpilot_background::RecordBatch]) -> Result<
     dcpilot_background::json_lines(batches).context("formatting rows as JSON")
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub(crate) use dcpilot_info_core::now_ms;

@@ -220,6 +220,27 @@ fn late_replicas_build_the_same_landscape_graph_from_the_topic() {
     });
     let (status, _) = http(&first, "GET", "/v1/landscape/node?id=x&at=10", "");
     assert_eq!(status, 200, "x was there at 10");
+    // A Kubernetes listing, sent on the topic as kubectl prints it: read against the graph
+    // it changes, by every replica alike.
+    let listing: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/kubernetes/cluster.json"
+        ))
+        .expect("fixture"),
+    )
+    .expect("JSON");
+    send(&brokers, LANDSCAPE, &[listing]);
+    let pod = eventually(30, "the listing's pods", || {
+        let (status, b) = http(
+            &first,
+            "GET",
+            "/v1/landscape/node?id=shop/frontend-7d9c5b8f4-a0q0",
+            "",
+        );
+        (status == 200).then_some(b)
+    });
+    assert_eq!(pod["node"]["type"], "pod", "{pod}");
 
     // A replica that starts now reads the whole topic and builds the same graph.
     let late_dir = tempfile::tempdir().expect("tempdir");

@@ -21,6 +21,8 @@ pub mod names {
     pub const DECODE_ERRORS: &str = "dcpilot_ingest_decode_errors_total";
     /// Messages sent to the dead-letter topic.
     pub const DEAD_LETTERS: &str = "dcpilot_ingest_dead_letters_total";
+    /// Landscape changes derived from telemetry and sent to the landscape topic.
+    pub const LANDSCAPE_DERIVED: &str = "dcpilot_ingest_landscape_derived_total";
     /// Rows dropped as duplicates.
     pub const DUPLICATES: &str = "dcpilot_ingest_duplicates_total";
     /// Seconds from a batch's first message to its commit.
@@ -80,6 +82,11 @@ pub fn describe_metrics() {
         Unit::Count,
         "Messages written to the dead-letter topic."
     );
+    describe_counter!(
+        LANDSCAPE_DERIVED,
+        Unit::Count,
+        "Landscape messages derived from telemetry (service-graph call edges) and sent to the landscape topic, by source."
+    );
     describe_histogram!(
         BATCH_LATENCY,
         Unit::Seconds,
@@ -137,6 +144,7 @@ pub const KAFKA_ERROR_CONTEXTS: &[&str] = &[
     "commit",
     "rebalance",
     "dead-letter enqueue",
+    "landscape publish",
 ];
 
 /// Registers every counter whose labels are known at start at 0, so `rate()` and
@@ -152,6 +160,7 @@ pub fn zero_counters(config: &BackgroundConfig, jobs: Option<&dcpilot_pipelines:
         }
     }
     counter!(DEAD_LETTERS, "topic" => k.dlq_topic.clone()).absolute(0);
+    counter!(LANDSCAPE_DERIVED, "source" => "service_graph").absolute(0);
     for table in ["telemetry", "landscape"] {
         counter!(SAMPLES_INGESTED, "table" => table).absolute(0);
         counter!(DUPLICATES, "table" => table).absolute(0);
@@ -249,6 +258,19 @@ impl DeadLettered<'_> {
     /// Counts it.
     pub fn emit(&self) {
         counter!(names::DEAD_LETTERS, "topic" => self.topic.to_string()).increment(1);
+    }
+}
+
+/// A landscape change derived from telemetry was sent to the landscape topic.
+pub struct LandscapeDerived {
+    /// What it was derived from (`service_graph`).
+    pub source: &'static str,
+}
+
+impl LandscapeDerived {
+    /// Counts it.
+    pub fn emit(&self) {
+        counter!(names::LANDSCAPE_DERIVED, "source" => self.source).increment(1);
     }
 }
 

@@ -8,11 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dcpilot_info_core::landscape::GraphStore;
+use dcpilot_info_core::landscape::formats::topic;
+use dcpilot_info_core::landscape::service_graph::{self, ServiceGraphDeriver};
+use dcpilot_info_core::landscape::{GraphStore, LandscapeGraph};
 use dcpilot_schemas::decode::Decoder;
 use dcpilot_schemas::{
     DecodeContext, DecodeErrorKind, DecodeOutcome, DecoderOptions, Format, LandscapeBatchBuilder,
-    LandscapeDecoder, RecordError, TelemetryBatchBuilder,
+    LandscapeEvent, RecordError, SampleRef, SampleSink, TelemetryBatchBuilder,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
@@ -27,12 +29,14 @@ use tokio::sync::watch;
 use crate::config::{BackgroundConfig, KafkaConfig};
 use crate::error::{BackgroundError, Result};
 use crate::events::{
-    BatchCommitted, ConsumerLag, DeadLettered, DecodeFailed, KafkaErrorSeen, MessageConsumed,
+    BatchCommitted, ConsumerLag, DeadLettered, DecodeFailed, KafkaErrorSeen, LandscapeDerived,
+    MessageConsumed,
 };
 use crate::events::{OffsetsSkipped, PartitionsAssigned, TelemetryPartitionsAssigned};
 use crate::health::Readiness;
 use crate::store::{InsertOutcome, TableStore};
 use dcpilot_info_core::kafka::QuietContext;
+use dcpilot_info_core::now_ms;
 
 /// Dead-letter headers: why a message could not be decoded and where it came from.
 pub mod dlq_headers {
@@ -172,6 +176,10 @@ pub struct Assembler {
     landscape_topic: String,
     /// The landscape graph events also go to (refused ones are dead letters instead).
     graph: Option<Arc<GraphStore>>,
+    /// Call edges from service-graph request counters (only with a graph).
+    service_graph: ServiceGraphDeriver,
+    /// Landscape events derived from telemetry, to be published on the landscape topic.
+    derived: Vec<LandscapeEvent>,
 }
 
 impl Assembler {
@@ -189,6 +197,8 @@ impl Assembler {
             landscape: LandscapeBatchBuilder::default(),
             landscape_topic: landscape_topic.to_string(),
             graph: None,
+            service_graph: ServiceGraphDeriver::default(),
+            derived: Vec::new(),
         }
     }
 
@@ -226,12 +236,23 @@ impl Assembler {
                 return (None, DecodeOutcome::default());
             };
             let mut events = Vec::new();
-            let mut outcome = LandscapeDecoder.decode(payload, |event| events.push(event));
+            // Native events, or a Kubernetes listing read against the graph it changes.
+            let at = timestamp_ms.unwrap_or_else(now_ms);
+            let push = |event| events.push(event);
+            let mut outcome = match &self.graph {
+                Some(graph) => graph.read(|g| topic::decode_message(payload, g, at, push)),
+                None => topic::decode_message(payload, &LandscapeGraph::new(), at, push),
+            };
+            let mut refused = match &self.graph {
+                Some(graph) => graph.apply_each(&events),
+                None => Vec::new(),
+            }
+            .into_iter()
+            .peekable();
             for (i, event) in events.iter().enumerate() {
-                let refused = self.graph.as_ref().and_then(|g| g.apply(event).err());
-                match refused {
+                match refused.next_if(|(at, _)| *at == i) {
                     None => self.landscape.push(event),
-                    Some(e) => outcome.reject(RecordError {
+                    Some((_, e)) => outcome.reject(RecordError {
                         record: i,
                         kind: DecodeErrorKind::InvalidValue,
                         message: format!("{}: the landscape refused it: {e}", event.kind()),
@@ -243,10 +264,27 @@ impl Assembler {
         let ctx = DecodeContext {
             default_timestamp_ms: timestamp_ms.unwrap_or_else(now_ms),
         };
-        let (format, outcome) =
-            self.decoder
-                .decode(payload.unwrap_or_default(), &ctx, &mut self.telemetry);
+        let payload = payload.unwrap_or_default();
+        let (format, outcome) = match &self.graph {
+            None => self.decoder.decode(payload, &ctx, &mut self.telemetry),
+            Some(graph) => {
+                let mut sink = DerivingSink {
+                    builder: &mut self.telemetry,
+                    deriver: &mut self.service_graph,
+                    graph,
+                    derived: &mut self.derived,
+                };
+                self.decoder.decode(payload, &ctx, &mut sink)
+            }
+        };
         (Some(format), outcome)
+    }
+
+    /// Takes the landscape events derived from telemetry since the last call (service
+    /// nodes and `calls` edges from service-graph counters, each edge after the nodes it
+    /// needs).
+    pub fn take_derived(&mut self) -> Vec<LandscapeEvent> {
+        std::mem::take(&mut self.derived)
     }
 
     /// Rows pending in both tables.
@@ -277,12 +315,33 @@ impl Assembler {
     }
 }
 
+/// Stores every sample and lets the service-graph deriver see the request counters (one
+/// string comparison per sample for the rest).
+struct DerivingSink<'a> {
+    builder: &'a mut TelemetryBatchBuilder,
+    deriver: &'a mut ServiceGraphDeriver,
+    graph: &'a GraphStore,
+    derived: &'a mut Vec<LandscapeEvent>,
+}
+
+impl SampleSink for DerivingSink<'_> {
+    fn push(&mut self, sample: &SampleRef<'_>) {
+        SampleSink::push(self.builder, sample);
+        if service_graph::is_request_total(&sample.metric) {
+            self.graph
+                .read(|g| self.deriver.observe(sample, g, self.derived));
+        }
+    }
+}
+
 /// Everything of an [`Ingestor`] but its consumer, so a borrowed message and the state can
 /// be used at once.
 struct IngestState {
     assembler: Assembler,
+    /// Writes dead letters, and landscape events derived from telemetry.
     dlq: FutureProducer<QuietContext>,
     dlq_topic: String,
+    landscape_topic: String,
     telemetry: Arc<TableStore>,
     landscape: Arc<TableStore>,
     next_offsets: BTreeMap<(String, i32), i64>,
@@ -360,6 +419,7 @@ impl Ingestor {
                 .with_graph(graph),
                 dlq,
                 dlq_topic: k.dlq_topic.clone(),
+                landscape_topic: k.landscape_topic.clone(),
                 telemetry,
                 landscape,
                 next_offsets: BTreeMap::new(),
@@ -469,10 +529,57 @@ impl IngestState {
         if !outcome.is_clean() {
             self.dead_letter(message, format, &outcome);
         }
+        let derived = self.assembler.take_derived();
+        if !derived.is_empty() {
+            self.publish_landscape(derived);
+        }
         self.next_offsets.insert(
             (topic.to_string(), message.partition()),
             message.offset() + 1,
         );
+    }
+
+    /// Sends landscape events derived from telemetry to the landscape topic, one message
+    /// per edge with the nodes it needs (keyed by the edge, so compaction keeps its latest
+    /// weight); every consumer of the topic, this one included, applies them from there.
+    /// Delivery is awaited before the batch commits, like dead letters.
+    fn publish_landscape(&mut self, derived: Vec<LandscapeEvent>) {
+        let mut pending = Vec::new();
+        for event in derived {
+            let key = match &event {
+                LandscapeEvent::EdgeUp { edge, .. } => Some(format!(
+                    "{} -{}-> {}",
+                    edge.source, edge.relation, edge.target
+                )),
+                _ => None,
+            };
+            pending.push(event);
+            let Some(key) = key else { continue };
+            let payload = match serde_json::to_vec(&std::mem::take(&mut pending)) {
+                Ok(p) => p,
+                Err(_) => continue, // plain data: serialising it cannot fail
+            };
+            let record = FutureRecord::to(&self.landscape_topic)
+                .key(key.as_bytes())
+                .payload(&payload);
+            match self.dlq.send_result(record) {
+                Ok(delivery) => {
+                    LandscapeDerived {
+                        source: "service_graph",
+                    }
+                    .emit();
+                    self.dead_letters.push(delivery);
+                }
+                Err((e, _)) => {
+                    KafkaErrorSeen {
+                        context: "landscape publish",
+                        error: &e,
+                    }
+                    .emit();
+                    self.poisoned = true;
+                }
+            }
+        }
     }
 
     fn dead_letter(
@@ -630,10 +737,4 @@ fn committed_offset(
         Offset::Offset(o) => Some(o),
         _ => None,
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -497,3 +497,109 @@ async fn landscape_events_build_the_graph_and_refused_ones_are_dead_letters() {
     let saved = dcpilot_info_core::landscape::formats::history::load(&file).expect("saved");
     assert_eq!(saved.edge_count(), graph.edge_count());
 }
+
+/// The other two ways the landscape topic and telemetry feed the graph: a Kubernetes
+/// listing as kubectl prints it, sent as is on the landscape topic, and the OpenTelemetry
+/// service-graph connector's request counters arriving as telemetry, which become weighted
+/// `calls` edges published on the landscape topic (and applied from there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_listings_and_service_graph_counters_feed_the_graph() {
+    let mut config = BackgroundConfig::default();
+    config.kafka.group_id = "landscape-k8s-otel".into();
+    config.ingest.max_batch_delay_ms = 100;
+    let k = config.kafka.clone();
+    let broker = EmbeddedBroker::start(
+        &[&k.telemetry_topic, &k.landscape_topic, &k.dlq_topic],
+        1,
+        None,
+    )
+    .expect("broker");
+    let brokers = broker.bootstrap_servers();
+    let store = TelemetryStore::open(None, &config.store, OpenMode::ReadWrite).expect("store");
+    let graph = store.graph.clone();
+    let listing = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/kubernetes/cluster.json"
+    ))
+    .expect("fixture");
+    produce_to(&brokers, &k.landscape_topic, 1, [listing]);
+    // frontend calls cartservice 12 times a second, read every 15 s; the collector names
+    // services without their namespace.
+    // Readings from now on: the cluster's services exist from the listing's time (the
+    // message's timestamp) on.
+    let start_ms = dcpilot_info_core::now_ms() + 1_000;
+    let counters: Vec<Vec<u8>> = (0..6)
+        .map(|i| {
+            serde_json::to_vec(&serde_json::json!({
+                "timestamp_ms": start_ms + i * 15_000, "entity": "otel-collector",
+                "metric": "traces_service_graph_request_total", "value": (i * 180) as f64,
+                "labels": {"client": "frontend", "server": "cartservice", "connection_type": ""}
+            }))
+            .expect("JSON")
+        })
+        .collect();
+    let (stop, stopped) = watch::channel(false);
+    let ingest = {
+        let (config, brokers) = (config.clone(), brokers.clone());
+        tokio::spawn(async move {
+            dcpilot_background::run_ingest(&config, &brokers, &store, Default::default(), stopped)
+                .await
+                .map(|stats| (stats, store))
+        })
+    };
+    // The listing first, so the collector's names resolve to the cluster's services.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while graph.graph().get("shop/frontend-7d9c5b8f4-a0q0").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the listing never reached the graph"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    produce_to(&brokers, &k.telemetry_topic, 1, counters);
+    let calls = |g: &dcpilot_info_core::landscape::LandscapeGraph| {
+        g.edge(
+            "shop/service/frontend",
+            dcpilot_schemas::Relation::Calls,
+            "shop/service/cartservice",
+        )
+        .and_then(|e| e.version_at(i64::MAX).weight)
+    };
+    while calls(&graph.graph()).is_none() {
+        assert!(Instant::now() < deadline, "no weighted call edge");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).expect("stop");
+    let (stats, store) = ingest.await.expect("task").expect("ingest");
+    assert_eq!(stats.dead_letters, 0);
+    let g = graph.graph();
+    assert_eq!(calls(&g), Some(12.0), "requests per second");
+    let node = g.get("worker-1").expect("the listing's node");
+    assert_eq!(node.node_type, "host");
+    let pods_on_worker_1 = g
+        .live_edges(
+            g.resolve("worker-1").expect("node"),
+            dcpilot_info_core::landscape::Direction::Incoming,
+            Some(dcpilot_schemas::Relation::RunsOn),
+        )
+        .count();
+    assert!(pods_on_worker_1 >= 1, "pods run on worker-1");
+    // A steady rate made one weighted version, not one per reading; and the derived
+    // events were stored like any landscape event.
+    let edge = g
+        .edge(
+            "shop/service/frontend",
+            dcpilot_schemas::Relation::Calls,
+            "shop/service/cartservice",
+        )
+        .expect("edge");
+    assert_eq!(edge.versions.len(), 2, "{:?}", edge.versions);
+    assert!(
+        count(
+            &store,
+            "SELECT count(*) FROM landscape_edges WHERE relation = 'calls'"
+        )
+        .await
+            >= 1
+    );
+}

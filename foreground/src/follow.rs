@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dcpilot_info_core::kafka::{client_config, log_client_error, QuietContext};
+use dcpilot_info_core::landscape::formats::topic;
+use dcpilot_info_core::now_ms;
 use dcpilot_schemas::decode::Decoder;
-use dcpilot_schemas::{DecodeContext, Format, LandscapeDecoder, TelemetrySample};
+use dcpilot_schemas::{DecodeContext, Format, LandscapeEvent, TelemetrySample};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Message;
 
@@ -56,11 +58,13 @@ impl LandscapeFollower {
         })
     }
 
-    /// Applies what arrives within `timeout` (up to 1,000 messages as one batch); returns
-    /// the events applied. Undecodable messages and events that do not apply are logged
+    /// Applies what arrives within `timeout` (up to 1,000 messages as one batch; a
+    /// Kubernetes listing is read against the graph as it is after the messages before
+    /// it); returns the events applied. Undecodable messages and events that do not apply are logged
     /// and skipped: waiting cannot fix them.
     pub fn poll(&mut self, timeout: Duration) -> usize {
         let mut events = Vec::new();
+        let mut applied = 0;
         let mut measured: Vec<(String, f64)> = Vec::new();
         let mut samples: Vec<TelemetrySample> = Vec::new();
         let mut wait = timeout;
@@ -95,7 +99,14 @@ impl LandscapeFollower {
                 );
                 continue;
             }
-            let outcome = LandscapeDecoder.decode(payload, |e| events.push(e));
+            let at = message.timestamp().to_millis().unwrap_or_else(now_ms);
+            if topic::is_kubernetes(payload) {
+                // A listing is read against the graph it changes: what came before it in
+                // this batch must be in the graph first, as it is in the background's.
+                applied += self.apply(&mut events, &mut measured);
+            }
+            let graph = self.foreground.graph();
+            let outcome = topic::decode_message(payload, &graph, at, |e| events.push(e));
             for e in &outcome.errors {
                 tracing::error!(
                     partition = message.partition(),
@@ -106,15 +117,23 @@ impl LandscapeFollower {
                 );
             }
         }
+        applied + self.apply(&mut events, &mut measured)
+    }
+
+    /// Applies (and clears) what was gathered; returns the events applied.
+    fn apply(&self, events: &mut Vec<LandscapeEvent>, measured: &mut Vec<(String, f64)>) -> usize {
         if events.is_empty() && measured.is_empty() {
             return 0;
         }
-        for error in self.foreground.apply_events_lenient(&events, &measured) {
+        for error in self.foreground.apply_events_lenient(events, measured) {
             tracing::warn!(%error, "skipping a landscape change that does not apply");
         }
         metrics::counter!("dcpilot_foreground_landscape_events_total")
             .increment(events.len() as u64);
-        events.len()
+        let n = events.len();
+        events.clear();
+        measured.clear();
+        n
     }
 
     /// Follows until `stop` returns true.

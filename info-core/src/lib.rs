@@ -24,6 +24,13 @@ pub mod storage;
 pub mod store;
 
 pub use error::{InfoCoreError, Result};
+
+/// The wall clock in Unix milliseconds (0 if the clock is before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 pub use model::{Model, PreparedModel, QuantileTable};
 pub use record::{
     HoldoutMetrics, Lineage, ModelDraft, ModelRecord, Pointer, TrainingWindow, FORMAT_VERSION,

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::core::{self, RollbackRefusal, Step};
 use crate::error::{InfoCoreError, Result};
 use crate::model::PreparedModel;
+use crate::now_ms;
 use crate::record::{self, ModelDraft, ModelRecord, Pointer};
 use crate::replication::{ChangeSink, ModelChange, ReplicatedFile};
 use crate::snapshot::{ServedModel, Snapshot, SnapshotCell};
@@ -86,12 +87,6 @@ fn model_key(name: &str, version: u64) -> String {
 
 fn pointer_key(name: &str, seq: u64) -> String {
     format!("{name}/p{seq:010}.pointer")
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn prepare(record: &Arc<ModelRecord>) -> Result<Arc<ServedModel>> {

@@ -38,7 +38,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dcpilot_info_core::landscape::LandscapeGraph;
+use dcpilot_info_core::landscape::{LandscapeGraph, SharedLandscape};
+use dcpilot_info_core::now_ms;
 use dcpilot_info_core::InfoCore;
 use dcpilot_schemas::LandscapeEvent;
 use serde::de::DeserializeOwned;
@@ -59,8 +60,9 @@ pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 /// The foreground's shared state.
 pub struct Foreground {
     landscape: ArcSwap<Landscape>,
-    /// The landscape graph (structure and history) the placement view is kept beside.
-    graph: ArcSwap<LandscapeGraph>,
+    /// The landscape graph (structure and history) the placement view is kept beside;
+    /// changed without copying it (see [`SharedLandscape`]).
+    graph: SharedLandscape,
     intents: ArcSwap<Intents>,
     models: Arc<InfoCore>,
     /// Whether models come from a followed topic (then rollback belongs to the leader).
@@ -134,12 +136,6 @@ fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, 
             ApiError::bad(format!("body: {path}: {inner}"))
         }
     })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Endpoint labels of the foreground's metrics.
@@ -284,7 +280,7 @@ impl Foreground {
         let graph = graph_of(&landscape);
         Arc::new(Self {
             landscape: ArcSwap::from_pointee(landscape),
-            graph: ArcSwap::from_pointee(graph),
+            graph: SharedLandscape::new(graph),
             intents: ArcSwap::from_pointee(Intents::default()),
             models,
             following,
@@ -304,7 +300,7 @@ impl Foreground {
 
     /// The landscape graph now.
     pub fn graph(&self) -> Arc<LandscapeGraph> {
-        self.graph.load_full()
+        self.graph.load()
     }
 
     /// The intents now.
@@ -366,10 +362,7 @@ impl Foreground {
                     .map_err(|e| format!("events[{i}] ({}): {e}", event.kind()))?;
             }
             // Under the same writer lock: the graph changes only if the view does too.
-            let mut graph = LandscapeGraph::clone(&self.graph.load());
-            graph.apply_all(events).map_err(|e| e.to_string())?;
-            self.graph.store(Arc::new(graph));
-            Ok(events.len())
+            self.graph.apply_all(events).map_err(|e| e.to_string())
         })
     }
 
@@ -385,13 +378,9 @@ impl Foreground {
         let changed: Result<Vec<String>, ()> = self.change_landscape(|next| {
             let mut errors = Vec::new();
             if !events.is_empty() {
-                let mut graph = LandscapeGraph::clone(&self.graph.load());
-                for event in events {
-                    if let Err(e) = graph.apply_event(event) {
-                        errors.push(format!("{} (graph): {e}", event.kind()));
-                    }
+                for (i, e) in self.graph.apply_each(events) {
+                    errors.push(format!("{} (graph): {e}", events[i].kind()));
                 }
-                self.graph.store(Arc::new(graph));
             }
             for event in events {
                 if let Err(e) = next.apply(event) {
@@ -425,7 +414,7 @@ impl Foreground {
     /// Replaces the landscape.
     pub fn set_landscape(&self, landscape: Landscape) {
         let _guard = self.writer.lock();
-        self.graph.store(Arc::new(graph_of(&landscape)));
+        self.graph.replace(graph_of(&landscape));
         self.landscape.store(Arc::new(landscape));
     }
 

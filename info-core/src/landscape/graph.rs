@@ -193,7 +193,8 @@ impl Edge {
         &self.versions[i.saturating_sub(1)]
     }
 
-    fn last_change_ms(&self) -> i64 {
+    /// The latest time anything about it changed.
+    pub fn last_change_ms(&self) -> i64 {
         let version = self.versions.last().map_or(i64::MIN, |v| v.from_ms);
         version.max(self.lifetime.last_change_ms())
     }
@@ -252,6 +253,12 @@ impl LandscapeGraph {
     /// The node with this id or alias.
     pub fn get(&self, name: &str) -> Option<&Node> {
         self.resolve(name).map(|ix| &self.graph[ix])
+    }
+
+    /// The edge `source -relation-> target` (by ids or aliases), alive or not.
+    pub fn edge(&self, source: &str, relation: Relation, target: &str) -> Option<&Edge> {
+        let (s, d) = (self.resolve(source)?, self.resolve(target)?);
+        self.find_edge(s, relation, d).map(|e| &self.graph[e])
     }
 
     /// Every node ever, in the order they first appeared.

@@ -7,17 +7,25 @@
 //! - [`formats`]: the loaders (networkx node-link JSON in Intel Landscaper's shape,
 //!   Kubernetes object lists, hwloc XML, `Source,Target,Weight` call files) and the
 //!   exporters (node-link JSON, Graphviz DOT), and the graph's own history file;
+//! - [`service_graph`]: weighted `calls` edges from the OpenTelemetry service-graph
+//!   connector's request counters arriving as telemetry;
+//! - [`shared`]: [`SharedLandscape`], the graph behind immutable snapshots swapped
+//!   atomically, changed without copying it (two copies, left-right);
 //! - [`store`]: [`GraphStore`], the background's graph, saved to that file.
 
 pub mod formats;
 pub mod graph;
 pub mod query;
+pub mod service_graph;
+pub mod shared;
 pub mod store;
 
 pub use graph::{Applied, Edge, EdgeVersion, LandscapeGraph, Lifetime, Node, NodeVersion, Span};
+pub use petgraph::Direction;
 pub use query::{
     Affected, Diff, EdgeView, NodeBrief, NodeFilter, NodeView, Subgraph, Summary, Walk,
 };
+pub use shared::SharedLandscape;
 pub use store::GraphStore;
 
 /// Why the landscape refused a change or a question. None of these is helped by retrying:

@@ -1,26 +1,26 @@
 //! [`GraphStore`]: the background's landscape graph, fed event by event by ingestion and
 //! kept in the data directory's history file (`landscape/graph.json`) — what `dcpilot
-//! landscape …` reads.
+//! landscape …` reads. Readers (the SQL tables, saving) work on immutable snapshots, so
+//! neither holds up ingestion.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dcpilot_schemas::LandscapeEvent;
 use parking_lot::Mutex;
 
 use super::formats::history;
-use super::{Applied, GraphError, LandscapeGraph};
+use super::{GraphError, LandscapeGraph, SharedLandscape};
 use crate::Result;
-
-struct State {
-    graph: LandscapeGraph,
-    dirty: bool,
-    saved: Instant,
-}
 
 /// A landscape graph with a file it is saved to.
 pub struct GraphStore {
-    state: Mutex<State>,
+    graph: SharedLandscape,
+    dirty: AtomicBool,
+    /// When it was last saved; held while saving, so saves do not overlap.
+    saved: Mutex<Instant>,
     file: Option<PathBuf>,
 }
 
@@ -32,31 +32,31 @@ impl GraphStore {
             None => LandscapeGraph::new(),
         };
         Ok(Self {
-            state: Mutex::new(State {
-                graph,
-                dirty: false,
-                saved: Instant::now(),
-            }),
+            graph: SharedLandscape::new(graph),
+            dirty: AtomicBool::new(false),
+            saved: Mutex::new(Instant::now()),
             file,
         })
     }
 
-    /// Applies one event; a refused one changes nothing.
-    pub fn apply(&self, event: &LandscapeEvent) -> Result<Applied, GraphError> {
-        let mut state = self.state.lock();
-        let applied = state.graph.apply_event(event)?;
-        state.dirty |= applied != Applied::Unchanged;
-        Ok(applied)
+    /// Applies the events the graph accepts, in order, and returns the refused ones (by
+    /// position) with the reason; a refused event changes nothing.
+    pub fn apply_each(&self, events: &[LandscapeEvent]) -> Vec<(usize, GraphError)> {
+        let refused = self.graph.apply_each(events);
+        if refused.len() < events.len() {
+            self.dirty.store(true, Ordering::Release);
+        }
+        refused
     }
 
-    /// Reads the graph under its lock (for what must not copy it).
+    /// Reads the graph now (a snapshot: no lock is held).
     pub fn read<T>(&self, f: impl FnOnce(&LandscapeGraph) -> T) -> T {
-        f(&self.state.lock().graph)
+        self.graph.read(f)
     }
 
-    /// A copy of the graph now.
-    pub fn graph(&self) -> LandscapeGraph {
-        self.state.lock().graph.clone()
+    /// The graph now, as an immutable snapshot.
+    pub fn graph(&self) -> Arc<LandscapeGraph> {
+        self.graph.load()
     }
 
     /// Saves the graph if it changed and `min_interval` passed since the last save (so a
@@ -65,13 +65,18 @@ impl GraphStore {
         let Some(file) = &self.file else {
             return Ok(false);
         };
-        let mut state = self.state.lock();
-        if !state.dirty || state.saved.elapsed() < min_interval {
+        let mut saved = self.saved.lock();
+        if !self.dirty.load(Ordering::Acquire) || saved.elapsed() < min_interval {
             return Ok(false);
         }
-        history::save(&state.graph, file)?;
-        state.dirty = false;
-        state.saved = Instant::now();
+        // Cleared before the snapshot: a change landing meanwhile marks it dirty again.
+        self.dirty.store(false, Ordering::Release);
+        let snapshot = self.graph.load();
+        if let Err(e) = history::save(&snapshot, file) {
+            self.dirty.store(true, Ordering::Release);
+            return Err(e);
+        }
+        *saved = Instant::now();
         Ok(true)
     }
 }

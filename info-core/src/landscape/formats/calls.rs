@@ -46,18 +46,8 @@ pub fn events(
     let mut made = HashSet::new();
     let mut out = Vec::new();
     let mut resolve = |name: &str, out: &mut Vec<LandscapeEvent>| -> String {
-        if let Some(node) = graph.get(name).filter(|n| n.lifetime.alive()) {
-            return node.id.clone();
-        }
-        // A bare service name (`frontend`) is the one live service of that name, if there
-        // is exactly one (Kubernetes ids are namespaced: `shop/service/frontend`).
-        let mut named = graph.nodes().filter(|(_, n)| {
-            n.node_type == "service"
-                && n.lifetime.alive()
-                && n.current().name.as_deref() == Some(name)
-        });
-        if let (Some((_, only)), None) = (named.next(), named.next()) {
-            return only.id.clone();
+        if let Some(id) = known(graph, name) {
+            return id;
         }
         if made.insert(name.to_string()) {
             let node = match name.parse::<IpAddr>() {
@@ -104,4 +94,20 @@ pub fn events(
         out.push(edge_up(at_ms, edge));
     }
     Ok(out)
+}
+
+/// The live node `name` means: one with that id or alias, or the one live service of that
+/// display name (a bare `frontend` where Kubernetes ids are namespaced:
+/// `shop/service/frontend`); `None` when there is no such node or more than one.
+pub(crate) fn known(graph: &LandscapeGraph, name: &str) -> Option<String> {
+    if let Some(node) = graph.get(name).filter(|n| n.lifetime.alive()) {
+        return Some(node.id.clone());
+    }
+    let mut named = graph.nodes().filter(|(_, n)| {
+        n.node_type == "service" && n.lifetime.alive() && n.current().name.as_deref() == Some(name)
+    });
+    match (named.next(), named.next()) {
+        (Some((_, only)), None) => Some(only.id.clone()),
+        _ => None,
+    }
 }

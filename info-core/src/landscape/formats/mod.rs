@@ -8,6 +8,7 @@ pub mod history;
 pub mod hwloc;
 pub mod kubernetes;
 pub mod networkx;
+pub mod topic;
 
 use dcpilot_schemas::{EdgeSpec, LandscapeEvent, NodeSpec};
 
