@@ -345,7 +345,8 @@ struct IngestState {
     telemetry: Arc<TableStore>,
     landscape: Arc<TableStore>,
     next_offsets: BTreeMap<(String, i32), i64>,
-    dead_letters: Vec<DeliveryFuture>,
+    /// Dead letters and derived landscape messages the batch waits for before committing.
+    deliveries: Vec<DeliveryFuture>,
     started: Option<Instant>,
     stats: IngestStats,
     /// A dead letter could not even be enqueued: the current batch must not commit.
@@ -423,7 +424,7 @@ impl Ingestor {
                 telemetry,
                 landscape,
                 next_offsets: BTreeMap::new(),
-                dead_letters: Vec::new(),
+                deliveries: Vec::new(),
                 started: None,
                 stats: IngestStats::default(),
                 poisoned: false,
@@ -559,25 +560,15 @@ impl IngestState {
                 Ok(p) => p,
                 Err(_) => continue, // plain data: serialising it cannot fail
             };
-            let record = FutureRecord::to(&self.landscape_topic)
+            let topic = self.landscape_topic.clone();
+            let record = FutureRecord::<[u8], [u8]>::to(&topic)
                 .key(key.as_bytes())
-                .payload(&payload);
-            match self.dlq.send_result(record) {
-                Ok(delivery) => {
-                    LandscapeDerived {
-                        source: "service_graph",
-                    }
-                    .emit();
-                    self.dead_letters.push(delivery);
+                .payload(payload.as_slice());
+            if self.enqueue(record, "landscape publish") {
+                LandscapeDerived {
+                    source: "service_graph",
                 }
-                Err((e, _)) => {
-                    KafkaErrorSeen {
-                        context: "landscape publish",
-                        error: &e,
-                    }
-                    .emit();
-                    self.poisoned = true;
-                }
+                .emit();
             }
         }
     }
@@ -639,24 +630,28 @@ impl IngestState {
         if let Some(payload) = message.payload() {
             record = record.payload(payload);
         }
+        if self.enqueue(record, "dead-letter enqueue") {
+            self.stats.dead_letters += 1;
+            DeadLettered {
+                topic: &self.dlq_topic,
+            }
+            .emit();
+        }
+    }
+
+    /// Queues a record whose delivery the batch awaits before it commits. One that cannot
+    /// even be queued (the queue is full, the producer broken) fails the batch, so nothing
+    /// is committed past this message and it will be consumed again.
+    fn enqueue(&mut self, record: FutureRecord<'_, [u8], [u8]>, context: &'static str) -> bool {
         match self.dlq.send_result(record) {
             Ok(delivery) => {
-                self.stats.dead_letters += 1;
-                DeadLettered {
-                    topic: &self.dlq_topic,
-                }
-                .emit();
-                self.dead_letters.push(delivery);
+                self.deliveries.push(delivery);
+                true
             }
             Err((e, _)) => {
-                // The queue is full or the producer is broken: fail the batch so nothing is
-                // committed past this message; it will be consumed again.
-                KafkaErrorSeen {
-                    context: "dead-letter enqueue",
-                    error: &e,
-                }
-                .emit();
+                KafkaErrorSeen { context, error: &e }.emit();
                 self.poisoned = true;
+                false
             }
         }
     }
@@ -679,8 +674,9 @@ impl IngestState {
             }
             .emit();
         }
-        let dlq_failed = |e| BackgroundError::kafka("writing to the dead-letter topic")(e);
-        for delivery in self.dead_letters.drain(..) {
+        let dlq_failed =
+            |e| BackgroundError::kafka("writing to the dead-letter or landscape topic")(e);
+        for delivery in self.deliveries.drain(..) {
             match delivery.await {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => return Err(dlq_failed(e)),

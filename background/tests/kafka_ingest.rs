@@ -157,6 +157,25 @@ fn produce_to(
     producer.flush(Duration::from_secs(30)).expect("flush");
 }
 
+/// A config with its own consumer group and batch delay, and an embedded broker with its
+/// topics, one partition each.
+fn one_partition_broker(
+    group: &str,
+    max_batch_delay_ms: u64,
+) -> (BackgroundConfig, EmbeddedBroker) {
+    let mut config = BackgroundConfig::default();
+    config.kafka.group_id = group.into();
+    config.ingest.max_batch_delay_ms = max_batch_delay_ms;
+    let k = &config.kafka;
+    let broker = EmbeddedBroker::start(
+        &[&k.telemetry_topic, &k.landscape_topic, &k.dlq_topic],
+        1,
+        None,
+    )
+    .expect("broker");
+    (config, broker)
+}
+
 async fn count(store: &TelemetryStore, sql: &str) -> i64 {
     let batches = store.sql(sql).await.expect("query");
     batches[0]
@@ -331,16 +350,8 @@ fn redelivered_samples(messages: &[Vec<u8>]) -> u64 {
 /// per partition) then removes offsets past N, and the restarted consumer reports the jump.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_dropped_by_the_broker_are_reported_as_lost() {
-    let mut config = BackgroundConfig::default();
-    config.kafka.group_id = "retention-loss".into();
-    config.ingest.max_batch_delay_ms = 50;
+    let (config, broker) = one_partition_broker("retention-loss", 50);
     let k = config.kafka.clone();
-    let broker = EmbeddedBroker::start(
-        &[&k.telemetry_topic, &k.landscape_topic, &k.dlq_topic],
-        1,
-        None,
-    )
-    .expect("broker");
     let brokers = broker.bootstrap_servers();
     let store = TelemetryStore::open(None, &config.store, OpenMode::ReadWrite).expect("store");
     let metrics = dcpilot_background::http::metrics_handle();
@@ -423,16 +434,8 @@ async fn offsets_dropped_by_the_broker_are_reported_as_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn landscape_events_build_the_graph_and_refused_ones_are_dead_letters() {
-    let mut config = BackgroundConfig::default();
-    config.kafka.group_id = "landscape-graph".into();
-    config.ingest.max_batch_delay_ms = 100;
+    let (config, broker) = one_partition_broker("landscape-graph", 100);
     let k = config.kafka.clone();
-    let broker = EmbeddedBroker::start(
-        &[&k.telemetry_topic, &k.landscape_topic, &k.dlq_topic],
-        1,
-        None,
-    )
-    .expect("broker");
     let brokers = broker.bootstrap_servers();
     let dir = tempfile::tempdir().expect("tempdir");
     let store =
@@ -504,16 +507,8 @@ async fn landscape_events_build_the_graph_and_refused_ones_are_dead_letters() {
 /// `calls` edges published on the landscape topic (and applied from there).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes_listings_and_service_graph_counters_feed_the_graph() {
-    let mut config = BackgroundConfig::default();
-    config.kafka.group_id = "landscape-k8s-otel".into();
-    config.ingest.max_batch_delay_ms = 100;
+    let (config, broker) = one_partition_broker("landscape-k8s-otel", 100);
     let k = config.kafka.clone();
-    let broker = EmbeddedBroker::start(
-        &[&k.telemetry_topic, &k.landscape_topic, &k.dlq_topic],
-        1,
-        None,
-    )
-    .expect("broker");
     let brokers = broker.bootstrap_servers();
     let store = TelemetryStore::open(None, &config.store, OpenMode::ReadWrite).expect("store");
     let graph = store.graph.clone();
