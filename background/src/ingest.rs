@@ -211,15 +211,15 @@ impl Assembler {
 
     /// Saves the graph when it changed and `min_interval` passed since the last save.
     pub fn save_graph(&self, min_interval: Duration) -> Result<()> {
-        if let Some(graph) = &self.graph {
-            graph
-                .save_if_due(min_interval)
-                .map_err(|source| BackgroundError::InfoCore {
-                    path: PathBuf::from("landscape"),
-                    source,
-                })?;
+        match &self.graph {
+            Some(graph) => save_graph(graph, min_interval),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// The graph landscape events go to, if any.
+    pub fn graph(&self) -> Option<&Arc<GraphStore>> {
+        self.graph.as_ref()
     }
 
     /// Decodes one message into the pending batch. Returns the telemetry format it was read
@@ -315,6 +315,19 @@ impl Assembler {
     }
 }
 
+fn save_graph(graph: &GraphStore, min_interval: Duration) -> Result<()> {
+    graph
+        .save_if_due(min_interval)
+        .map(drop)
+        .map_err(|source| BackgroundError::InfoCore {
+            path: PathBuf::from("landscape"),
+            source,
+        })
+}
+
+/// How far the landscape graph file may lag the graph while ingesting.
+const GRAPH_SAVE_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Stores every sample and lets the service-graph deriver see the request counters (one
 /// string comparison per sample for the rest).
 struct DerivingSink<'a> {
@@ -347,6 +360,8 @@ struct IngestState {
     next_offsets: BTreeMap<(String, i32), i64>,
     /// Dead letters and derived landscape messages the batch waits for before committing.
     deliveries: Vec<DeliveryFuture>,
+    /// The graph file being saved, off the ingest task.
+    saving: Option<tokio::task::JoinHandle<Result<()>>>,
     started: Option<Instant>,
     stats: IngestStats,
     /// A dead letter could not even be enqueued: the current batch must not commit.
@@ -425,6 +440,7 @@ impl Ingestor {
                 landscape,
                 next_offsets: BTreeMap::new(),
                 deliveries: Vec::new(),
+                saving: None,
                 started: None,
                 stats: IngestStats::default(),
                 poisoned: false,
@@ -471,7 +487,7 @@ impl Ingestor {
             }
         }
         self.state.flush(&self.consumer).await?;
-        self.state.assembler.save_graph(Duration::ZERO)?;
+        self.state.save_graph_now().await?;
         Ok(self.state.stats)
     }
 }
@@ -623,7 +639,8 @@ impl IngestState {
                 });
             }
         }
-        let mut record = FutureRecord::<[u8], [u8]>::to(&self.dlq_topic).headers(headers);
+        let topic = self.dlq_topic.clone();
+        let mut record = FutureRecord::<[u8], [u8]>::to(&topic).headers(headers);
         if let Some(key) = message.key() {
             record = record.key(key);
         }
@@ -656,13 +673,43 @@ impl IngestState {
         }
     }
 
+    /// Saves the graph file on a blocking thread when it is due (it lags the tables by at
+    /// most [`GRAPH_SAVE_INTERVAL`] plus one save, and is written on shutdown), so writing a
+    /// large history never stalls ingestion; a save that failed fails the next flush.
+    async fn save_graph_aside(&mut self) -> Result<()> {
+        if self.saving.as_ref().is_some_and(|h| !h.is_finished()) {
+            return Ok(());
+        }
+        if let Some(done) = self.saving.take() {
+            done.await
+                .map_err(|e| BackgroundError::Internal(format!("saving the landscape: {e}")))??;
+        }
+        if let Some(graph) = self.assembler.graph() {
+            if graph.save_due(GRAPH_SAVE_INTERVAL) {
+                let graph = Arc::clone(graph);
+                self.saving = Some(tokio::task::spawn_blocking(move || {
+                    save_graph(&graph, GRAPH_SAVE_INTERVAL)
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for a save under way, then saves whatever changed since.
+    async fn save_graph_now(&mut self) -> Result<()> {
+        if let Some(done) = self.saving.take() {
+            done.await
+                .map_err(|e| BackgroundError::Internal(format!("saving the landscape: {e}")))??;
+        }
+        self.assembler.save_graph(Duration::ZERO)
+    }
+
     /// Stores the batch, waits for its dead letters, then commits its offsets.
     async fn flush(&mut self, consumer: &StreamConsumer<IngestContext>) -> Result<()> {
         let Some(started) = self.started.take() else {
             return Ok(());
         };
-        // The graph file lags the tables by at most this (and is written on shutdown).
-        self.assembler.save_graph(Duration::from_secs(2))?;
+        self.save_graph_aside().await?;
         for (table, outcome) in self.assembler.store(&self.telemetry, &self.landscape)? {
             self.stats.rows += outcome.inserted as u64;
             self.stats.duplicates += outcome.duplicates as u64;

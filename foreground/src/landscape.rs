@@ -1,11 +1,15 @@
 //! The landscape the planner places into: hosts with capacity and platform features, the
-//! instances on them, and per-host aggregates kept current as instances come and go, so
-//! scoring a host is O(1).
+//! instances on them, and per-host aggregates, so scoring a host is O(1). In the
+//! foreground it is a view of the landscape graph ([`Landscape::from_graph`]), rebuilt
+//! when the graph changes; a landscape document or events can also build one directly
+//! (placements with an inline landscape, checks before a change).
 
 use std::collections::BTreeMap;
 
-use dcpilot_schemas::{LandscapeEvent, PlatformFeatures};
+use dcpilot_info_core::landscape::{Direction, LandscapeGraph, Node, NodeVersion};
+use dcpilot_schemas::{LandscapeEvent, Layer, PlatformFeatures, Relation};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Shared-resource pressure a workload puts on its neighbours, in "co-runner pods" of each
 /// kind — the unit the `interference-slowdown` model was trained on (NTUA: iBench CPU,
@@ -145,6 +149,38 @@ impl Instance {
         self.latency_critical = latency_critical.unwrap_or(self.latency_critical);
         self.evictable = evictable.unwrap_or(self.evictable);
         Ok(())
+    }
+
+    /// The `dcpilot.io/` labels that give this instance's profile (what
+    /// [`apply_labels`](Self::apply_labels) reads back): the landscape graph keeps an
+    /// instance's profile in its pod's labels.
+    pub fn profile_labels(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let mut put = |key: &str, value: String| {
+            out.insert(format!("dcpilot.io/{key}"), value);
+        };
+        for (key, value) in [
+            ("pressure-cpu", self.pressure.cpu),
+            ("pressure-l3", self.pressure.l3),
+            ("pressure-membw", self.pressure.membw),
+        ] {
+            if value != 0.0 {
+                put(key, value.to_string());
+            }
+        }
+        if let Some(rps) = self.rps {
+            put("rps", rps.to_string());
+        }
+        if let Some(quiet) = self.quiet_p99_ms {
+            put("quiet-p99-ms", quiet.to_string());
+        }
+        if self.latency_critical {
+            put("latency-critical", "true".into());
+        }
+        if self.evictable {
+            put("evictable", "true".into());
+        }
+        out
     }
 
     /// An instance with no pressure, not latency-critical, no profile.
@@ -414,6 +450,87 @@ impl Landscape {
         );
     }
 
+    /// The placement view of a landscape graph as it is now (see the module doc): live
+    /// `host`/`machine` nodes with positive `cores` and `memory_bytes` attributes, in the
+    /// order they first appeared; and every live virtual node that `runs_on` one of them,
+    /// sized by its `cpu_request` / `memory_request_bytes` attributes, profiled by its
+    /// `dcpilot.io/` labels, of the workload it is a `member_of` (a `service` first; itself
+    /// if none). `unrequested` holds hosts' measured use beyond requests. Returns what it
+    /// left out (node id, why).
+    pub fn from_graph(
+        graph: &LandscapeGraph,
+        unrequested: &BTreeMap<String, f64>,
+    ) -> (Self, Vec<(String, String)>) {
+        let mut view = Landscape::default();
+        let mut left_out = Vec::new();
+        let number = |v: &NodeVersion, key: &str| v.attributes.get(key).and_then(Value::as_f64);
+        for (_, node) in graph.nodes() {
+            if !(node.is_host() && node.lifetime.alive()) {
+                continue;
+            }
+            let v = node.current();
+            let host = Host {
+                name: node.id.clone(),
+                cores: number(v, "cores").unwrap_or(0.0),
+                memory_bytes: number(v, "memory_bytes").map_or(0, |m| m as u64),
+                features: v
+                    .attributes
+                    .get("features")
+                    .and_then(|f| serde_json::from_value(f.clone()).ok())
+                    .unwrap_or_default(),
+                labels: v.labels.clone(),
+            };
+            if let Err(e) = view.upsert_host(host) {
+                left_out.push((node.id.clone(), e.to_string()));
+            }
+        }
+        for (ix, node) in graph.nodes() {
+            if node.layer != Layer::Virtual || !node.lifetime.alive() {
+                continue;
+            }
+            let on_host = graph
+                .live_edges(ix, Direction::Outgoing, Some(Relation::RunsOn))
+                .map(|(_, host)| &graph.node(host).id)
+                .find(|host| view.index.contains_key(*host));
+            let Some(host) = on_host else {
+                continue;
+            };
+            let groups: Vec<&Node> = graph
+                .live_edges(ix, Direction::Outgoing, Some(Relation::MemberOf))
+                .map(|(_, group)| graph.node(group))
+                .collect();
+            let workload = groups
+                .iter()
+                .find(|g| g.node_type == "service")
+                .or(groups.first())
+                .map_or(&node.id, |g| &g.id);
+            let v = node.current();
+            let mut instance = Instance::new(
+                &node.id,
+                workload,
+                host,
+                number(v, "cpu_request").unwrap_or(0.0),
+                number(v, "memory_request_bytes").map_or(0, |m| m as u64),
+            );
+            let placed = instance
+                .apply_labels(|key| v.labels.get(key).map(String::as_str))
+                .map_err(|problem| LandscapeError::BadLabel {
+                    instance: node.id.clone(),
+                    problem,
+                })
+                .and_then(|()| view.upsert(instance));
+            if let Err(e) = placed {
+                left_out.push((node.id.clone(), e.to_string()));
+            }
+        }
+        for (host, cores) in unrequested {
+            if let Some(&i) = view.index.get(host) {
+                view.loads[i].unrequested_cores = *cores;
+            }
+        }
+        (view, left_out)
+    }
+
     /// Hosts, in index order.
     pub fn hosts(&self) -> &[Host] {
         &self.hosts
@@ -591,5 +708,103 @@ mod tests {
             })
             .expect_err("gone with its host");
         assert_eq!(err, LandscapeError::UnknownInstance("p".into()));
+    }
+
+    /// The same events give the same placement view whether applied to a view directly or
+    /// to the graph the view is built from; and what the graph alone knows (a Kubernetes
+    /// listing's nodes and pods) is in the view too.
+    #[test]
+    fn the_placement_view_is_a_view_of_the_graph() {
+        let up = |name: &str, cores: f64| LandscapeEvent::HostUp {
+            timestamp_ms: 1,
+            host: name.into(),
+            cores,
+            memory_bytes: 1 << 30,
+            features: PlatformFeatures {
+                rdt: true,
+                ..PlatformFeatures::default()
+            },
+            labels: BTreeMap::from([("zone".into(), "z1".into())]),
+        };
+        let placed = |id: &str, host: &str, t: i64, labels: &[(&str, &str)]| {
+            LandscapeEvent::InstancePlaced {
+                timestamp_ms: t,
+                instance: id.into(),
+                workload: "web".into(),
+                host: host.into(),
+                cpu_request: 1.5,
+                memory_request_bytes: 10,
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            }
+        };
+        let events = [
+            up("a", 4.0),
+            up("b", 8.0),
+            placed(
+                "p",
+                "a",
+                2,
+                &[
+                    ("dcpilot.io/pressure-membw", "3"),
+                    ("dcpilot.io/latency-critical", "true"),
+                ],
+            ),
+            placed("q", "a", 2, &[]),
+            placed("q", "b", 3, &[("dcpilot.io/evictable", "true")]),
+            LandscapeEvent::InstanceRemoved {
+                timestamp_ms: 4,
+                instance: "p".into(),
+                host: "a".into(),
+            },
+            placed("r", "a", 5, &[("dcpilot.io/rps", "250.5")]),
+        ];
+        let mut direct = Landscape::default();
+        let mut graph = LandscapeGraph::new();
+        for e in &events {
+            direct.apply(e).expect("view");
+            graph.apply_event(e).expect("graph");
+        }
+        let (view, left_out) = Landscape::from_graph(&graph, &BTreeMap::new());
+        assert!(left_out.is_empty(), "{left_out:?}");
+        assert_eq!(view.hosts(), direct.hosts());
+        assert_eq!(view.loads(), direct.loads());
+        assert_eq!(view.instances(), direct.instances());
+
+        // A profile survives the graph: labels written from an instance read back to it.
+        let mut profiled = Instance::new("s", "web", "b", 2.0, 1);
+        profiled.pressure.l3 = 0.25;
+        profiled.quiet_p99_ms = Some(0.3);
+        profiled.latency_critical = true;
+        let labels = profiled.profile_labels();
+        let mut back = Instance::new("s", "web", "b", 2.0, 1);
+        back.apply_labels(|k| labels.get(k).map(String::as_str))
+            .expect("labels");
+        assert_eq!(back, profiled);
+
+        // A Kubernetes listing: its nodes are hosts (allocatable capacity), its pods
+        // instances of their service, sized by their requests.
+        let listing = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/data/kubernetes/cluster.json"
+        ))
+        .expect("fixture");
+        let mut k8s = LandscapeGraph::new();
+        let events = dcpilot_info_core::landscape::formats::kubernetes::events(&listing, &k8s, 1)
+            .expect("listing");
+        k8s.apply_all(&events).expect("applies");
+        let (view, _) = Landscape::from_graph(&k8s, &BTreeMap::new());
+        assert_eq!(view.hosts().len(), 3, "{:?}", view.hosts());
+        let frontend: Vec<&Instance> = view.replicas_of("shop/service/frontend").collect();
+        assert_eq!(frontend.len(), 3, "{:?}", view.instances());
+        assert!(frontend.iter().all(|i| i.cores > 0.0), "{frontend:?}");
+        let busy: f64 = view.loads().iter().map(|l| l.cores).sum();
+        assert!(busy > 0.0);
+
+        // Measured use beyond requests is carried by the caller, per host.
+        let (view, _) = Landscape::from_graph(&graph, &BTreeMap::from([("a".to_string(), 0.5)]));
+        assert_eq!(view.loads()[0].unrequested_cores, 0.5);
     }
 }

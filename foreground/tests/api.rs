@@ -178,7 +178,7 @@ async fn bad_requests_get_a_4xx_naming_the_problem() {
         (Method::POST, "/v1/rebalance", "{\"moves\":[\"shuffle\"]}".into(), StatusCode::BAD_REQUEST, "shuffle"),
         (Method::PUT, "/v1/intents", "kind: Pod\nmetadata: {name: p}".into(), StatusCode::BAD_REQUEST, "document 1: kind"),
         (Method::PUT, "/v1/intents", "{\"kind\":\"Intent\",\"metadata\":{\"name\":\"i\"},\"spec\":{\"targetRef\":{\"kind\":\"Deployment\",\"name\":\"d\"},\"objectives\":[{\"name\":\"o\",\"value\":\"low\",\"measuredBy\":\"default/p99latency\"}]}}".into(), StatusCode::BAD_REQUEST, "spec: objectives[0].value"),
-        (Method::POST, "/v1/landscape/events", "{\"kind\":\"instance_placed\",\"timestamp_ms\":0,\"instance\":\"i\",\"workload\":\"w\",\"host\":\"atlantis\",\"cpu_request\":1,\"memory_request_bytes\":1}".into(), StatusCode::UNPROCESSABLE_ENTITY, "unknown host \"atlantis\""),
+        (Method::POST, "/v1/landscape/events", "{\"kind\":\"instance_placed\",\"timestamp_ms\":0,\"instance\":\"i\",\"workload\":\"w\",\"host\":\"atlantis\",\"cpu_request\":1,\"memory_request_bytes\":1}".into(), StatusCode::UNPROCESSABLE_ENTITY, "events[0] (instance_placed): unknown node \"atlantis\""),
         (Method::POST, "/v1/landscape/events", "{\"kind\":\"host_exploded\"}".into(), StatusCode::BAD_REQUEST, "line 1"),
         (Method::POST, "/v1/models/nope/rollback", "{\"version\":1,\"reason\":\"r\"}".into(), StatusCode::NOT_FOUND, "unknown model"),
         (Method::POST, "/v1/models/interference-slowdown/rollback", "{\"version\":9,\"reason\":\"r\"}".into(), StatusCode::UNPROCESSABLE_ENTITY, "9"),
@@ -391,6 +391,58 @@ async fn landscape_events_apply_and_openapi_lists_every_endpoint() {
     assert_eq!(l.loads()[h3].cores, 2.0);
     let (_, land) = call(&app, Method::GET, "/v1/landscape", "", None).await;
     assert_eq!(land["hosts"].as_array().map(Vec::len), Some(3));
+
+    // The placement view is a view of the graph: a host and a pod described with the
+    // generic graph events (as a Kubernetes listing becomes) are placed into like any.
+    let generic = [
+        json!({"kind": "node_up", "timestamp_ms": 3, "node": {"id": "k1", "layer": "physical",
+               "category": "compute", "type": "host", "attributes": {"cores": 16.0, "memory_bytes": 1u64 << 35}}}),
+        json!({"kind": "node_up", "timestamp_ms": 3, "node": {"id": "shop/web-0", "layer": "virtual",
+               "category": "compute", "type": "pod", "labels": {"dcpilot.io/pressure-membw": "2"},
+               "attributes": {"cpu_request": 3.0, "memory_request_bytes": 1024}}}),
+        json!({"kind": "edge_up", "timestamp_ms": 3, "edge": {"source": "shop/web-0", "target": "k1", "relation": "runs_on"}}),
+    ];
+    let body = Value::Array(generic.to_vec()).to_string();
+    let (status, answer) = call(
+        &app,
+        Method::POST,
+        "/v1/landscape/events",
+        &body,
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let l = fg.landscape();
+    let k1 = l
+        .host_index("k1")
+        .expect("k1 is a host of the placement view");
+    assert_eq!(
+        (l.loads()[k1].cores, l.loads()[k1].pressure.membw),
+        (3.0, 2.0)
+    );
+    assert_eq!(l.instances()["shop/web-0"].host, "k1");
+    // A host the view cannot place on refuses the batch whole, naming the event.
+    let empty = json!({"kind": "host_up", "timestamp_ms": 4, "host": "h4", "cores": 8.0, "memory_bytes": 0});
+    let (status, answer) = call(
+        &app,
+        Method::POST,
+        "/v1/landscape/events",
+        &empty.to_string(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("events[0] (host_up)")),
+        "{answer}"
+    );
+    assert!(fg.landscape().host_index("h4").is_none());
+    assert!(
+        fg.graph().get("h4").is_none(),
+        "nothing of it in the graph either"
+    );
 
     let (status, doc) = call(&app, Method::GET, "/openapi.json", "", None).await;
     assert_eq!(status, StatusCode::OK);

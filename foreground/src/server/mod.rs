@@ -27,6 +27,7 @@ mod models;
 mod planning;
 mod scheduler;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -38,7 +39,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dcpilot_info_core::landscape::{LandscapeGraph, SharedLandscape};
+use dcpilot_info_core::landscape::{GraphError, LandscapeGraph, SharedLandscape};
 use dcpilot_info_core::now_ms;
 use dcpilot_info_core::InfoCore;
 use dcpilot_schemas::LandscapeEvent;
@@ -59,8 +60,9 @@ pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// The foreground's shared state.
 pub struct Foreground {
+    /// The placement view: built from `graph` after each change, published with it.
     landscape: ArcSwap<Landscape>,
-    /// The landscape graph (structure and history) the placement view is kept beside;
+    /// The landscape graph (structure and history), what the placement view is a view of;
     /// changed without copying it (see [`SharedLandscape`]).
     graph: SharedLandscape,
     intents: ArcSwap<Intents>,
@@ -68,8 +70,9 @@ pub struct Foreground {
     /// Whether models come from a followed topic (then rollback belongs to the leader).
     following: bool,
     config: ForegroundConfig,
-    /// Serialises writers (readers never take it).
-    writer: parking_lot::Mutex<()>,
+    /// Serialises writers (readers never take it), and holds hosts' measured busy cores
+    /// beyond their instances' requests, which the placement view adds to the graph's.
+    writer: parking_lot::Mutex<BTreeMap<String, f64>>,
     /// The landscape in the rebalancer's index form, for the landscape and intents it was
     /// built from (kept alive here, so pointer equality is identity).
     prepared: ArcSwapOption<Prepared>,
@@ -277,7 +280,7 @@ impl Foreground {
         following: bool,
         metrics: Option<MetricsRenderer>,
     ) -> Arc<Self> {
-        let graph = graph_of(&landscape);
+        let (graph, landscape) = graph_and_view(&landscape);
         Arc::new(Self {
             landscape: ArcSwap::from_pointee(landscape),
             graph: SharedLandscape::new(graph),
@@ -285,7 +288,7 @@ impl Foreground {
             models,
             following,
             config,
-            writer: parking_lot::Mutex::new(()),
+            writer: parking_lot::Mutex::new(BTreeMap::new()),
             prepared: ArcSwapOption::empty(),
             preparing: std::sync::atomic::AtomicBool::new(false),
             prepare_again: std::sync::atomic::AtomicBool::new(false),
@@ -354,16 +357,34 @@ impl Foreground {
         });
     }
 
-    /// Applies landscape events all or nothing; an error names the event.
+    /// Applies landscape events all or nothing; an error names the event. The placement
+    /// view is rebuilt from the changed graph, and must hold every host and instance the
+    /// events describe, or nothing is published.
     pub fn apply_events(&self, events: &[LandscapeEvent]) -> Result<usize, String> {
-        self.change_landscape(|next| {
-            for (i, event) in events.iter().enumerate() {
-                next.apply(event)
-                    .map_err(|e| format!("events[{i}] ({}): {e}", event.kind()))?;
-            }
-            // Under the same writer lock: the graph changes only if the view does too.
-            self.graph.apply_all(events).map_err(|e| e.to_string())
-        })
+        let unrequested = self.writer.lock();
+        let view = self
+            .graph
+            .apply_all_if(events, |graph| {
+                let (view, left_out) = Landscape::from_graph(graph, &unrequested);
+                for (i, event) in events.iter().enumerate() {
+                    let id = match event {
+                        LandscapeEvent::HostUp { host, .. } => host,
+                        LandscapeEvent::InstancePlaced { instance, .. } => instance,
+                        _ => continue,
+                    };
+                    if let Some((_, problem)) = left_out.iter().find(|(left, _)| left == id) {
+                        return Err(format!("events[{i}] ({}): {problem}", event.kind()));
+                    }
+                }
+                Ok(view)
+            })
+            .map_err(|e| match e {
+                // Already names the event.
+                GraphError::Invalid(message) => message,
+                other => other.to_string(),
+            })?;
+        self.landscape.store(Arc::new(view));
+        Ok(events.len())
     }
 
     /// Applies landscape events and hosts' measured busy cores one by one, skipping (and
@@ -375,47 +396,49 @@ impl Foreground {
         events: &[LandscapeEvent],
         measured: &[(String, f64)],
     ) -> Vec<String> {
-        let changed: Result<Vec<String>, ()> = self.change_landscape(|next| {
-            let mut errors = Vec::new();
-            if !events.is_empty() {
-                for (i, e) in self.graph.apply_each(events) {
-                    errors.push(format!("{} (graph): {e}", events[i].kind()));
-                }
+        let mut unrequested = self.writer.lock();
+        let mut errors: Vec<String> = self
+            .graph
+            .apply_each(events)
+            .into_iter()
+            .map(|(i, e)| format!("{}: {e}", events[i].kind()))
+            .collect();
+        let (mut view, left_out) = Landscape::from_graph(&self.graph.load(), &unrequested);
+        // What the graph holds but the placement view cannot use (a pod with a bad
+        // `dcpilot.io/` label, a host without capacity), for the events at hand.
+        for event in events {
+            let id = match event {
+                LandscapeEvent::HostUp { host, .. } => host,
+                LandscapeEvent::InstancePlaced { instance, .. } => instance,
+                _ => continue,
+            };
+            if let Some((_, problem)) = left_out.iter().find(|(left, _)| left == id) {
+                errors.push(format!("{} (placement view): {problem}", event.kind()));
             }
-            for event in events {
-                if let Err(e) = next.apply(event) {
-                    errors.push(format!("{}: {e}", event.kind()));
+        }
+        for (host, cores) in measured {
+            match view.set_measured_cores(host, *cores) {
+                Ok(()) => {
+                    if let Some(i) = view.host_index(host) {
+                        unrequested.insert(host.clone(), view.loads()[i].unrequested_cores);
+                    }
                 }
+                Err(crate::LandscapeError::UnknownHost(_)) => {}
+                Err(e) => errors.push(format!("utilization of {host}: {e}")),
             }
-            for (host, cores) in measured {
-                match next.set_measured_cores(host, *cores) {
-                    Ok(()) | Err(crate::LandscapeError::UnknownHost(_)) => {}
-                    Err(e) => errors.push(format!("utilization of {host}: {e}")),
-                }
-            }
-            Ok(errors)
-        });
-        changed.unwrap_or_default()
+        }
+        self.landscape.store(Arc::new(view));
+        errors
     }
 
-    /// Edits a copy of the landscape under the writer lock and publishes it if `edit`
-    /// succeeds; readers see the old landscape or the new one, never a half-edited one.
-    fn change_landscape<T, E>(
-        &self,
-        edit: impl FnOnce(&mut Landscape) -> Result<T, E>,
-    ) -> Result<T, E> {
-        let _guard = self.writer.lock();
-        let mut next = Landscape::clone(&self.landscape.load());
-        let out = edit(&mut next)?;
-        self.landscape.store(Arc::new(next));
-        Ok(out)
-    }
-
-    /// Replaces the landscape.
+    /// Replaces the landscape with a document's hosts and instances (the graph starts
+    /// anew from them).
     pub fn set_landscape(&self, landscape: Landscape) {
-        let _guard = self.writer.lock();
-        self.graph.replace(graph_of(&landscape));
-        self.landscape.store(Arc::new(landscape));
+        let mut unrequested = self.writer.lock();
+        unrequested.clear();
+        let (graph, view) = graph_and_view(&landscape);
+        self.graph.replace(graph);
+        self.landscape.store(Arc::new(view));
     }
 
     /// Adds or replaces intent documents (YAML or JSON).
@@ -488,9 +511,10 @@ impl Foreground {
     }
 }
 
-/// The graph of a placement view given whole (a landscape file): its hosts and instances
-/// as host and instance events at time 0.
-fn graph_of(landscape: &Landscape) -> LandscapeGraph {
+/// The graph of a landscape given whole (a landscape file or document) — its hosts and
+/// instances as host and instance events at time 0, each instance's profile in its pod's
+/// `dcpilot.io/` labels — and the placement view built back from that graph.
+fn graph_and_view(landscape: &Landscape) -> (LandscapeGraph, Landscape) {
     let hosts = landscape.hosts().iter().map(|h| LandscapeEvent::HostUp {
         timestamp_ms: 0,
         host: h.name.clone(),
@@ -509,16 +533,22 @@ fn graph_of(landscape: &Landscape) -> LandscapeGraph {
             host: i.host.clone(),
             cpu_request: i.cores,
             memory_request_bytes: i.memory_bytes,
-            labels: Default::default(),
+            labels: i.profile_labels(),
         });
     let events: Vec<LandscapeEvent> = hosts.chain(instances).collect();
     let mut graph = LandscapeGraph::new();
-    // The placement view checked these already; a workload named like a host is the one
-    // thing the graph refuses, and then it keeps what it could.
+    // The document was checked as a placement view already; what the graph still refuses
+    // (a workload named like a host) is left out, and said.
     for event in &events {
-        let _ = graph.apply_event(event);
+        if let Err(e) = graph.apply_event(event) {
+            tracing::warn!(error = %e, event = event.kind(), "leaving a landscape entry out");
+        }
     }
-    graph
+    let (view, left_out) = Landscape::from_graph(&graph, &BTreeMap::new());
+    for (id, problem) in left_out {
+        tracing::warn!(%id, %problem, "the placement view leaves an entry out");
+    }
+    (graph, view)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -83,6 +83,9 @@ impl SharedLandscape {
     /// nothing.
     pub fn apply_each(&self, events: &[LandscapeEvent]) -> Vec<(usize, GraphError)> {
         let mut refused = Vec::new();
+        if events.is_empty() {
+            return refused;
+        }
         self.change(|graph, applied| {
             for (i, event) in events.iter().enumerate() {
                 // Every accepted event is replayed on the spare, even one that changed
@@ -101,6 +104,20 @@ impl SharedLandscape {
     /// Applies events all or nothing: on the first refusal nothing is published and the
     /// error names the event.
     pub fn apply_all(&self, events: &[LandscapeEvent]) -> Result<usize, GraphError> {
+        self.apply_all_if(events, |_| Ok(())).map(|()| events.len())
+    }
+
+    /// Applies events all or nothing, then lets `accept` judge the resulting graph before
+    /// it is published (a view built from it must hold what the events describe, say):
+    /// its refusal publishes nothing, like a refused event. Returns what `accept` made.
+    pub fn apply_all_if<T>(
+        &self,
+        events: &[LandscapeEvent],
+        accept: impl FnOnce(&LandscapeGraph) -> Result<T, String>,
+    ) -> Result<T, GraphError> {
+        if events.is_empty() {
+            return accept(&self.live.load()).map_err(GraphError::Invalid);
+        }
         self.change(|graph, applied| {
             for (i, event) in events.iter().enumerate() {
                 match graph.apply_event(event) {
@@ -114,7 +131,7 @@ impl SharedLandscape {
                     }
                 }
             }
-            Ok(events.len())
+            accept(graph).map_err(GraphError::Invalid)
         })
     }
 

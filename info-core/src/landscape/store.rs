@@ -59,6 +59,16 @@ impl GraphStore {
         self.graph.load()
     }
 
+    /// Whether [`save_if_due`](Self::save_if_due) would write now (cheap: no I/O).
+    pub fn save_due(&self, min_interval: Duration) -> bool {
+        self.file.is_some()
+            && self.dirty.load(Ordering::Acquire)
+            && self
+                .saved
+                .try_lock()
+                .is_some_and(|s| s.elapsed() >= min_interval)
+    }
+
     /// Saves the graph if it changed and `min_interval` passed since the last save (so a
     /// busy topic does not rewrite the file per batch); `Duration::ZERO` saves any change.
     pub fn save_if_due(&self, min_interval: Duration) -> Result<bool> {
