@@ -10,5 +10,5 @@ create() {
 }
 create dcpilot.telemetry 16 retention.ms=604800000
 create dcpilot.telemetry.dlq 4 retention.ms=1209600000
-create dcpilot.landscape 4 cleanup.policy=compact
+create dcpilot.landscape 1 cleanup.policy=compact  # one partition: its order is the history
 create dcpilot.models 1 cleanup.policy=compact

@@ -83,17 +83,18 @@ impl BackgroundService {
         check_client_properties(&config)?;
         let embedded = match &k.brokers {
             Some(_) => None,
-            None => Some(EmbeddedBroker::start_at(
-                config.embedded.listen,
-                &[
-                    &k.telemetry_topic,
-                    &k.landscape_topic,
-                    &k.dlq_topic,
-                    MODELS_TOPIC,
-                ],
-                config.embedded.partitions,
-                data_dir,
-            )?),
+            None => {
+                let broker = EmbeddedBroker::start_at(
+                    config.embedded.listen,
+                    &[&k.telemetry_topic, &k.dlq_topic, MODELS_TOPIC],
+                    config.embedded.partitions,
+                    data_dir,
+                )?;
+                // One partition: the landscape topic's order is the graph's history, and
+                // listings are read against the graph as of their place in it.
+                broker.create_topic(&k.landscape_topic, 1)?;
+                Some(broker)
+            }
         };
         let brokers = match (&k.brokers, &embedded) {
             (Some(b), _) => b.clone(),

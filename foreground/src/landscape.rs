@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use dcpilot_info_core::landscape::{Direction, LandscapeGraph, Node, NodeVersion};
+use dcpilot_info_core::landscape::{Direction, LandscapeGraph, NodeIndex, NodeVersion};
 use dcpilot_schemas::{LandscapeEvent, Layer, PlatformFeatures, Relation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -488,23 +488,35 @@ impl Landscape {
             if node.layer != Layer::Virtual || !node.lifetime.alive() {
                 continue;
             }
-            let on_host = graph
+            let v = node.current();
+            // A finished pod (a done Job, an evicted pod) holds nothing.
+            let phase = v.attributes.get("phase").and_then(Value::as_str);
+            if matches!(phase, Some("Succeeded" | "Failed")) {
+                continue;
+            }
+            let mut hosts = graph
                 .live_edges(ix, Direction::Outgoing, Some(Relation::RunsOn))
                 .map(|(_, host)| &graph.node(host).id)
-                .find(|host| view.index.contains_key(*host));
-            let Some(host) = on_host else {
+                .peekable();
+            if hosts.peek().is_none() {
+                continue;
+            }
+            let Some(host) = hosts.find(|host| view.index.contains_key(*host)) else {
+                let on = graph
+                    .live_edges(ix, Direction::Outgoing, Some(Relation::RunsOn))
+                    .map(|(_, host)| graph.node(host).id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                left_out.push((
+                    node.id.clone(),
+                    format!(
+                        "{:?} runs on {on}, which is not a host with capacity",
+                        node.id
+                    ),
+                ));
                 continue;
             };
-            let groups: Vec<&Node> = graph
-                .live_edges(ix, Direction::Outgoing, Some(Relation::MemberOf))
-                .map(|(_, group)| graph.node(group))
-                .collect();
-            let workload = groups
-                .iter()
-                .find(|g| g.node_type == "service")
-                .or(groups.first())
-                .map_or(&node.id, |g| &g.id);
-            let v = node.current();
+            let workload = workload_of(graph, ix).unwrap_or(&node.id);
             let mut instance = Instance::new(
                 &node.id,
                 workload,
@@ -512,14 +524,17 @@ impl Landscape {
                 number(v, "cpu_request").unwrap_or(0.0),
                 number(v, "memory_request_bytes").map_or(0, |m| m as u64),
             );
-            let placed = instance
-                .apply_labels(|key| v.labels.get(key).map(String::as_str))
-                .map_err(|problem| LandscapeError::BadLabel {
+            // A label that cannot be read leaves the profile at its defaults (the pod
+            // still holds its cores), and is reported.
+            if let Err(problem) = instance.apply_labels(|key| v.labels.get(key).map(String::as_str))
+            {
+                let e = LandscapeError::BadLabel {
                     instance: node.id.clone(),
                     problem,
-                })
-                .and_then(|()| view.upsert(instance));
-            if let Err(e) = placed {
+                };
+                left_out.push((node.id.clone(), e.to_string()));
+            }
+            if let Err(e) = view.upsert(instance) {
                 left_out.push((node.id.clone(), e.to_string()));
             }
         }
@@ -584,6 +599,36 @@ impl Landscape {
             .values()
             .filter(move |i| i.workload == workload)
     }
+}
+
+/// The workload an instance belongs to: the service it is a `member_of` (the lowest id if
+/// several select it), else the top of its ownership chain (a pod's replica set's
+/// deployment: stable across rollouts), else none.
+fn workload_of(graph: &LandscapeGraph, instance: NodeIndex) -> Option<&String> {
+    let groups = |ix| {
+        let mut g: Vec<NodeIndex> = graph
+            .live_edges(ix, Direction::Outgoing, Some(Relation::MemberOf))
+            .map(|(_, group)| group)
+            .collect();
+        g.sort_by(|a, b| graph.node(*a).id.cmp(&graph.node(*b).id));
+        g
+    };
+    let direct = groups(instance);
+    if let Some(&service) = direct
+        .iter()
+        .find(|&&g| graph.node(g).node_type == "service")
+    {
+        return Some(&graph.node(service).id);
+    }
+    let mut at = *direct.first()?;
+    // Owners up the chain (bounded: ownership does not loop, but data might).
+    for _ in 0..8 {
+        match groups(at).first() {
+            Some(&up) => at = up,
+            None => break,
+        }
+    }
+    Some(&graph.node(at).id)
 }
 
 #[cfg(test)]
@@ -760,6 +805,8 @@ mod tests {
                 host: "a".into(),
             },
             placed("r", "a", 5, &[("dcpilot.io/rps", "250.5")]),
+            // A move that does not restate the profile keeps it.
+            placed("r", "b", 6, &[]),
         ];
         let mut direct = Landscape::default();
         let mut graph = LandscapeGraph::new();

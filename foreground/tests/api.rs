@@ -75,6 +75,11 @@ async fn call(
     (status, value)
 }
 
+/// Posts landscape events with the token.
+async fn post_events(app: &Router, body: &str) -> (StatusCode, Value) {
+    call(app, Method::POST, "/v1/landscape/events", body, Some(TOKEN)).await
+}
+
 fn function_request() -> String {
     json!({"workload": "default/function-deployment", "cores": 2.0, "memory_bytes": 1u64 << 30,
            "rps": 2000.0, "replicas": 2.0, "quiet_p99_ms": 5.0})
@@ -376,14 +381,7 @@ async fn landscape_events_apply_and_openapi_lists_every_endpoint() {
         .map(Value::to_string)
         .collect::<Vec<_>>()
         .join("\n");
-    let (status, body) = call(
-        &app,
-        Method::POST,
-        "/v1/landscape/events",
-        &ndjson,
-        Some(TOKEN),
-    )
-    .await;
+    let (status, body) = post_events(&app, &ndjson).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["applied"], 2);
     let l = fg.landscape();
@@ -403,14 +401,7 @@ async fn landscape_events_apply_and_openapi_lists_every_endpoint() {
         json!({"kind": "edge_up", "timestamp_ms": 3, "edge": {"source": "shop/web-0", "target": "k1", "relation": "runs_on"}}),
     ];
     let body = Value::Array(generic.to_vec()).to_string();
-    let (status, answer) = call(
-        &app,
-        Method::POST,
-        "/v1/landscape/events",
-        &body,
-        Some(TOKEN),
-    )
-    .await;
+    let (status, answer) = post_events(&app, &body).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let l = fg.landscape();
     let k1 = l
@@ -423,14 +414,7 @@ async fn landscape_events_apply_and_openapi_lists_every_endpoint() {
     assert_eq!(l.instances()["shop/web-0"].host, "k1");
     // A host the view cannot place on refuses the batch whole, naming the event.
     let empty = json!({"kind": "host_up", "timestamp_ms": 4, "host": "h4", "cores": 8.0, "memory_bytes": 0});
-    let (status, answer) = call(
-        &app,
-        Method::POST,
-        "/v1/landscape/events",
-        &empty.to_string(),
-        Some(TOKEN),
-    )
-    .await;
+    let (status, answer) = post_events(&app, &empty.to_string()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert!(
         answer["error"]
@@ -495,14 +479,7 @@ async fn the_landscape_graph_answers_over_http_and_refuses_bad_changes_whole() {
         json!({"kind": "edge_up", "timestamp_ms": 100, "edge": {"source": "gateway", "target": "stress-ng-l3", "relation": "calls", "weight": 12.5}}),
     ];
     let body = serde_json::to_string(&events).expect("json");
-    let (status, applied) = call(
-        &app,
-        Method::POST,
-        "/v1/landscape/events",
-        &body,
-        Some(TOKEN),
-    )
-    .await;
+    let (status, applied) = post_events(&app, &body).await;
     assert_eq!(status, StatusCode::OK, "{applied}");
 
     let get = |uri: String| {
@@ -554,14 +531,7 @@ async fn the_landscape_graph_answers_over_http_and_refuses_bad_changes_whole() {
         json!({"kind": "edge_up", "timestamp_ms": 300, "edge": {"source": "noisy", "target": "rack-1", "relation": "contains"}}),
     ])
     .expect("json");
-    let (status, err) = call(
-        &app,
-        Method::POST,
-        "/v1/landscape/events",
-        &bad,
-        Some(TOKEN),
-    )
-    .await;
+    let (status, err) = post_events(&app, &bad).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         err["error"]

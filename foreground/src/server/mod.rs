@@ -403,7 +403,15 @@ impl Foreground {
             .into_iter()
             .map(|(i, e)| format!("{}: {e}", events[i].kind()))
             .collect();
-        let (mut view, left_out) = Landscape::from_graph(&self.graph.load(), &unrequested);
+        let (mut view, left_out) = if events.is_empty() {
+            // Measurements only: the view's structure is as it was.
+            (Landscape::clone(&self.landscape.load()), Vec::new())
+        } else {
+            let built = Landscape::from_graph(&self.graph.load(), &unrequested);
+            // A host that went away takes its measurement with it.
+            unrequested.retain(|host, _| built.0.host_index(host).is_some());
+            built
+        };
         // What the graph holds but the placement view cannot use (a pod with a bad
         // `dcpilot.io/` label, a host without capacity), for the events at hand.
         for event in events {

@@ -331,6 +331,16 @@ impl LandscapeGraph {
             } => {
                 let mut pod = NodeSpec::new(instance, Layer::Virtual, Category::Compute, "pod");
                 pod.labels.clone_from(labels);
+                // A placement keeps the profile (`dcpilot.io/` labels) the instance had
+                // unless it says otherwise: a move does not make it a different workload.
+                let existing = self.ids.get(instance.as_str()).map(|&ix| &self.graph[ix]);
+                if let Some(existing) = existing.filter(|n| n.lifetime.alive()) {
+                    for (key, value) in &existing.current().labels {
+                        if key.starts_with("dcpilot.io/") && !labels.contains_key(key) {
+                            pod.labels.insert(key.clone(), value.clone());
+                        }
+                    }
+                }
                 pod.attributes
                     .insert("cpu_request".into(), (*cpu_request).into());
                 pod.attributes.insert(

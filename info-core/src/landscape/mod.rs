@@ -21,6 +21,7 @@ pub mod shared;
 pub mod store;
 
 pub use graph::{Applied, Edge, EdgeVersion, LandscapeGraph, Lifetime, Node, NodeVersion, Span};
+pub use petgraph::stable_graph::NodeIndex;
 pub use petgraph::Direction;
 pub use query::{
     Affected, Diff, EdgeView, NodeBrief, NodeFilter, NodeView, Subgraph, Summary, Walk,

@@ -47,22 +47,35 @@ impl Default for ServiceGraphOptions {
     }
 }
 
+/// One counter: a collector's series for a pair (several collectors, or extra labels,
+/// count the same pair in series of their own).
 #[derive(Debug)]
 struct Series {
-    /// The edge's ends as resolved when it was first seen.
-    source: String,
-    target: String,
     last_ms: i64,
     last_count: f64,
+    /// Requests per second over its last interval, once it has one.
+    rate: Option<f64>,
+}
+
+/// A (client, server) pair and its edge.
+#[derive(Debug)]
+struct Pair {
+    /// The edge's ends as resolved when the pair was first seen.
+    source: String,
+    target: String,
+    /// Service nodes made for it; sent again with every version of the edge, so each
+    /// message stands alone after the landscape topic is compacted (keyed by edge).
+    made: Vec<NodeSpec>,
     /// The rate last published, and when.
     published: Option<(i64, f64)>,
+    series: HashMap<String, Series>,
 }
 
 /// Follows request counters per (client, server) and says which `calls` edges to publish.
 #[derive(Debug, Default)]
 pub struct ServiceGraphDeriver {
     options: ServiceGraphOptions,
-    series: HashMap<(String, String), Series>,
+    pairs: HashMap<(String, String), Pair>,
 }
 
 impl ServiceGraphDeriver {
@@ -70,13 +83,14 @@ impl ServiceGraphDeriver {
     pub fn new(options: ServiceGraphOptions) -> Self {
         Self {
             options,
-            series: HashMap::new(),
+            pairs: HashMap::new(),
         }
     }
 
     /// Reads one sample (ignored unless it is a request counter with `client` and
-    /// `server` labels) and appends the events it calls for to `out`: the services' nodes
-    /// the graph lacks and the edge, together, so they can travel as one message.
+    /// `server` labels) and appends the events it calls for to `out`: the service nodes
+    /// it made for the pair and the edge, together, so they can travel as one message.
+    /// The pair's rate is the sum of its series' (one per collector and label set).
     pub fn observe(
         &mut self,
         sample: &SampleRef<'_>,
@@ -101,45 +115,69 @@ impl ServiceGraphDeriver {
             return;
         }
         let t = sample.timestamp_ms;
-        let key = (client.to_string(), server.to_string());
-        let Some(series) = self.series.get_mut(&key) else {
-            // First sight: the edge exists; its rate needs a second reading.
-            let mut nodes = Vec::new();
-            let source = resolve(graph, client, t, &mut nodes);
-            let target = resolve(graph, server, t, &mut nodes);
-            let edge = EdgeSpec::new(source.clone(), Relation::Calls, target.clone());
-            if edge_is_newer_than(graph, &edge, t) {
-                out.extend(nodes);
-                out.push(LandscapeEvent::EdgeUp {
-                    timestamp_ms: t,
-                    edge,
-                });
-            }
-            self.series.insert(
-                key,
-                Series {
+        let pair = self
+            .pairs
+            .entry((client.to_string(), server.to_string()))
+            .or_insert_with(|| {
+                let mut made = Vec::new();
+                let source = resolve(graph, client, &mut made);
+                let target = resolve(graph, server, &mut made);
+                // First sight: the edge exists (its rate needs a second reading) — unless
+                // the graph has it already, whose weight must not be erased.
+                let edge = EdgeSpec::new(source.clone(), Relation::Calls, target.clone());
+                let known = graph
+                    .edge(&source, Relation::Calls, &target)
+                    .is_some_and(|e| e.lifetime.alive());
+                if !known && edge_is_newer_than(graph, &edge, t) {
+                    out.extend(made.iter().map(|node| node_up(t, node)));
+                    out.push(LandscapeEvent::EdgeUp {
+                        timestamp_ms: t,
+                        edge,
+                    });
+                }
+                Pair {
                     source,
                     target,
-                    last_ms: t,
-                    last_count: sample.value,
+                    made,
                     published: None,
-                },
-            );
-            return;
-        };
-        if t <= series.last_ms {
-            return; // a replayed or reordered reading
+                    series: HashMap::new(),
+                }
+            });
+        let mut id = sample.entity.to_string();
+        let mut others: Vec<_> = sample.labels.iter().collect();
+        others.sort();
+        for (k, v) in others {
+            id.push_str(&format!("|{k}={v}"));
         }
-        // A counter that went down was reset: it counted from 0 since.
-        let delta = if sample.value >= series.last_count {
-            sample.value - series.last_count
-        } else {
-            sample.value
-        };
-        let rate = delta * 1000.0 / (t - series.last_ms) as f64;
-        series.last_ms = t;
-        series.last_count = sample.value;
-        let due = match series.published {
+        match pair.series.get_mut(&id) {
+            None => {
+                pair.series.insert(
+                    id,
+                    Series {
+                        last_ms: t,
+                        last_count: sample.value,
+                        rate: None,
+                    },
+                );
+                return;
+            }
+            Some(series) => {
+                if t <= series.last_ms {
+                    return; // a replayed or reordered reading
+                }
+                // A counter that went down was reset: it counted from 0 since.
+                let delta = if sample.value >= series.last_count {
+                    sample.value - series.last_count
+                } else {
+                    sample.value
+                };
+                series.rate = Some(delta * 1000.0 / (t - series.last_ms) as f64);
+                series.last_ms = t;
+                series.last_count = sample.value;
+            }
+        }
+        let rate: f64 = pair.series.values().filter_map(|s| s.rate).sum();
+        let due = match pair.published {
             None => true,
             Some((at, old)) => {
                 t - at >= self.options.min_interval_ms
@@ -149,19 +187,23 @@ impl ServiceGraphDeriver {
         if !due {
             return;
         }
-        let mut edge = EdgeSpec::new(
-            series.source.clone(),
-            Relation::Calls,
-            series.target.clone(),
-        );
+        let mut edge = EdgeSpec::new(pair.source.clone(), Relation::Calls, pair.target.clone());
         edge.weight = Some(rate);
         if edge_is_newer_than(graph, &edge, t) {
-            series.published = Some((t, rate));
+            pair.published = Some((t, rate));
+            out.extend(pair.made.iter().map(|node| node_up(t, node)));
             out.push(LandscapeEvent::EdgeUp {
                 timestamp_ms: t,
                 edge,
             });
         }
+    }
+}
+
+fn node_up(t: i64, node: &NodeSpec) -> LandscapeEvent {
+    LandscapeEvent::NodeUp {
+        timestamp_ms: t,
+        node: node.clone(),
     }
 }
 
@@ -179,15 +221,17 @@ fn edge_is_newer_than(graph: &LandscapeGraph, edge: &EdgeSpec, t: i64) -> bool {
 }
 
 /// The node a service name means (see the module doc); a name the graph does not know
-/// becomes a new service node, added to `nodes`.
-fn resolve(graph: &LandscapeGraph, name: &str, t: i64, nodes: &mut Vec<LandscapeEvent>) -> String {
+/// becomes a new service node, added to `made`.
+fn resolve(graph: &LandscapeGraph, name: &str, made: &mut Vec<NodeSpec>) -> String {
     if let Some(id) = super::formats::calls::known(graph, name) {
         return id;
     }
-    nodes.push(LandscapeEvent::NodeUp {
-        timestamp_ms: t,
-        node: NodeSpec::new(name, Layer::Service, Category::Compute, "service"),
-    });
+    made.push(NodeSpec::new(
+        name,
+        Layer::Service,
+        Category::Compute,
+        "service",
+    ));
     name.to_string()
 }
 
@@ -229,8 +273,10 @@ mod tests {
             graph.apply_all(&out).expect("applies");
             events.extend(out);
         }
-        // Two service nodes, the edge, its first rate: nothing more while it is steady.
-        assert_eq!(events.len(), 4, "{events:#?}");
+        // Two service nodes and the edge, then its first rate (with the nodes again, so
+        // that message stands alone once compaction removed the first): nothing more while
+        // it is steady.
+        assert_eq!(events.len(), 6, "{events:#?}");
         let edge = graph
             .edge("frontend", Relation::Calls, "cart")
             .expect("edge");
@@ -243,7 +289,7 @@ mod tests {
             &mut out,
         );
         graph.apply_all(&out).expect("applies");
-        assert_eq!(out.len(), 1);
+        assert_eq!(out.len(), 3, "{out:?}");
         let edge = graph
             .edge("frontend", Relation::Calls, "cart")
             .expect("edge");
@@ -262,7 +308,7 @@ mod tests {
         out.clear();
         // Reset to 20 after 10 s: 2 req/s, never negative.
         deriver.observe(&sample(10_000, "a", "b", 20.0), &graph, &mut out);
-        let LandscapeEvent::EdgeUp { edge, .. } = &out[0] else {
+        let Some(LandscapeEvent::EdgeUp { edge, .. }) = out.last() else {
             panic!("{out:?}")
         };
         assert_eq!(edge.weight, Some(2.0));
@@ -283,6 +329,54 @@ mod tests {
         assert!(is_request_total(
             "traces_service_graph_request_total_counter"
         ));
+    }
+
+    #[test]
+    fn two_collectors_add_up_and_a_known_edge_keeps_its_weight() {
+        let mut graph = LandscapeGraph::new();
+        for id in ["a", "b"] {
+            graph
+                .apply_event(&LandscapeEvent::NodeUp {
+                    timestamp_ms: 0,
+                    node: NodeSpec::new(id, Layer::Service, Category::Compute, "service"),
+                })
+                .expect("node");
+        }
+        let mut known = EdgeSpec::new("a", Relation::Calls, "b");
+        known.weight = Some(7.0);
+        graph
+            .apply_event(&LandscapeEvent::EdgeUp {
+                timestamp_ms: 0,
+                edge: known,
+            })
+            .expect("edge");
+        let mut deriver = ServiceGraphDeriver::default();
+        let mut out = Vec::new();
+        let from = |entity: &'static str, t: i64, value: f64| {
+            let mut s = sample(t, "a", "b", value);
+            s.entity = Cow::Borrowed(entity);
+            s
+        };
+        // First readings of two collectors: no weightless version over the known weight.
+        deriver.observe(&from("collector-1", 1_000, 0.0), &graph, &mut out);
+        deriver.observe(&from("collector-2", 1_000, 5_000.0), &graph, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // 3 req/s and 1 req/s: the pair calls 4 times a second, not a reset per reading.
+        deriver.observe(&from("collector-1", 11_000, 30.0), &graph, &mut out);
+        deriver.observe(&from("collector-2", 11_000, 5_010.0), &graph, &mut out);
+        graph.apply_all(&out).expect("applies");
+        let edge = graph.edge("a", Relation::Calls, "b").expect("edge");
+        assert_eq!(
+            edge.version_at(i64::MAX).weight,
+            Some(3.0),
+            "the first rate"
+        );
+        out.clear();
+        deriver.observe(&from("collector-1", 41_000, 120.0), &graph, &mut out);
+        deriver.observe(&from("collector-2", 41_000, 5_040.0), &graph, &mut out);
+        graph.apply_all(&out).expect("applies");
+        let edge = graph.edge("a", Relation::Calls, "b").expect("edge");
+        assert_eq!(edge.version_at(i64::MAX).weight, Some(4.0), "{out:?}");
     }
 
     #[test]

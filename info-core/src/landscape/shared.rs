@@ -25,8 +25,9 @@ use parking_lot::Mutex;
 use super::{GraphError, LandscapeGraph};
 
 /// How long a change waits for readers to let go of the spare copy before copying the live
-/// graph instead.
-pub const SPARE_WAIT: Duration = Duration::from_millis(20);
+/// graph instead (short: writers run on async workers; readers hold a snapshot for one
+/// request).
+pub const SPARE_WAIT: Duration = Duration::from_millis(5);
 
 /// Counts the times a change had to copy the whole graph (a reader held the spare copy too
 /// long, or a refused batch spoiled it).
