@@ -709,7 +709,6 @@ impl IngestState {
         let Some(started) = self.started.take() else {
             return Ok(());
         };
-        self.save_graph_aside().await?;
         for (table, outcome) in self.assembler.store(&self.telemetry, &self.landscape)? {
             self.stats.rows += outcome.inserted as u64;
             self.stats.duplicates += outcome.duplicates as u64;
@@ -759,7 +758,9 @@ impl IngestState {
             batches: s.batches - p.batches,
         });
         self.published = self.stats;
-        Ok(())
+        // After the commit: a failed save (reported by a later flush) never holds up a
+        // batch that is already stored.
+        self.save_graph_aside().await
     }
 }
 
