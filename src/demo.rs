@@ -329,6 +329,10 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
             affected.len(),
             affected.join(", ")
         );
+        println!(
+            "  landscape view         {} (open it in a browser: layers, utilisation as colour, details on click)",
+            fg.landscape["page"].as_str().unwrap_or("-")
+        );
     }
     if count as u64 != replayed.samples {
         bail!(

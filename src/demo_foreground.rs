@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use dcpilot_foreground::{Foreground, ForegroundConfig, Landscape};
 use dcpilot_info_core::InfoCore;
 use serde::Serialize;
@@ -267,7 +267,25 @@ pub async fn run(models_dir: &Path) -> Result<ForegroundReport> {
         .as_array()
         .map(|a| a.iter().map(|n| n["node"]["id"].clone()).collect())
         .unwrap_or_default();
-    let landscape = json!({ "summary": summary.body, "blast_of": rack, "affected": affected });
+    // The landscape view as one file a browser opens without the server.
+    let graph = client.call("GET", "/v1/landscape/graph", "").await?;
+    let placement = client.call("GET", "/v1/landscape", "").await?;
+    if graph.status != 200 || placement.status != 200 {
+        bail!("landscape view data: {} / {}", graph.body, placement.body);
+    }
+    let page_path = models_dir
+        .parent()
+        .unwrap_or(models_dir)
+        .join("landscape.html");
+    std::fs::write(
+        &page_path,
+        dcpilot_foreground::server::standalone_view(&graph.body, &placement.body),
+    )
+    .with_context(|| format!("writing {}", page_path.display()))?;
+    let landscape = json!({
+        "summary": summary.body, "blast_of": rack, "affected": affected,
+        "page": page_path.display().to_string(),
+    });
 
     server.abort();
     let _ = tokio::time::timeout(Duration::from_secs(1), server).await;

@@ -84,6 +84,15 @@ fn demo_runs_both_loops_and_reports() {
         assert!(affected.contains(&id), "{id} not in {affected:?}");
     }
     assert!(!affected.contains(&"node-01"), "{affected:?}");
+    // The landscape view, written as one self-contained page (drawn in a browser by
+    // tests/landscape_view.rs).
+    let view = std::fs::read_to_string(landscape["page"].as_str().expect("page path"))
+        .expect("landscape page written");
+    assert!(
+        view.contains("window.DCPILOT_EMBEDDED"),
+        "no data in the page"
+    );
+    assert!(view.contains("\"node-12\"") && view.contains("\"rack-2\""));
 
     let page = std::fs::read_to_string(&html).expect("html written");
     assert!(

@@ -73,8 +73,36 @@ fn the_page_draws_the_layers_with_utilisation_as_colour() {
     let (status, _) = http(&addr, "GET", "/v1/landscape/graph", "");
     assert_eq!(status, 200);
 
-    let shot = dir.path().join("shot.png");
-    let profile = dir.path().join("profile");
+    assert_drawn(
+        &browser,
+        dir.path(),
+        "served",
+        &format!("http://{addr}/landscape"),
+    );
+
+    // The same view as one self-contained file (what `dcpilot demo` writes), opened from
+    // disk with no server: the same picture.
+    let (_, graph) = http(&addr, "GET", "/v1/landscape/graph", "");
+    let (_, placement) = http(&addr, "GET", "/v1/landscape", "");
+    let file = dir.path().join("landscape.html");
+    std::fs::write(
+        &file,
+        dcpilot_foreground::server::standalone_view(&graph, &placement),
+    )
+    .expect("write page");
+    assert_drawn(
+        &browser,
+        dir.path(),
+        "file",
+        &format!("file://{}", file.display()),
+    );
+}
+
+/// Screenshots `url` in headless Chromium and checks what it drew: the service on top,
+/// the busy host's pod red in the middle, the busy host red and the idle one green below.
+fn assert_drawn(browser: &Path, dir: &Path, name: &str, url: &str) {
+    let shot = dir.join(format!("{name}.png"));
+    let profile = dir.join(format!("profile-{name}"));
     let out = Command::new(browser)
         .args([
             "--headless",
@@ -86,7 +114,7 @@ fn the_page_draws_the_layers_with_utilisation_as_colour() {
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("http://{addr}/landscape"))
+        .arg(url)
         .output()
         .expect("chromium runs");
     assert!(

@@ -261,6 +261,19 @@ pub(super) async fn export(State(fg): Shared, RawQuery(raw): RawQuery) -> Respon
 }
 
 /// `GET /landscape`: the landscape drawn by layer (a page that reads the endpoints above).
+const VIEW: &str = include_str!("view.html");
+
 pub(super) async fn view() -> axum::response::Html<&'static str> {
-    axum::response::Html(include_str!("view.html"))
+    axum::response::Html(VIEW)
+}
+
+/// The landscape page with its data inside (`graph` as `GET /v1/landscape/graph` answers,
+/// `placement` as `GET /v1/landscape`): one file a browser opens without a server.
+pub fn standalone_view(graph: &serde_json::Value, placement: &serde_json::Value) -> String {
+    let data = json!({ "graph": graph, "placement": placement })
+        .to_string()
+        // JSON inside a <script>: no element may end early.
+        .replace("</", "<\\/");
+    let preamble = format!("<script>window.DCPILOT_EMBEDDED = {data};</script>\n<script>");
+    VIEW.replacen("<script>", &preamble, 1)
 }
