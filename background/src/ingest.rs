@@ -680,10 +680,7 @@ impl IngestState {
         if self.saving.as_ref().is_some_and(|h| !h.is_finished()) {
             return Ok(());
         }
-        if let Some(done) = self.saving.take() {
-            done.await
-                .map_err(|e| BackgroundError::Internal(format!("saving the landscape: {e}")))??;
-        }
+        self.finish_saving().await?;
         if let Some(graph) = self.assembler.graph() {
             if graph.save_due(GRAPH_SAVE_INTERVAL) {
                 let graph = Arc::clone(graph);
@@ -697,11 +694,18 @@ impl IngestState {
 
     /// Waits for a save under way, then saves whatever changed since.
     async fn save_graph_now(&mut self) -> Result<()> {
-        if let Some(done) = self.saving.take() {
-            done.await
-                .map_err(|e| BackgroundError::Internal(format!("saving the landscape: {e}")))??;
-        }
+        self.finish_saving().await?;
         self.assembler.save_graph(Duration::ZERO)
+    }
+
+    /// Waits for the save under way, if any, and passes on its error.
+    async fn finish_saving(&mut self) -> Result<()> {
+        match self.saving.take() {
+            Some(done) => done
+                .await
+                .map_err(|e| BackgroundError::Internal(format!("saving the landscape: {e}")))?,
+            None => Ok(()),
+        }
     }
 
     /// Stores the batch, waits for its dead letters, then commits its offsets.

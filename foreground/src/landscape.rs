@@ -454,9 +454,9 @@ impl Landscape {
     /// `host`/`machine` nodes with positive `cores` and `memory_bytes` attributes, in the
     /// order they first appeared; and every live virtual node that `runs_on` one of them,
     /// sized by its `cpu_request` / `memory_request_bytes` attributes, profiled by its
-    /// `dcpilot.io/` labels, of the workload it is a `member_of` (a `service` first; itself
-    /// if none). `unrequested` holds hosts' measured use beyond requests. Returns what it
-    /// left out (node id, why).
+    /// `dcpilot.io/` labels, of its workload (see [`workload_of`]; itself if none).
+    /// `unrequested` holds hosts' measured use beyond requests. Returns what it left out
+    /// (node id, why).
     pub fn from_graph(
         graph: &LandscapeGraph,
         unrequested: &BTreeMap<String, f64>,
@@ -494,24 +494,20 @@ impl Landscape {
             if matches!(phase, Some("Succeeded" | "Failed")) {
                 continue;
             }
-            let mut hosts = graph
+            let runs_on: Vec<&str> = graph
                 .live_edges(ix, Direction::Outgoing, Some(Relation::RunsOn))
-                .map(|(_, host)| &graph.node(host).id)
-                .peekable();
-            if hosts.peek().is_none() {
+                .map(|(_, host)| graph.node(host).id.as_str())
+                .collect();
+            if runs_on.is_empty() {
                 continue;
             }
-            let Some(host) = hosts.find(|host| view.index.contains_key(*host)) else {
-                let on = graph
-                    .live_edges(ix, Direction::Outgoing, Some(Relation::RunsOn))
-                    .map(|(_, host)| graph.node(host).id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ");
+            let Some(host) = runs_on.iter().find(|host| view.index.contains_key(**host)) else {
                 left_out.push((
                     node.id.clone(),
                     format!(
-                        "{:?} runs on {on}, which is not a host with capacity",
-                        node.id
+                        "{:?} runs on {}, which is not a host with capacity",
+                        node.id,
+                        runs_on.join(", ")
                     ),
                 ));
                 continue;

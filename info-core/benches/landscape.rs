@@ -329,8 +329,8 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             &mut relabel,
             |event| {
-                let refused = shared.apply_each(std::slice::from_ref(&event));
-                assert!(refused.is_empty());
+                let outcome = shared.apply_each(std::slice::from_ref(&event));
+                assert!(outcome.refused.is_empty() && outcome.changed);
                 // A reader takes the new snapshot and lets it go (readers hold one per
                 // request; one held longer makes the next change copy the graph).
                 shared.load().node_count()

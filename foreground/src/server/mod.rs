@@ -367,17 +367,10 @@ impl Foreground {
             .graph
             .apply_all_if(events, |graph| {
                 let (view, left_out) = Landscape::from_graph(graph, &unrequested);
-                for (i, event) in events.iter().enumerate() {
-                    let id = match event {
-                        LandscapeEvent::HostUp { host, .. } => host,
-                        LandscapeEvent::InstancePlaced { instance, .. } => instance,
-                        _ => continue,
-                    };
-                    if let Some((_, problem)) = left_out.iter().find(|(left, _)| left == id) {
-                        return Err(format!("events[{i}] ({}): {problem}", event.kind()));
-                    }
-                }
-                Ok(view)
+                let refused = left_out_of(events, &left_out)
+                    .next()
+                    .map(|(i, kind, problem)| format!("events[{i}] ({kind}): {problem}"));
+                refused.map_or(Ok(view), Err)
             })
             .map_err(|e| match e {
                 // Already names the event.
@@ -398,33 +391,27 @@ impl Foreground {
         measured: &[(String, f64)],
     ) -> Vec<String> {
         let mut unrequested = self.writer.lock();
-        let mut errors: Vec<String> = self
-            .graph
-            .apply_each(events)
+        let outcome = self.graph.apply_each(events);
+        let mut errors: Vec<String> = outcome
+            .refused
             .into_iter()
             .map(|(i, e)| format!("{}: {e}", events[i].kind()))
             .collect();
-        let (mut view, left_out) = if events.is_empty() {
-            // Measurements only: the view's structure is as it was.
-            (Landscape::clone(&self.landscape.load()), Vec::new())
-        } else {
-            let built = Landscape::from_graph(&self.graph.load(), &unrequested);
+        let mut view = if outcome.changed {
+            let (view, left_out) = Landscape::from_graph(&self.graph.load(), &unrequested);
             // A host that went away takes its measurement with it.
-            unrequested.retain(|host, _| built.0.host_index(host).is_some());
-            built
+            unrequested.retain(|host, _| view.host_index(host).is_some());
+            // What the graph holds but the placement view cannot use (a pod with a bad
+            // `dcpilot.io/` label, a host without capacity), for the events at hand.
+            errors.extend(
+                left_out_of(events, &left_out)
+                    .map(|(_, kind, problem)| format!("{kind} (placement view): {problem}")),
+            );
+            view
+        } else {
+            // Measurements only, or nothing new: the view's structure is as it was.
+            Landscape::clone(&self.landscape.load())
         };
-        // What the graph holds but the placement view cannot use (a pod with a bad
-        // `dcpilot.io/` label, a host without capacity), for the events at hand.
-        for event in events {
-            let id = match event {
-                LandscapeEvent::HostUp { host, .. } => host,
-                LandscapeEvent::InstancePlaced { instance, .. } => instance,
-                _ => continue,
-            };
-            if let Some((_, problem)) = left_out.iter().find(|(left, _)| left == id) {
-                errors.push(format!("{} (placement view): {problem}", event.kind()));
-            }
-        }
         for (host, cores) in measured {
             match view.set_measured_cores(host, *cores) {
                 Ok(()) => {
@@ -558,6 +545,25 @@ fn graph_and_view(landscape: &Landscape) -> (LandscapeGraph, Landscape) {
         tracing::warn!(%id, %problem, "the placement view leaves an entry out");
     }
     (graph, view)
+}
+
+/// The hosts and instances `events` describe that the placement view left out: (event
+/// position, event kind, why).
+fn left_out_of<'a>(
+    events: &'a [LandscapeEvent],
+    left_out: &'a [(String, String)],
+) -> impl Iterator<Item = (usize, &'static str, &'a str)> + 'a {
+    events.iter().enumerate().filter_map(move |(i, event)| {
+        let id = match event {
+            LandscapeEvent::HostUp { host, .. } => host,
+            LandscapeEvent::InstancePlaced { instance, .. } => instance,
+            _ => return None,
+        };
+        left_out
+            .iter()
+            .find(|(left, _)| left == id)
+            .map(|(_, problem)| (i, event.kind(), problem.as_str()))
+    })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -358,12 +358,19 @@ impl LandscapeGraph {
                 self.check_placement(t, instance, host, grouped.then_some(workload.as_str()))?;
                 let runs_on = EdgeSpec::new(instance, Relation::RunsOn, host);
                 let member_of = EdgeSpec::new(instance, Relation::MemberOf, workload);
-                let applied = self.upsert_node(t, &pod)?;
+                // What the pod node says decides Added/Changed; a pod that only moved (or
+                // joined its group) is Changed too, so Unchanged means nothing changed.
+                let mut applied = self.upsert_node(t, &pod)?;
+                let mut also = |step: Applied| {
+                    if applied == Applied::Unchanged && step != Applied::Unchanged {
+                        applied = Applied::Changed;
+                    }
+                };
                 let missing = self
                     .resolve(workload)
                     .is_none_or(|ix| !self.graph[ix].lifetime.alive());
                 if grouped && missing {
-                    self.upsert_node(t, &service)?;
+                    also(self.upsert_node(t, &service)?);
                 }
                 // A moved instance: its old placement ends.
                 let pod_ix = self.ids[instance.as_str()];
@@ -372,12 +379,15 @@ impl LandscapeGraph {
                     .filter(|&(_, other)| self.graph[other].id != *host)
                     .map(|(e, _)| e)
                     .collect();
+                if !old.is_empty() {
+                    also(Applied::Changed);
+                }
                 for e in old {
                     self.graph[e].lifetime.end(t);
                 }
-                self.upsert_edge(t, &runs_on)?;
+                also(self.upsert_edge(t, &runs_on)?);
                 if grouped {
-                    self.upsert_edge(t, &member_of)?;
+                    also(self.upsert_edge(t, &member_of)?);
                 }
                 Ok(applied)
             }

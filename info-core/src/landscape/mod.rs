@@ -26,7 +26,7 @@ pub use petgraph::Direction;
 pub use query::{
     Affected, Diff, EdgeView, NodeBrief, NodeFilter, NodeView, Subgraph, Summary, Walk,
 };
-pub use shared::SharedLandscape;
+pub use shared::{EachOutcome, SharedLandscape};
 pub use store::GraphStore;
 
 /// Why the landscape refused a change or a question. None of these is helped by retrying:

@@ -22,7 +22,7 @@ use arc_swap::ArcSwap;
 use dcpilot_schemas::LandscapeEvent;
 use parking_lot::Mutex;
 
-use super::{GraphError, LandscapeGraph};
+use super::{Applied, GraphError, LandscapeGraph};
 
 /// How long a change waits for readers to let go of the spare copy before copying the live
 /// graph instead (short: writers run on async workers; readers hold a snapshot for one
@@ -32,6 +32,15 @@ pub const SPARE_WAIT: Duration = Duration::from_millis(5);
 /// Counts the times a change had to copy the whole graph (a reader held the spare copy too
 /// long, or a refused batch spoiled it).
 pub const SNAPSHOT_COPIES_METRIC: &str = "dcpilot_landscape_snapshot_copies_total";
+
+/// What [`SharedLandscape::apply_each`] did.
+#[derive(Debug, Default)]
+pub struct EachOutcome {
+    /// The refused events (by position) and why; they changed nothing.
+    pub refused: Vec<(usize, GraphError)>,
+    /// Whether the accepted ones changed the graph (a new snapshot was published).
+    pub changed: bool,
+}
 
 struct Writer {
     /// The copy that was live before the last change; `None` after a refused batch.
@@ -79,27 +88,26 @@ impl SharedLandscape {
         f(&self.live.load())
     }
 
-    /// Applies each event that the graph accepts and publishes the result at once;
-    /// returns the refused ones (by position) with the reason. Refused events change
-    /// nothing.
-    pub fn apply_each(&self, events: &[LandscapeEvent]) -> Vec<(usize, GraphError)> {
-        let mut refused = Vec::new();
+    /// Applies each event that the graph accepts and publishes the result at once (a new
+    /// snapshot only if something changed). Refused events change nothing.
+    pub fn apply_each(&self, events: &[LandscapeEvent]) -> EachOutcome {
+        let mut outcome = EachOutcome::default();
         if events.is_empty() {
-            return refused;
+            return outcome;
         }
-        self.change(|graph, applied| {
-            for (i, event) in events.iter().enumerate() {
-                // Every accepted event is replayed on the spare, even one that changed
-                // nothing (an `instance_placed` can move a pod without changing the pod).
-                match graph.apply_event(event) {
-                    Ok(_) => applied.push(event.clone()),
-                    Err(e) => refused.push((i, e)),
+        outcome.changed = self
+            .change(|graph, changed| {
+                for (i, event) in events.iter().enumerate() {
+                    match graph.apply_event(event) {
+                        Ok(Applied::Unchanged) => {}
+                        Ok(_) => changed.push(event.clone()),
+                        Err(e) => outcome.refused.push((i, e)),
+                    }
                 }
-            }
-            Ok::<_, GraphError>(())
-        })
-        .unwrap_or_default();
-        refused
+                Ok::<_, GraphError>(!changed.is_empty())
+            })
+            .unwrap_or_default();
+        outcome
     }
 
     /// Applies events all or nothing: on the first refusal nothing is published and the
@@ -119,10 +127,11 @@ impl SharedLandscape {
         if events.is_empty() {
             return accept(&self.live.load()).map_err(GraphError::Invalid);
         }
-        self.change(|graph, applied| {
+        self.change(|graph, changed| {
             for (i, event) in events.iter().enumerate() {
                 match graph.apply_event(event) {
-                    Ok(_) => applied.push(event.clone()),
+                    Ok(Applied::Unchanged) => {}
+                    Ok(_) => changed.push(event.clone()),
                     Err(e) => {
                         return Err(GraphError::InEvent {
                             index: i,
@@ -144,8 +153,9 @@ impl SharedLandscape {
         writer.behind.clear();
     }
 
-    /// Runs `edit` on an up-to-date private copy (recording the events that changed it)
-    /// and publishes the copy if `edit` succeeds and changed anything.
+    /// Runs `edit` on an up-to-date private copy (recording the events that changed it:
+    /// the graph answers `Unchanged` only when it changed nothing, so those need no
+    /// replay) and publishes the copy if `edit` succeeds and changed anything.
     fn change<T, E>(
         &self,
         edit: impl FnOnce(&mut LandscapeGraph, &mut Vec<LandscapeEvent>) -> Result<T, E>,
@@ -165,7 +175,7 @@ impl SharedLandscape {
             }
             Ok(out) => {
                 if applied.is_empty() {
-                    // Nothing applied: the private copy is as current as the live one.
+                    // Nothing changed: the private copy is as current as the live one.
                     writer.spare = Some(next);
                     writer.behind.clear();
                 } else {
@@ -239,17 +249,21 @@ mod tests {
     fn every_change_is_seen_whole_and_old_snapshots_stay_as_they_were() {
         let shared = SharedLandscape::default();
         let before = shared.load();
-        assert!(shared.apply_each(&[node_up(1, "rack", "rack")]).is_empty());
+        assert!(shared
+            .apply_each(&[node_up(1, "rack", "rack")])
+            .refused
+            .is_empty());
         let one = shared.load();
         assert_eq!((before.node_count(), one.node_count()), (0, 1));
         // A snapshot held across changes keeps its content; the writer copies instead of
         // waiting for it.
         for i in 0..5 {
             let host = format!("h{i}");
-            let refused = shared.apply_each(&[node_up(2 + i, &host, "host")]);
+            let refused = shared.apply_each(&[node_up(2 + i, &host, "host")]).refused;
             assert!(refused.is_empty());
             assert!(shared
                 .apply_each(&[contains(2 + i, "rack", &host)])
+                .refused
                 .is_empty());
         }
         assert_eq!(one.node_count(), 1);
@@ -267,7 +281,7 @@ mod tests {
             events.push(contains(2 + i, "rack", &format!("h{i}")));
         }
         for chunk in events.chunks(3) {
-            assert!(shared.apply_each(chunk).is_empty());
+            assert!(shared.apply_each(chunk).refused.is_empty());
             for e in chunk {
                 reference.apply_event(e).expect("applies");
             }
@@ -307,17 +321,33 @@ mod tests {
     #[test]
     fn refused_events_of_a_lenient_change_are_reported_and_skipped() {
         let shared = SharedLandscape::default();
-        let refused = shared.apply_each(&[
+        let batch = [
             node_up(1, "rack", "rack"),
             contains(1, "rack", "ghost"),
             node_up(1, "h1", "host"),
-        ]);
+        ];
+        let outcome = shared.apply_each(&batch);
+        assert!(outcome.changed);
+        let refused = outcome.refused;
         assert_eq!(refused.len(), 1);
         assert_eq!(refused[0].0, 1);
         assert_eq!(shared.load().node_count(), 2);
+        // Delivered again: nothing changes, and no new snapshot is published.
+        let before = shared.load();
+        let again = shared.apply_each(&batch);
+        assert!(!again.changed);
+        assert_eq!(again.refused.len(), 1);
+        assert!(Arc::ptr_eq(&before, &shared.load()));
+        drop(before);
         // The spare replays only what applied.
-        assert!(shared.apply_each(&[contains(2, "rack", "h1")]).is_empty());
-        assert!(shared.apply_each(&[node_up(3, "h2", "host")]).is_empty());
+        assert!(shared
+            .apply_each(&[contains(2, "rack", "h1")])
+            .refused
+            .is_empty());
+        assert!(shared
+            .apply_each(&[node_up(3, "h2", "host")])
+            .refused
+            .is_empty());
         assert_eq!(shared.load().edge_count(), 1);
         assert_eq!(shared.load().node_count(), 3);
     }

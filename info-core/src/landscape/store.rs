@@ -40,13 +40,14 @@ impl GraphStore {
     }
 
     /// Applies the events the graph accepts, in order, and returns the refused ones (by
-    /// position) with the reason; a refused event changes nothing.
+    /// position) with the reason; a refused event changes nothing. The file is due for a
+    /// save only when something changed (a redelivery rewrites nothing).
     pub fn apply_each(&self, events: &[LandscapeEvent]) -> Vec<(usize, GraphError)> {
-        let refused = self.graph.apply_each(events);
-        if refused.len() < events.len() {
+        let outcome = self.graph.apply_each(events);
+        if outcome.changed {
             self.dirty.store(true, Ordering::Release);
         }
-        refused
+        outcome.refused
     }
 
     /// Reads the graph now (a snapshot: no lock is held).
