@@ -1,5 +1,6 @@
 //! `dcpilot`: the command line. Wiring only; the logic lives in the library crates.
 
+mod anomalies;
 mod demo;
 mod demo_foreground;
 mod foreground;
@@ -134,6 +135,21 @@ enum Command {
         #[arg(long, global = true)]
         file: Option<PathBuf>,
     },
+    /// Colour a trace by how abnormal each entity is and rank root causes over its graph
+    /// (a Nezha-format directory: per-pod metrics, call graph, labelled faults).
+    Anomalies {
+        #[command(subcommand)]
+        command: anomalies::AnomaliesCommand,
+        /// The trace directory.
+        #[arg(long, global = true)]
+        data: Option<PathBuf>,
+        /// The detector: calibrated-robust-z (default), robust-z or n-sigma.
+        #[arg(long, global = true, default_value = "calibrated-robust-z")]
+        detector: String,
+        /// Print JSON for scripts instead of text.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Run SQL over the telemetry and landscape tables in the data directory.
     Query {
         /// The query, e.g. "SELECT metric, count(*) FROM telemetry GROUP BY metric".
@@ -156,6 +172,7 @@ fn main() -> ExitCode {
             | Command::Decode { .. }
             | Command::Query { .. }
             | Command::Landscape { .. }
+            | Command::Anomalies { .. }
     );
     init_logging(if quiet { "warn" } else { "info" });
     match run(cli) {
@@ -266,6 +283,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             file,
         } => landscape::run(&cli.data_dir, file, command, json),
+        Command::Anomalies {
+            command,
+            data,
+            detector,
+            json,
+        } => {
+            let data = anomalies::data_dir(data.context("--data DIR is required")?)?;
+            anomalies::run(&data, &detector, command, json)
+        }
         Command::Query { sql, json, data } => {
             runtime()?.block_on(query(&cli.data_dir, data.as_deref(), &sql, json))
         }

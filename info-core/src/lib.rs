@@ -9,8 +9,11 @@
 //!   atomically;
 //! - [`landscape`]: the data center as a typed, temporal graph (petgraph), its loaders
 //!   and queries;
+//! - [`anomaly`]: the landscape coloured by how abnormal each entity is, and root causes
+//!   ranked over the graph;
 //! - [`model`]: smartcore estimators and quantile tables, and their prepared form.
 
+pub mod anomaly;
 pub mod core;
 pub mod error;
 pub mod kafka;

@@ -1,0 +1,305 @@
+//! Detectors: how abnormal one metric of one entity is around a moment, against the
+//! entity's own recent behaviour. A small trait, so better detectors can be added like
+//! model kinds, and an explicit registry naming them.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// One metric of one entity: `(unix seconds, value)`, in time order. Non-finite values
+/// are gaps.
+pub type Points = [(i64, f64)];
+
+/// The windows around the moment `at` a detector compares.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Window {
+    /// Normal behaviour: `[at − baseline_secs, at)`.
+    pub baseline_secs: i64,
+    /// Observed behaviour: `[at, at + observe_secs)`.
+    pub observe_secs: i64,
+    /// How far back a calibrating detector looks for the metric's usual deviations.
+    pub history_secs: i64,
+    /// The sampling step (calibration compares the moment with every step of history).
+    pub step_secs: i64,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            baseline_secs: 300,
+            observe_secs: 180,
+            history_secs: 3600,
+            step_secs: 60,
+        }
+    }
+}
+
+impl Window {
+    /// A problem with the window's numbers, if any (for a config check).
+    pub fn check(&self) -> Result<(), String> {
+        for (key, v) in [
+            ("baseline_secs", self.baseline_secs),
+            ("observe_secs", self.observe_secs),
+            ("step_secs", self.step_secs),
+        ] {
+            if v <= 0 {
+                return Err(format!("{key} must be > 0, got {v}"));
+            }
+        }
+        if self.history_secs < 0 {
+            return Err(format!(
+                "history_secs must be ≥ 0, got {}",
+                self.history_secs
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How abnormal a metric is, with what the judgement rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MetricScore {
+    /// ≥ 0; 0 is normal. Comparable across metrics and entities for one detector.
+    pub score: f64,
+    /// The largest deviation in the observed window, in robust standard deviations
+    /// (signed: negative is a drop).
+    pub deviation: f64,
+    /// The normal level (median of the baseline window).
+    pub normal: f64,
+    /// The observed value furthest from normal.
+    pub observed: f64,
+}
+
+/// Scores one metric's behaviour in `[at, at + observe)` against its past.
+pub trait Detector: Send + Sync {
+    /// The registry name.
+    fn name(&self) -> &'static str;
+    /// `None` when there is too little data on either side of `at`.
+    fn score(&self, points: &Points, at: i64, window: &Window) -> Option<MetricScore>;
+}
+
+/// The deviation of `[at, at + observe)` from `[at − baseline, at)`: median and MAD
+/// (scaled to a standard deviation), the scale floored at 5% of the level so a nearly
+/// constant series does not turn noise into huge scores. `None` under 3 baseline values
+/// or no observed value.
+pub fn robust_deviation(points: &Points, at: i64, window: &Window) -> Option<MetricScore> {
+    let mut baseline = finite_in(points, at - window.baseline_secs, at);
+    if baseline.len() < 3 {
+        return None;
+    }
+    let observed = finite_in(points, at, at + window.observe_secs);
+    if observed.is_empty() {
+        return None;
+    }
+    let median = median_in_place(&mut baseline);
+    let mut spread: Vec<f64> = baseline.iter().map(|v| (v - median).abs()).collect();
+    let mad = median_in_place(&mut spread) * 1.4826;
+    let scale = mad.max(0.05 * median.abs()).max(1e-9);
+    let (deviation, value) =
+        observed
+            .iter()
+            .map(|v| ((v - median) / scale, *v))
+            .fold((0.0f64, median), |best, this| {
+                if this.0.abs() > best.0.abs() {
+                    this
+                } else {
+                    best
+                }
+            });
+    Some(MetricScore {
+        score: deviation.abs(),
+        deviation,
+        normal: median,
+        observed: value,
+    })
+}
+
+fn finite_in(points: &Points, from: i64, to: i64) -> Vec<f64> {
+    let start = points.partition_point(|(t, _)| *t < from);
+    points[start..]
+        .iter()
+        .take_while(|(t, _)| *t < to)
+        .map(|(_, v)| *v)
+        .filter(|v| v.is_finite())
+        .collect()
+}
+
+fn median_in_place(values: &mut [f64]) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// The largest robust deviation (median/MAD), as is: a noisy metric scores high as often
+/// as a broken one. The naive peer of [`Calibrated`].
+#[derive(Debug, Default)]
+pub struct RobustZ;
+
+impl Detector for RobustZ {
+    fn name(&self) -> &'static str {
+        "robust-z"
+    }
+    fn score(&self, points: &Points, at: i64, window: &Window) -> Option<MetricScore> {
+        robust_deviation(points, at, window)
+    }
+}
+
+/// The robust deviation now, relative to the deviations this very metric of this very
+/// entity showed at every step of the last `history_secs` (their 90th percentile, at
+/// least 1): `ln(now / usual)`, floored at 0. A metric that always jumps scores low when
+/// it jumps again; one that never moved scores high when it does. An entity with under 5
+/// steps of history is judged on the plain robust deviation (`usual` = 1).
+#[derive(Debug, Default)]
+pub struct Calibrated;
+
+/// The share of past deviations the calibrating detector treats as usual.
+const USUAL_QUANTILE: f64 = 0.9;
+
+impl Detector for Calibrated {
+    fn name(&self) -> &'static str {
+        "calibrated-robust-z"
+    }
+    fn score(&self, points: &Points, at: i64, window: &Window) -> Option<MetricScore> {
+        let now = robust_deviation(points, at, window)?;
+        // Past moments whose observed window ends before `at`: the fault does not
+        // calibrate itself away.
+        let mut past: Vec<f64> = (0..)
+            .map(|k| at - window.observe_secs - k * window.step_secs)
+            .take_while(|t| *t >= at - window.history_secs)
+            .filter_map(|t| robust_deviation(points, t, window))
+            .map(|s| s.score)
+            .collect();
+        let usual = if past.len() >= 5 {
+            past.sort_unstable_by(f64::total_cmp);
+            let i = ((past.len() - 1) as f64 * USUAL_QUANTILE).round() as usize;
+            past[i].max(1.0)
+        } else {
+            1.0
+        };
+        Some(MetricScore {
+            score: (now.score.max(1e-12) / usual).ln().max(0.0),
+            ..now
+        })
+    }
+}
+
+/// Mean and standard deviation of the baseline, the largest |z| observed ("n-sigma"):
+/// the textbook naive detector, kept as a baseline for `evaluate`.
+#[derive(Debug, Default)]
+pub struct NSigma;
+
+impl Detector for NSigma {
+    fn name(&self) -> &'static str {
+        "n-sigma"
+    }
+    fn score(&self, points: &Points, at: i64, window: &Window) -> Option<MetricScore> {
+        let baseline = finite_in(points, at - window.baseline_secs, at);
+        let observed = finite_in(points, at, at + window.observe_secs);
+        if baseline.len() < 2 || observed.is_empty() {
+            return None;
+        }
+        let n = baseline.len() as f64;
+        let mean = baseline.iter().sum::<f64>() / n;
+        let sd = (baseline.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        if sd <= 0.0 || !sd.is_finite() {
+            return None;
+        }
+        let (z, value) =
+            observed
+                .iter()
+                .map(|v| ((v - mean) / sd, *v))
+                .fold(
+                    (0.0f64, mean),
+                    |b, t| if t.0.abs() > b.0.abs() { t } else { b },
+                );
+        Some(MetricScore {
+            score: z.abs(),
+            deviation: z,
+            normal: mean,
+            observed: value,
+        })
+    }
+}
+
+/// Every detector by name; the first is the default.
+pub fn registry() -> Vec<Arc<dyn Detector>> {
+    vec![Arc::new(Calibrated), Arc::new(RobustZ), Arc::new(NSigma)]
+}
+
+/// The detector called `name`, or the known names.
+pub fn by_name(name: &str) -> Result<Arc<dyn Detector>, String> {
+    let all = registry();
+    let known: Vec<&str> = all.iter().map(|d| d.name()).collect();
+    let known = known.join(", ");
+    all.into_iter()
+        .find(|d| d.name() == name)
+        .ok_or_else(|| format!("unknown detector {name:?} (known: {known})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minutes(values: &[f64]) -> Vec<(i64, f64)> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64 * 60, *v))
+            .collect()
+    }
+
+    #[test]
+    fn a_jump_scores_and_noise_it_always_had_does_not() {
+        let w = Window::default();
+        let mut quiet = vec![10.0; 70];
+        quiet
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v += (i % 3) as f64 * 0.1);
+        let mut noisy: Vec<f64> = (0..70)
+            .map(|i| if i % 4 == 0 { 30.0 } else { 10.0 })
+            .collect();
+        for v in [&mut quiet, &mut noisy] {
+            v[62] = 30.0;
+        }
+        let at = 62 * 60;
+        let c = Calibrated;
+        let q = c.score(&minutes(&quiet), at, &w).expect("scored");
+        let n = c.score(&minutes(&noisy), at, &w).expect("scored");
+        assert!(q.score > 2.0, "{q:?}");
+        assert!(n.score < q.score / 2.0, "{n:?} vs {q:?}");
+        assert!(q.deviation > 0.0 && q.observed == 30.0, "{q:?}");
+    }
+
+    #[test]
+    fn gaps_constants_and_non_finite_values_never_panic() {
+        let w = Window::default();
+        let constant = minutes(&[5.0; 20]);
+        for d in registry() {
+            let s = d.score(&constant, 10 * 60, &w);
+            assert!(s.is_none_or(|s| s.score == 0.0), "{}: {s:?}", d.name());
+            let broken = minutes(&[f64::NAN, f64::INFINITY, 1.0, f64::NEG_INFINITY, 2.0, 3.0]);
+            let _ = d.score(&broken, 4 * 60, &w);
+            assert!(d.score(&[], 0, &w).is_none());
+            assert!(
+                d.score(&minutes(&[1.0, 2.0]), 60, &w).is_none(),
+                "{}",
+                d.name()
+            );
+        }
+    }
+
+    #[test]
+    fn detectors_are_found_by_name() {
+        assert_eq!(by_name("n-sigma").expect("known").name(), "n-sigma");
+        let Err(e) = by_name("magic") else {
+            panic!("an unknown name is refused")
+        };
+        assert!(e.contains("calibrated-robust-z"), "{e}");
+    }
+}

@@ -1,0 +1,412 @@
+//! Colouring the landscape: every entity scored by how abnormal its telemetry is around a
+//! moment, and root-cause candidates ranked with the graph, so the cause is told from its
+//! victims.
+//!
+//! - [`detect`]: a [`Detector`] scores one metric of one entity against that entity's own
+//!   past (the default, [`detect::Calibrated`], also against how much that metric usually
+//!   moves); an explicit registry names them.
+//! - [`colour`]: scores every entity with telemetry, then ranks. An entity's *symptoms*
+//!   are its latency metrics (latency travels up the call graph to every caller); the rest
+//!   (CPU, memory, I/O, traffic) are its *own* evidence. A symptom is *explained* when
+//!   something the entity depends on (a callee, the host it runs on, the switch its NIC
+//!   connects to) is at least as abnormal: then it counts for
+//!   [`RankParams::explained_weight`] of itself. A candidate also gains
+//!   [`RankParams::support_weight`] × the mean abnormality of what depends on it (its
+//!   callers, the pods on it): an abnormal node with abnormal dependents explains them.
+//! - [`nezha`]: trace directories in the Nezha format, loaded in memory, and
+//!   [`nezha::evaluate`] (AC@k against labelled faults, next to naive rankers).
+//!
+//! The defaults (windows of 5 min before and 3 min after, an hour of calibration history,
+//! weights 0.3 and 0.3) are one configuration for every system; how they were chosen is in
+//! the README.
+
+pub mod detect;
+pub mod nezha;
+
+use std::collections::BTreeMap;
+
+use dcpilot_schemas::{Layer, Relation};
+use serde::{Deserialize, Serialize};
+
+pub use detect::{Detector, MetricScore, Window};
+
+use crate::landscape::{Direction, LandscapeGraph, NodeIndex};
+
+/// Telemetry of many entities: entity → metric → `(unix s, value)` in time order.
+#[derive(Debug, Clone, Default)]
+pub struct Telemetry {
+    /// By entity name (as the landscape or the data names it).
+    pub entities: BTreeMap<String, BTreeMap<String, Vec<(i64, f64)>>>,
+}
+
+impl Telemetry {
+    /// Adds a sample (kept in time order on [`Telemetry::sort`]).
+    pub fn push(&mut self, entity: &str, metric: &str, t: i64, value: f64) {
+        self.entities
+            .entry(entity.to_string())
+            .or_default()
+            .entry(metric.to_string())
+            .or_default()
+            .push((t, value));
+    }
+
+    /// Sorts every series by time.
+    pub fn sort(&mut self) {
+        for series in self.entities.values_mut().flat_map(|m| m.values_mut()) {
+            series.sort_by_key(|(t, _)| *t);
+        }
+    }
+}
+
+/// How the ranking weighs the graph; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RankParams {
+    /// What an explained symptom still counts for (0..=1).
+    pub explained_weight: f64,
+    /// Weight of the mean abnormality of a candidate's dependents.
+    pub support_weight: f64,
+    /// A score from which an entity is coloured anomalous (and named in paths).
+    pub anomalous_from: f64,
+    /// Metric evidence kept per entity.
+    pub evidence_metrics: usize,
+}
+
+impl Default for RankParams {
+    fn default() -> Self {
+        Self {
+            explained_weight: 0.3,
+            support_weight: 0.3,
+            anomalous_from: 1.0,
+            evidence_metrics: 3,
+        }
+    }
+}
+
+impl RankParams {
+    /// A problem with the numbers, if any.
+    pub fn check(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.explained_weight) {
+            return Err(format!(
+                "explained_weight must be within 0..=1, got {}",
+                self.explained_weight
+            ));
+        }
+        if !(self.support_weight >= 0.0 && self.support_weight.is_finite()) {
+            return Err(format!(
+                "support_weight must be ≥ 0, got {}",
+                self.support_weight
+            ));
+        }
+        if !self.anomalous_from.is_finite() {
+            return Err("anomalous_from must be a number".into());
+        }
+        Ok(())
+    }
+}
+
+/// One metric's judgement, named.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricEvidence {
+    /// The metric.
+    pub metric: String,
+    /// Its score and what it rests on.
+    #[serde(flatten)]
+    pub score: MetricScore,
+}
+
+/// One step of a path through the landscape: `from -relation-> to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    /// Where the edge starts.
+    pub from: String,
+    /// The relation.
+    pub relation: Relation,
+    /// Where it ends.
+    pub to: String,
+    /// The abnormality of the other end (the one that is not the candidate).
+    pub score: f64,
+}
+
+/// How abnormal one entity is (its colour).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntityColour {
+    /// As the telemetry names it.
+    pub entity: String,
+    /// The landscape node it is (`None`: not in the landscape).
+    pub node: Option<String>,
+    /// The node's type (`service`, `host`, …; `unknown` outside the landscape).
+    pub kind: String,
+    /// The node's layer.
+    pub layer: Option<Layer>,
+    /// The largest metric score (0 is normal).
+    pub score: f64,
+    /// Whether `score` reaches [`RankParams::anomalous_from`].
+    pub anomalous: bool,
+    /// The most abnormal metrics, worst first.
+    pub evidence: Vec<MetricEvidence>,
+}
+
+/// Why a candidate ranks where it does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateEvidence {
+    /// Its most abnormal metrics.
+    pub metrics: Vec<MetricEvidence>,
+    /// Its own abnormality after explained symptoms were discounted.
+    pub own: f64,
+    /// What it depends on that explains its symptoms, if anything does.
+    pub explained_by: Option<Link>,
+    /// Its anomalous dependents (callers, pods on it, …): the symptoms it explains.
+    pub explains: Vec<Link>,
+}
+
+/// A root-cause candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// As the telemetry names it.
+    pub entity: String,
+    /// The node's type (`unknown` outside the landscape).
+    pub kind: String,
+    /// The node's layer.
+    pub layer: Option<Layer>,
+    /// The ranking score (higher: likelier the cause).
+    pub score: f64,
+    /// What the score rests on.
+    pub evidence: CandidateEvidence,
+}
+
+/// A colouring of the landscape at one moment, with its ranked causes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Colouring {
+    /// The moment judged (Unix s): behaviour from it on against behaviour before it.
+    pub at: i64,
+    /// The detector used.
+    pub detector: String,
+    /// Its windows.
+    pub window: Window,
+    /// Every entity with telemetry, most abnormal first.
+    pub entities: Vec<EntityColour>,
+    /// Root-cause candidates, likeliest first.
+    pub ranking: Vec<Candidate>,
+    /// What could not be judged, and why (entities without data, names outside the
+    /// landscape, non-finite values).
+    pub problems: Vec<String>,
+}
+
+/// Whether a metric is a symptom that travels to dependents (latency) rather than the
+/// entity's own evidence.
+pub fn is_symptom(metric: &str) -> bool {
+    metric.to_ascii_lowercase().contains("latency")
+}
+
+/// The relations along which one entity depends on another (`from` depends on `to`).
+const DEPENDS: [Relation; 5] = [
+    Relation::Calls,
+    Relation::RunsOn,
+    Relation::DeployedOn,
+    Relation::Connects,
+    Relation::Requires,
+];
+
+struct Scored {
+    colour: EntityColour,
+    symptom: f64,
+    own: f64,
+    ix: Option<NodeIndex>,
+}
+
+/// Colours every entity of `telemetry` at `at` and ranks the causes over `graph`.
+pub fn colour(
+    telemetry: &Telemetry,
+    graph: &LandscapeGraph,
+    at: i64,
+    detector: &dyn Detector,
+    window: &Window,
+    params: &RankParams,
+) -> Colouring {
+    let mut problems = Vec::new();
+    let mut no_data = Vec::new();
+    let mut outside = Vec::new();
+    let mut scored: Vec<Scored> = Vec::new();
+    for (entity, metrics) in &telemetry.entities {
+        let mut evidence: Vec<MetricEvidence> = metrics
+            .iter()
+            .filter_map(|(metric, points)| {
+                detector
+                    .score(points, at, window)
+                    .filter(|s| s.score.is_finite())
+                    .map(|score| MetricEvidence {
+                        metric: metric.clone(),
+                        score,
+                    })
+            })
+            .collect();
+        if evidence.is_empty() {
+            no_data.push(entity.clone());
+            continue;
+        }
+        let max_of = |symptoms: bool| {
+            evidence
+                .iter()
+                .filter(|e| is_symptom(&e.metric) == symptoms)
+                .map(|e| e.score.score)
+                .fold(0.0, f64::max)
+        };
+        let (symptom, own) = (max_of(true), max_of(false));
+        evidence.sort_by(|a, b| b.score.score.total_cmp(&a.score.score));
+        evidence.truncate(params.evidence_metrics);
+        let ix = graph.resolve(entity).or_else(|| {
+            crate::landscape::formats::calls::known(graph, entity).and_then(|id| graph.resolve(&id))
+        });
+        if ix.is_none() {
+            outside.push(entity.clone());
+        }
+        let node = ix.map(|ix| graph.node(ix));
+        let score = symptom.max(own);
+        scored.push(Scored {
+            colour: EntityColour {
+                entity: entity.clone(),
+                node: node.map(|n| n.id.clone()),
+                kind: node.map_or_else(|| "unknown".into(), |n| n.node_type.clone()),
+                layer: node.map(|n| n.layer),
+                score,
+                anomalous: score >= params.anomalous_from,
+                evidence,
+            },
+            symptom,
+            own,
+            ix,
+        });
+    }
+    report(
+        &mut problems,
+        "no finite telemetry around the moment",
+        &no_data,
+    );
+    report(
+        &mut problems,
+        "not in the landscape (ranked without the graph)",
+        &outside,
+    );
+    let ranking = rank(graph, &scored, params);
+    let mut entities: Vec<EntityColour> = scored.into_iter().map(|s| s.colour).collect();
+    entities.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entity.cmp(&b.entity)));
+    Colouring {
+        at,
+        detector: detector.name().to_string(),
+        window: *window,
+        entities,
+        ranking,
+        problems,
+    }
+}
+
+fn report(problems: &mut Vec<String>, what: &str, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+    let more = names.len().saturating_sub(shown.len());
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    problems.push(format!(
+        "{} entities with {what}: {}{more}",
+        names.len(),
+        shown.join(", ")
+    ));
+}
+
+fn rank(graph: &LandscapeGraph, scored: &[Scored], params: &RankParams) -> Vec<Candidate> {
+    let by_node: std::collections::HashMap<NodeIndex, usize> = scored
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.ix.map(|ix| (ix, i)))
+        .collect();
+    // The scored entities next to `ix` along dependency edges.
+    let neighbours = |ix: NodeIndex, direction: Direction| -> Vec<(Relation, usize)> {
+        DEPENDS
+            .iter()
+            .flat_map(|r| {
+                graph
+                    .live_edges(ix, direction, Some(*r))
+                    .filter_map(|(_, other)| by_node.get(&other).map(|i| (*r, *i)))
+            })
+            .collect()
+    };
+    let link = |from: usize, relation: Relation, to: usize, score: f64| Link {
+        from: scored[from].colour.entity.clone(),
+        relation,
+        to: scored[to].colour.entity.clone(),
+        score,
+    };
+    // Own abnormality, symptoms discounted where a dependency explains them.
+    let effective: Vec<(f64, Option<Link>)> = scored
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let explainer = s.ix.and_then(|ix| {
+                neighbours(ix, Direction::Outgoing)
+                    .into_iter()
+                    .map(|(r, j)| (r, j, scored[j].colour.score))
+                    .filter(|(_, j, _)| *j != i)
+                    .max_by(|a, b| a.2.total_cmp(&b.2))
+            });
+            match explainer {
+                // Latency travels up: any anomalous dependency explains it.
+                Some((r, j, score))
+                    if s.symptom > 0.0 && score >= s.symptom.min(params.anomalous_from) =>
+                {
+                    (
+                        s.own.max(s.symptom * params.explained_weight),
+                        Some(link(i, r, j, score)),
+                    )
+                }
+                _ => (s.own.max(s.symptom), None),
+            }
+        })
+        .collect();
+    let mut ranking: Vec<Candidate> = scored
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let dependents: Vec<(Relation, usize)> =
+                s.ix.map(|ix| {
+                    neighbours(ix, Direction::Incoming)
+                        .into_iter()
+                        .filter(|(_, j)| *j != i)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let support = if dependents.is_empty() {
+                0.0
+            } else {
+                dependents.iter().map(|(_, j)| effective[*j].0).sum::<f64>()
+                    / dependents.len() as f64
+            };
+            let mut explains: Vec<Link> = dependents
+                .iter()
+                .filter(|(_, j)| scored[*j].colour.score >= params.anomalous_from)
+                .map(|(r, j)| link(*j, *r, i, scored[*j].colour.score))
+                .collect();
+            explains.sort_by(|a, b| b.score.total_cmp(&a.score));
+            let (own, explained_by) = effective[i].clone();
+            Candidate {
+                entity: s.colour.entity.clone(),
+                kind: s.colour.kind.clone(),
+                layer: s.colour.layer,
+                score: own + params.support_weight * support,
+                evidence: CandidateEvidence {
+                    metrics: s.colour.evidence.clone(),
+                    own,
+                    explained_by,
+                    explains,
+                },
+            }
+        })
+        .collect();
+    ranking.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entity.cmp(&b.entity)));
+    ranking
+}

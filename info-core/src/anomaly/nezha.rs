@@ -1,0 +1,539 @@
+//! Trace directories in the Nezha format (Yu et al., ESEC/FSE 2023), loaded in memory, and
+//! the evaluation of a ranking against their labelled faults.
+//!
+//! A directory holds `metric/<pod>_metric.csv` (a row a minute: `Time`, `TimeStamp`,
+//! `PodName`, the pod's metrics, then its node's `Node*` columns), `metric/dependency.csv`
+//! or `metric/call_graph.csv` (`Source,Target,Weight`: service → service calls, service →
+//! node IP placements) and `fault_list.json` (`{hour: [{inject_time, inject_timestamp,
+//! inject_pod, inject_type}]}`).
+//!
+//! - A pod's service is its name without the two hash suffixes
+//!   (`cartservice-579f59597d-wc2lz` → `cartservice`); its metrics are the service's.
+//! - Times come from `Time` (its first 19 characters, UTC), bucketed by minute: pods'
+//!   clocks are not aligned, and some `TimeStamp` columns are corrupted.
+//! - `Node*` columns describe the pod's node: they become that node's metrics when the
+//!   dependency file places the service on it, and are otherwise left out (reported).
+//! - A fault's time is `inject_time` read as UTC (`inject_timestamp` disagrees with it by
+//!   hours in some published days); `inject_timestamp` is used only without `inject_time`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use dcpilot_schemas::{Layer, Relation};
+use serde::{Deserialize, Serialize};
+
+use super::detect::{self, Detector, Window};
+use super::{colour, Candidate, RankParams, Telemetry};
+use crate::landscape::formats::{import_events, ImportFormat, ImportOptions};
+use crate::landscape::{Direction, LandscapeGraph};
+
+/// A trace directory that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file's content is wrong.
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line or key.
+        reason: String,
+    },
+}
+
+/// A labelled fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    /// When it was injected (Unix s).
+    pub at: i64,
+    /// The faulty service (the pod's name without its hash suffixes).
+    pub service: String,
+    /// The pod named by the label.
+    pub pod: String,
+    /// The kind of fault.
+    pub kind: String,
+}
+
+/// A trace directory in memory.
+#[derive(Debug, Default)]
+pub struct TraceDir {
+    /// Every service's (and placed node's) metrics.
+    pub telemetry: Telemetry,
+    /// Services, their calls and placements.
+    pub graph: LandscapeGraph,
+    /// The labelled faults, in time order.
+    pub faults: Vec<Fault>,
+    /// What was left out, and why.
+    pub problems: Vec<String>,
+}
+
+/// The service a pod belongs to: its name without the two hash suffixes.
+pub fn service_of(pod: &str) -> &str {
+    let mut cut = pod;
+    for _ in 0..2 {
+        match cut.rfind('-') {
+            Some(i) if i > 0 => cut = &cut[..i],
+            _ => return pod,
+        }
+    }
+    cut
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TraceError + '_ {
+    move |source| TraceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn format_error(path: &Path, reason: impl Into<String>) -> TraceError {
+    TraceError::Format {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads a Nezha trace directory.
+pub fn load(dir: &Path) -> Result<TraceDir, TraceError> {
+    let metric_dir = dir.join("metric");
+    let mut trace = TraceDir::default();
+    for name in ["dependency.csv", "call_graph.csv"] {
+        let path = metric_dir.join(name);
+        if !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        import_events(
+            ImportFormat::Calls,
+            &text,
+            &trace.graph,
+            &ImportOptions::default(),
+        )
+        .and_then(|events| trace.graph.apply_all(&events))
+        .map_err(|e| format_error(&path, e.to_string()))?;
+    }
+    if trace.graph.node_count() == 0 {
+        trace.problems.push(format!(
+            "{}: no dependency.csv or call_graph.csv: services are ranked without a graph",
+            metric_dir.display()
+        ));
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&metric_dir)
+        .map_err(io(&metric_dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with("_metric.csv"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format_error(&metric_dir, "no <pod>_metric.csv files"));
+    }
+    let mut pods_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut node_columns_left_out = BTreeSet::new();
+    for path in &files {
+        let file = path.file_name().map(|f| f.to_string_lossy().to_string());
+        let pod = file
+            .as_deref()
+            .and_then(|f| f.strip_suffix("_metric.csv"))
+            .unwrap_or_default()
+            .to_string();
+        let service = service_of(&pod).to_string();
+        pods_of
+            .entry(service.clone())
+            .or_default()
+            .push(pod.clone());
+        let host = host_of(&trace.graph, &service);
+        let text = std::fs::read_to_string(path).map_err(io(path))?;
+        let skipped =
+            read_metric_file(path, &text, &service, host.as_deref(), &mut trace.telemetry)?;
+        if skipped > 0 {
+            trace.problems.push(format!(
+                "{}: {skipped} rows without a readable Time",
+                path.display()
+            ));
+        }
+        if host.is_none() {
+            node_columns_left_out.insert(service);
+        }
+    }
+    trace.telemetry.sort();
+    average_duplicates(&mut trace.telemetry);
+    for (service, pods) in pods_of.iter().filter(|(_, p)| p.len() > 1) {
+        trace.problems.push(format!(
+            "service {service} has {} pods ({}): their metrics are averaged per minute",
+            pods.len(),
+            pods.join(", ")
+        ));
+    }
+    if !node_columns_left_out.is_empty() {
+        trace.problems.push(format!(
+            "Node* columns of {} services left out: the data does not place them on a node",
+            node_columns_left_out.len()
+        ));
+    }
+    let faults_path = dir.join("fault_list.json");
+    if faults_path.is_file() {
+        let text = std::fs::read_to_string(&faults_path).map_err(io(&faults_path))?;
+        let (faults, problems) = read_faults(&faults_path, &text, &trace.telemetry)?;
+        trace.faults = faults;
+        trace.problems.extend(problems);
+    }
+    Ok(trace)
+}
+
+/// The node a service runs on, when the dependency file says.
+fn host_of(graph: &LandscapeGraph, service: &str) -> Option<String> {
+    let ix = graph.resolve(service)?;
+    graph
+        .live_edges(ix, Direction::Outgoing, Some(Relation::RunsOn))
+        .map(|(_, host)| graph.node(host).id.clone())
+        .next()
+}
+
+fn read_metric_file(
+    path: &Path,
+    text: &str,
+    service: &str,
+    host: Option<&str>,
+    telemetry: &mut Telemetry,
+) -> Result<usize, TraceError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| format_error(path, format!("header: {e}")))?
+        .clone();
+    let time_col = headers
+        .iter()
+        .position(|h| h == "Time")
+        .ok_or_else(|| format_error(path, "no Time column"))?;
+    let columns: Vec<(usize, &str, bool)> = headers
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| !matches!(*h, "Time" | "TimeStamp" | "PodName"))
+        .map(|(i, h)| (i, h, h.starts_with("Node")))
+        .collect();
+    let mut skipped = 0;
+    for row in reader.records() {
+        let Ok(row) = row else {
+            skipped += 1;
+            continue;
+        };
+        let Some(t) = row.get(time_col).and_then(minute_of) else {
+            skipped += 1;
+            continue;
+        };
+        for (i, name, of_node) in &columns {
+            // Unreadable and empty cells are gaps (NaN), not errors.
+            let value = row
+                .get(*i)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN);
+            match (of_node, host) {
+                (false, _) => telemetry.push(service, name, t, value),
+                (true, Some(host)) => telemetry.push(host, name, t, value),
+                (true, None) => {}
+            }
+        }
+    }
+    Ok(skipped)
+}
+
+/// `2022-08-22 03:51:19.799… +0000 UTC …` → the Unix second of its minute.
+fn minute_of(time: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(time.get(..19)?).ok()?;
+    let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
+    Some(secs - secs.rem_euclid(60))
+}
+
+/// One value per minute: the mean of the finite samples that share it (a service's pods,
+/// a node's pods), NaN when none is finite.
+fn average_duplicates(telemetry: &mut Telemetry) {
+    for series in telemetry.entities.values_mut().flat_map(|m| m.values_mut()) {
+        let mut merged: Vec<(i64, f64)> = Vec::with_capacity(series.len());
+        let mut i = 0;
+        while i < series.len() {
+            let t = series[i].0;
+            let (mut sum, mut n, mut j) = (0.0, 0u32, i);
+            while j < series.len() && series[j].0 == t {
+                if series[j].1.is_finite() {
+                    sum += series[j].1;
+                    n += 1;
+                }
+                j += 1;
+            }
+            merged.push((t, if n > 0 { sum / f64::from(n) } else { f64::NAN }));
+            i = j;
+        }
+        *series = merged;
+    }
+}
+
+#[derive(Deserialize)]
+struct RawFault {
+    inject_time: Option<String>,
+    inject_timestamp: Option<serde_json::Value>,
+    inject_pod: String,
+    inject_type: Option<String>,
+}
+
+fn read_faults(
+    path: &Path,
+    text: &str,
+    telemetry: &Telemetry,
+) -> Result<(Vec<Fault>, Vec<String>), TraceError> {
+    let hours: BTreeMap<String, Vec<RawFault>> =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text))
+            .map_err(|e| format_error(path, format!("{}: {}", e.path(), e.inner())))?;
+    let mut faults = Vec::new();
+    let mut problems = Vec::new();
+    for (hour, list) in hours {
+        for (i, raw) in list.into_iter().enumerate() {
+            let place = format!("{}: {hour}[{i}]", path.display());
+            let at = match (&raw.inject_time, &raw.inject_timestamp) {
+                (Some(time), _) => humantime::parse_rfc3339_weak(time)
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs() as i64),
+                (None, Some(stamp)) => stamp
+                    .as_i64()
+                    .or_else(|| stamp.as_str().and_then(|s| s.trim().parse().ok())),
+                (None, None) => None,
+            };
+            let Some(at) = at else {
+                problems.push(format!("{place}: no readable inject_time; fault left out"));
+                continue;
+            };
+            let service = service_of(&raw.inject_pod).to_string();
+            if !telemetry.entities.contains_key(&service) {
+                problems.push(format!(
+                    "{place}: pod {} (service {service}) has no metrics in the directory; fault left out",
+                    raw.inject_pod
+                ));
+                continue;
+            }
+            faults.push(Fault {
+                at,
+                service,
+                pod: raw.inject_pod,
+                kind: raw.inject_type.unwrap_or_else(|| "unknown".into()),
+            });
+        }
+    }
+    faults.sort_by_key(|f| f.at);
+    Ok((faults, problems))
+}
+
+/// AC@1, AC@3, AC@5 (share of faults whose cause is in the top k) and Avg@5 (their mean
+/// over k = 1..5).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Accuracy {
+    /// Top 1.
+    pub ac1: f64,
+    /// Top 3.
+    pub ac3: f64,
+    /// Top 5.
+    pub ac5: f64,
+    /// Mean of AC@1..AC@5.
+    pub avg5: f64,
+}
+
+impl Accuracy {
+    /// From each fault's share of hits at k = 1..5.
+    fn from_hits(hits: &[[f64; 5]]) -> Self {
+        if hits.is_empty() {
+            return Self::default();
+        }
+        let n = hits.len() as f64;
+        let at = |k: usize| hits.iter().map(|h| h[k]).sum::<f64>() / n;
+        Self {
+            ac1: at(0),
+            ac3: at(2),
+            ac5: at(4),
+            avg5: (0..5).map(at).sum::<f64>() / 5.0,
+        }
+    }
+}
+
+/// One fault's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultResult {
+    /// The fault.
+    #[serde(flatten)]
+    pub fault: Fault,
+    /// Where the cause came (1 is first; `None`: not ranked).
+    pub rank: Option<usize>,
+    /// The first five services.
+    pub top: Vec<String>,
+}
+
+/// The evaluation of a trace directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Faults judged.
+    pub faults: usize,
+    /// Services ranked (the candidates at service level).
+    pub services: usize,
+    /// The method: detector and ranking over the graph.
+    pub method: Accuracy,
+    /// Naive rankers, by name: `random` (expected), `n-sigma` and `robust-z` (each
+    /// service's own largest deviation, no graph).
+    pub baselines: BTreeMap<String, Accuracy>,
+    /// Each fault.
+    pub per_fault: Vec<FaultResult>,
+    /// What the directory left out.
+    pub problems: Vec<String>,
+}
+
+/// Service level: everything that is not a physical node.
+fn is_service(c: &Candidate) -> bool {
+    c.layer != Some(Layer::Physical)
+}
+
+/// The ranking at `at`, as the background job computes it.
+pub fn rank_at(
+    trace: &TraceDir,
+    at: i64,
+    detector: &dyn Detector,
+    window: &Window,
+    params: &RankParams,
+) -> super::Colouring {
+    colour(&trace.telemetry, &trace.graph, at, detector, window, params)
+}
+
+/// Ranks each service by its own most abnormal metric under `detector`, no graph.
+fn naive_ranking(
+    trace: &TraceDir,
+    at: i64,
+    detector: &dyn Detector,
+    window: &Window,
+) -> Vec<String> {
+    let mut scored: Vec<(String, f64)> = trace
+        .telemetry
+        .entities
+        .iter()
+        .filter(|(name, _)| is_service_name(trace, name))
+        .map(|(name, metrics)| {
+            let best = metrics
+                .values()
+                .filter_map(|p| detector.score(p, at, window))
+                .map(|s| s.score)
+                .filter(|s| s.is_finite())
+                .fold(0.0, f64::max);
+            (name.clone(), best)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.into_iter().map(|(n, _)| n).collect()
+}
+
+fn is_service_name(trace: &TraceDir, name: &str) -> bool {
+    trace
+        .graph
+        .get(name)
+        .is_none_or(|n| n.layer != Layer::Physical)
+}
+
+fn hits(rank: Option<usize>) -> [f64; 5] {
+    std::array::from_fn(|k| f64::from(u8::from(rank.is_some_and(|r| r <= k + 1))))
+}
+
+/// Judges the method (`detector` + `params`) and the naive rankers on every labelled
+/// fault of `trace`.
+pub fn evaluate(
+    trace: &TraceDir,
+    detector: &dyn Detector,
+    window: &Window,
+    params: &RankParams,
+) -> Evaluation {
+    let services = trace
+        .telemetry
+        .entities
+        .keys()
+        .filter(|n| is_service_name(trace, n))
+        .count();
+    let mut per_fault = Vec::new();
+    let mut method_hits = Vec::new();
+    let mut naive_hits: BTreeMap<String, Vec<[f64; 5]>> = BTreeMap::new();
+    for fault in &trace.faults {
+        let colouring = rank_at(trace, fault.at, detector, window, params);
+        let ranked: Vec<String> = colouring
+            .ranking
+            .iter()
+            .filter(|c| is_service(c))
+            .map(|c| c.entity.clone())
+            .collect();
+        let rank = ranked
+            .iter()
+            .position(|s| *s == fault.service)
+            .map(|i| i + 1);
+        method_hits.push(hits(rank));
+        for naive in [detect::NSigma.name(), detect::RobustZ.name()] {
+            let d = detect::by_name(naive).expect("registered");
+            let order = naive_ranking(trace, fault.at, d.as_ref(), window);
+            let r = order
+                .iter()
+                .position(|s| *s == fault.service)
+                .map(|i| i + 1);
+            naive_hits
+                .entry(naive.to_string())
+                .or_default()
+                .push(hits(r));
+        }
+        // A random order puts the cause in the top k with probability k / n.
+        let n = services.max(1) as f64;
+        naive_hits
+            .entry("random".into())
+            .or_default()
+            .push(std::array::from_fn(|k| ((k + 1) as f64 / n).min(1.0)));
+        per_fault.push(FaultResult {
+            fault: fault.clone(),
+            rank,
+            top: ranked.into_iter().take(5).collect(),
+        });
+    }
+    Evaluation {
+        faults: trace.faults.len(),
+        services,
+        method: Accuracy::from_hits(&method_hits),
+        baselines: naive_hits
+            .into_iter()
+            .map(|(name, h)| (name, Accuracy::from_hits(&h)))
+            .collect(),
+        per_fault,
+        problems: trace.problems.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_are_pods_without_their_hash_suffixes() {
+        assert_eq!(service_of("cartservice-579f59597d-wc2lz"), "cartservice");
+        assert_eq!(
+            service_of("ts-basic-service-6b8c9c4b5-x2x9z"),
+            "ts-basic-service"
+        );
+        assert_eq!(service_of("plain"), "plain");
+        assert_eq!(service_of("a-b"), "a-b");
+    }
+
+    #[test]
+    fn minutes_come_from_the_time_column() {
+        assert_eq!(
+            minute_of("2022-08-22 03:51:19.799087274 +0000 UTC m=+0.305041286"),
+            Some(1_661_140_260)
+        );
+        assert_eq!(minute_of("garbage"), None);
+        assert_eq!(minute_of(""), None);
+    }
+}
