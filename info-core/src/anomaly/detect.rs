@@ -60,7 +60,8 @@ impl Window {
 /// How abnormal a metric is, with what the judgement rests on.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MetricScore {
-    /// ≥ 0; 0 is normal. Comparable across metrics and entities for one detector.
+    /// Higher is more abnormal (≤ 0 is normal). Comparable across metrics and entities for
+    /// one detector.
     pub score: f64,
     /// The largest deviation in the observed window, in robust standard deviations
     /// (signed: negative is a drop).
@@ -84,29 +85,46 @@ pub trait Detector: Send + Sync {
 /// constant series does not turn noise into huge scores. `None` under 3 baseline values
 /// or no observed value.
 pub fn robust_deviation(points: &Points, at: i64, window: &Window) -> Option<MetricScore> {
-    let mut baseline = finite_in(points, at - window.baseline_secs, at);
-    if baseline.len() < 3 {
+    robust_deviation_in(points, at, window, &mut Vec::new())
+}
+
+/// [`robust_deviation`] reusing `scratch` (calibration calls it for every past step).
+fn robust_deviation_in(
+    points: &Points,
+    at: i64,
+    window: &Window,
+    scratch: &mut Vec<f64>,
+) -> Option<MetricScore> {
+    deviation_of(
+        span(points, at - window.baseline_secs, at),
+        span(points, at, at + window.observe_secs),
+        scratch,
+    )
+}
+
+/// The robust deviation of `observed` from `baseline` (see [`robust_deviation`]).
+fn deviation_of(
+    baseline: &Points,
+    observed: &Points,
+    scratch: &mut Vec<f64>,
+) -> Option<MetricScore> {
+    scratch.clear();
+    scratch.extend(baseline.iter().map(|(_, v)| *v).filter(|v| v.is_finite()));
+    if scratch.len() < 3 {
         return None;
     }
-    let observed = finite_in(points, at, at + window.observe_secs);
-    if observed.is_empty() {
-        return None;
-    }
-    let median = median_in_place(&mut baseline);
-    let mut spread: Vec<f64> = baseline.iter().map(|v| (v - median).abs()).collect();
-    let mad = median_in_place(&mut spread) * 1.4826;
+    let median = median_in_place(scratch);
+    scratch.iter_mut().for_each(|v| *v = (*v - median).abs());
+    let mad = median_in_place(scratch) * 1.4826;
     let scale = mad.max(0.05 * median.abs()).max(1e-9);
-    let (deviation, value) =
-        observed
-            .iter()
-            .map(|v| ((v - median) / scale, *v))
-            .fold((0.0f64, median), |best, this| {
-                if this.0.abs() > best.0.abs() {
-                    this
-                } else {
-                    best
-                }
-            });
+    let mut found = None::<(f64, f64)>;
+    for v in observed.iter().map(|(_, v)| *v).filter(|v| v.is_finite()) {
+        let z = (v - median) / scale;
+        if found.is_none_or(|(best, _)| z.abs() > best.abs()) {
+            found = Some((z, v));
+        }
+    }
+    let (deviation, value) = found?;
     Some(MetricScore {
         score: deviation.abs(),
         deviation,
@@ -115,23 +133,31 @@ pub fn robust_deviation(points: &Points, at: i64, window: &Window) -> Option<Met
     })
 }
 
-fn finite_in(points: &Points, from: i64, to: i64) -> Vec<f64> {
+/// The points with `from <= t < to`.
+fn span(points: &Points, from: i64, to: i64) -> &Points {
     let start = points.partition_point(|(t, _)| *t < from);
-    points[start..]
+    let end = start + points[start..].partition_point(|(t, _)| *t < to);
+    &points[start..end]
+}
+
+fn finite_in(points: &Points, from: i64, to: i64) -> Vec<f64> {
+    span(points, from, to)
         .iter()
-        .take_while(|(t, _)| *t < to)
         .map(|(_, v)| *v)
         .filter(|v| v.is_finite())
         .collect()
 }
 
 fn median_in_place(values: &mut [f64]) -> f64 {
-    values.sort_unstable_by(f64::total_cmp);
     let n = values.len();
+    let (below, upper, _) = values.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let upper = *upper;
     if n % 2 == 1 {
-        values[n / 2]
+        upper
     } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
+        // The lower middle is the largest of the lower half.
+        let lower = below.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lower + upper) / 2.0
     }
 }
 
@@ -151,7 +177,8 @@ impl Detector for RobustZ {
 
 /// The robust deviation now, relative to the deviations this very metric of this very
 /// entity showed at every step of the last `history_secs` (their 90th percentile, at
-/// least 1): `ln(now / usual)`, floored at 0. A metric that always jumps scores low when
+/// least 1): `ln(now / usual)` — negative when it moves less than it usually does, so
+/// rankings stay ordered below the anomalous ones. A metric that always jumps scores low when
 /// it jumps again; one that never moved scores high when it does. An entity with under 5
 /// steps of history is judged on the plain robust deviation (`usual` = 1).
 #[derive(Debug, Default)]
@@ -165,15 +192,42 @@ impl Detector for Calibrated {
         "calibrated-robust-z"
     }
     fn score(&self, points: &Points, at: i64, window: &Window) -> Option<MetricScore> {
-        let now = robust_deviation(points, at, window)?;
-        // Past moments whose observed window ends before `at`: the fault does not
-        // calibrate itself away.
-        let mut past: Vec<f64> = (0..)
-            .map(|k| at - window.observe_secs - k * window.step_secs)
-            .take_while(|t| *t >= at - window.history_secs)
-            .filter_map(|t| robust_deviation(points, t, window))
-            .map(|s| s.score)
-            .collect();
+        let mut scratch = Vec::new();
+        let now = robust_deviation_in(points, at, window, &mut scratch)?;
+        if now.score <= 1.0 {
+            // Within one robust σ is normal whatever the history says: `usual` ≥ 1 could
+            // only lower the score further, so its upper bound is reported, uncalibrated.
+            return Some(MetricScore {
+                score: now.score.max(1e-12).ln(),
+                ..now
+            });
+        }
+        // Every past step whose observed window ends before `at` (the fault does not
+        // calibrate itself away), newest first. The moments only move back in time, so
+        // the window edges are walked back instead of searched for.
+        let first = at - window.observe_secs;
+        let mut edge = [
+            points.partition_point(|(t, _)| *t < first - window.baseline_secs),
+            points.partition_point(|(t, _)| *t < first),
+            points.partition_point(|(t, _)| *t < at),
+        ];
+        let mut past = Vec::new();
+        let mut t = first;
+        while t >= at - window.history_secs {
+            for (i, from) in [t - window.baseline_secs, t, t + window.observe_secs]
+                .into_iter()
+                .enumerate()
+            {
+                while edge[i] > 0 && points[edge[i] - 1].0 >= from {
+                    edge[i] -= 1;
+                }
+            }
+            let [b, m, e] = edge;
+            if let Some(d) = deviation_of(&points[b..m], &points[m..e], &mut scratch) {
+                past.push(d.score);
+            }
+            t -= window.step_secs;
+        }
         let usual = if past.len() >= 5 {
             past.sort_unstable_by(f64::total_cmp);
             let i = ((past.len() - 1) as f64 * USUAL_QUANTILE).round() as usize;
@@ -182,7 +236,7 @@ impl Detector for Calibrated {
             1.0
         };
         Some(MetricScore {
-            score: (now.score.max(1e-12) / usual).ln().max(0.0),
+            score: (now.score.max(1e-12) / usual).ln(),
             ..now
         })
     }
@@ -282,7 +336,7 @@ mod tests {
         let constant = minutes(&[5.0; 20]);
         for d in registry() {
             let s = d.score(&constant, 10 * 60, &w);
-            assert!(s.is_none_or(|s| s.score == 0.0), "{}: {s:?}", d.name());
+            assert!(s.is_none_or(|s| s.score <= 0.0), "{}: {s:?}", d.name());
             let broken = minutes(&[f64::NAN, f64::INFINITY, 1.0, f64::NEG_INFINITY, 2.0, 3.0]);
             let _ = d.score(&broken, 4 * 60, &w);
             assert!(d.score(&[], 0, &w).is_none());

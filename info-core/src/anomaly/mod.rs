@@ -70,6 +70,8 @@ pub struct RankParams {
     pub anomalous_from: f64,
     /// Metric evidence kept per entity.
     pub evidence_metrics: usize,
+    /// Candidates kept in a ranking (the likeliest).
+    pub max_candidates: usize,
 }
 
 impl Default for RankParams {
@@ -79,6 +81,7 @@ impl Default for RankParams {
             support_weight: 0.3,
             anomalous_from: 1.0,
             evidence_metrics: 3,
+            max_candidates: 1000,
         }
     }
 }
@@ -97,6 +100,9 @@ impl RankParams {
                 "support_weight must be ≥ 0, got {}",
                 self.support_weight
             ));
+        }
+        if self.max_candidates == 0 {
+            return Err("max_candidates must be ≥ 1".into());
         }
         if !self.anomalous_from.is_finite() {
             return Err("anomalous_from must be a number".into());
@@ -139,7 +145,7 @@ pub struct EntityColour {
     pub kind: String,
     /// The node's layer.
     pub layer: Option<Layer>,
-    /// The largest metric score (0 is normal).
+    /// The largest metric score (≤ 0 is normal).
     pub score: f64,
     /// Whether `score` reaches [`RankParams::anomalous_from`].
     pub anomalous: bool,
@@ -215,6 +221,12 @@ struct Scored {
     ix: Option<NodeIndex>,
 }
 
+/// Every entity's colour at one moment, before ranking (see [`score`], [`rank`]).
+pub struct Scores {
+    entities: Vec<Scored>,
+    problems: Vec<String>,
+}
+
 /// Colours every entity of `telemetry` at `at` and ranks the causes over `graph`.
 pub fn colour(
     telemetry: &Telemetry,
@@ -224,6 +236,30 @@ pub fn colour(
     window: &Window,
     params: &RankParams,
 ) -> Colouring {
+    let scores = score(telemetry, graph, at, detector, window, params);
+    let ranking = rank(graph, &scores, params);
+    let mut entities: Vec<EntityColour> = scores.entities.into_iter().map(|s| s.colour).collect();
+    entities.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entity.cmp(&b.entity)));
+    Colouring {
+        at,
+        detector: detector.name().to_string(),
+        window: *window,
+        entities,
+        ranking,
+        problems: scores.problems,
+    }
+}
+
+/// Scores every entity of `telemetry` at `at` and finds it in `graph` (the first half of
+/// [`colour`]).
+pub fn score(
+    telemetry: &Telemetry,
+    graph: &LandscapeGraph,
+    at: i64,
+    detector: &dyn Detector,
+    window: &Window,
+    params: &RankParams,
+) -> Scores {
     let mut problems = Vec::new();
     let mut no_data = Vec::new();
     let mut outside = Vec::new();
@@ -250,8 +286,9 @@ pub fn colour(
                 .iter()
                 .filter(|e| is_symptom(&e.metric) == symptoms)
                 .map(|e| e.score.score)
-                .fold(0.0, f64::max)
+                .fold(f64::NEG_INFINITY, f64::max)
         };
+        // One of the two is finite: `evidence` is not empty.
         let (symptom, own) = (max_of(true), max_of(false));
         evidence.sort_by(|a, b| b.score.score.total_cmp(&a.score.score));
         evidence.truncate(params.evidence_metrics);
@@ -288,15 +325,8 @@ pub fn colour(
         "not in the landscape (ranked without the graph)",
         &outside,
     );
-    let ranking = rank(graph, &scored, params);
-    let mut entities: Vec<EntityColour> = scored.into_iter().map(|s| s.colour).collect();
-    entities.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entity.cmp(&b.entity)));
-    Colouring {
-        at,
-        detector: detector.name().to_string(),
-        window: *window,
-        entities,
-        ranking,
+    Scores {
+        entities: scored,
         problems,
     }
 }
@@ -319,94 +349,109 @@ fn report(problems: &mut Vec<String>, what: &str, names: &[String]) {
     ));
 }
 
-fn rank(graph: &LandscapeGraph, scored: &[Scored], params: &RankParams) -> Vec<Candidate> {
-    let by_node: std::collections::HashMap<NodeIndex, usize> = scored
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| s.ix.map(|ix| (ix, i)))
-        .collect();
-    // The scored entities next to `ix` along dependency edges.
-    let neighbours = |ix: NodeIndex, direction: Direction| -> Vec<(Relation, usize)> {
-        DEPENDS
-            .iter()
-            .flat_map(|r| {
-                graph
-                    .live_edges(ix, direction, Some(*r))
-                    .filter_map(|(_, other)| by_node.get(&other).map(|i| (*r, *i)))
-            })
-            .collect()
+/// Ranks root-cause candidates over `graph` (the second half of [`colour`]).
+pub fn rank(graph: &LandscapeGraph, scores: &Scores, params: &RankParams) -> Vec<Candidate> {
+    let scored = &scores.entities;
+    let mut by_node =
+        vec![usize::MAX; petgraph::visit::NodeIndexable::node_bound(graph.petgraph())];
+    for (i, s) in scored.iter().enumerate() {
+        if let Some(ix) = s.ix {
+            by_node[ix.index()] = i;
+        }
+    }
+    // The scored entities next to `i` along dependency edges (into a reused buffer).
+    let neighbours = |i: usize, direction: Direction, out: &mut Vec<(Relation, usize)>| {
+        out.clear();
+        let Some(ix) = scored[i].ix else {
+            return;
+        };
+        for (e, other) in graph.live_edges(ix, direction, None) {
+            let relation = graph.petgraph()[e].relation;
+            let j = by_node[other.index()];
+            if j != usize::MAX && j != i && DEPENDS.contains(&relation) {
+                out.push((relation, j));
+            }
+        }
     };
+    let mut near = Vec::new();
+    // Own abnormality, symptoms discounted where a dependency explains them.
+    let effective: Vec<(f64, Option<(Relation, usize)>)> = (0..scored.len())
+        .map(|i| {
+            let s = &scored[i];
+            neighbours(i, Direction::Outgoing, &mut near);
+            let explainer = near.iter().max_by(|a, b| {
+                scored[a.1]
+                    .colour
+                    .score
+                    .total_cmp(&scored[b.1].colour.score)
+            });
+            match explainer {
+                // Latency travels up: any anomalous dependency explains it.
+                Some(&(r, j))
+                    if s.symptom > 0.0
+                        && scored[j].colour.score >= s.symptom.min(params.anomalous_from) =>
+                {
+                    (s.own.max(s.symptom * params.explained_weight), Some((r, j)))
+                }
+                _ => (s.own.max(s.symptom), None),
+            }
+        })
+        .collect();
+    // Only an abnormal node explains its dependents; a normal one under them gains
+    // nothing from their trouble.
+    let explains_others = |own: f64| own >= params.anomalous_from;
+    let totals: Vec<f64> = (0..scored.len())
+        .map(|i| {
+            let own = effective[i].0;
+            neighbours(i, Direction::Incoming, &mut near);
+            if near.is_empty() {
+                return own;
+            }
+            let abnormal = (own / params.anomalous_from.max(f64::MIN_POSITIVE)).clamp(0.0, 1.0);
+            let mean = near.iter().map(|(_, j)| effective[*j].0).sum::<f64>() / near.len() as f64;
+            own + params.support_weight * abnormal * mean
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..scored.len()).collect();
+    order.sort_by(|a, b| {
+        totals[*b]
+            .total_cmp(&totals[*a])
+            .then_with(|| scored[*a].colour.entity.cmp(&scored[*b].colour.entity))
+    });
+    order.truncate(params.max_candidates);
     let link = |from: usize, relation: Relation, to: usize, score: f64| Link {
         from: scored[from].colour.entity.clone(),
         relation,
         to: scored[to].colour.entity.clone(),
         score,
     };
-    // Own abnormality, symptoms discounted where a dependency explains them.
-    let effective: Vec<(f64, Option<Link>)> = scored
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let explainer = s.ix.and_then(|ix| {
-                neighbours(ix, Direction::Outgoing)
-                    .into_iter()
-                    .map(|(r, j)| (r, j, scored[j].colour.score))
-                    .filter(|(_, j, _)| *j != i)
-                    .max_by(|a, b| a.2.total_cmp(&b.2))
-            });
-            match explainer {
-                // Latency travels up: any anomalous dependency explains it.
-                Some((r, j, score))
-                    if s.symptom > 0.0 && score >= s.symptom.min(params.anomalous_from) =>
-                {
-                    (
-                        s.own.max(s.symptom * params.explained_weight),
-                        Some(link(i, r, j, score)),
-                    )
-                }
-                _ => (s.own.max(s.symptom), None),
+    order
+        .into_iter()
+        .map(|i| {
+            let s = &scored[i];
+            let (own, explainer) = effective[i];
+            let mut explains = Vec::new();
+            if explains_others(own) {
+                neighbours(i, Direction::Incoming, &mut near);
+                explains = near
+                    .iter()
+                    .filter(|(_, j)| scored[*j].colour.score >= params.anomalous_from)
+                    .map(|(r, j)| link(*j, *r, i, scored[*j].colour.score))
+                    .collect();
+                explains.sort_by(|a, b| b.score.total_cmp(&a.score));
             }
-        })
-        .collect();
-    let mut ranking: Vec<Candidate> = scored
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let dependents: Vec<(Relation, usize)> =
-                s.ix.map(|ix| {
-                    neighbours(ix, Direction::Incoming)
-                        .into_iter()
-                        .filter(|(_, j)| *j != i)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let support = if dependents.is_empty() {
-                0.0
-            } else {
-                dependents.iter().map(|(_, j)| effective[*j].0).sum::<f64>()
-                    / dependents.len() as f64
-            };
-            let mut explains: Vec<Link> = dependents
-                .iter()
-                .filter(|(_, j)| scored[*j].colour.score >= params.anomalous_from)
-                .map(|(r, j)| link(*j, *r, i, scored[*j].colour.score))
-                .collect();
-            explains.sort_by(|a, b| b.score.total_cmp(&a.score));
-            let (own, explained_by) = effective[i].clone();
             Candidate {
                 entity: s.colour.entity.clone(),
                 kind: s.colour.kind.clone(),
                 layer: s.colour.layer,
-                score: own + params.support_weight * support,
+                score: totals[i],
                 evidence: CandidateEvidence {
                     metrics: s.colour.evidence.clone(),
                     own,
-                    explained_by,
+                    explained_by: explainer.map(|(r, j)| link(i, r, j, scored[j].colour.score)),
                     explains,
                 },
             }
         })
-        .collect();
-    ranking.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entity.cmp(&b.entity)));
-    ranking
+        .collect()
 }
