@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use dcpilot_info_core::anomaly::detect::{self, Calibrated};
+use dcpilot_info_core::anomaly::detect::{self, Calibrated, Detector as _};
 use dcpilot_info_core::anomaly::{colour, nezha, Colouring, RankParams, Telemetry, Window};
 use dcpilot_info_core::landscape::LandscapeGraph;
 use dcpilot_schemas::{Category, EdgeSpec, LandscapeEvent, Layer, NodeSpec, Relation};
@@ -326,4 +326,33 @@ fn unknown_pods_in_labels_and_unreadable_rows_are_reported() {
         .expect_err("refused")
         .to_string();
     assert!(err.contains("missing"), "{err}");
+}
+
+/// The calibrating detector without its cheap bound: every metric scored in full.
+struct Unbounded;
+
+impl detect::Detector for Unbounded {
+    fn name(&self) -> &'static str {
+        Calibrated.name()
+    }
+    fn score(
+        &self,
+        points: &detect::Points,
+        at: i64,
+        window: &Window,
+    ) -> Option<detect::MetricScore> {
+        Calibrated.score(points, at, window)
+    }
+}
+
+#[test]
+fn skipping_metrics_by_their_bound_changes_nothing() {
+    let trace = nezha::load(&sample()).expect("loads");
+    let (w, p) = (Window::default(), RankParams::default());
+    for at in (1_661_142_000..1_661_144_000).step_by(420) {
+        let fast = colour(&trace.telemetry, &trace.graph, at, &Calibrated, &w, &p);
+        let full = colour(&trace.telemetry, &trace.graph, at, &Unbounded, &w, &p);
+        assert_eq!(fast, full, "at {at}");
+        assert!(!fast.ranking.is_empty());
+    }
 }

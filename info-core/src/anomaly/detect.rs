@@ -78,6 +78,14 @@ pub trait Detector: Send + Sync {
     fn name(&self) -> &'static str;
     /// `None` when there is too little data on either side of `at`.
     fn score(&self, points: &Points, at: i64, window: &Window) -> Option<MetricScore>;
+
+    /// A cheap upper bound of [`Detector::score`], if the detector has one (`None`: no
+    /// bound, or no data): colouring skips metrics whose bound cannot change an entity's
+    /// evidence.
+    fn bound(&self, points: &Points, at: i64, window: &Window) -> Option<f64> {
+        let _ = (points, at, window);
+        None
+    }
 }
 
 /// The deviation of `[at, at + observe)` from `[at − baseline, at)`: median and MAD
@@ -190,6 +198,10 @@ const USUAL_QUANTILE: f64 = 0.9;
 impl Detector for Calibrated {
     fn name(&self) -> &'static str {
         "calibrated-robust-z"
+    }
+    /// `ln(now)`: the usual deviation is at least 1.
+    fn bound(&self, points: &Points, at: i64, window: &Window) -> Option<f64> {
+        robust_deviation(points, at, window).map(|now| now.score.max(1e-12).ln())
     }
     fn score(&self, points: &Points, at: i64, window: &Window) -> Option<MetricScore> {
         let mut scratch = Vec::new();

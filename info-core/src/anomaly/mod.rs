@@ -227,6 +227,18 @@ pub struct Scores {
     problems: Vec<String>,
 }
 
+impl Scores {
+    /// Entities scored.
+    pub fn len(&self) -> usize {
+        self.entities.len()
+    }
+
+    /// Whether no entity could be scored.
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+    }
+}
+
 /// Colours every entity of `telemetry` at `at` and ranks the causes over `graph`.
 pub fn colour(
     telemetry: &Telemetry,
@@ -265,33 +277,60 @@ pub fn score(
     let mut outside = Vec::new();
     let mut scored: Vec<Scored> = Vec::new();
     for (entity, metrics) in &telemetry.entities {
-        let mut evidence: Vec<MetricEvidence> = metrics
+        // Metrics in order of their cheap upper bound, if the detector has one: a metric
+        // whose bound can change neither the kept evidence nor its group's maximum is
+        // not scored in full (the result is the same as scoring every metric).
+        let mut order: Vec<(f64, &String, &Vec<(i64, f64)>)> = metrics
             .iter()
-            .filter_map(|(metric, points)| {
-                detector
-                    .score(points, at, window)
-                    .filter(|s| s.score.is_finite())
-                    .map(|score| MetricEvidence {
-                        metric: metric.clone(),
-                        score,
-                    })
+            .map(|(metric, points)| {
+                let bound = detector.bound(points, at, window).unwrap_or(f64::INFINITY);
+                (bound, metric, points)
             })
             .collect();
-        if evidence.is_empty() {
+        order.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let keep = params.evidence_metrics;
+        let mut evidence: Vec<MetricEvidence> = Vec::with_capacity(keep + 1);
+        let (mut symptom, mut own) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+        for (bound, metric, points) in order {
+            let is_symptom = is_symptom(metric);
+            let kept_floor = match evidence.get(keep.wrapping_sub(1)) {
+                _ if keep == 0 => f64::INFINITY,
+                Some(last) => last.score.score,
+                None => f64::NEG_INFINITY,
+            };
+            let group = if is_symptom { symptom } else { own };
+            // (A bound equal to the floor may still tie and win on the metric's name.)
+            if bound < kept_floor && bound <= group {
+                continue;
+            }
+            let Some(score) = detector
+                .score(points, at, window)
+                .filter(|s| s.score.is_finite())
+            else {
+                continue;
+            };
+            let group = if is_symptom { &mut symptom } else { &mut own };
+            *group = group.max(score.score);
+            // Worst first after the better ones; ties by name, whatever the scoring order.
+            let at_rank = evidence.partition_point(|e| {
+                e.score.score > score.score
+                    || (e.score.score == score.score && e.metric.as_str() < metric.as_str())
+            });
+            if at_rank < keep {
+                evidence.insert(
+                    at_rank,
+                    MetricEvidence {
+                        metric: metric.clone(),
+                        score,
+                    },
+                );
+                evidence.truncate(keep);
+            }
+        }
+        if symptom == f64::NEG_INFINITY && own == f64::NEG_INFINITY {
             no_data.push(entity.clone());
             continue;
         }
-        let max_of = |symptoms: bool| {
-            evidence
-                .iter()
-                .filter(|e| is_symptom(&e.metric) == symptoms)
-                .map(|e| e.score.score)
-                .fold(f64::NEG_INFINITY, f64::max)
-        };
-        // One of the two is finite: `evidence` is not empty.
-        let (symptom, own) = (max_of(true), max_of(false));
-        evidence.sort_by(|a, b| b.score.score.total_cmp(&a.score.score));
-        evidence.truncate(params.evidence_metrics);
         let ix = graph.resolve(entity).or_else(|| {
             crate::landscape::formats::calls::known(graph, entity).and_then(|id| graph.resolve(&id))
         });
