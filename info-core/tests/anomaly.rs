@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use dcpilot_info_core::anomaly::detect::{self, Calibrated, Detector as _};
+use dcpilot_info_core::anomaly::detect::{self, Calibrated};
 use dcpilot_info_core::anomaly::{colour, nezha, Colouring, RankParams, Telemetry, Window};
 use dcpilot_info_core::landscape::LandscapeGraph;
 use dcpilot_schemas::{Category, EdgeSpec, LandscapeEvent, Layer, NodeSpec, Relation};
@@ -333,7 +333,7 @@ struct Unbounded;
 
 impl detect::Detector for Unbounded {
     fn name(&self) -> &'static str {
-        Calibrated.name()
+        detect::Detector::name(&Calibrated)
     }
     fn score(
         &self,
@@ -341,7 +341,7 @@ impl detect::Detector for Unbounded {
         at: i64,
         window: &Window,
     ) -> Option<detect::MetricScore> {
-        Calibrated.score(points, at, window)
+        detect::Detector::score(&Calibrated, points, at, window)
     }
 }
 

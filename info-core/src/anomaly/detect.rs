@@ -241,9 +241,8 @@ impl Detector for Calibrated {
             t -= window.step_secs;
         }
         let usual = if past.len() >= 5 {
-            past.sort_unstable_by(f64::total_cmp);
             let i = ((past.len() - 1) as f64 * USUAL_QUANTILE).round() as usize;
-            past[i].max(1.0)
+            past.select_nth_unstable_by(i, f64::total_cmp).1.max(1.0)
         } else {
             1.0
         };

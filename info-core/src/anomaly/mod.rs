@@ -280,11 +280,11 @@ pub fn score(
         // Metrics in order of their cheap upper bound, if the detector has one: a metric
         // whose bound can change neither the kept evidence nor its group's maximum is
         // not scored in full (the result is the same as scoring every metric).
-        let mut order: Vec<(f64, &String, &Vec<(i64, f64)>)> = metrics
+        let mut order: Vec<(f64, &String, &detect::Points)> = metrics
             .iter()
             .map(|(metric, points)| {
                 let bound = detector.bound(points, at, window).unwrap_or(f64::INFINITY);
-                (bound, metric, points)
+                (bound, metric, points.as_slice())
             })
             .collect();
         order.sort_by(|a, b| b.0.total_cmp(&a.0));
