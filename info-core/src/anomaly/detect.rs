@@ -223,7 +223,8 @@ impl Detector for Calibrated {
             points.partition_point(|(t, _)| *t < first),
             points.partition_point(|(t, _)| *t < at),
         ];
-        let mut past = Vec::new();
+        let steps = (window.history_secs / window.step_secs.max(1)).max(0) as usize;
+        let mut past = Vec::with_capacity(steps + 1);
         let mut t = first;
         while t >= at - window.history_secs {
             for (i, from) in [t - window.baseline_secs, t, t + window.observe_secs]
