@@ -14,22 +14,18 @@ fn sample() -> String {
         .into_owned()
 }
 
+/// `dcpilot anomalies rank` on the sample at cartservice's CPU contention (04:36:03 UTC).
+fn rank_at_cart_cpu_fault(data_dir: &Path, extra: &[&str]) -> std::process::Output {
+    let sample = sample();
+    let mut args = vec!["anomalies", "rank", "--data", &sample, "--at", "1661142963"];
+    args.extend_from_slice(extra);
+    dcpilot(data_dir, &args)
+}
+
 #[test]
 fn rank_names_the_cause_first_with_its_evidence() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // cartservice's CPU contention, 04:36:03 UTC.
-    let out = dcpilot(
-        dir.path(),
-        &[
-            "anomalies",
-            "rank",
-            "--data",
-            &sample(),
-            "--at",
-            "1661142963",
-            "--json",
-        ],
-    );
+    let out = rank_at_cart_cpu_fault(dir.path(), &["--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -56,19 +52,7 @@ fn rank_names_the_cause_first_with_its_evidence() {
     // Nodes are candidates too, named by IP as the data names them.
     assert!(ranking.iter().any(|c| c["kind"] == "host"), "{answer:#}");
 
-    let text = dcpilot(
-        dir.path(),
-        &[
-            "anomalies",
-            "rank",
-            "--data",
-            &sample(),
-            "--at",
-            "1661142963",
-            "--top",
-            "3",
-        ],
-    );
+    let text = rank_at_cart_cpu_fault(dir.path(), &["--top", "3"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.lines()

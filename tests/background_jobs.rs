@@ -9,8 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{dcpilot, eventually, http_text, start_background};
-use dcpilot_background::EmbeddedBroker;
+use common::{dcpilot, eventually, http_text, start_background, start_nisshi};
 use dcpilot_info_core::replication::MODELS_TOPIC;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message};
@@ -41,18 +40,19 @@ fn model_topic_keys(brokers: &str) -> Vec<String> {
 
 #[test]
 fn background_trains_a_users_job_on_its_trigger_and_publishes_it() {
-    let broker = EmbeddedBroker::start(
+    // A standalone broker: it keeps everything replayed until the background reads it
+    // (the embedded mock broker holds ≈ 4.5 MB per partition and drops older messages).
+    let (_broker, brokers) = start_nisshi();
+    common::create_topics(
+        &brokers,
+        &Default::default(),
         &[
-            "dcpilot.telemetry",
-            "dcpilot.landscape",
-            "dcpilot.telemetry.dlq",
-            MODELS_TOPIC,
+            ("dcpilot.telemetry", 4),
+            ("dcpilot.landscape", 1),
+            ("dcpilot.telemetry.dlq", 1),
+            (MODELS_TOPIC, 1),
         ],
-        4,
-        None,
-    )
-    .expect("broker");
-    let brokers = broker.bootstrap_servers();
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
 
@@ -60,9 +60,9 @@ fn background_trains_a_users_job_on_its_trigger_and_publishes_it() {
     std::fs::create_dir(&data_dir).expect("mkdir");
 
     // The trace goes on the topic first, so the test knows how many samples the job's
-    // trigger waits for: it fires once, on all of them, whatever order the partitions
-    // are read in (a run on a partial, partition-skewed table may lose to its baseline
-    // and publish nothing, which is correct but not what this test is about).
+    // trigger waits for: it fires once, on all of them (a run on a partial table may lose
+    // to its baseline and publish nothing, which is correct but not what this test is
+    // about).
     let trace = root.join("tests/data/bitbrains_rnd/2013-8");
     let replay = dcpilot(
         &data_dir,
