@@ -397,7 +397,7 @@ fn is_service(c: &Candidate) -> bool {
     c.layer != Some(Layer::Physical)
 }
 
-/// The ranking at `at`, as the background job computes it.
+/// The colouring and ranking of the trace at `at` (`anomaly::colour` on the whole directory).
 pub fn rank_at(
     trace: &TraceDir,
     at: i64,
