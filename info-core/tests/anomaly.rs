@@ -123,11 +123,13 @@ fn pods_that_all_suffer_point_at_their_host() {
             ("pod-a", Layer::Virtual, "pod"),
             ("pod-b", Layer::Virtual, "pod"),
             ("pod-c", Layer::Virtual, "pod"),
+            ("pod-quiet", Layer::Virtual, "pod"),
         ],
         &[
             ("pod-a", Relation::RunsOn, "host-1"),
             ("pod-b", Relation::RunsOn, "host-1"),
             ("pod-c", Relation::RunsOn, "host-2"),
+            ("pod-quiet", Relation::RunsOn, "host-1"),
         ],
     );
     let mut t = Telemetry::default();
@@ -137,6 +139,10 @@ fn pods_that_all_suffer_point_at_their_host() {
         series(&mut t, pod, "request_latency", 0.1, 5.0);
     }
     series(&mut t, "pod-c", "request_latency", 0.1, 1.0);
+    // A pod that never moves scores far below 0: it must not pull its host down.
+    for minute in 0..70 {
+        t.push("pod-quiet", "request_latency", minute * 60, 0.1);
+    }
     let c = run(&mut t, &g);
     assert_eq!(order(&c)[0], "host-1", "{c:#?}");
     let host = &c.ranking[0];
@@ -148,6 +154,7 @@ fn pods_that_all_suffer_point_at_their_host() {
         .collect();
     victims.sort_unstable();
     assert_eq!(victims, ["pod-a", "pod-b"], "{host:?}");
+    assert!(host.score >= host.evidence.own, "{host:?}");
     assert_eq!(host.layer, Some(Layer::Physical));
     for pod in &c.ranking[1..3] {
         let by = pod
@@ -221,6 +228,18 @@ fn bad_input_is_reported_and_never_panics() {
             "{}",
             d.name()
         );
+    }
+    // Any moment a user types is answered, however far from the data.
+    for at in [i64::MIN, -1, i64::MAX] {
+        let far = colour(
+            &t,
+            &g,
+            at,
+            &Calibrated,
+            &Window::default(),
+            &RankParams::default(),
+        );
+        assert!(far.ranking.is_empty(), "{far:?}");
     }
     let empty = run(&mut Telemetry::default(), &LandscapeGraph::new());
     assert!(empty.ranking.is_empty() && empty.problems.is_empty());

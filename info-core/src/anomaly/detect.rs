@@ -104,8 +104,8 @@ fn robust_deviation_in(
     scratch: &mut Vec<f64>,
 ) -> Option<MetricScore> {
     deviation_of(
-        span(points, at - window.baseline_secs, at),
-        span(points, at, at + window.observe_secs),
+        span(points, at.saturating_sub(window.baseline_secs), at),
+        span(points, at, at.saturating_add(window.observe_secs)),
         scratch,
     )
 }
@@ -186,7 +186,8 @@ impl Detector for RobustZ {
 /// The robust deviation now, relative to the deviations this very metric of this very
 /// entity showed at every step of the last `history_secs` (their 90th percentile, at
 /// least 1): `ln(now / usual)` — negative when it moves less than it usually does, so
-/// rankings stay ordered below the anomalous ones. A metric that always jumps scores low when
+/// rankings stay ordered below the anomalous ones (within one robust σ, `ln(now)`
+/// uncalibrated: an upper bound). A metric that always jumps scores low when
 /// it jumps again; one that never moved scores high when it does. An entity with under 5
 /// steps of history is judged on the plain robust deviation (`usual` = 1).
 #[derive(Debug, Default)]
@@ -217,19 +218,24 @@ impl Detector for Calibrated {
         // Every past step whose observed window ends before `at` (the fault does not
         // calibrate itself away), newest first. The moments only move back in time, so
         // the window edges are walked back instead of searched for.
-        let first = at - window.observe_secs;
+        let first = at.saturating_sub(window.observe_secs);
         let mut edge = [
-            points.partition_point(|(t, _)| *t < first - window.baseline_secs),
+            points.partition_point(|(t, _)| *t < first.saturating_sub(window.baseline_secs)),
             points.partition_point(|(t, _)| *t < first),
             points.partition_point(|(t, _)| *t < at),
         ];
         let steps = (window.history_secs / window.step_secs.max(1)).max(0) as usize;
-        let mut past = Vec::with_capacity(steps + 1);
+        let mut past = Vec::with_capacity(steps.min(points.len()) + 1);
         let mut t = first;
-        while t >= at - window.history_secs {
-            for (i, from) in [t - window.baseline_secs, t, t + window.observe_secs]
-                .into_iter()
-                .enumerate()
+        let oldest = at.saturating_sub(window.history_secs);
+        while t >= oldest {
+            for (i, from) in [
+                t.saturating_sub(window.baseline_secs),
+                t,
+                t.saturating_add(window.observe_secs),
+            ]
+            .into_iter()
+            .enumerate()
             {
                 while edge[i] > 0 && points[edge[i] - 1].0 >= from {
                     edge[i] -= 1;
@@ -239,7 +245,10 @@ impl Detector for Calibrated {
             if let Some(d) = deviation_of(&points[b..m], &points[m..e], &mut scratch) {
                 past.push(d.score);
             }
-            t -= window.step_secs;
+            match t.checked_sub(window.step_secs) {
+                Some(earlier) => t = earlier,
+                None => break,
+            }
         }
         let usual = if past.len() >= 5 {
             let i = ((past.len() - 1) as f64 * USUAL_QUANTILE).round() as usize;
@@ -264,8 +273,8 @@ impl Detector for NSigma {
         "n-sigma"
     }
     fn score(&self, points: &Points, at: i64, window: &Window) -> Option<MetricScore> {
-        let baseline = finite_in(points, at - window.baseline_secs, at);
-        let observed = finite_in(points, at, at + window.observe_secs);
+        let baseline = finite_in(points, at.saturating_sub(window.baseline_secs), at);
+        let observed = finite_in(points, at, at.saturating_add(window.observe_secs));
         if baseline.len() < 2 || observed.is_empty() {
             return None;
         }

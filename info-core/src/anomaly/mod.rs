@@ -194,8 +194,8 @@ pub struct Colouring {
     pub entities: Vec<EntityColour>,
     /// Root-cause candidates, likeliest first.
     pub ranking: Vec<Candidate>,
-    /// What could not be judged, and why (entities without data, names outside the
-    /// landscape, non-finite values).
+    /// What could not be judged, and why (entities without finite data around the
+    /// moment, names outside the landscape).
     pub problems: Vec<String>,
 }
 
@@ -289,7 +289,7 @@ pub fn score(
             .collect();
         order.sort_by(|a, b| b.0.total_cmp(&a.0));
         let keep = params.evidence_metrics;
-        let mut evidence: Vec<MetricEvidence> = Vec::with_capacity(keep + 1);
+        let mut evidence: Vec<MetricEvidence> = Vec::with_capacity(keep.min(metrics.len()) + 1);
         let (mut symptom, mut own) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
         for (bound, metric, points) in order {
             let is_symptom = is_symptom(metric);
@@ -447,7 +447,12 @@ pub fn rank(graph: &LandscapeGraph, scores: &Scores, params: &RankParams) -> Vec
                 return own;
             }
             let abnormal = (own / params.anomalous_from.max(f64::MIN_POSITIVE)).clamp(0.0, 1.0);
-            let mean = near.iter().map(|(_, j)| effective[*j].0).sum::<f64>() / near.len() as f64;
+            // Abnormality only: a quiet dependent (a negative score) takes nothing away.
+            let mean = near
+                .iter()
+                .map(|(_, j)| effective[*j].0.max(0.0))
+                .sum::<f64>()
+                / near.len() as f64;
             own + params.support_weight * abnormal * mean
         })
         .collect();

@@ -10,7 +10,9 @@
 //! - A pod's service is its name without the two hash suffixes
 //!   (`cartservice-579f59597d-wc2lz` → `cartservice`); its metrics are the service's.
 //! - Times come from `Time` (its first 19 characters, UTC), bucketed by minute: pods'
-//!   clocks are not aligned, and some `TimeStamp` columns are corrupted.
+//!   clocks are not aligned, and some `TimeStamp` columns are corrupted. (A sample taken
+//!   in a fault's own minute but after it counts as baseline; the days here sample at a
+//!   fixed second of each minute.)
 //! - `Node*` columns describe the pod's node: they become that node's metrics when the
 //!   dependency file places the service on it, and are otherwise left out (reported).
 //! - A fault's time is `inject_time` read as UTC (`inject_timestamp` disagrees with it by
@@ -308,7 +310,12 @@ fn read_faults(
                 (None, None) => None,
             };
             let Some(at) = at else {
-                problems.push(format!("{place}: no readable inject_time; fault left out"));
+                let key = if raw.inject_time.is_some() {
+                    "inject_time"
+                } else {
+                    "inject_time or inject_timestamp"
+                };
+                problems.push(format!("{place}: no readable {key}; fault left out"));
                 continue;
             };
             let service = service_of(&raw.inject_pod).to_string();
@@ -397,7 +404,8 @@ fn is_service(c: &Candidate) -> bool {
     c.layer != Some(Layer::Physical)
 }
 
-/// The colouring and ranking of the trace at `at` (`anomaly::colour` on the whole directory).
+/// The colouring and ranking of the trace at `at` (`anomaly::colour` on the whole
+/// directory).
 pub fn rank_at(
     trace: &TraceDir,
     at: i64,
