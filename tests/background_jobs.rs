@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{dcpilot, eventually, http_text, start_background, start_nisshi};
+use common::{dcpilot, eventually, http_text, start_background, start_nisshi_with_topics};
 use dcpilot_info_core::replication::MODELS_TOPIC;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message};
@@ -42,17 +42,7 @@ fn model_topic_keys(brokers: &str) -> Vec<String> {
 fn background_trains_a_users_job_on_its_trigger_and_publishes_it() {
     // A standalone broker: it keeps everything replayed until the background reads it
     // (the embedded mock broker holds ≈ 4.5 MB per partition and drops older messages).
-    let (_broker, brokers) = start_nisshi();
-    common::create_topics(
-        &brokers,
-        &Default::default(),
-        &[
-            ("dcpilot.telemetry", 4),
-            ("dcpilot.landscape", 1),
-            ("dcpilot.telemetry.dlq", 1),
-            (MODELS_TOPIC, 1),
-        ],
-    );
+    let (_broker, brokers) = start_nisshi_with_topics();
     let dir = tempfile::tempdir().expect("tempdir");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
 

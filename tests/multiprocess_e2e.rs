@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{dcpilot_command, eventually, http, start_nisshi, wait_for_file, KillOnDrop};
+use common::{
+    dcpilot_command, eventually, http, start_nisshi_with_topics, wait_for_file, KillOnDrop,
+};
 
 /// Replays the Bitbrains VM files `vms` of the bundled sample; returns the samples sent.
 fn replay(dir: &Path, brokers: &str, vms: &[&str]) -> u64 {
@@ -68,17 +70,7 @@ fn rightsizing_version(answer: &serde_json::Value) -> Option<u64> {
 
 #[test]
 fn separate_processes_survive_a_killed_background() {
-    let (_broker, brokers) = start_nisshi();
-    common::create_topics(
-        &brokers,
-        &Default::default(),
-        &[
-            ("dcpilot.telemetry", 4),
-            ("dcpilot.landscape", 1),
-            ("dcpilot.telemetry.dlq", 1),
-            ("dcpilot.models", 1),
-        ],
-    );
+    let (_broker, brokers) = start_nisshi_with_topics();
 
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("background.toml");

@@ -134,6 +134,23 @@ pub fn start_nisshi() -> (KillOnDrop, String) {
     start_nisshi_advertising(None)
 }
 
+/// [`start_nisshi`] with dcpilot's topics: telemetry in 4 partitions (consumers share
+/// them); landscape (ordered), dead letters and models in 1 each.
+pub fn start_nisshi_with_topics() -> (KillOnDrop, String) {
+    let (broker, brokers) = start_nisshi();
+    create_topics(
+        &brokers,
+        &Default::default(),
+        &[
+            ("dcpilot.telemetry", 4),
+            ("dcpilot.landscape", 1),
+            ("dcpilot.telemetry.dlq", 1),
+            ("dcpilot.models", 1),
+        ],
+    );
+    (broker, brokers)
+}
+
 /// [`start_nisshi`], telling clients to come back through `advertised` (a proxy in front of
 /// it) instead of its own address.
 pub fn start_nisshi_advertising(advertised: Option<&str>) -> (KillOnDrop, String) {
