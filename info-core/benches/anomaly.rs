@@ -21,9 +21,9 @@ use dcpilot_info_core::landscape::LandscapeGraph;
 use dcpilot_schemas::{Category, EdgeSpec, LandscapeEvent, Layer, NodeSpec, Relation};
 
 /// A small deterministic generator (SplitMix64: the same data every run).
-struct Lcg(u64);
+struct SplitMix(u64);
 
-impl Lcg {
+impl SplitMix {
     fn unit(&mut self) -> f64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -40,7 +40,12 @@ impl Lcg {
 const AT: i64 = 62 * 60;
 
 /// Samples every minute from `first_minute` to 70, a jump at 62 on every 50th entity.
-fn telemetry(entities: &[String], metrics: usize, first_minute: i64, rng: &mut Lcg) -> Telemetry {
+fn telemetry(
+    entities: &[String],
+    metrics: usize,
+    first_minute: i64,
+    rng: &mut SplitMix,
+) -> Telemetry {
     let mut t = Telemetry::default();
     for (i, e) in entities.iter().enumerate() {
         for m in 0..metrics {
@@ -66,7 +71,7 @@ fn telemetry(entities: &[String], metrics: usize, first_minute: i64, rng: &mut L
     t
 }
 
-fn landscape(rng: &mut Lcg) -> (LandscapeGraph, Vec<String>) {
+fn landscape(rng: &mut SplitMix) -> (LandscapeGraph, Vec<String>) {
     let (hosts, pods, services, tiers) = (2_000, 48_000, 50_000, 10);
     let mut events = Vec::new();
     let mut names = Vec::new();
@@ -119,7 +124,7 @@ fn landscape(rng: &mut Lcg) -> (LandscapeGraph, Vec<String>) {
 }
 
 fn bench(c: &mut Criterion) {
-    let mut rng = Lcg(42);
+    let mut rng = SplitMix(42);
     let (window, params) = (Window::default(), RankParams::default());
 
     let entities: Vec<String> = (0..10_000).map(|i| format!("e{i}")).collect();

@@ -125,9 +125,15 @@ fn deviation_of(
     scratch.iter_mut().for_each(|v| *v = (*v - median).abs());
     let mad = median_in_place(scratch) * 1.4826;
     let scale = mad.max(0.05 * median.abs()).max(1e-9);
+    furthest(observed.iter().map(|(_, v)| *v), median, scale)
+}
+
+/// The finite value of `observed` furthest from `normal` (the first of equals), as a
+/// score in units of `scale`; `None` without a finite value.
+fn furthest(observed: impl Iterator<Item = f64>, normal: f64, scale: f64) -> Option<MetricScore> {
     let mut found = None::<(f64, f64)>;
-    for v in observed.iter().map(|(_, v)| *v).filter(|v| v.is_finite()) {
-        let z = (v - median) / scale;
+    for v in observed.filter(|v| v.is_finite()) {
+        let z = (v - normal) / scale;
         if found.is_none_or(|(best, _)| z.abs() > best.abs()) {
             found = Some((z, v));
         }
@@ -136,7 +142,7 @@ fn deviation_of(
     Some(MetricScore {
         score: deviation.abs(),
         deviation,
-        normal: median,
+        normal,
         observed: value,
     })
 }
@@ -284,20 +290,7 @@ impl Detector for NSigma {
         if sd <= 0.0 || !sd.is_finite() {
             return None;
         }
-        let (z, value) =
-            observed
-                .iter()
-                .map(|v| ((v - mean) / sd, *v))
-                .fold(
-                    (0.0f64, mean),
-                    |b, t| if t.0.abs() > b.0.abs() { t } else { b },
-                );
-        Some(MetricScore {
-            score: z.abs(),
-            deviation: z,
-            normal: mean,
-            observed: value,
-        })
+        furthest(observed.into_iter(), mean, sd)
     }
 }
 

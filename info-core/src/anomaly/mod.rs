@@ -293,10 +293,13 @@ pub fn score(
         let (mut symptom, mut own) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
         for (bound, metric, points) in order {
             let is_symptom = is_symptom(metric);
-            let kept_floor = match evidence.get(keep.wrapping_sub(1)) {
-                _ if keep == 0 => f64::INFINITY,
-                Some(last) => last.score.score,
-                None => f64::NEG_INFINITY,
+            // The score a metric must beat to enter the kept evidence.
+            let kept_floor = if keep == 0 {
+                f64::INFINITY
+            } else {
+                evidence
+                    .get(keep - 1)
+                    .map_or(f64::NEG_INFINITY, |last| last.score.score)
             };
             let group = if is_symptom { symptom } else { own };
             // (A bound equal to the floor may still tie and win on the metric's name.)

@@ -25,7 +25,7 @@ use dcpilot_schemas::{Layer, Relation};
 use serde::{Deserialize, Serialize};
 
 use super::detect::{self, Detector, Window};
-use super::{colour, Candidate, RankParams, Telemetry};
+use super::{colour, RankParams, Telemetry};
 use crate::landscape::formats::{import_events, ImportFormat, ImportOptions};
 use crate::landscape::{Direction, LandscapeGraph};
 
@@ -399,11 +399,6 @@ pub struct Evaluation {
     pub problems: Vec<String>,
 }
 
-/// Service level: everything that is not a physical node.
-fn is_service(c: &Candidate) -> bool {
-    c.layer != Some(Layer::Physical)
-}
-
 /// The colouring and ranking of the trace at `at` (`anomaly::colour` on the whole
 /// directory).
 pub fn rank_at(
@@ -442,11 +437,17 @@ fn naive_ranking(
     scored.into_iter().map(|(n, _)| n).collect()
 }
 
+/// Service level: everything that is not a physical node.
 fn is_service_name(trace: &TraceDir, name: &str) -> bool {
     trace
         .graph
         .get(name)
         .is_none_or(|n| n.layer != Layer::Physical)
+}
+
+/// Where `service` comes in `order` (1 is first).
+fn rank_of<'a>(mut order: impl Iterator<Item = &'a str>, service: &str) -> Option<usize> {
+    order.position(|s| s == service).map(|i| i + 1)
 }
 
 fn hits(rank: Option<usize>) -> [f64; 5] {
@@ -470,28 +471,22 @@ pub fn evaluate(
     let mut per_fault = Vec::new();
     let mut method_hits = Vec::new();
     let mut naive_hits: BTreeMap<String, Vec<[f64; 5]>> = BTreeMap::new();
+    let naive: [&dyn Detector; 2] = [&detect::NSigma, &detect::RobustZ];
     for fault in &trace.faults {
         let colouring = rank_at(trace, fault.at, detector, window, params);
         let ranked: Vec<String> = colouring
             .ranking
-            .iter()
-            .filter(|c| is_service(c))
-            .map(|c| c.entity.clone())
+            .into_iter()
+            .map(|c| c.entity)
+            .filter(|e| is_service_name(trace, e))
             .collect();
-        let rank = ranked
-            .iter()
-            .position(|s| *s == fault.service)
-            .map(|i| i + 1);
+        let rank = rank_of(ranked.iter().map(String::as_str), &fault.service);
         method_hits.push(hits(rank));
-        for naive in [detect::NSigma.name(), detect::RobustZ.name()] {
-            let d = detect::by_name(naive).expect("registered");
-            let order = naive_ranking(trace, fault.at, d.as_ref(), window);
-            let r = order
-                .iter()
-                .position(|s| *s == fault.service)
-                .map(|i| i + 1);
+        for d in naive {
+            let order = naive_ranking(trace, fault.at, d, window);
+            let r = rank_of(order.iter().map(String::as_str), &fault.service);
             naive_hits
-                .entry(naive.to_string())
+                .entry(d.name().to_string())
                 .or_default()
                 .push(hits(r));
         }
