@@ -5,8 +5,14 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use anyhow::{Context, Result};
-use dcpilot_info_core::anomaly::{detect, nezha, RankParams, Window};
+use dcpilot_background::config::KafkaConfig;
+use dcpilot_background::replay::send_waiting;
+use dcpilot_info_core::anomaly::{detect, native, nezha, RankParams, Window};
+use dcpilot_schemas::traces::TraceFormat;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::json;
 
 /// `dcpilot anomalies` subcommands.
@@ -23,9 +29,16 @@ pub enum AnomaliesCommand {
     },
     /// AC@1, AC@3, AC@5 and Avg@5 over every labelled fault, next to naive rankers.
     Evaluate,
+    /// Writes the trace as a native trace directory (telemetry.ndjson, landscape.ndjson,
+    /// faults.json), e.g. to replay it or to edit its labels.
+    Export {
+        /// The directory to write (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
-/// Runs a subcommand on the trace directory `data` (the Nezha format).
+/// Runs a subcommand on the trace directory `data` (the Nezha or the native format).
 pub fn run(
     data: &Path,
     detector: &str,
@@ -33,7 +46,7 @@ pub fn run(
     json_out: bool,
 ) -> Result<ExitCode> {
     let detector = detect::by_name(detector).map_err(anyhow::Error::msg)?;
-    let trace = nezha::load(data).with_context(|| format!("reading {}", data.display()))?;
+    let trace = load(data)?;
     let (window, params) = (Window::default(), RankParams::default());
     let out = match command {
         AnomaliesCommand::Rank { at, top } => {
@@ -93,6 +106,16 @@ pub fn run(
                 text
             }
         }
+        AnomaliesCommand::Export { out } => {
+            native::write(&trace, &out).with_context(|| format!("writing {}", out.display()))?;
+            format!(
+                "wrote {} entities, {} landscape nodes and {} faults to {}",
+                trace.telemetry.entities.len(),
+                trace.graph.node_count(),
+                trace.faults.len(),
+                out.display()
+            )
+        }
         AnomaliesCommand::Evaluate => {
             let evaluation = nezha::evaluate(&trace, detector.as_ref(), &window, &params);
             if json_out {
@@ -127,6 +150,64 @@ pub fn run(
     };
     println!("{out}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `dcpilot replay --format` reads: a telemetry trace, or a whole trace directory.
+#[derive(Debug, Clone, Copy)]
+pub enum ReplayFormat {
+    /// Telemetry samples only.
+    Samples(TraceFormat),
+    /// A trace directory (Nezha or native): its landscape, then its telemetry.
+    TraceDir,
+}
+
+impl std::str::FromStr for ReplayFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "nezha" => Ok(Self::TraceDir),
+            other => other.parse().map(Self::Samples).map_err(|_| {
+                format!("unknown trace format `{other}`: expected bitbrains, ntua, native or nezha")
+            }),
+        }
+    }
+}
+
+/// Sends the live landscape of `trace` to `topic` as events stamped now, under one key so
+/// they stay in order (nodes before their edges); returns how many.
+pub fn send_landscape(
+    trace: &nezha::TraceDir,
+    kafka: &KafkaConfig,
+    brokers: &str,
+    topic: &str,
+) -> Result<usize> {
+    let events = native::events(&trace.graph, crate::now_ms());
+    let producer: BaseProducer = dcpilot_background::ingest::client_config(kafka, brokers)
+        .create()
+        .context("creating a producer")?;
+    for event in &events {
+        let payload = serde_json::to_string(event)?;
+        send_waiting(
+            &producer,
+            BaseRecord::<str, str>::to(topic)
+                .key("landscape")
+                .payload(&payload),
+        )?;
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .context("flushing landscape events")?;
+    Ok(events.len())
+}
+
+/// Reads a trace directory: the native format when it has `telemetry.ndjson`, else Nezha.
+pub fn load(data: &Path) -> Result<nezha::TraceDir> {
+    let trace = if native::is_native(data) {
+        native::load(data)
+    } else {
+        nezha::load(data)
+    };
+    trace.with_context(|| format!("reading {}", data.display()))
 }
 
 /// The trace directory argument, checked early so a typo is named.

@@ -186,6 +186,14 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
         "[5/6] training the built-in jobs on the tables; publishing winners to the Information Core",
     );
     let models = train_builtin_jobs(&dir, &store).await?;
+    progress(
+        args.json,
+        "      colouring the bundled Online Boutique sample (labelled faults) with the colouring job",
+    );
+    let colouring = {
+        let core = dcpilot_info_core::InfoCore::open_dir(&dcpilot_info_core_dir(&dir))?;
+        crate::demo_colouring::run(&dir, &core).await?
+    };
 
     progress(
         args.json,
@@ -210,6 +218,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
             "rebalance": fg.rebalance,
             "extender": fg.extender,
             "landscape": fg.landscape,
+            "colouring": colouring,
             "replayed_samples": replayed.samples,
             "ingest_seconds": ingest_secs,
             "ingest_rate_samples_per_s": replayed.samples as f64 / ingest_secs,
@@ -333,6 +342,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
             "  landscape view         {} (open it in a browser: layers, utilisation as colour, details on click)",
             fg.landscape["page"].as_str().unwrap_or("-")
         );
+        print_colouring(&colouring);
     }
     if count as u64 != replayed.samples {
         bail!(
@@ -361,12 +371,68 @@ fn dcpilot_info_core_dir(dir: &Path) -> std::path::PathBuf {
     crate::models::store_dir(dir)
 }
 
+/// The colouring section of the text report.
+fn print_colouring(c: &serde_json::Value) {
+    println!(
+        "\nLandscape colouring (bundled Online Boutique sample, real metrics, labelled faults):"
+    );
+    for f in c["faults"].as_array().into_iter().flatten() {
+        let top: Vec<&str> = f["top"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .take(3)
+                    .filter_map(serde_json::Value::as_str)
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "  fault at {} {:<22} on {:<22} ranked {:<4} (top 3: {})",
+            f["at"],
+            f["kind"].as_str().unwrap_or("-"),
+            f["service"].as_str().unwrap_or("-"),
+            f["rank"].as_u64().map_or("-".into(), |r| r.to_string()),
+            top.join(", ")
+        );
+    }
+    let job = &c["job"];
+    println!(
+        "  colouring job          v{} at {}: {} entities, {} anomalous; labelled cause {} ({})",
+        job["version"],
+        job["at"],
+        job["entities"],
+        job["anomalous"],
+        job["labelled"]["service"].as_str().unwrap_or("-"),
+        job["labelled"]["kind"].as_str().unwrap_or("-")
+    );
+    for (i, cause) in job["top_causes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        println!(
+            "    {}. {:<24} score {:>5.2}  metrics {}  explains {}",
+            i + 1,
+            cause["entity"].as_str().unwrap_or("-"),
+            cause["score"].as_f64().unwrap_or(f64::NAN),
+            cause["metrics"],
+            cause["explains"]
+        );
+    }
+    println!(
+        "  coloured view          {} (green normal to red anomalous, the likeliest cause outlined)",
+        c["page"].as_str().unwrap_or("-")
+    );
+}
+
 /// Runs every built-in job once on the demo's tables.
 async fn train_builtin_jobs(dir: &Path, store: &TelemetryStore) -> Result<Vec<ModelLine>> {
     let core = dcpilot_info_core::InfoCore::open_dir(&dcpilot_info_core_dir(dir))?;
     let registry = dcpilot_pipelines::Registry::builtin()?;
     let mut lines = Vec::new();
-    for job in registry.jobs() {
+    // The colouring job colours the Nezha sample instead (see demo_colouring).
+    for job in registry.jobs().filter(|j| !j.spec().model.is_colouring()) {
         let report = dcpilot_pipelines::run_once(job.clone(), store.context(), &core)
             .await
             .with_context(|| format!("job {}", job.name()))?;

@@ -279,7 +279,7 @@ pub async fn run(models_dir: &Path) -> Result<ForegroundReport> {
         .join("landscape.html");
     std::fs::write(
         &page_path,
-        dcpilot_foreground::server::standalone_view(&graph.body, &placement.body),
+        dcpilot_foreground::server::standalone_view(&graph.body, &placement.body, None),
     )
     .with_context(|| format!("writing {}", page_path.display()))?;
     let landscape = json!({

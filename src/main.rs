@@ -2,6 +2,7 @@
 
 mod anomalies;
 mod demo;
+mod demo_colouring;
 mod demo_foreground;
 mod foreground;
 mod http_client;
@@ -24,7 +25,7 @@ use dcpilot_background::{
     BackgroundConfig, BackgroundOutcome, BackgroundService, OpenMode, TelemetryStore,
 };
 use dcpilot_schemas::decode::Decoder;
-use dcpilot_schemas::traces::{read_trace, TraceFormat};
+use dcpilot_schemas::traces::read_trace;
 use dcpilot_schemas::{DecodeContext, Format, LandscapeDecoder, TelemetrySample};
 use tokio::sync::watch;
 
@@ -82,9 +83,14 @@ enum Command {
         /// Trace file or directory.
         #[arg(long)]
         source: PathBuf,
-        /// Trace format: bitbrains, ntua or native (NDJSON samples).
+        /// Trace format: bitbrains, ntua or native (NDJSON samples) for telemetry; nezha
+        /// for a trace directory (Nezha or native, as `dcpilot anomalies` reads it): its
+        /// landscape goes to the landscape topic first, then its telemetry.
         #[arg(long)]
-        format: TraceFormat,
+        format: anomalies::ReplayFormat,
+        /// The landscape topic (for `--format nezha`); default: the configuration's.
+        #[arg(long)]
+        landscape_topic: Option<String>,
         /// Bootstrap servers; default: the embedded broker of a running `dcpilot background`.
         #[arg(long)]
         brokers: Option<String>,
@@ -136,7 +142,8 @@ enum Command {
         file: Option<PathBuf>,
     },
     /// Colour a trace by how abnormal each entity is and rank root causes over its graph
-    /// (a Nezha-format directory: per-pod metrics, call graph, labelled faults).
+    /// (a Nezha-format directory — per-pod metrics, call graph, labelled faults — or a
+    /// native one: telemetry.ndjson, landscape.ndjson, faults.json).
     Anomalies {
         #[command(subcommand)]
         command: anomalies::AnomaliesCommand,
@@ -144,7 +151,7 @@ enum Command {
         #[arg(long, global = true)]
         data: Option<PathBuf>,
         /// The detector: calibrated-robust-z (default), robust-z or n-sigma.
-        #[arg(long, global = true, default_value = "calibrated-robust-z")]
+        #[arg(long, global = true, default_value = dcpilot_info_core::anomaly::detect::DEFAULT)]
         detector: String,
         /// Print JSON for scripts instead of text.
         #[arg(long, global = true)]
@@ -230,6 +237,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Replay {
             source,
             format,
+            landscape_topic,
             brokers,
             topic,
             speedup,
@@ -249,7 +257,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if !(speedup >= 0.0 && speedup.is_finite()) {
                 bail!("--speedup must be a non-negative number, got {speedup}");
             }
-            let samples = read_trace(format, &source)?;
+            let samples = match format {
+                anomalies::ReplayFormat::Samples(format) => read_trace(format, &source)?,
+                anomalies::ReplayFormat::TraceDir => {
+                    let trace = anomalies::load(&source)?;
+                    let topic = landscape_topic.unwrap_or_else(|| kafka.landscape_topic.clone());
+                    let events = anomalies::send_landscape(&trace, &kafka, &brokers, &topic)?;
+                    eprintln!("sent {events} landscape events to {topic}");
+                    dcpilot_info_core::anomaly::native::samples(&trace)
+                }
+            };
             eprintln!(
                 "replaying {} samples from {} to {topic} at {brokers}",
                 samples.len(),

@@ -87,7 +87,7 @@ fn the_page_draws_the_layers_with_utilisation_as_colour() {
     let file = dir.path().join("landscape.html");
     std::fs::write(
         &file,
-        dcpilot_foreground::server::standalone_view(&graph, &placement),
+        dcpilot_foreground::server::standalone_view(&graph, &placement, None),
     )
     .expect("write page");
     assert_drawn(
@@ -96,46 +96,136 @@ fn the_page_draws_the_layers_with_utilisation_as_colour() {
         "file",
         &format!("file://{}", file.display()),
     );
+
+    // With a colouring, nodes take their anomaly colour instead: the idle host anomalous
+    // (red), the busy one normal (green), the service normal (green, not blue), the pod
+    // unjudged (grey, not red).
+    let score = |n: &serde_json::Value| {
+        let id = n["id"].as_str().unwrap_or_default();
+        match n["layer"].as_str() {
+            Some("service") => Some(0.0),
+            Some("physical") if id.contains("idle") => Some(4.0),
+            Some("physical") if id.contains("busy") => Some(-0.5),
+            _ => None,
+        }
+    };
+    let entities: Vec<serde_json::Value> = graph["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| {
+            let s = score(n)?;
+            Some(serde_json::json!({"entity": n["id"], "node": n["id"], "score": s, "anomalous": s >= 1.0}))
+        })
+        .collect();
+    let top = entities
+        .iter()
+        .find(|e| e["anomalous"] == true)
+        .expect("the idle host")["entity"]
+        .clone();
+    let anomalies = serde_json::json!({
+        "version": 1, "entities": entities, "hosts": [],
+        "ranking": [{"entity": top, "score": 4.0}],
+    });
+    let file = dir.path().join("anomalies.html");
+    std::fs::write(
+        &file,
+        dcpilot_foreground::server::standalone_view(&graph, &placement, Some(&anomalies)),
+    )
+    .expect("write page");
+    let shot = Shot::take(
+        &browser,
+        dir.path(),
+        "anomalies",
+        &format!("file://{}", file.display()),
+    );
+    let (top, middle, bottom) = ((60, 200), (250, 420), (480, 680));
+    assert!(
+        shot.count(bottom, &red) > 60,
+        "the anomalous host is not red"
+    );
+    assert!(
+        shot.count(bottom, &green) > 60,
+        "the normal host is not green"
+    );
+    assert!(
+        shot.count(top, &green) > 40,
+        "the normal service is not green"
+    );
+    assert_eq!(
+        shot.count(top, &blue),
+        0,
+        "the service kept its utilisation colour"
+    );
+    assert_eq!(
+        shot.count(middle, &red),
+        0,
+        "an unjudged pod is drawn anomalous"
+    );
+}
+
+fn red([r, g, b]: [u8; 3]) -> bool {
+    r > 150 && g < 90 && b < 90
+}
+
+fn green([r, g, b]: [u8; 3]) -> bool {
+    g > 130 && r < 120 && b < 120
+}
+
+fn blue([r, g, b]: [u8; 3]) -> bool {
+    b > 170 && r < 110 && g > 80 && g < 150
+}
+
+/// A headless Chromium screenshot of a page.
+struct Shot {
+    width: u32,
+    height: u32,
+    px: Vec<[u8; 3]>,
+}
+
+impl Shot {
+    fn take(browser: &Path, dir: &Path, name: &str, url: &str) -> Self {
+        let shot = dir.join(format!("{name}.png"));
+        let profile = dir.join(format!("profile-{name}"));
+        let out = Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1440,720",
+                "--virtual-time-budget=10000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(url)
+            .output()
+            .expect("chromium runs");
+        assert!(
+            shot.exists(),
+            "no screenshot: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (width, height, px) = pixels(&shot);
+        assert!(width >= 1000 && height >= 600, "{width}x{height}");
+        Self { width, height, px }
+    }
+
+    /// Pixels of a colour in a vertical band (the page draws services near the top,
+    /// virtual nodes in the middle, physical at the bottom).
+    fn count(&self, (y0, y1): (u32, u32), want: &dyn Fn([u8; 3]) -> bool) -> usize {
+        (y0..y1.min(self.height))
+            .flat_map(|y| (0..self.width).map(move |x| (x, y)))
+            .filter(|&(x, y)| want(self.px[(y * self.width + x) as usize]))
+            .count()
+    }
 }
 
 /// Screenshots `url` in headless Chromium and checks what it drew: the service on top,
 /// the busy host's pod red in the middle, the busy host red and the idle one green below.
 fn assert_drawn(browser: &Path, dir: &Path, name: &str, url: &str) {
-    let shot = dir.join(format!("{name}.png"));
-    let profile = dir.join(format!("profile-{name}"));
-    let out = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--window-size=1440,720",
-            "--virtual-time-budget=10000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(url)
-        .output()
-        .expect("chromium runs");
-    assert!(
-        shot.exists(),
-        "no screenshot: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (width, height, px) = pixels(&shot);
-    assert!(width >= 1000 && height >= 600, "{width}x{height}");
-    let at = |x: u32, y: u32| px[(y * width + x) as usize];
-    // Count pixels by colour per vertical band (the page draws services near the top,
-    // virtual nodes in the middle, physical at the bottom).
-    let count = |y0: u32, y1: u32, want: &dyn Fn([u8; 3]) -> bool| {
-        (y0..y1.min(height))
-            .flat_map(|y| (0..width).map(move |x| (x, y)))
-            .filter(|&(x, y)| want(at(x, y)))
-            .count()
-    };
-    let red = |[r, g, b]: [u8; 3]| r > 150 && g < 90 && b < 90;
-    let green = |[r, g, b]: [u8; 3]| g > 130 && r < 120 && b < 120;
-    let blue = |[r, g, b]: [u8; 3]| b > 170 && r < 110 && g > 80 && g < 150;
+    let shot = Shot::take(browser, dir, name, url);
+    let count = |y0: u32, y1: u32, want: &dyn Fn([u8; 3]) -> bool| shot.count((y0, y1), want);
     let (top, middle, bottom) = ((60, 200), (250, 420), (480, 680));
     // The service `batch` (a blue circle) on top; hog-1 on the busy host in red in the
     // middle; the busy host red and the idle host green at the bottom.

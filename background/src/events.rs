@@ -45,6 +45,14 @@ pub mod names {
     pub const JOB_MODEL_ERROR: &str = "dcpilot_job_model_error";
     /// The last completed run's holdout error of the best baseline, by job.
     pub const JOB_BASELINE_ERROR: &str = "dcpilot_job_baseline_error";
+    /// Entities the last colouring judged anomalous, by job.
+    pub const COLOURING_ANOMALOUS: &str = "dcpilot_colouring_anomalous_entities";
+    /// Entities the last colouring scored, by job.
+    pub const COLOURING_ENTITIES: &str = "dcpilot_colouring_entities";
+    /// Hosts the last colouring judged anomalous (by themselves or their network), by job.
+    pub const COLOURING_ANOMALOUS_HOSTS: &str = "dcpilot_colouring_anomalous_hosts";
+    /// The last colouring's top root-cause score (0 when nothing is anomalous), by job.
+    pub const COLOURING_TOP_SCORE: &str = "dcpilot_colouring_top_cause_score";
 }
 
 /// Every metric of the background, described once (Prometheus `# HELP` and `# TYPE`).
@@ -134,6 +142,25 @@ pub fn describe_metrics() {
     describe_gauge!(
         JOB_BASELINE_ERROR,
         "Holdout error of the last completed run's best naive baseline."
+    );
+    describe_gauge!(
+        COLOURING_ENTITIES,
+        Unit::Count,
+        "Entities the last landscape colouring scored."
+    );
+    describe_gauge!(
+        COLOURING_ANOMALOUS,
+        Unit::Count,
+        "Entities the last landscape colouring judged anomalous."
+    );
+    describe_gauge!(
+        COLOURING_ANOMALOUS_HOSTS,
+        Unit::Count,
+        "Hosts the last landscape colouring judged anomalous, by themselves or their network."
+    );
+    describe_gauge!(
+        COLOURING_TOP_SCORE,
+        "Score of the last landscape colouring's likeliest root cause (0: nothing anomalous)."
     );
 }
 
@@ -462,7 +489,25 @@ impl JobRunFinished<'_> {
         let secs = self.duration.as_secs_f64();
         if let Some(r) = self.report {
             gauge!(names::JOB_MODEL_ERROR, "job" => job.clone()).set(r.model_error);
-            gauge!(names::JOB_BASELINE_ERROR, "job" => job).set(r.baseline_error);
+            gauge!(names::JOB_BASELINE_ERROR, "job" => job.clone()).set(r.baseline_error);
+            if let Some(c) = &r.colouring {
+                gauge!(names::COLOURING_ENTITIES, "job" => job.clone()).set(c.entities as f64);
+                gauge!(names::COLOURING_ANOMALOUS, "job" => job.clone()).set(c.anomalous as f64);
+                gauge!(names::COLOURING_ANOMALOUS_HOSTS, "job" => job.clone())
+                    .set(c.anomalous_hosts as f64);
+                gauge!(names::COLOURING_TOP_SCORE, "job" => job)
+                    .set(c.top_cause.as_ref().map_or(0.0, |(_, score)| *score));
+                tracing::info!(
+                    job = self.job,
+                    at = c.at,
+                    entities = c.entities,
+                    anomalous = c.anomalous,
+                    anomalous_hosts = c.anomalous_hosts,
+                    top_cause = ?c.top_cause,
+                    problems = c.problems.len(),
+                    "landscape coloured"
+                );
+            }
             tracing::info!(
                 job = self.job,
                 outcome = self.outcome.as_str(),

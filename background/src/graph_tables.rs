@@ -36,6 +36,7 @@ static NODES: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("category", DataType::Utf8, false),
         Field::new("type", DataType::Utf8, false),
         Field::new("name", DataType::Utf8, false),
+        Field::new("aliases", DataType::Utf8, false),
         Field::new("labels", DataType::Utf8, false),
         Field::new("attributes", DataType::Utf8, false),
         Field::new("valid_from", ts(), false),
@@ -60,12 +61,13 @@ fn validity() -> TimestampMillisecondBuilder {
 }
 
 fn node_rows(graph: &LandscapeGraph) -> datafusion::error::Result<RecordBatch> {
-    let mut text: Vec<StringBuilder> = (0..7).map(|_| StringBuilder::new()).collect();
+    let mut text: Vec<StringBuilder> = (0..8).map(|_| StringBuilder::new()).collect();
     let (mut from, mut to) = (validity(), validity());
     for (_, node) in graph.nodes() {
         for span in node.lifetime.spans() {
             // The description in force when the span began.
             let v = node.version_at(span.from_ms);
+            let aliases = serde_json::to_string(&v.aliases).unwrap_or_default();
             let labels = serde_json::to_string(&v.labels).unwrap_or_default();
             let attributes = serde_json::Value::Object(v.attributes.clone()).to_string();
             let name = v.name.as_deref().unwrap_or(&node.id);
@@ -75,6 +77,7 @@ fn node_rows(graph: &LandscapeGraph) -> datafusion::error::Result<RecordBatch> {
                 node.category.as_str(),
                 node.node_type.as_str(),
                 name,
+                aliases.as_str(),
                 labels.as_str(),
                 attributes.as_str(),
             ]) {

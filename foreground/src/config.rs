@@ -188,6 +188,9 @@ impl ForegroundConfig {
         if self.planner.top == 0 {
             p.push("planner.top: must be at least 1".into());
         }
+        if self.planner.colouring_model.trim().is_empty() {
+            p.push("planner.colouring_model: must name a model".into());
+        }
         let w = &self.planner.weights;
         for (key, v) in [
             ("slo_risk", w.slo_risk),
@@ -197,6 +200,7 @@ impl ForegroundConfig {
             ("migration", w.migration),
             ("kill", w.kill),
             ("scale", w.scale),
+            ("anomalous_host", w.anomalous_host),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 p.push(format!(

@@ -7,7 +7,8 @@
 //! latency-critical instances with a p99 objective of `slo_risk`·priority·max(0,
 //! predicted p99 / objective − 1). The predicted p99 is the instance's quiet p99 × the
 //! `interference-slowdown` model's slowdown for the pressure of its co-runners, its rps
-//! and the replicas of its workload on that host.
+//! and the replicas of its workload on that host. A host the landscape colouring marks
+//! anomalous (itself, its NIC or switch) adds `anomalous_host`·score per instance on it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -277,6 +278,8 @@ fn account(load: &mut HostLoad, m: &Member, sign: f64) {
 pub struct Scorer<'a> {
     weights: Weights,
     slowdown: Option<SlowdownModel<'a>>,
+    /// Per host index, the penalty per instance of a host coloured anomalous (empty: none).
+    anomaly: Vec<f64>,
     memo: HashMap<[u64; 5], Option<f64>>,
     row: Vec<f64>,
 }
@@ -298,9 +301,35 @@ impl<'a> Scorer<'a> {
         Self {
             weights,
             slowdown,
+            anomaly: Vec::new(),
             memo: HashMap::new(),
             row: Vec::with_capacity(8),
         }
+    }
+
+    /// Penalises the hosts of `state` that `colouring` marks anomalous, per instance.
+    pub fn with_anomalies(
+        mut self,
+        state: &State,
+        colouring: Option<&dcpilot_info_core::PreparedColouring>,
+    ) -> Self {
+        self.anomaly = match colouring {
+            None => Vec::new(),
+            Some(_) => state
+                .host_names
+                .iter()
+                .map(|h| {
+                    crate::planner::anomaly_penalty(colouring, h, &self.weights)
+                        .map_or(0.0, |(penalty, _)| penalty)
+                })
+                .collect(),
+        };
+        self
+    }
+
+    /// The penalty per instance on `host` for its anomaly colour (0: none).
+    pub fn anomaly_of(&self, host: usize) -> f64 {
+        self.anomaly.get(host).copied().unwrap_or(0.0)
     }
 
     /// Predicted p99 risk of member `m` on `host` whose load (with `m`) is `load`. The
@@ -364,7 +393,8 @@ impl<'a> Scorer<'a> {
                 w.consolidation
             } else {
                 0.0
-            };
+            }
+            + self.anomaly_of(host) * f64::from(load.instances);
         for i in 0..state.members_of[host].len() {
             let m = state.members_of[host][i];
             if state.members[m].latency_critical {

@@ -64,6 +64,11 @@ const GRAPH_QUERIES: &[Query] = &[
         "Nodes by layer and type, edges by relation",
         &[AT],
     ),
+    (
+        "/v1/landscape/anomalies",
+        "The served landscape colouring: entity scores, ranked root causes with evidence, anomalous hosts",
+        &[("top", false, "root-cause candidates returned (default 20, at most 10000)")],
+    ),
     ("/v1/landscape/node", "One node with its edges", &[ID, AT]),
     (
         "/v1/landscape/subgraph",

@@ -19,7 +19,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use dcpilot_info_core::{ServedModel, Snapshot};
+use dcpilot_info_core::anomaly::HostColour;
+use dcpilot_info_core::{PreparedColouring, ServedModel, Snapshot};
 use serde::{Deserialize, Serialize};
 
 use crate::intents::Intents;
@@ -30,6 +31,8 @@ use crate::objective::SlowdownModel;
 pub const SLOWDOWN_MODEL: &str = "interference-slowdown";
 /// Name of the rule-of-thumb sizing table.
 pub const RIGHTSIZING_MODEL: &str = "rightsizing";
+/// Name of the landscape colouring the built-in colouring job publishes.
+pub const COLOURING_MODEL: &str = "landscape-colouring";
 
 /// How much each part of the objective counts.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -49,6 +52,9 @@ pub struct Weights {
     pub kill: f64,
     /// Per replica added in a rebalancing plan.
     pub scale: f64,
+    /// Per unit of anomaly score of a host coloured anomalous (by itself, or by the NIC or
+    /// switch it hangs off), per instance on it: work keeps away from a sick host.
+    pub anomalous_host: f64,
 }
 
 impl Default for Weights {
@@ -61,6 +67,7 @@ impl Default for Weights {
             migration: 0.05,
             kill: 2.0,
             scale: 0.5,
+            anomalous_host: 1.0,
         }
     }
 }
@@ -199,6 +206,11 @@ pub struct PlannerConfig {
     pub top: usize,
     /// Objective weights.
     pub weights: Weights,
+    /// The landscape colouring whose anomalous hosts are penalised (absent: none is).
+    pub colouring_model: String,
+    /// A colouring older than this is ignored (the answer is degraded and says so): an
+    /// anomaly long gone must not keep work away.
+    pub max_colouring_age_secs: u64,
 }
 
 impl Default for PlannerConfig {
@@ -208,6 +220,8 @@ impl Default for PlannerConfig {
             max_model_age_secs: 7 * 86_400,
             top: 5,
             weights: Weights::default(),
+            colouring_model: COLOURING_MODEL.into(),
+            max_colouring_age_secs: 900,
         }
     }
 }
@@ -231,6 +245,8 @@ pub fn budget_of(requested: Option<f64>, config: &PlannerConfig) -> Result<f64, 
 pub struct ModelUse<'a> {
     snapshot: &'a Snapshot,
     max_age_secs: u64,
+    colouring_model: &'a str,
+    max_colouring_age_secs: u64,
     now_ms: i64,
     /// Name → version of the models used.
     pub versions: BTreeMap<String, u64>,
@@ -240,10 +256,12 @@ pub struct ModelUse<'a> {
 
 impl<'a> ModelUse<'a> {
     /// Bookkeeping over `snapshot`.
-    pub fn new(snapshot: &'a Snapshot, config: &PlannerConfig, now_ms: i64) -> Self {
+    pub fn new(snapshot: &'a Snapshot, config: &'a PlannerConfig, now_ms: i64) -> Self {
         Self {
             snapshot,
             max_age_secs: config.max_model_age_secs,
+            colouring_model: &config.colouring_model,
+            max_colouring_age_secs: config.max_colouring_age_secs,
             now_ms,
             versions: BTreeMap::new(),
             reasons: Vec::new(),
@@ -284,6 +302,29 @@ impl<'a> ModelUse<'a> {
         }
     }
 
+    /// The landscape colouring, when one is served and fresh. None served is no
+    /// degradation (the colouring job may be off); a stale or unusable one is.
+    pub fn colouring(&mut self) -> Option<&'a PreparedColouring> {
+        let name = self.colouring_model;
+        let served = self.snapshot.get(name)?;
+        let Some(colouring) = served.prepared.colouring() else {
+            self.reasons.push(format!(
+                "model {name} is not a colouring; hosts not judged by anomaly"
+            ));
+            return None;
+        };
+        let age_secs = (self.now_ms - served.record.created_at_ms).max(0) as u64 / 1000;
+        if age_secs > self.max_colouring_age_secs {
+            self.reasons.push(format!(
+                "colouring {name} v{} is stale ({age_secs} s old); hosts not judged by anomaly",
+                served.version()
+            ));
+            return None;
+        }
+        self.versions.insert(name.to_string(), served.version());
+        Some(colouring)
+    }
+
     /// The slowdown model, resolved, or the reason it cannot be used.
     pub fn slowdown(&mut self) -> Option<SlowdownModel<'a>> {
         let served = self.get(SLOWDOWN_MODEL)?;
@@ -296,6 +337,30 @@ impl<'a> ModelUse<'a> {
             }
         }
     }
+}
+
+/// The penalty per instance on `host` when the colouring marks it anomalous, with the
+/// colour it rests on.
+pub fn anomaly_penalty<'c>(
+    colouring: Option<&'c PreparedColouring>,
+    host: &str,
+    weights: &Weights,
+) -> Option<(f64, &'c HostColour)> {
+    let colour = colouring?.host(host).filter(|c| c.anomalous)?;
+    Some((weights.anomalous_host * colour.score.max(0.0), colour))
+}
+
+/// An anomaly penalty in words, for explanations.
+pub fn explain_anomaly(penalty: f64, colour: &HostColour) -> String {
+    let via = if colour.via == colour.host {
+        String::new()
+    } else {
+        format!(" via {}", colour.via)
+    };
+    format!(
+        "coloured anomalous (score {:.2}{via}): +{penalty:.2}",
+        colour.score
+    )
 }
 
 fn free(load: &HostLoad, cores: f64, memory: u64) -> (f64, u64) {
@@ -324,6 +389,7 @@ pub fn place(
     }
     let deadline = started + Duration::from_secs_f64(budget_ms / 1000.0);
     let mut models = ModelUse::new(snapshot, config, now_ms);
+    let colouring = models.colouring();
 
     // Cores needed: the workload's p90 from the rightsizing table, else its request.
     let sized = models
@@ -399,6 +465,9 @@ pub fn place(
             } else {
                 0.0
             };
+        if let Some((penalty, _)) = anomaly_penalty(colouring, &hosts[i].name, w) {
+            score += penalty;
+        }
         let mut predicted = None;
         if let (Some(model), Some(quiet)) = (&slowdown, quiet_p99) {
             let p = &load.pressure;
@@ -431,6 +500,7 @@ pub fn place(
                 sized.is_some(),
                 predicted,
                 objective,
+                anomaly_penalty(colouring, &hosts[i].name, w),
             ),
         })
         .collect();
@@ -471,6 +541,7 @@ fn explain(
     sized_by_table: bool,
     predicted: Option<f64>,
     objective: Option<f64>,
+    anomaly: Option<(f64, &HostColour)>,
 ) -> String {
     let mut parts = vec![format!(
         "{:.1} of {:.0} cores free after placing {cores:.2} ({})",
@@ -496,6 +567,9 @@ fn explain(
     }
     if load.instances == 0 {
         parts.push("wakes an empty host".into());
+    }
+    if let Some((penalty, colour)) = anomaly {
+        parts.push(explain_anomaly(penalty, colour));
     }
     parts.join("; ")
 }

@@ -163,3 +163,98 @@ fn stale_models_are_flagged_and_bad_requests_refused() {
         assert!(matches!(err, PlanError::BadRequest(_)), "{err}");
     }
 }
+
+/// A colouring in which host `sick` is anomalous through its switch `sw-1` (score 2).
+fn colouring_of(sick: &str) -> Model {
+    use dcpilot_info_core::anomaly::{Colouring, HostColour, RankParams, Window};
+    Model::Colouring(Box::new(Colouring {
+        at: 0,
+        detector: "calibrated-robust-z".into(),
+        window: Window::default(),
+        entities: Vec::new(),
+        ranking: Vec::new(),
+        hosts: vec![HostColour {
+            host: format!("node/{sick}"),
+            name: sick.into(),
+            score: 2.0,
+            anomalous: RankParams::default().anomalous_from <= 2.0,
+            via: "sw-1".into(),
+        }],
+        problems: Vec::new(),
+    }))
+}
+
+#[test]
+fn a_host_coloured_anomalous_is_avoided_and_the_answer_says_why() {
+    use dcpilot_foreground::planner::COLOURING_MODEL;
+    let request = PlacementRequest::new("batch", 1.0, 1 << 30);
+    // Without a colouring the least-loaded host, "noisy", comes first.
+    let plain = plan(&request, &core_with(vec![]), now_ms()).expect("answer");
+    assert_eq!(plain.choices[0].host, "noisy", "{plain:#?}");
+
+    let core = core_with(vec![draft(COLOURING_MODEL, &[], colouring_of("noisy"))]);
+    let answer = plan(&request, &core, now_ms()).expect("answer");
+    assert_eq!(answer.choices[0].host, "quiet", "{answer:#?}");
+    let noisy = answer
+        .choices
+        .iter()
+        .find(|c| c.host == "noisy")
+        .expect("still ranked");
+    assert!(
+        noisy
+            .explanation
+            .contains("coloured anomalous (score 2.00 via sw-1): +2.00"),
+        "{}",
+        noisy.explanation
+    );
+    let before = plain
+        .choices
+        .iter()
+        .find(|c| c.host == "noisy")
+        .expect("noisy");
+    assert!((noisy.score - before.score - 2.0).abs() < 1e-9);
+    assert_eq!(answer.provenance.models.get(COLOURING_MODEL), Some(&1));
+
+    // A colouring older than max_colouring_age_secs is ignored, and the answer says so.
+    let later = now_ms() + 3_600_000;
+    let stale = plan(&request, &core, later).expect("answer");
+    assert_eq!(stale.choices[0].host, "noisy", "{stale:#?}");
+    assert!(
+        stale
+            .provenance
+            .degraded_reasons
+            .iter()
+            .any(|r| r.contains("colouring landscape-colouring v1 is stale")),
+        "{:?}",
+        stale.provenance.degraded_reasons
+    );
+}
+
+#[test]
+fn rebalancing_moves_work_off_a_host_coloured_anomalous() {
+    use dcpilot_foreground::planner::COLOURING_MODEL;
+    use dcpilot_foreground::{rebalance, RebalanceRequest};
+    let core = core_with(vec![draft(COLOURING_MODEL, &[], colouring_of("noisy"))]);
+    let plan = rebalance(
+        &RebalanceRequest::default(),
+        &landscape(),
+        &core.snapshot(),
+        &Intents::default(),
+        &PlannerConfig::default(),
+        now_ms(),
+    )
+    .expect("plan");
+    let off_noisy = plan
+        .actions
+        .iter()
+        .find(|a| a.explanation.contains("from noisy"))
+        .unwrap_or_else(|| panic!("nothing leaves the anomalous host: {plan:#?}"));
+    assert!(
+        off_noisy
+            .explanation
+            .contains("its host is coloured anomalous (+2.00 per instance)"),
+        "{}",
+        off_noisy.explanation
+    );
+    assert!(plan.objective_after < plan.objective_before, "{plan:#?}");
+}

@@ -18,6 +18,7 @@ use smartcore::metrics::distance::euclidian::Euclidian;
 use smartcore::neighbors::knn_regressor::KNNRegressor;
 use smartcore::tree::decision_tree_regressor::DecisionTreeRegressor;
 
+use crate::anomaly::Colouring;
 use crate::error::{InfoCoreError, Result};
 
 /// smartcore's linear regression over dense f64 matrices.
@@ -47,6 +48,8 @@ pub enum Model {
     Knn(Knn),
     /// A rule-of-thumb table: values at quantiles per key (e.g. cores a workload needs).
     QuantileTable(QuantileTable),
+    /// A colouring of the landscape: how abnormal each entity is, the ranked root causes.
+    Colouring(Box<Colouring>),
 }
 
 impl Model {
@@ -59,6 +62,7 @@ impl Model {
             Self::RandomForest(_) => "random_forest",
             Self::Knn(_) => "knn",
             Self::QuantileTable(_) => "quantile_table",
+            Self::Colouring(_) => "colouring",
         }
     }
 }
@@ -223,6 +227,34 @@ pub enum PreparedModel {
     Knn(Arc<Knn>),
     /// A lookup table; [`PreparedModel::predict`] does not apply.
     Table(QuantileTable),
+    /// A colouring with its hosts indexed by id and name; [`PreparedModel::predict`]
+    /// does not apply.
+    Colouring(Arc<PreparedColouring>),
+}
+
+/// A colouring ready for lookups on the hot path.
+#[derive(Debug)]
+pub struct PreparedColouring {
+    /// The colouring as published.
+    pub colouring: Colouring,
+    hosts: std::collections::HashMap<String, usize>,
+}
+
+impl PreparedColouring {
+    /// Indexes `colouring`'s hosts by node id and by name.
+    pub fn new(colouring: Colouring) -> Self {
+        let mut hosts = std::collections::HashMap::with_capacity(colouring.hosts.len() * 2);
+        for (i, h) in colouring.hosts.iter().enumerate() {
+            hosts.entry(h.name.clone()).or_insert(i);
+            hosts.entry(h.host.clone()).or_insert(i);
+        }
+        Self { colouring, hosts }
+    }
+
+    /// The colour of the host named `name` (node id or display name).
+    pub fn host(&self, name: &str) -> Option<&crate::anomaly::HostColour> {
+        self.hosts.get(name).map(|&i| &self.colouring.hosts[i])
+    }
 }
 
 impl PreparedModel {
@@ -294,6 +326,7 @@ impl PreparedModel {
                 t.validate().map_err(invalid)?;
                 Self::Table(t)
             }
+            Model::Colouring(c) => Self::Colouring(Arc::new(PreparedColouring::new(*c))),
         };
         Ok(prepared)
     }
@@ -338,6 +371,17 @@ impl PreparedModel {
             Self::Table(_) => Err(InfoCoreError::Prediction {
                 reason: "a quantile table is looked up, not predicted".into(),
             }),
+            Self::Colouring(_) => Err(InfoCoreError::Prediction {
+                reason: "a colouring is looked up, not predicted".into(),
+            }),
+        }
+    }
+
+    /// The colouring, for anomaly lookups.
+    pub fn colouring(&self) -> Option<&PreparedColouring> {
+        match self {
+            Self::Colouring(c) => Some(c),
+            _ => None,
         }
     }
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use dcpilot_info_core::anomaly::detect::{self, Calibrated};
-use dcpilot_info_core::anomaly::{colour, nezha, Colouring, RankParams, Telemetry, Window};
+use dcpilot_info_core::anomaly::{colour, native, nezha, Colouring, RankParams, Telemetry, Window};
 use dcpilot_info_core::landscape::LandscapeGraph;
 use dcpilot_schemas::{Category, EdgeSpec, LandscapeEvent, Layer, NodeSpec, Relation};
 
@@ -374,4 +374,99 @@ fn skipping_metrics_by_their_bound_changes_nothing() {
         assert_eq!(fast, full, "at {at}");
         assert!(!fast.ranking.is_empty());
     }
+}
+
+#[test]
+fn a_host_takes_the_colour_of_the_switch_it_hangs_off() {
+    // h1 → nic1 → sw1 (sw1 drops packets); h2 → sw2 (quiet). Hosts are quiet themselves.
+    let g = graph(
+        &[
+            ("h1", Layer::Physical, "host"),
+            ("h2", Layer::Physical, "host"),
+            ("nic1", Layer::Physical, "nic"),
+            ("sw1", Layer::Physical, "switch"),
+            ("sw2", Layer::Physical, "switch"),
+        ],
+        &[
+            ("h1", Relation::Contains, "nic1"),
+            ("nic1", Relation::Connects, "sw1"),
+            ("h2", Relation::Connects, "sw2"),
+        ],
+    );
+    let mut t = Telemetry::default();
+    series(&mut t, "h1", "cpu", 40.0, 1.0);
+    series(&mut t, "h2", "cpu", 40.0, 1.0);
+    series(&mut t, "sw1", "drops", 10.0, 20.0);
+    series(&mut t, "sw2", "drops", 10.0, 1.0);
+    let c = run(&mut t, &g);
+    let h1 = c.host("h1").expect("h1 coloured");
+    assert_eq!(h1.via, "sw1", "{h1:?}");
+    assert!(h1.anomalous, "{h1:?}");
+    let h2 = c.host("h2").expect("h2 coloured");
+    assert!(!h2.anomalous, "{h2:?}");
+    assert_eq!(c.hosts[0].host, "h1", "most abnormal first: {:?}", c.hosts);
+}
+
+#[test]
+fn a_colouring_with_unrepresentable_numbers_is_made_storable() {
+    let g = graph(&[("a", Layer::Service, "service")], &[]);
+    let mut t = Telemetry::default();
+    series(&mut t, "a", "latency", 1.0, 5.0);
+    let mut c = run(&mut t, &g);
+    c.entities[0].score = f64::INFINITY;
+    c.entities[0].evidence[0].score.deviation = f64::NAN;
+    c.ranking[0].score = f64::NEG_INFINITY;
+    assert_eq!(c.make_storable(), 3);
+    assert_eq!(c.entities[0].score, f64::MAX);
+    assert_eq!(c.entities[0].evidence[0].score.deviation, 0.0);
+    let text = serde_json::to_string(&c).expect("serialise");
+    let back: Colouring = serde_json::from_str(&text).expect("round trip");
+    assert_eq!(back, c);
+}
+
+#[test]
+fn a_trace_written_in_the_native_format_judges_the_same() {
+    let trace = nezha::load(&sample()).expect("loads");
+    let dir = tempfile::tempdir().expect("tempdir");
+    native::write(&trace, dir.path()).expect("write");
+    assert!(native::is_native(dir.path()));
+    let back = native::load(dir.path()).expect("reads back");
+    // The same series, gaps (NaN) left out.
+    let finite = |t: &Telemetry| {
+        let mut t = t.clone();
+        for points in t.entities.values_mut().flat_map(|m| m.values_mut()) {
+            points.retain(|p| p.1.is_finite());
+        }
+        t.entities
+    };
+    assert_eq!(finite(&back.telemetry), finite(&trace.telemetry));
+    assert_eq!(back.graph.node_count(), trace.graph.node_count());
+    assert_eq!(back.graph.edge_count(), trace.graph.edge_count());
+    assert_eq!(back.faults.len(), trace.faults.len());
+    let judge = |t: &nezha::TraceDir| {
+        let e = nezha::evaluate(t, &Calibrated, &Window::default(), &RankParams::default());
+        (
+            e.method,
+            e.per_fault.iter().map(|f| f.rank).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(judge(&back), judge(&trace));
+
+    // A label naming an entity without telemetry is reported and left out.
+    std::fs::write(
+        dir.path().join(native::FAULTS_FILE),
+        r#"[{"at": 100, "entity": "nobody", "kind": "cpu"}]"#,
+    )
+    .expect("write labels");
+    let odd = native::load(dir.path()).expect("reads");
+    assert!(odd.faults.is_empty());
+    assert!(
+        odd.problems.iter().any(|p| p.contains("\"nobody\"")),
+        "{:?}",
+        odd.problems
+    );
+    // A malformed labels file is an error naming the file.
+    std::fs::write(dir.path().join(native::FAULTS_FILE), "[{\"at\": \"soon\"}]").expect("write");
+    let err = native::load(dir.path()).expect_err("malformed").to_string();
+    assert!(err.contains("faults.json"), "{err}");
 }

@@ -10,9 +10,10 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::prelude::SessionContext;
 use dcpilot_info_core::core::Promotion;
-use dcpilot_info_core::{HoldoutMetrics, InfoCore, Lineage, ModelDraft, TrainingWindow};
+use dcpilot_info_core::{HoldoutMetrics, InfoCore, Lineage, Model, ModelDraft, TrainingWindow};
 use serde::Serialize;
 
+use crate::colouring::ColouringSummary;
 use crate::error::{PipelineError, Result};
 use crate::spec::{JobSpec, ModelSpec};
 use crate::train::{baseline_errors, best_baseline, evaluate_job, predict_rows, Dataset};
@@ -57,6 +58,10 @@ const BUILTIN_SPECS: &[(&str, &str)] = &[
     (
         "pipelines/jobs/rightsizing.toml",
         include_str!("../jobs/rightsizing.toml"),
+    ),
+    (
+        "pipelines/jobs/landscape-colouring.toml",
+        include_str!("../jobs/landscape-colouring.toml"),
     ),
 ];
 
@@ -248,10 +253,14 @@ pub struct RunReport {
     pub published_version: Option<u64>,
     /// Why it was not published, if it lost.
     pub rejected: Option<String>,
+    /// For a colouring job, what it found (its `model_error` is then the top cause's
+    /// score, `baseline` is `none`, and `train_rows` the telemetry rows read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colouring: Option<ColouringSummary>,
 }
 
 /// Runs the spec's SQL on `ctx`.
-async fn query(spec: &JobSpec, ctx: &SessionContext) -> Result<Vec<RecordBatch>> {
+pub(crate) async fn query(spec: &JobSpec, ctx: &SessionContext) -> Result<Vec<RecordBatch>> {
     ctx.sql(&spec.sql)
         .await
         .map_err(|e| PipelineError::Data(format!("{}: source.sql: {e}", spec.name)))?
@@ -315,6 +324,9 @@ pub async fn run_once_cancellable(
     cancelled: &AtomicBool,
 ) -> Result<RunReport> {
     let spec = job.spec().clone();
+    if spec.model.is_colouring() {
+        return run_colouring(spec, ctx, store, cancelled).await;
+    }
     let batches = query(&spec, ctx).await?;
     if cancelled.load(Ordering::Relaxed) {
         return Err(PipelineError::Cancelled);
@@ -377,6 +389,64 @@ pub async fn run_once_cancellable(
         holdout_rows: evaluation.holdout_rows,
         published_version,
         rejected,
+        colouring: None,
+    })
+}
+
+/// One run of a colouring job: colour, then publish (every run is a new version).
+async fn run_colouring(
+    spec: JobSpec,
+    ctx: &SessionContext,
+    store: &InfoCore,
+    cancelled: &AtomicBool,
+) -> Result<RunReport> {
+    let (telemetry, nodes, edges) = crate::colouring::query(&spec, ctx).await?;
+    if cancelled.load(Ordering::Relaxed) {
+        return Err(PipelineError::Cancelled);
+    }
+    let (colouring, read) = {
+        let spec = spec.clone();
+        off_the_runtime(move || crate::colouring::colour(&spec, &telemetry, &nodes, &edges)).await?
+    };
+    if cancelled.load(Ordering::Relaxed) {
+        return Err(PipelineError::Cancelled);
+    }
+    let summary = ColouringSummary::of(&colouring);
+    let top_score = summary.top_cause.as_ref().map_or(0.0, |(_, score)| *score);
+    let record = store.publish(ModelDraft {
+        name: spec.name.clone(),
+        features: Vec::new(),
+        target: String::new(),
+        window: TrainingWindow {
+            start_ms: read.start_ms,
+            end_ms: read.end_ms,
+        },
+        rows: read.rows,
+        metrics: HoldoutMetrics {
+            metric: "top_cause_score".into(),
+            model_error: top_score,
+            baseline_error: 0.0,
+            baseline: "none".into(),
+        },
+        lineage: Lineage {
+            job: spec.name.clone(),
+            spec_hash: spec_hash(&spec),
+        },
+        model: Model::Colouring(Box::new(colouring)),
+    })?;
+    Ok(RunReport {
+        job: spec.name.clone(),
+        metric: "top_cause_score".into(),
+        model_error: top_score,
+        baseline: "none".into(),
+        baseline_error: 0.0,
+        baselines: BTreeMap::new(),
+        champion_error: None,
+        train_rows: usize::try_from(read.rows).unwrap_or(usize::MAX),
+        holdout_rows: 0,
+        published_version: Some(record.version),
+        rejected: None,
+        colouring: Some(summary),
     })
 }
 
@@ -408,6 +478,12 @@ pub async fn evaluate_served(
     store: &InfoCore,
 ) -> Result<EvaluationReport> {
     let spec = job.spec();
+    if spec.model.is_colouring() {
+        return Err(PipelineError::Spec(format!(
+            "{} is a colouring: it is judged against labelled faults with `dcpilot anomalies evaluate`, not against rows",
+            spec.name
+        )));
+    }
     let snapshot = store.snapshot();
     let served = snapshot.get(&spec.name).ok_or_else(|| {
         PipelineError::Data(format!(
@@ -469,7 +545,7 @@ pub async fn holdout_predictions(
     let Some(served) = snapshot.get(job.name()) else {
         return Ok(Vec::new());
     };
-    if served.prepared.table().is_some() {
+    if served.prepared.table().is_some() || served.prepared.colouring().is_some() {
         return Ok(Vec::new());
     }
     let spec = job.spec();

@@ -6,6 +6,7 @@
 //! ([`job`]), and the `cpu-demand` built-in job. Not yet: the interference-slowdown and
 //! rightsizing jobs, the trigger-driven runner in `background`, golden tests.
 
+pub mod colouring;
 pub mod error;
 pub mod job;
 pub mod metrics;
@@ -13,6 +14,7 @@ pub mod spec;
 pub mod table;
 pub mod train;
 
+pub use colouring::ColouringSummary;
 pub use error::{PipelineError, Result};
 pub use job::{
     evaluate_served, holdout_predictions, run_once, run_once_cancellable, EvaluationReport, Job,

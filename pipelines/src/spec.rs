@@ -36,6 +36,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use dcpilot_info_core::anomaly::{detect, RankParams, Window};
 use serde::{Deserialize, Serialize};
 use serde_path_to_error::Segment;
 
@@ -91,12 +92,29 @@ pub enum ModelSpec {
         /// Half-life of a row's weight, by event time.
         half_life_secs: u64,
     },
+    /// Not a model: colours the landscape. Each run scores every entity of the query's
+    /// `(ts, entity, metric, value)` rows around the newest moment it can judge and ranks
+    /// root causes over the landscape graph (`landscape_nodes`, `landscape_edges`); the
+    /// colouring is published as a new version each time.
+    Colouring {
+        /// The detector's registry name.
+        detector: String,
+        /// The windows around the judged moment.
+        window: Window,
+        /// How the ranking weighs the graph.
+        rank: RankParams,
+    },
 }
 
 impl ModelSpec {
     /// Whether the kind is the per-key quantile table (no target, keyed rows).
     pub fn is_table(&self) -> bool {
         matches!(self, Self::QuantileTable { .. })
+    }
+
+    /// Whether the kind is a landscape colouring (no features, target or baselines).
+    pub fn is_colouring(&self) -> bool {
+        matches!(self, Self::Colouring { .. })
     }
 }
 
@@ -221,6 +239,8 @@ enum Kind {
     Knn,
     /// Per-key quantiles of each feature.
     QuantileTable,
+    /// The landscape's colouring.
+    Colouring,
 }
 
 impl Kind {
@@ -238,6 +258,21 @@ impl Kind {
             Self::QuantileTable => (
                 "quantile_table",
                 &["key", "quantiles", "judged_quantile", "half_life_secs"],
+            ),
+            Self::Colouring => (
+                "colouring",
+                &[
+                    "detector",
+                    "baseline_secs",
+                    "observe_secs",
+                    "history_secs",
+                    "step_secs",
+                    "explained_weight",
+                    "support_weight",
+                    "anomalous_from",
+                    "evidence_metrics",
+                    "max_candidates",
+                ],
             ),
         }
     }
@@ -273,6 +308,26 @@ struct Params {
     /// `quantile_table`: half-life of a row's weight, by event time, at least 1 (default one
     /// day).
     half_life_secs: Option<u64>,
+    /// `colouring`: the detector (default `calibrated-robust-z`).
+    detector: Option<String>,
+    /// `colouring`: normal behaviour, the seconds before the moment (default 300).
+    baseline_secs: Option<u64>,
+    /// `colouring`: observed behaviour, the seconds from the moment on (default 180).
+    observe_secs: Option<u64>,
+    /// `colouring`: calibration history (default 3600).
+    history_secs: Option<u64>,
+    /// `colouring`: the sampling step (default 60).
+    step_secs: Option<u64>,
+    /// `colouring`: what an explained symptom still counts for, 0..=1 (default 0.3).
+    explained_weight: Option<f64>,
+    /// `colouring`: weight of a candidate's anomalous dependents (default 0.3).
+    support_weight: Option<f64>,
+    /// `colouring`: the score from which an entity is anomalous (default 1).
+    anomalous_from: Option<f64>,
+    /// `colouring`: metrics kept as evidence per entity (default 3).
+    evidence_metrics: Option<u64>,
+    /// `colouring`: candidates kept, at least 1 (default 1000).
+    max_candidates: Option<u64>,
 }
 
 impl Params {
@@ -290,6 +345,16 @@ impl Params {
             ("quantiles", self.quantiles.is_some()),
             ("judged_quantile", self.judged_quantile.is_some()),
             ("half_life_secs", self.half_life_secs.is_some()),
+            ("detector", self.detector.is_some()),
+            ("baseline_secs", self.baseline_secs.is_some()),
+            ("observe_secs", self.observe_secs.is_some()),
+            ("history_secs", self.history_secs.is_some()),
+            ("step_secs", self.step_secs.is_some()),
+            ("explained_weight", self.explained_weight.is_some()),
+            ("support_weight", self.support_weight.is_some()),
+            ("anomalous_from", self.anomalous_from.is_some()),
+            ("evidence_metrics", self.evidence_metrics.is_some()),
+            ("max_candidates", self.max_candidates.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
@@ -506,6 +571,34 @@ impl ModelSection {
                 judged_quantile: p.judged_quantile.unwrap_or(0.9),
                 half_life_secs: p.half_life_secs.unwrap_or(86_400),
             },
+            Kind::Colouring => {
+                let (window, rank) = (Window::default(), RankParams::default());
+                let secs = |v: Option<u64>, default: i64| {
+                    v.map_or(default, |v| i64::try_from(v).unwrap_or(i64::MAX))
+                };
+                let count = |v: Option<u64>, default: usize| {
+                    v.map_or(default, |v| usize::try_from(v).unwrap_or(usize::MAX))
+                };
+                ModelSpec::Colouring {
+                    detector: p
+                        .detector
+                        .clone()
+                        .unwrap_or_else(|| detect::DEFAULT.to_string()),
+                    window: Window {
+                        baseline_secs: secs(p.baseline_secs, window.baseline_secs),
+                        observe_secs: secs(p.observe_secs, window.observe_secs),
+                        history_secs: secs(p.history_secs, window.history_secs),
+                        step_secs: secs(p.step_secs, window.step_secs),
+                    },
+                    rank: RankParams {
+                        explained_weight: p.explained_weight.unwrap_or(rank.explained_weight),
+                        support_weight: p.support_weight.unwrap_or(rank.support_weight),
+                        anomalous_from: p.anomalous_from.unwrap_or(rank.anomalous_from),
+                        evidence_metrics: count(p.evidence_metrics, rank.evidence_metrics),
+                        max_candidates: count(p.max_candidates, rank.max_candidates),
+                    },
+                }
+            }
         })
     }
 }
@@ -528,7 +621,18 @@ impl SpecFile {
         p.text("source.time_column", Some(&self.source.time_column), true);
 
         let m = &self.model;
-        let features = p.columns("model.features", m.features.as_deref());
+        let is_colouring = m.kind == Some(Kind::Colouring);
+        let features = if is_colouring {
+            if m.features.is_some() {
+                p.add(
+                    "model.features",
+                    "a colouring takes no features (its query yields ts, entity, metric, value)",
+                );
+            }
+            None
+        } else {
+            p.columns("model.features", m.features.as_deref())
+        };
         match m.kind {
             None => p.add("model.kind", "missing"),
             Some(kind) => {
@@ -550,12 +654,14 @@ impl SpecFile {
             model_problems(&mut p, &model, &m.params);
         }
         let is_table = m.kind == Some(Kind::QuantileTable);
-        let target = if is_table {
+        let target = if is_table || is_colouring {
             if m.target.is_some() {
-                p.add(
-                    "model.target",
-                    "a quantile_table has no target (it summarises the features)",
-                );
+                let why = if is_table {
+                    "a quantile_table has no target (it summarises the features)"
+                } else {
+                    "a colouring has no target (it judges every metric)"
+                };
+                p.add("model.target", why);
             }
             Some("")
         } else {
@@ -584,6 +690,18 @@ impl SpecFile {
         }
 
         p.at_least_one("training.window_secs", self.training.window_secs);
+        if let Some(ModelSpec::Colouring { window, .. }) = m.spec() {
+            let needed = window.baseline_secs.saturating_add(window.observe_secs);
+            if i64::try_from(self.training.window_secs).unwrap_or(i64::MAX) < needed {
+                p.add(
+                    "training.window_secs",
+                    format!(
+                        "a colouring reads baseline_secs + observe_secs = {needed} s at least, got {}",
+                        self.training.window_secs
+                    ),
+                );
+            }
+        }
         let holdout = self.training.holdout_fraction;
         if !(holdout > 0.0 && holdout <= 0.5) {
             p.add(
@@ -593,10 +711,20 @@ impl SpecFile {
         }
 
         let promotion = &self.promotion;
-        let baselines = p.columns(
-            "promotion.baseline_columns",
-            promotion.baseline_columns.as_deref(),
-        );
+        let baselines = if is_colouring {
+            if promotion.baseline_columns.is_some() {
+                p.add(
+                    "promotion.baseline_columns",
+                    "a colouring is published every run; it has no baselines to beat",
+                );
+            }
+            None
+        } else {
+            p.columns(
+                "promotion.baseline_columns",
+                promotion.baseline_columns.as_deref(),
+            )
+        };
         if let (Some(baselines), Some(features)) = (baselines, features) {
             for column in baselines.iter().filter(|c| features.contains(c)) {
                 p.add(
@@ -609,9 +737,9 @@ impl SpecFile {
         }
         match &promotion.baseline_models {
             None => {}
-            Some(_) if is_table => p.add(
+            Some(_) if is_table || is_colouring => p.add(
                 "promotion.baseline_models",
-                "not available for a quantile_table (it has no estimator to retrain)",
+                "only for estimators (a quantile_table or a colouring has none to retrain)",
             ),
             Some(models) => {
                 for (name, subset) in models {
@@ -636,10 +764,15 @@ impl SpecFile {
     /// The job spec; `Some` whenever [`problems`](Self::problems) finds none.
     fn into_spec(self) -> Option<JobSpec> {
         let model = self.model.spec()?;
-        let target = if model.is_table() {
+        let target = if model.is_table() || model.is_colouring() {
             String::new()
         } else {
             self.model.target?
+        };
+        let (features, baseline_columns) = if model.is_colouring() {
+            (Vec::new(), Vec::new())
+        } else {
+            (self.model.features?, self.promotion.baseline_columns?)
         };
         Some(JobSpec {
             name: self.name?,
@@ -647,13 +780,13 @@ impl SpecFile {
             sql: self.source.sql?,
             time_column: self.source.time_column,
             model,
-            features: self.model.features?,
+            features,
             target,
             trigger: self.trigger,
             window_secs: self.training.window_secs,
             holdout_fraction: self.training.holdout_fraction,
             metric: self.training.metric,
-            baseline_columns: self.promotion.baseline_columns?,
+            baseline_columns,
             baseline_models: self
                 .promotion
                 .baseline_models
@@ -721,6 +854,21 @@ fn model_problems(p: &mut Problems, model: &ModelSpec, params: &Params) {
                 );
             }
             p.at_least_one("model.params.half_life_secs", *half_life_secs);
+        }
+        ModelSpec::Colouring {
+            detector,
+            window,
+            rank,
+        } => {
+            if let Err(why) = detect::by_name(detector) {
+                p.add("model.params.detector", why);
+            }
+            if let Err(why) = window.check() {
+                p.add("model.params", why);
+            }
+            if let Err(why) = rank.check() {
+                p.add("model.params", why);
+            }
         }
     }
 }
@@ -983,6 +1131,7 @@ baseline_columns = ["a"]
             "jobs/cpu-demand.toml",
             "jobs/interference-slowdown.toml",
             "jobs/rightsizing.toml",
+            "jobs/landscape-colouring.toml",
             "examples/memory-demand.toml",
         ] {
             let spec = JobSpec::load(&dir.join(file)).expect("valid");
@@ -999,5 +1148,76 @@ baseline_columns = ["a"]
             }
         );
         assert_eq!(table.target, "");
+    }
+
+    const COLOURING: &str = r#"
+name = "colours"
+[source]
+sql = "SELECT ts, entity, metric, value FROM telemetry"
+[model]
+kind = "colouring"
+[model.params]
+observe_secs = 120
+[trigger]
+every_secs = 60
+[training]
+window_secs = 4000
+"#;
+
+    #[test]
+    fn a_colouring_takes_its_windows_and_weights_with_defaults() {
+        let spec = JobSpec::parse(COLOURING, "c.toml").expect("valid");
+        assert_eq!(
+            spec.model,
+            ModelSpec::Colouring {
+                detector: detect::DEFAULT.into(),
+                window: Window {
+                    observe_secs: 120,
+                    ..Window::default()
+                },
+                rank: RankParams::default(),
+            }
+        );
+        assert!(spec.features.is_empty() && spec.baseline_columns.is_empty());
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/landscape-colouring.toml");
+        let shipped = JobSpec::load(&shipped).expect("valid");
+        assert_eq!(
+            shipped.model,
+            ModelSpec::Colouring {
+                detector: detect::DEFAULT.into(),
+                window: Window::default(),
+                rank: RankParams::default(),
+            },
+            "the shipped colouring spec spells out the defaults"
+        );
+    }
+
+    #[test]
+    fn a_colouring_refuses_model_keys_and_bad_params_all_at_once() {
+        let bad = COLOURING
+            .replace(
+                "kind = \"colouring\"",
+                "kind = \"colouring\"\nfeatures = [\"x\"]\ntarget = \"y\"",
+            )
+            .replace(
+                "observe_secs = 120",
+                "observe_secs = 120\ndetector = \"magic\"\nexplained_weight = 2.0\nn_trees = 3",
+            )
+            .replace("window_secs = 4000", "window_secs = 100")
+            + "[promotion]\nbaseline_columns = [\"last\"]\n";
+        let text = JobSpec::parse(&bad, "c.toml")
+            .expect_err("invalid")
+            .to_string();
+        for expected in [
+            "c.toml: model.features: a colouring takes no features",
+            "c.toml: model.target: a colouring has no target",
+            "c.toml: model.params.detector: unknown detector \"magic\"",
+            "c.toml: model.params: explained_weight",
+            "c.toml: model.params.n_trees: not a parameter of colouring",
+            "c.toml: training.window_secs: a colouring reads baseline_secs + observe_secs = 420 s",
+            "c.toml: promotion.baseline_columns: a colouring is published every run",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
     }
 }

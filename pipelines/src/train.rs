@@ -154,6 +154,11 @@ pub fn fit(spec: &ModelSpec, x: &[Vec<f64>], y: &[f64]) -> Result<Model> {
                 "a quantile_table is built from keyed rows, not fitted on (x, y)".into(),
             ))
         }
+        ModelSpec::Colouring { .. } => {
+            return Err(PipelineError::Spec(
+                "a colouring judges telemetry around a moment; it is not fitted on (x, y)".into(),
+            ))
+        }
         ModelSpec::Knn { k } => Model::Knn(
             Knn::fit(
                 &m,

@@ -174,7 +174,7 @@ pub fn local_search(
                     }
                 }
                 if let Some((delta, recipe, touched)) = best {
-                    let explanation = explain_move(state, m, &recipe, delta);
+                    let explanation = explain_move(state, scorer, m, &recipe, delta);
                     if let Ok(applied) = Applied::apply(state, &recipe) {
                         for &t in &touched {
                             let cost = scorer.host_cost(state, t);
@@ -208,7 +208,7 @@ pub fn local_search(
     }
 }
 
-fn explain_move(state: &State, m: usize, recipe: &Recipe, delta: f64) -> String {
+fn explain_move(state: &State, scorer: &Scorer, m: usize, recipe: &Recipe, delta: f64) -> String {
     let member = &state.members[m];
     let from = member.host.map_or("?", |h| state.host_names[h].as_str());
     let what = match recipe {
@@ -228,7 +228,14 @@ fn explain_move(state: &State, m: usize, recipe: &Recipe, delta: f64) -> String 
             l.cores, l.pressure.cpu, l.pressure.l3, l.pressure.membw, l.latency_critical
         )
     });
-    format!("{what}{pressure}: objective {delta:+.3}")
+    let anomaly = member
+        .host
+        .map(|h| scorer.anomaly_of(h))
+        .filter(|penalty| *penalty > 0.0)
+        .map_or(String::new(), |penalty| {
+            format!("; its host is coloured anomalous (+{penalty:.2} per instance)")
+        });
+    format!("{what}{pressure}{anomaly}: objective {delta:+.3}")
 }
 
 /// `POST /v1/rebalance`.
@@ -298,7 +305,9 @@ pub fn rebalance_state(
         None => [MoveKind::Migrate, MoveKind::Kill, MoveKind::Scale].into(),
     };
     let mut models = crate::planner::ModelUse::new(snapshot, config, now_ms);
-    let mut scorer = Scorer::new(config.weights, models.slowdown());
+    let colouring = models.colouring();
+    let mut scorer =
+        Scorer::new(config.weights, models.slowdown()).with_anomalies(&state, colouring);
     let instances = state.members.iter().filter(|m| m.host.is_some()).count();
     let result = local_search(
         &mut state,

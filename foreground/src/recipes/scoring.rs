@@ -85,8 +85,11 @@ pub fn score(
     }
     let deadline = deadline_after(started, budget_ms);
     let mut models = crate::planner::ModelUse::new(snapshot, config, now_ms);
-    let mut scorer = Scorer::new(config.weights, models.slowdown());
-    let mut state = State::new(landscape, intents);
+    let colouring = models.colouring();
+    let state = State::new(landscape, intents);
+    let mut scorer =
+        Scorer::new(config.weights, models.slowdown()).with_anomalies(&state, colouring);
+    let mut state = state;
     let mut results = Vec::with_capacity(request.recipes.len());
     let mut exhausted = false;
     for (index, recipe) in request.recipes.iter().enumerate() {

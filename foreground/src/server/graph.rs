@@ -140,6 +140,59 @@ pub(super) async fn summary(State(fg): Shared, RawQuery(raw): RawQuery) -> Respo
     respond(raw, |q| Ok(json!(fg.graph().summary(q.time("at")?))))
 }
 
+/// `GET /v1/landscape/anomalies`: the served landscape colouring — every entity's score,
+/// the ranked root causes with their evidence (`top`, default 20), the hosts placement
+/// avoids — and its version and age.
+pub(super) async fn anomalies(State(fg): Shared, RawQuery(raw): RawQuery) -> Response {
+    respond(raw, |q| {
+        let top = match q.get("top") {
+            None => 20,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad(format!("query: `top` {v:?} is not a count from 1 to 10000"))
+                })?,
+        };
+        let name = fg.planner().colouring_model.as_str();
+        let snapshot = fg.models.snapshot();
+        let served = snapshot.get(name).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no landscape colouring is served yet (model {name:?}): the background's colouring job publishes one when it runs"
+                ),
+            )
+        })?;
+        let prepared = served.prepared.colouring().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "model {name:?} is a {}, not a colouring",
+                    served.record.kind
+                ),
+            )
+        })?;
+        let c = &prepared.colouring;
+        let age_secs = (now_ms() - served.record.created_at_ms).max(0) / 1000;
+        Ok(json!({
+            "model": name,
+            "version": served.version(),
+            "created_at_ms": served.record.created_at_ms,
+            "stale": u64::try_from(age_secs).unwrap_or(0) > fg.planner().max_colouring_age_secs,
+            "at": c.at,
+            "detector": c.detector,
+            "window": c.window,
+            "ranking": &c.ranking[..c.ranking.len().min(top)],
+            "candidates": c.ranking.len(),
+            "hosts": c.hosts,
+            "entities": c.entities,
+            "problems": c.problems,
+        }))
+    })
+}
+
 pub(super) async fn node(State(fg): Shared, RawQuery(raw): RawQuery) -> Response {
     respond(raw, |q| {
         let (id, t) = (q.required("id")?, q.time("at")?);
@@ -268,9 +321,14 @@ pub(super) async fn view() -> axum::response::Html<&'static str> {
 }
 
 /// The landscape page with its data inside (`graph` as `GET /v1/landscape/graph` answers,
-/// `placement` as `GET /v1/landscape`): one file a browser opens without a server.
-pub fn standalone_view(graph: &serde_json::Value, placement: &serde_json::Value) -> String {
-    let data = json!({ "graph": graph, "placement": placement })
+/// `placement` as `GET /v1/landscape`, `anomalies` as `GET /v1/landscape/anomalies` or
+/// none): one file a browser opens without a server.
+pub fn standalone_view(
+    graph: &serde_json::Value,
+    placement: &serde_json::Value,
+    anomalies: Option<&serde_json::Value>,
+) -> String {
+    let data = json!({ "graph": graph, "placement": placement, "anomalies": anomalies })
         .to_string()
         // JSON inside a <script>: no element may end early.
         .replace("</", "<\\/");

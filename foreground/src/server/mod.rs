@@ -484,6 +484,7 @@ impl Foreground {
             .route("/v1/landscape/events", post(landscape::post_events))
             .route("/v1/landscape/graph", get(graph::whole))
             .route("/v1/landscape/summary", get(graph::summary))
+            .route("/v1/landscape/anomalies", get(graph::anomalies))
             .route("/v1/landscape/node", get(graph::node))
             .route("/v1/landscape/subgraph", get(graph::subgraph))
             .route("/v1/landscape/neighbours", get(graph::neighbours))

@@ -204,7 +204,7 @@ const USUAL_QUANTILE: f64 = 0.9;
 
 impl Detector for Calibrated {
     fn name(&self) -> &'static str {
-        "calibrated-robust-z"
+        DEFAULT
     }
     /// `ln(now)`: the usual deviation is at least 1.
     fn bound(&self, points: &Points, at: i64, window: &Window) -> Option<f64> {
@@ -298,6 +298,9 @@ impl Detector for NSigma {
 pub fn registry() -> Vec<Arc<dyn Detector>> {
     vec![Arc::new(Calibrated), Arc::new(RobustZ), Arc::new(NSigma)]
 }
+
+/// The default detector's name.
+pub const DEFAULT: &str = "calibrated-robust-z";
 
 /// The detector called `name`, or the known names.
 pub fn by_name(name: &str) -> Result<Arc<dyn Detector>, String> {

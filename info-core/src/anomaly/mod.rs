@@ -21,6 +21,7 @@
 //! the README.
 
 pub mod detect;
+pub mod native;
 pub mod nezha;
 
 use std::collections::BTreeMap;
@@ -194,9 +195,149 @@ pub struct Colouring {
     pub entities: Vec<EntityColour>,
     /// Root-cause candidates, likeliest first.
     pub ranking: Vec<Candidate>,
+    /// Every host with a colour of its own or of its network (NIC, switch), most
+    /// abnormal first: what placement avoids.
+    #[serde(default)]
+    pub hosts: Vec<HostColour>,
     /// What could not be judged, and why (entities without finite data around the
     /// moment, names outside the landscape).
     pub problems: Vec<String>,
+}
+
+impl Colouring {
+    /// Replaces numbers JSON cannot hold (±∞ from a zero spread, NaN) with the nearest
+    /// finite value (NaN with 0), so the colouring can be stored and replicated; returns
+    /// how many were replaced.
+    pub fn make_storable(&mut self) -> usize {
+        let mut replaced = 0;
+        let mut fix = |x: &mut f64| {
+            if !x.is_finite() {
+                *x = if x.is_nan() {
+                    0.0
+                } else {
+                    x.clamp(f64::MIN, f64::MAX)
+                };
+                replaced += 1;
+            }
+        };
+        let fix_metrics = |metrics: &mut Vec<MetricEvidence>, fix: &mut dyn FnMut(&mut f64)| {
+            for m in metrics {
+                for x in [
+                    &mut m.score.score,
+                    &mut m.score.deviation,
+                    &mut m.score.normal,
+                    &mut m.score.observed,
+                ] {
+                    fix(x);
+                }
+            }
+        };
+        for e in &mut self.entities {
+            fix(&mut e.score);
+            fix_metrics(&mut e.evidence, &mut fix);
+        }
+        for c in &mut self.ranking {
+            fix(&mut c.score);
+            fix(&mut c.evidence.own);
+            fix_metrics(&mut c.evidence.metrics, &mut fix);
+            for link in c
+                .evidence
+                .explained_by
+                .iter_mut()
+                .chain(&mut c.evidence.explains)
+            {
+                fix(&mut link.score);
+            }
+        }
+        for h in &mut self.hosts {
+            fix(&mut h.score);
+        }
+        replaced
+    }
+
+    /// The colour of the host `name` (node id or display name), if it has one.
+    pub fn host(&self, name: &str) -> Option<&HostColour> {
+        self.hosts.iter().find(|h| h.host == name || h.name == name)
+    }
+}
+
+/// How abnormal a host is as a place to run work: its own colour, or the colour of the
+/// network it hangs off (its NICs and the switches they connect to), whichever is worse.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostColour {
+    /// The host's landscape node.
+    pub host: String,
+    /// Its display name (a Kubernetes node name, usually).
+    pub name: String,
+    /// The worse of its own score and its network's.
+    pub score: f64,
+    /// Whether `score` reaches [`RankParams::anomalous_from`].
+    pub anomalous: bool,
+    /// The entity the score comes from: the host itself, or a NIC or switch.
+    pub via: String,
+}
+
+/// Node types a host's traffic goes through (two hops at most: host → NIC → switch).
+const NETWORK_TYPES: [&str; 4] = ["nic", "switch", "router", "network"];
+
+/// Colours every host of `graph` from `entities`: its own score or its network's.
+fn host_colours(
+    graph: &LandscapeGraph,
+    entities: &[EntityColour],
+    params: &RankParams,
+) -> Vec<HostColour> {
+    let by_node: std::collections::HashMap<&str, f64> = entities
+        .iter()
+        .filter_map(|e| Some((e.node.as_deref()?, e.score)))
+        .collect();
+    let score_of = |ix: NodeIndex| by_node.get(graph.node(ix).id.as_str()).copied();
+    let is_network = |ix: NodeIndex| {
+        let n = graph.node(ix);
+        n.layer == Layer::Physical && NETWORK_TYPES.contains(&n.node_type.as_str())
+    };
+    let mut hosts = Vec::new();
+    for (ix, node) in graph.nodes() {
+        if !node.is_host() || !node.lifetime.alive() {
+            continue;
+        }
+        let mut best: Option<(f64, NodeIndex)> = score_of(ix).map(|s| (s, ix));
+        let mut consider = |other: NodeIndex| {
+            if let Some(s) = score_of(other) {
+                if best.is_none_or(|(b, _)| s > b) {
+                    best = Some((s, other));
+                }
+            }
+        };
+        let mut frontier = vec![ix];
+        let mut seen = vec![ix];
+        for _hop in 0..2 {
+            let mut next = Vec::new();
+            for &at in &frontier {
+                for direction in [Direction::Outgoing, Direction::Incoming] {
+                    for (_, other) in graph.live_edges(at, direction, None) {
+                        if !seen.contains(&other) && is_network(other) {
+                            seen.push(other);
+                            next.push(other);
+                            consider(other);
+                        }
+                    }
+                }
+            }
+            frontier = next;
+        }
+        if let Some((score, via)) = best {
+            let version = node.current();
+            hosts.push(HostColour {
+                host: node.id.clone(),
+                name: version.name.clone().unwrap_or_else(|| node.id.clone()),
+                score,
+                anomalous: score >= params.anomalous_from,
+                via: graph.node(via).id.clone(),
+            });
+        }
+    }
+    hosts.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.host.cmp(&b.host)));
+    hosts
 }
 
 /// Whether a metric is a symptom that travels to dependents (latency) rather than the
@@ -252,12 +393,14 @@ pub fn colour(
     let ranking = rank(graph, &scores, params);
     let mut entities: Vec<EntityColour> = scores.entities.into_iter().map(|s| s.colour).collect();
     entities.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entity.cmp(&b.entity)));
+    let hosts = host_colours(graph, &entities, params);
     Colouring {
         at,
         detector: detector.name().to_string(),
         window: *window,
         entities,
         ranking,
+        hosts,
         problems: scores.problems,
     }
 }

@@ -113,6 +113,29 @@ pub fn parse_events(text: &str) -> Result<Vec<LandscapeEvent>, GraphError> {
     }
 }
 
+/// The graph as it is now, as events stamped `timestamp_ms`: every live node, then every
+/// live edge (replaying them rebuilds the live graph, without its history).
+pub fn live_events(graph: &LandscapeGraph, timestamp_ms: i64) -> Vec<LandscapeEvent> {
+    let mut events = Vec::with_capacity(graph.node_count() + graph.edge_count());
+    for (_, node) in graph.nodes() {
+        if node.lifetime.alive() {
+            events.push(node_up(timestamp_ms, node.spec_at(i64::MAX)));
+        }
+    }
+    for (_, source, target, edge) in graph.edges() {
+        if edge.lifetime.alive() {
+            let mut spec = EdgeSpec::new(
+                graph.node(source).id.clone(),
+                edge.relation,
+                graph.node(target).id.clone(),
+            );
+            spec.weight = edge.version_at(i64::MAX).weight;
+            events.push(edge_up(timestamp_ms, spec));
+        }
+    }
+    events
+}
+
 pub(crate) fn node_up(timestamp_ms: i64, node: NodeSpec) -> LandscapeEvent {
     LandscapeEvent::NodeUp { timestamp_ms, node }
 }

@@ -1,0 +1,173 @@
+//! The demo's colouring: the bundled Online Boutique sample (real metrics with labelled
+//! faults, Nezha) judged fault by fault, then coloured by the built-in `landscape-colouring`
+//! job as it would run a few minutes after the first fault — published into the demo's
+//! Information Core (the foreground serves it) and drawn as a page.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use dcpilot_background::TelemetryStore;
+use dcpilot_info_core::anomaly::{detect, native, nezha, RankParams, Window};
+use dcpilot_info_core::InfoCore;
+use serde_json::{json, Value};
+
+/// The bundled sample's files (tests/data/nezha/online-boutique/sample; see
+/// tests/data/README.md for its source and licence).
+const SAMPLE: &[(&str, &str)] = &[
+    (
+        "fault_list.json",
+        include_str!("../tests/data/nezha/online-boutique/sample/fault_list.json"),
+    ),
+    (
+        "metric/dependency.csv",
+        include_str!("../tests/data/nezha/online-boutique/sample/metric/dependency.csv"),
+    ),
+    (
+        "metric/adservice-5f6585d649-fnmft_metric.csv",
+        include_str!(
+            "../tests/data/nezha/online-boutique/sample/metric/adservice-5f6585d649-fnmft_metric.csv"
+        ),
+    ),
+    (
+        "metric/cartservice-579f59597d-wc2lz_metric.csv",
+        include_str!(
+            "../tests/data/nezha/online-boutique/sample/metric/cartservice-579f59597d-wc2lz_metric.csv"
+        ),
+    ),
+    (
+        "metric/checkoutservice-578fcf4766-9csqn_metric.csv",
+        include_str!(
+            "../tests/data/nezha/online-boutique/sample/metric/checkoutservice-578fcf4766-9csqn_metric.csv"
+        ),
+    ),
+    (
+        "metric/currencyservice-cf787dd48-vpjrd_metric.csv",
+        include_str!(
+            "../tests/data/nezha/online-boutique/sample/metric/currencyservice-cf787dd48-vpjrd_metric.csv"
+        ),
+    ),
+    (
+        "metric/emailservice-55fdc5b988-f6xth_metric.csv",
+        include_str!(
+            "../tests/data/nezha/online-boutique/sample/metric/emailservice-55fdc5b988-f6xth_metric.csv"
+        ),
+    ),
+    (
+        "metric/frontend-579b9bff58-t2dbm_metric.csv",
+        include_str!(
+            "../tests/data/nezha/online-boutique/sample/metric/frontend-579b9bff58-t2dbm_metric.csv"
+        ),
+    ),
+    (
+        "metric/paymentservice-9cdb6588f-554sm_metric.csv",
+        include_str!(
+            "../tests/data/nezha/online-boutique/sample/metric/paymentservice-9cdb6588f-554sm_metric.csv"
+        ),
+    ),
+    (
+        "metric/productcatalogservice-668d5f85fb-wckp8_metric.csv",
+        include_str!(
+            "../tests/data/nezha/online-boutique/sample/metric/productcatalogservice-668d5f85fb-wckp8_metric.csv"
+        ),
+    ),
+    (
+        "metric/recommendationservice-6cfdd55578-gfj6q_metric.csv",
+        include_str!(
+            "../tests/data/nezha/online-boutique/sample/metric/recommendationservice-6cfdd55578-gfj6q_metric.csv"
+        ),
+    ),
+    (
+        "metric/shippingservice-7b598fc7d-lmggd_metric.csv",
+        include_str!(
+            "../tests/data/nezha/online-boutique/sample/metric/shippingservice-7b598fc7d-lmggd_metric.csv"
+        ),
+    ),
+];
+
+/// The colouring job as the background runs it.
+const JOB: &str = "landscape-colouring";
+
+/// Judges every labelled fault of the bundled sample, colours the first one with the
+/// colouring job (publishing into `core`), and writes the coloured page into `dir`.
+pub async fn run(dir: &Path, core: &InfoCore) -> Result<Value> {
+    let sample_dir = dir.join("nezha-sample");
+    for (name, text) in SAMPLE {
+        let path = sample_dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let trace = nezha::load(&sample_dir).context("reading the bundled Nezha sample")?;
+    let detector = detect::by_name(detect::DEFAULT).map_err(anyhow::Error::msg)?;
+    let (window, params) = (Window::default(), RankParams::default());
+    let evaluation = nezha::evaluate(&trace, detector.as_ref(), &window, &params);
+    let first = trace
+        .faults
+        .first()
+        .context("the bundled sample has no labelled fault")?
+        .clone();
+
+    // The job, as it runs `observe_secs` after the fault: the telemetry up to then, the
+    // landscape as the topic would have built it.
+    let until_ms = (first.at + window.observe_secs) * 1000;
+    let samples: Vec<_> = native::samples(&trace)
+        .into_iter()
+        .filter(|s| s.timestamp_ms < until_ms)
+        .collect();
+    let store = TelemetryStore::from_samples(&samples)?;
+    let refused = store.graph.apply_each(&native::events(&trace.graph, 0));
+    anyhow::ensure!(refused.is_empty(), "landscape events refused: {refused:?}");
+    let job = dcpilot_pipelines::Registry::builtin()?
+        .get(JOB)
+        .context("the built-in colouring job")?;
+    let report = dcpilot_pipelines::run_once(job, store.context(), core)
+        .await
+        .context("the colouring job")?;
+    let snapshot = core.snapshot();
+    let colouring = snapshot
+        .get(JOB)
+        .and_then(|m| m.prepared.colouring())
+        .context("the published colouring")?;
+    let c = &colouring.colouring;
+
+    let graph = json!(trace.graph.at(i64::MAX, &Default::default()));
+    let anomalies = json!({
+        "version": report.published_version,
+        "at": c.at,
+        "entities": c.entities,
+        "hosts": c.hosts,
+        "ranking": &c.ranking[..c.ranking.len().min(20)],
+    });
+    let page = dir.join("anomalies.html");
+    std::fs::write(
+        &page,
+        dcpilot_foreground::server::standalone_view(
+            &graph,
+            &json!({"hosts": []}),
+            Some(&anomalies),
+        ),
+    )
+    .with_context(|| format!("writing {}", page.display()))?;
+    Ok(json!({
+        "faults": evaluation.per_fault.iter().map(|f| json!({
+            "at": f.fault.at, "kind": f.fault.kind, "service": f.fault.service,
+            "rank": f.rank, "top": f.top,
+        })).collect::<Vec<_>>(),
+        "accuracy": evaluation.method,
+        "job": {
+            "at": c.at,
+            "version": report.published_version,
+            "entities": c.entities.len(),
+            "anomalous": c.entities.iter().filter(|e| e.anomalous).count(),
+            "top_causes": c.ranking.iter().take(3).map(|r| json!({
+                "entity": r.entity, "score": r.score,
+                "metrics": r.evidence.metrics.iter().map(|m| &m.metric).collect::<Vec<_>>(),
+                "explains": r.evidence.explains.iter().map(|l| &l.from).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "labelled": {"service": first.service, "kind": first.kind},
+        },
+        "page": page.display().to_string(),
+    }))
+}

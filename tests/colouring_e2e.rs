@@ -1,0 +1,170 @@
+//! The colouring's online path, end to end over a real Kafka-protocol broker: a Nezha
+//! trace directory (the bundled Online Boutique sample) replayed onto the landscape and
+//! telemetry topics, the built-in `landscape-colouring` job colouring it in `dcpilot
+//! background`, the colouring replicated over `dcpilot.models` to `dcpilot foreground`,
+//! which serves it at `GET /v1/landscape/anomalies` — the same ranking `dcpilot anomalies
+//! rank` computes offline for that moment.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+
+use common::{
+    dcpilot, dcpilot_command, eventually, http, http_text, start_background,
+    start_nisshi_with_topics, wait_for_file, KillOnDrop,
+};
+
+const JOB: &str = "landscape-colouring";
+
+#[test]
+fn a_replayed_trace_is_coloured_in_the_background_and_served_by_the_foreground() {
+    let (_broker, brokers) = start_nisshi_with_topics();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sample = root.join("tests/data/nezha/online-boutique/sample");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).expect("mkdir");
+
+    let replay = dcpilot(
+        &data_dir,
+        &[
+            "replay",
+            "--source",
+            sample.to_str().expect("utf-8"),
+            "--format",
+            "nezha",
+            "--brokers",
+            &brokers,
+            "--key",
+            "none",
+        ],
+    );
+    let replay_log = String::from_utf8_lossy(&replay.stderr);
+    assert!(replay.status.success(), "{replay_log}");
+    assert!(
+        replay_log.contains("landscape events to dcpilot.landscape"),
+        "{replay_log}"
+    );
+    let samples: u64 = replay_log
+        .lines()
+        .find_map(|l| l.strip_prefix("sent ")?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample count in the replay's log:\n{replay_log}"));
+
+    // Colour once every sample is in, and every 2 s after (the landscape topic is read
+    // alongside; a colouring made before the graph arrived is replaced by the next).
+    let background = start_background(
+        &data_dir,
+        &format!(
+            "[kafka]\nbrokers = \"{brokers}\"\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n\
+             [jobs]\nonly = [\"{JOB}\"]\npoll_ms = 100\n\
+             [jobs.triggers]\n{JOB} = {{ after_rows = {samples}, every_secs = 2 }}\n"
+        ),
+    );
+    let log = || background.lines.lock().expect("lock").join("\n");
+
+    let fg_dir = dir.path().join("foreground");
+    let _foreground = KillOnDrop(
+        dcpilot_command(
+            &fg_dir,
+            &[
+                "foreground",
+                "--listen",
+                "127.0.0.1:0",
+                "--brokers",
+                &brokers,
+            ],
+        )
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the foreground"),
+    );
+    let addr = wait_for_file(&fg_dir.join("foreground.addr"));
+
+    // What the offline path says for a moment, best first: (entity, score).
+    let offline = |at: i64| -> Vec<(String, f64)> {
+        let out = dcpilot(
+            &data_dir,
+            &[
+                "anomalies",
+                "rank",
+                "--data",
+                sample.to_str().expect("utf-8"),
+                "--at",
+                &at.to_string(),
+                "--json",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("rank --json");
+        ranking(&v["ranking"])
+    };
+    let served = eventually(180, "the foreground serving the offline ranking", || {
+        let (status, body) = http(&addr, "GET", "/v1/landscape/anomalies?top=10000", "");
+        if status != 200 {
+            return None;
+        }
+        let online = ranking(&body["ranking"]);
+        let at = body["at"].as_i64()?;
+        let same = {
+            let expected = offline(at);
+            expected.len() == online.len()
+                && expected
+                    .iter()
+                    .zip(&online)
+                    .all(|(a, b)| a.0 == b.0 && (a.1 - b.1).abs() <= 1e-9 * a.1.abs().max(1.0))
+        };
+        same.then_some(body)
+    });
+    assert_eq!(served["model"], JOB);
+    assert!(served["version"].as_u64().expect("version") >= 1);
+    assert!(!served["entities"].as_array().expect("entities").is_empty());
+    assert!(
+        served["ranking"][0]["evidence"]["metrics"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty()),
+        "the top cause carries its evidence: {}",
+        served["ranking"][0]
+    );
+    // Hosts (the nodes pods run on) are coloured for placement.
+    assert!(
+        !served["hosts"].as_array().expect("hosts").is_empty(),
+        "{served}"
+    );
+
+    // Bad input to the endpoint is a 400 naming the parameter.
+    let (status, body) = http(&addr, "GET", "/v1/landscape/anomalies?top=zero", "");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().expect("error").contains("`top`"),
+        "{body}"
+    );
+
+    let (_, metrics) = http_text(&background.metrics, "/metrics");
+    for name in [
+        "dcpilot_colouring_entities",
+        "dcpilot_colouring_anomalous_entities",
+        "dcpilot_colouring_top_cause_score",
+    ] {
+        assert!(
+            metrics.contains(&format!("{name}{{job=\"{JOB}\"}}")),
+            "{name} missing from /metrics:\n{metrics}\nlog:\n{}",
+            log()
+        );
+    }
+}
+
+fn ranking(v: &serde_json::Value) -> Vec<(String, f64)> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| Some((c["entity"].as_str()?.to_string(), c["score"].as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
