@@ -29,6 +29,10 @@ fn memory_core() -> InfoCore {
 fn columns_read(job: &dyn Job) -> Vec<String> {
     let spec = job.spec();
     let mut columns = vec![spec.time_column.clone()];
+    if spec.model.is_colouring() {
+        columns.extend(["entity", "metric", "value"].map(String::from));
+        return columns;
+    }
     columns.extend(spec.features.iter().cloned());
     columns.extend(spec.baseline_query_columns());
     match &spec.model {
@@ -78,6 +82,11 @@ async fn every_registered_job_complies() {
             );
         }
 
+        if spec.model.is_colouring() {
+            colouring_complies(job.clone()).await;
+            continue;
+        }
+
         // It trains and judges on the bundled sample, with defined errors.
         let core = memory_core();
         let report = run_once(job.clone(), tables.context(), &core)
@@ -120,4 +129,56 @@ async fn every_registered_job_complies() {
             .expect("second run");
         assert_eq!(again.model_error, report.model_error, "{name}");
     }
+}
+
+/// A colouring job, on the bundled Online Boutique sample with its graph, publishes every
+/// run (nothing to beat), its colouring is served and reproducible, and it is not judged
+/// on rows (it points at `dcpilot anomalies evaluate`).
+async fn colouring_complies(job: Arc<dyn Job>) {
+    use dcpilot_info_core::anomaly::{native, nezha};
+    let sample =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/nezha/online-boutique/sample");
+    let trace = nezha::load(&sample).expect("bundled Nezha sample");
+    let tables = TelemetryStore::from_samples(&native::samples(&trace)).expect("tables");
+    assert!(tables
+        .graph
+        .apply_each(&native::events(&trace.graph, 0))
+        .is_empty());
+    let tables = &tables;
+    let name = job.name().to_string();
+    let core = memory_core();
+    let report = run_once(job.clone(), tables.context(), &core)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let summary = report.colouring.as_ref().expect("a colouring report");
+    assert!(summary.entities > 0, "{name}: {report:?}");
+    assert!(summary.top_cause.is_some(), "{name}: {report:?}");
+    assert!(report.train_rows > 0, "{name}: {report:?}");
+    let version = report.published_version.expect("every run publishes");
+    let snapshot = core.snapshot();
+    let served = snapshot.get(&name).expect("served");
+    assert_eq!(served.version(), version);
+    assert_eq!(served.record.lineage.job, name);
+    let colouring = &served.prepared.colouring().expect("a colouring").colouring;
+    assert_eq!(colouring.entities.len(), summary.entities);
+    assert!(
+        !colouring.hosts.is_empty(),
+        "{name}: the graph places pods on nodes"
+    );
+    let err = evaluate_served(job.as_ref(), tables.context(), &core)
+        .await
+        .expect_err("not judged on rows");
+    assert!(err.to_string().contains("anomalies evaluate"), "{err}");
+
+    let again = memory_core();
+    run_once(job, tables.context(), &again)
+        .await
+        .expect("again");
+    let snapshot = again.snapshot();
+    let twice = &snapshot
+        .get(&name)
+        .and_then(|m| m.prepared.colouring())
+        .expect("served")
+        .colouring;
+    assert_eq!(twice.ranking, colouring.ranking, "{name}: reproducible");
 }

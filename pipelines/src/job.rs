@@ -404,6 +404,23 @@ async fn run_colouring(
     if cancelled.load(Ordering::Relaxed) {
         return Err(PipelineError::Cancelled);
     }
+    if telemetry.iter().all(|b| b.num_rows() == 0) {
+        // Nothing has arrived yet: not a failure, nothing to publish.
+        return Ok(RunReport {
+            job: spec.name.clone(),
+            metric: "top_cause_score".into(),
+            model_error: 0.0,
+            baseline: "none".into(),
+            baseline_error: 0.0,
+            baselines: BTreeMap::new(),
+            champion_error: None,
+            train_rows: 0,
+            holdout_rows: 0,
+            published_version: None,
+            rejected: Some("no telemetry to colour yet".into()),
+            colouring: None,
+        });
+    }
     let (colouring, read) = {
         let spec = spec.clone();
         off_the_runtime(move || crate::colouring::colour(&spec, &telemetry, &nodes, &edges)).await?

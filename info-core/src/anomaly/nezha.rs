@@ -5,7 +5,10 @@
 //! `PodName`, the pod's metrics, then its node's `Node*` columns), `metric/dependency.csv`
 //! or `metric/call_graph.csv` (`Source,Target,Weight`: service → service calls, service →
 //! node IP placements) and `fault_list.json` (`{hour: [{inject_time, inject_timestamp,
-//! inject_pod, inject_type}]}`).
+//! inject_pod, inject_type}]}`); when present, `metric/source_50.csv` and
+//! `metric/destination_50.csv` (median latency per `caller_callee` edge, as the caller and
+//! the callee measured it) and `metric/front_service.csv` (the entry service's user-facing
+//! latency and success rate).
 //!
 //! - A pod's service is its name without the two hash suffixes
 //!   (`cartservice-579f59597d-wc2lz` → `cartservice`); its metrics are the service's.
@@ -15,6 +18,9 @@
 //!   fixed second of each minute.)
 //! - `Node*` columns describe the pod's node: they become that node's metrics when the
 //!   dependency file places the service on it, and are otherwise left out (reported).
+//! - An edge's latency is a symptom of its callee (metric `CallLatencyP50(s) from
+//!   <caller>, <side> side`); the entry file's columns become `Entry…` metrics of the
+//!   service it names (left out, reported, when that service has no pods).
 //! - A fault's time is `inject_time` read as UTC (`inject_timestamp` disagrees with it by
 //!   hours in some published days); `inject_timestamp` is used only without `inject_time`.
 
@@ -164,6 +170,46 @@ pub fn load(dir: &Path) -> Result<TraceDir, TraceError> {
             node_columns_left_out.insert(service);
         }
     }
+    for (name, side) in EDGE_LATENCY_FILES {
+        let path = metric_dir.join(name);
+        if !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let skipped = read_edge_latency(&path, &text, side, &mut trace.telemetry)?;
+        if skipped > 0 {
+            trace.problems.push(format!(
+                "{}: {skipped} rows without a readable time",
+                path.display()
+            ));
+        }
+    }
+    let entry_path = metric_dir.join(ENTRY_FILE);
+    if entry_path.is_file() {
+        let text = std::fs::read_to_string(&entry_path).map_err(io(&entry_path))?;
+        let mut entry = Telemetry::default();
+        let skipped = read_entry_file(&entry_path, &text, &mut entry)?;
+        for (service, metrics) in entry.entities {
+            if trace.telemetry.entities.contains_key(&service) {
+                for (metric, points) in metrics {
+                    for (t, value) in points {
+                        trace.telemetry.push(&service, &metric, t, value);
+                    }
+                }
+            } else {
+                trace.problems.push(format!(
+                    "{}: service {service:?} has no pod metrics: its entry latency is left out",
+                    entry_path.display()
+                ));
+            }
+        }
+        if skipped > 0 {
+            trace.problems.push(format!(
+                "{}: {skipped} rows without a readable Time or ServiceName",
+                entry_path.display()
+            ));
+        }
+    }
     trace.telemetry.sort();
     average_duplicates(&mut trace.telemetry);
     for (service, pods) in pods_of.iter().filter(|(_, p)| p.len() > 1) {
@@ -243,6 +289,123 @@ fn read_metric_file(
                 (true, Some(host)) => telemetry.push(host, name, t, value),
                 (true, None) => {}
             }
+        }
+    }
+    Ok(skipped)
+}
+
+/// What the users of the entry service see (`Time, TimeStamp, ServiceName,
+/// SuccessRate(%), LatencyP50(s), …`).
+const ENTRY_FILE: &str = "front_service.csv";
+
+/// The entry service's user-facing latency and success rate, as metrics `Entry…` of the
+/// service named in `ServiceName` (lower-cased, as pods name services): a symptom of the
+/// entry service that nothing else measures.
+fn read_entry_file(
+    path: &Path,
+    text: &str,
+    telemetry: &mut Telemetry,
+) -> Result<usize, TraceError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| format_error(path, format!("header: {e}")))?
+        .clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| format_error(path, format!("no {name} column")))
+    };
+    let (time_col, service_col) = (column("Time")?, column("ServiceName")?);
+    let metrics: Vec<(usize, String)> = headers
+        .iter()
+        .enumerate()
+        .filter(|(i, h)| ![time_col, service_col].contains(i) && *h != "TimeStamp")
+        .map(|(i, h)| (i, format!("Entry{h}")))
+        .collect();
+    let mut skipped = 0;
+    for row in reader.records() {
+        let parsed = row.ok().and_then(|row| {
+            let t = row.get(time_col).and_then(minute_of)?;
+            let service = row.get(service_col)?.trim().to_ascii_lowercase();
+            (!service.is_empty()).then_some((row, t, service))
+        });
+        let Some((row, t, service)) = parsed else {
+            skipped += 1;
+            continue;
+        };
+        for (i, metric) in &metrics {
+            let value = row
+                .get(*i)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN);
+            telemetry.push(&service, metric, t, value);
+        }
+    }
+    Ok(skipped)
+}
+
+/// Per-edge call latency files and the side that measured them.
+const EDGE_LATENCY_FILES: [(&str, &str); 2] = [
+    ("source_50.csv", "caller"),
+    ("destination_50.csv", "callee"),
+];
+
+/// The metric a call edge's latency becomes on its callee.
+pub fn edge_latency_metric(caller: &str, side: &str) -> String {
+    format!("CallLatencyP50(s) from {caller}, {side} side")
+}
+
+/// `source_50.csv` / `destination_50.csv`: a row a minute, one column per `caller_callee`
+/// edge holding its median latency as the `side` measured it. Each column becomes a
+/// latency metric of the callee: a call is slow because of what it calls (or the network
+/// to it), so the latency its callers see is the callee's symptom — and, unlike the
+/// callee's own server-side latency, it shows a delay on the callee's network.
+fn read_edge_latency(
+    path: &Path,
+    text: &str,
+    side: &str,
+    telemetry: &mut Telemetry,
+) -> Result<usize, TraceError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| format_error(path, format!("header: {e}")))?
+        .clone();
+    let time_col = headers
+        .iter()
+        .position(|h| h.eq_ignore_ascii_case("time"))
+        .ok_or_else(|| format_error(path, "no time column"))?;
+    // Service names hold no '_': the first one splits caller from callee.
+    let edges: Vec<(usize, String, String)> = headers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| {
+            let (caller, callee) = h.split_once('_')?;
+            Some((i, callee.to_string(), edge_latency_metric(caller, side)))
+        })
+        .collect();
+    let mut skipped = 0;
+    for row in reader.records() {
+        let Some((row, t)) = row
+            .ok()
+            .and_then(|row| Some((row.clone(), row.get(time_col).and_then(minute_of)?)))
+        else {
+            skipped += 1;
+            continue;
+        };
+        for (i, callee, metric) in &edges {
+            // Unreadable and empty cells are gaps (NaN), not errors.
+            let value = row
+                .get(*i)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN);
+            telemetry.push(callee, metric, t, value);
         }
     }
     Ok(skipped)
