@@ -470,3 +470,59 @@ fn a_trace_written_in_the_native_format_judges_the_same() {
     let err = native::load(dir.path()).expect_err("malformed").to_string();
     assert!(err.contains("faults.json"), "{err}");
 }
+
+#[test]
+fn slow_calls_with_no_slow_callee_point_at_the_callee_both_callers_share() {
+    // a → c, b → c, a → d: a's and b's calls get slow; c fails quietly (an exception
+    // fault: its own metrics do not move). Blame for slow calls goes down to what is
+    // called, shared by call weight: c collects from both callers, d from one.
+    let g = graph(
+        &[
+            ("a", Layer::Service, "service"),
+            ("b", Layer::Service, "service"),
+            ("c", Layer::Service, "service"),
+            ("d", Layer::Service, "service"),
+        ],
+        &[
+            ("a", Relation::Calls, "c"),
+            ("b", Relation::Calls, "c"),
+            ("a", Relation::Calls, "d"),
+        ],
+    );
+    let mut t = Telemetry::default();
+    series(&mut t, "a", "PodClientLatencyP99(s)", 0.01, 20.0);
+    series(&mut t, "b", "PodClientLatencyP99(s)", 0.01, 20.0);
+    for e in ["a", "b", "c", "d"] {
+        series(&mut t, e, "CpuUsage(m)", 50.0, 1.0);
+    }
+    // A traffic surge on d is context (its callers' doing), not evidence against it.
+    series(&mut t, "d", "NetworkReceiveBytes", 1000.0, 5.0);
+    let c = run(&mut t, &g);
+    assert_eq!(order(&c)[0], "c", "{:#?}", c.ranking);
+    let rank = |e: &str| order(&c).iter().position(|x| *x == e).expect("ranked");
+    assert!(
+        rank("c") < rank("d") && rank("d") < rank("a"),
+        "{:?}",
+        order(&c)
+    );
+}
+
+#[test]
+fn metric_roles_come_from_their_names() {
+    use dcpilot_info_core::anomaly::Role;
+    for (metric, role) in [
+        ("PodServerLatencyP99(s)", Role::Symptom),
+        (
+            "CallLatencyP50(s) from frontend, caller side",
+            Role::Symptom,
+        ),
+        ("PodClientLatencyP90(s)", Role::Downstream),
+        ("client_latency_ms", Role::Downstream),
+        ("NetworkReceiveBytes", Role::Context),
+        ("PodWorkload(Ops)", Role::Context),
+        ("CpuUsageRate(%)", Role::Own),
+        ("drops", Role::Own),
+    ] {
+        assert_eq!(Role::of(metric), role, "{metric}");
+    }
+}

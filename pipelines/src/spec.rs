@@ -269,6 +269,7 @@ impl Kind {
                     "step_secs",
                     "explained_weight",
                     "support_weight",
+                    "downstream_weight",
                     "anomalous_from",
                     "evidence_metrics",
                     "max_candidates",
@@ -322,6 +323,9 @@ struct Params {
     explained_weight: Option<f64>,
     /// `colouring`: weight of a candidate's anomalous dependents (default 0.3).
     support_weight: Option<f64>,
+    /// `colouring`: weight of the latency callers see in their calls to a candidate
+    /// (default 0.3).
+    downstream_weight: Option<f64>,
     /// `colouring`: the score from which an entity is anomalous (default 1).
     anomalous_from: Option<f64>,
     /// `colouring`: metrics kept as evidence per entity (default 3).
@@ -352,6 +356,7 @@ impl Params {
             ("step_secs", self.step_secs.is_some()),
             ("explained_weight", self.explained_weight.is_some()),
             ("support_weight", self.support_weight.is_some()),
+            ("downstream_weight", self.downstream_weight.is_some()),
             ("anomalous_from", self.anomalous_from.is_some()),
             ("evidence_metrics", self.evidence_metrics.is_some()),
             ("max_candidates", self.max_candidates.is_some()),
@@ -593,6 +598,7 @@ impl ModelSection {
                     rank: RankParams {
                         explained_weight: p.explained_weight.unwrap_or(rank.explained_weight),
                         support_weight: p.support_weight.unwrap_or(rank.support_weight),
+                        downstream_weight: p.downstream_weight.unwrap_or(rank.downstream_weight),
                         anomalous_from: p.anomalous_from.unwrap_or(rank.anomalous_from),
                         evidence_metrics: count(p.evidence_metrics, rank.evidence_metrics),
                         max_candidates: count(p.max_candidates, rank.max_candidates),

@@ -5,9 +5,14 @@
 //! - [`detect`]: a [`Detector`] scores one metric of one entity against that entity's own
 //!   past (the default, [`detect::Calibrated`], also against how much that metric usually
 //!   moves); an explicit registry names them.
-//! - [`colour`]: scores every entity with telemetry, then ranks. An entity's *symptoms*
-//!   are its latency metrics (latency travels up the call graph to every caller); the rest
-//!   (CPU, memory, I/O, traffic) are its *own* evidence. A symptom is *explained* when
+//! - [`colour`]: scores every entity with telemetry, then ranks. A metric's [`Role`]
+//!   comes from its name: an entity's *symptoms* are the latency of what it serves
+//!   (latency travels up the call graph to every caller); the latency of the calls it
+//!   makes is *downstream* — its callees' symptom, passed down to them, shared by call
+//!   weight ([`RankParams::downstream_weight`]); the traffic it is sent (bytes received
+//!   and sent, syscalls, request counts) is *context* that counts for
+//!   [`RankParams::explained_weight`]; the rest (CPU, memory, errors) is its *own*
+//!   evidence. A symptom is *explained* when
 //!   something the entity depends on (a callee, the host it runs on, the switch its NIC
 //!   connects to) is at least as abnormal: then it counts for
 //!   [`RankParams::explained_weight`] of itself. A candidate also gains
@@ -67,6 +72,9 @@ pub struct RankParams {
     pub explained_weight: f64,
     /// Weight of the mean abnormality of a candidate's dependents.
     pub support_weight: f64,
+    /// Weight of the latency its callers see in their calls to it (their downstream
+    /// latency, shared among what each calls by call weight).
+    pub downstream_weight: f64,
     /// A score from which an entity is coloured anomalous (and named in paths).
     pub anomalous_from: f64,
     /// Metric evidence kept per entity.
@@ -80,6 +88,7 @@ impl Default for RankParams {
         Self {
             explained_weight: 0.3,
             support_weight: 0.3,
+            downstream_weight: 0.3,
             anomalous_from: 1.0,
             evidence_metrics: 3,
             max_candidates: 1000,
@@ -96,11 +105,13 @@ impl RankParams {
                 self.explained_weight
             ));
         }
-        if !(self.support_weight >= 0.0 && self.support_weight.is_finite()) {
-            return Err(format!(
-                "support_weight must be ≥ 0, got {}",
-                self.support_weight
-            ));
+        for (key, weight) in [
+            ("support_weight", self.support_weight),
+            ("downstream_weight", self.downstream_weight),
+        ] {
+            if !(weight >= 0.0 && weight.is_finite()) {
+                return Err(format!("{key} must be ≥ 0, got {weight}"));
+            }
         }
         if self.max_candidates == 0 {
             return Err("max_candidates must be ≥ 1".into());
@@ -340,11 +351,55 @@ fn host_colours(
     hosts
 }
 
+/// What a metric says about its entity (by name, case-insensitive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Latency of what the entity serves: a symptom that travels to its dependents.
+    Symptom,
+    /// Its own state (CPU, memory, errors, …).
+    Own,
+    /// The traffic it is sent (see [`CONTEXT`]): counts for
+    /// [`RankParams::explained_weight`] of itself.
+    Context,
+    /// The latency of the calls it makes (`PodClientLatencyP99`, `client_latency_ms`): its
+    /// callees' symptom, passed down to them (see [`RankParams::downstream_weight`]).
+    Downstream,
+}
+
+impl Role {
+    /// The role of `metric`.
+    pub fn of(metric: &str) -> Self {
+        let metric = metric.to_ascii_lowercase();
+        if metric.contains("clientlatency") || metric.contains("client_latency") {
+            Self::Downstream
+        } else if metric.contains("latency") {
+            Self::Symptom
+        } else if CONTEXT.iter().any(|c| metric.contains(c)) {
+            Self::Context
+        } else {
+            Self::Own
+        }
+    }
+}
+
 /// Whether a metric is a symptom that travels to dependents (latency) rather than the
 /// entity's own evidence.
 pub fn is_symptom(metric: &str) -> bool {
-    metric.to_ascii_lowercase().contains("latency")
+    Role::of(metric) == Role::Symptom
 }
+
+/// Name fragments of metrics that describe the traffic an entity is sent (its callers'
+/// doing) rather than the entity itself. Such *context* counts for
+/// [`RankParams::explained_weight`] of itself: it is explained by others by nature.
+const CONTEXT: [&str; 7] = [
+    "receive",
+    "transmit",
+    "syscall",
+    "workload",
+    "throughput",
+    "rps",
+    "qps",
+];
 
 /// The relations along which one entity depends on another (`from` depends on `to`).
 const DEPENDS: [Relation; 5] = [
@@ -359,6 +414,8 @@ struct Scored {
     colour: EntityColour,
     symptom: f64,
     own: f64,
+    /// The worst latency of the calls it makes (passed down to its callees).
+    downstream: f64,
     ix: Option<NodeIndex>,
 }
 
@@ -433,9 +490,23 @@ pub fn score(
         order.sort_by(|a, b| b.0.total_cmp(&a.0));
         let keep = params.evidence_metrics;
         let mut evidence: Vec<MetricEvidence> = Vec::with_capacity(keep.min(metrics.len()) + 1);
-        let (mut symptom, mut own) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+        // The worst score of the entity's symptoms, own evidence and downstream latency.
+        let mut groups = [f64::NEG_INFINITY; 3];
         for (bound, metric, points) in order {
-            let is_symptom = is_symptom(metric);
+            let role = Role::of(metric);
+            let g = match role {
+                Role::Symptom => 0,
+                Role::Own | Role::Context => 1,
+                Role::Downstream => 2,
+            };
+            // What a score counts for in its group: context is discounted (only when
+            // abnormal: a discount must not lift a normal, negative score).
+            let weight = if role == Role::Context {
+                params.explained_weight
+            } else {
+                1.0
+            };
+            let counted = |s: f64| if s > 0.0 { s * weight } else { s };
             // The score a metric must beat to enter the kept evidence.
             let kept_floor = if keep == 0 {
                 f64::INFINITY
@@ -444,9 +515,8 @@ pub fn score(
                     .get(keep - 1)
                     .map_or(f64::NEG_INFINITY, |last| last.score.score)
             };
-            let group = if is_symptom { symptom } else { own };
             // (A bound equal to the floor may still tie and win on the metric's name.)
-            if bound < kept_floor && bound <= group {
+            if bound < kept_floor && counted(bound) <= groups[g] {
                 continue;
             }
             let Some(score) = detector
@@ -455,8 +525,7 @@ pub fn score(
             else {
                 continue;
             };
-            let group = if is_symptom { &mut symptom } else { &mut own };
-            *group = group.max(score.score);
+            groups[g] = groups[g].max(counted(score.score));
             // Worst first after the better ones; ties by name, whatever the scoring order.
             let at_rank = evidence.partition_point(|e| {
                 e.score.score > score.score
@@ -473,7 +542,8 @@ pub fn score(
                 evidence.truncate(keep);
             }
         }
-        if symptom == f64::NEG_INFINITY && own == f64::NEG_INFINITY {
+        let [symptom, own, downstream] = groups;
+        if groups.iter().all(|g| *g == f64::NEG_INFINITY) {
             no_data.push(entity.clone());
             continue;
         }
@@ -484,7 +554,13 @@ pub fn score(
             outside.push(entity.clone());
         }
         let node = ix.map(|ix| graph.node(ix));
-        let score = symptom.max(own);
+        // A caller's slow calls colour it a little (it suffers), as context does.
+        let suffering = if downstream > 0.0 {
+            downstream * params.explained_weight
+        } else {
+            downstream
+        };
+        let score = symptom.max(own).max(suffering);
         scored.push(Scored {
             colour: EntityColour {
                 entity: entity.clone(),
@@ -497,6 +573,7 @@ pub fn score(
             },
             symptom,
             own,
+            downstream,
             ix,
         });
     }
@@ -532,6 +609,37 @@ fn report(problems: &mut Vec<String>, what: &str, names: &[String]) {
         names.len(),
         shown.join(", ")
     ));
+}
+
+/// Per scored entity, the downstream latency its callers pass to it: each caller's worst
+/// abnormal call latency, shared among everything it calls in proportion to the calls'
+/// weights (equally without weights).
+fn downstream_blame(graph: &LandscapeGraph, scored: &[Scored], by_node: &[usize]) -> Vec<f64> {
+    let mut blame = vec![0.0; scored.len()];
+    for caller in scored.iter().filter(|s| s.downstream > 0.0) {
+        let Some(ix) = caller.ix else {
+            continue;
+        };
+        let callees: Vec<(usize, f64)> = graph
+            .live_edges(ix, Direction::Outgoing, Some(Relation::Calls))
+            .map(|(e, callee)| {
+                let edge = &graph.petgraph()[e];
+                let weight = edge
+                    .version_at(i64::MAX)
+                    .weight
+                    .filter(|w| w.is_finite() && *w > 0.0)
+                    .unwrap_or(1.0);
+                (by_node[callee.index()], weight)
+            })
+            .collect();
+        let total: f64 = callees.iter().map(|c| c.1).sum();
+        for (j, weight) in callees {
+            if j != usize::MAX && total > 0.0 {
+                blame[j] += caller.downstream * weight / total;
+            }
+        }
+    }
+    blame
 }
 
 /// Ranks root-cause candidates over `graph` (the second half of [`colour`]).
@@ -585,9 +693,10 @@ pub fn rank(graph: &LandscapeGraph, scores: &Scores, params: &RankParams) -> Vec
     // Only an abnormal node explains its dependents; a normal one under them gains
     // nothing from their trouble.
     let explains_others = |own: f64| own >= params.anomalous_from;
+    let blame = downstream_blame(graph, scored, &by_node);
     let totals: Vec<f64> = (0..scored.len())
         .map(|i| {
-            let own = effective[i].0;
+            let own = effective[i].0 + params.downstream_weight * blame[i];
             neighbours(i, Direction::Incoming, &mut near);
             if near.is_empty() {
                 return own;
