@@ -173,15 +173,16 @@ impl std::str::FromStr for ReplayFormat {
     }
 }
 
-/// Sends the live landscape of `trace` to `topic` as events stamped now, under one key so
-/// they stay in order (nodes before their edges); returns how many.
+/// Sends the live landscape of `trace` to `topic` as events stamped with its first
+/// sample's time (telemetry joins with it as of its own time), under one key so they stay
+/// in order (nodes before their edges); returns how many.
 pub fn send_landscape(
     trace: &nezha::TraceDir,
     kafka: &KafkaConfig,
     brokers: &str,
     topic: &str,
 ) -> Result<usize> {
-    let events = native::events(&trace.graph, crate::now_ms());
+    let events = native::events(&trace.graph, native::first_ms(trace));
     let producer: BaseProducer = dcpilot_background::ingest::client_config(kafka, brokers)
         .create()
         .context("creating a producer")?;

@@ -23,6 +23,18 @@ const SAMPLE: &[(&str, &str)] = &[
         include_str!("../tests/data/nezha/online-boutique/sample/metric/dependency.csv"),
     ),
     (
+        "metric/source_50.csv",
+        include_str!("../tests/data/nezha/online-boutique/sample/metric/source_50.csv"),
+    ),
+    (
+        "metric/destination_50.csv",
+        include_str!("../tests/data/nezha/online-boutique/sample/metric/destination_50.csv"),
+    ),
+    (
+        "metric/front_service.csv",
+        include_str!("../tests/data/nezha/online-boutique/sample/metric/front_service.csv"),
+    ),
+    (
         "metric/adservice-5f6585d649-fnmft_metric.csv",
         include_str!(
             "../tests/data/nezha/online-boutique/sample/metric/adservice-5f6585d649-fnmft_metric.csv"
@@ -126,20 +138,16 @@ pub async fn run(dir: &Path, core: &InfoCore) -> Result<Value> {
         .await
         .context("the colouring job")?;
     let snapshot = core.snapshot();
-    let colouring = snapshot
-        .get(JOB)
-        .and_then(|m| m.prepared.colouring())
+    let served = snapshot.get(JOB).context("the published colouring")?;
+    let colouring = served
+        .prepared
+        .colouring()
         .context("the published colouring")?;
     let c = &colouring.colouring;
 
     let graph = json!(trace.graph.at(i64::MAX, &Default::default()));
-    let anomalies = json!({
-        "version": report.published_version,
-        "at": c.at,
-        "entities": c.entities,
-        "hosts": c.hosts,
-        "ranking": &c.ranking[..c.ranking.len().min(20)],
-    });
+    let anomalies =
+        dcpilot_foreground::server::anomalies_document(JOB, served, colouring, 20, false);
     let page = dir.join("anomalies.html");
     std::fs::write(
         &page,
@@ -170,4 +178,36 @@ pub async fn run(dir: &Path, core: &InfoCore) -> Result<Value> {
         },
         "page": page.display().to_string(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SAMPLE;
+
+    #[test]
+    fn the_embedded_sample_is_the_whole_bundled_directory() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/nezha/online-boutique/sample");
+        let mut on_disk: Vec<String> = ["", "metric"]
+            .iter()
+            .flat_map(|sub| {
+                std::fs::read_dir(dir.join(sub))
+                    .expect("sample directory")
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.path().is_file())
+                    .map(move |e| {
+                        let name = e.file_name().to_string_lossy().to_string();
+                        if sub.is_empty() {
+                            name
+                        } else {
+                            format!("{sub}/{name}")
+                        }
+                    })
+            })
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = SAMPLE.iter().map(|(n, _)| n.to_string()).collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk);
+    }
 }

@@ -46,10 +46,25 @@ fn a_replayed_trace_is_coloured_in_the_background_and_served_by_the_foreground()
         replay_log.contains("landscape events to dcpilot.landscape"),
         "{replay_log}"
     );
+    // "sent N samples in M messages" (the landscape line says "landscape events").
     let samples: u64 = replay_log
         .lines()
+        .filter(|l| l.contains(" samples in "))
         .find_map(|l| l.strip_prefix("sent ")?.split(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("no sample count in the replay's log:\n{replay_log}"));
+    // The colouring judges the newest moment: its observed window ends with the newest
+    // second of the trace.
+    let trace = dcpilot_info_core::anomaly::nezha::load(&sample).expect("the sample");
+    let newest = trace
+        .telemetry
+        .entities
+        .values()
+        .flat_map(|m| m.values())
+        .filter_map(|p| p.iter().rev().find(|(_, v)| v.is_finite()))
+        .map(|(t, _)| *t)
+        .max()
+        .expect("samples");
+    let observe = dcpilot_info_core::anomaly::Window::default().observe_secs;
 
     // Colour once every sample is in, and every 2 s after (the landscape topic is read
     // alongside; a colouring made before the graph arrived is replaced by the next).
@@ -122,6 +137,11 @@ fn a_replayed_trace_is_coloured_in_the_background_and_served_by_the_foreground()
         same.then_some(body)
     });
     assert_eq!(served["model"], JOB);
+    assert_eq!(
+        served["at"].as_i64(),
+        Some(newest - observe + 1),
+        "{served}"
+    );
     assert!(served["version"].as_u64().expect("version") >= 1);
     assert!(!served["entities"].as_array().expect("entities").is_empty());
     assert!(
@@ -159,12 +179,19 @@ fn a_replayed_trace_is_coloured_in_the_background_and_served_by_the_foreground()
     }
 }
 
+/// (entity, score) of each candidate; a candidate without either is a failure, not skipped.
 fn ranking(v: &serde_json::Value) -> Vec<(String, f64)> {
     v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| Some((c["entity"].as_str()?.to_string(), c["score"].as_f64()?)))
-                .collect()
+        .expect("a ranking")
+        .iter()
+        .map(|c| {
+            let entity = c["entity"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no entity: {c}"));
+            let score = c["score"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no score: {c}"));
+            (entity.to_string(), score)
         })
-        .unwrap_or_default()
+        .collect()
 }

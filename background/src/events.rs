@@ -495,8 +495,7 @@ impl JobRunFinished<'_> {
                 gauge!(names::COLOURING_ANOMALOUS, "job" => job.clone()).set(c.anomalous as f64);
                 gauge!(names::COLOURING_ANOMALOUS_HOSTS, "job" => job.clone())
                     .set(c.anomalous_hosts as f64);
-                gauge!(names::COLOURING_TOP_SCORE, "job" => job)
-                    .set(c.top_cause.as_ref().map_or(0.0, |(_, score)| *score));
+                gauge!(names::COLOURING_TOP_SCORE, "job" => job).set(c.top_score());
                 tracing::info!(
                     job = self.job,
                     at = c.at,

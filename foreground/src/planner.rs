@@ -278,7 +278,7 @@ impl<'a> ModelUse<'a> {
             }
             Some(m) => {
                 self.versions.insert(name.to_string(), m.version());
-                let age_secs = (self.now_ms - m.record.created_at_ms).max(0) as u64 / 1000;
+                let age_secs = m.age_secs(self.now_ms);
                 if age_secs > self.max_age_secs {
                     self.reasons.push(format!(
                         "model {name} v{} is stale ({age_secs} s old)",
@@ -313,7 +313,7 @@ impl<'a> ModelUse<'a> {
             ));
             return None;
         };
-        let age_secs = (self.now_ms - served.record.created_at_ms).max(0) as u64 / 1000;
+        let age_secs = served.age_secs(self.now_ms);
         if age_secs > self.max_colouring_age_secs {
             self.reasons.push(format!(
                 "colouring {name} v{} is stale ({age_secs} s old); hosts not judged by anomaly",
@@ -339,15 +339,21 @@ impl<'a> ModelUse<'a> {
     }
 }
 
-/// The penalty per instance on `host` when the colouring marks it anomalous, with the
-/// colour it rests on.
+/// The largest anomaly score a penalty counts (e^10 times a metric's usual deviation).
+pub const MAX_ANOMALY_SCORE: f64 = 10.0;
+
+/// The penalty per instance on `host` when the colouring marks it anomalous (its score,
+/// at most [`MAX_ANOMALY_SCORE`], × `anomalous_host`), with the colour it rests on.
 pub fn anomaly_penalty<'c>(
     colouring: Option<&'c PreparedColouring>,
     host: &str,
     weights: &Weights,
 ) -> Option<(f64, &'c HostColour)> {
     let colour = colouring?.host(host).filter(|c| c.anomalous)?;
-    Some((weights.anomalous_host * colour.score.max(0.0), colour))
+    // Capped: a detector without calibration can score in the millions, and one host's
+    // anomaly must not drown every other term (nor overflow a sum of them).
+    let score = colour.score.clamp(0.0, MAX_ANOMALY_SCORE);
+    Some((weights.anomalous_host * score, colour))
 }
 
 /// An anomaly penalty in words, for explanations.

@@ -26,6 +26,11 @@ impl ServedModel {
     pub fn version(&self) -> u64 {
         self.record.version
     }
+
+    /// Seconds since it was published, as of `now_ms` (0 if published "later").
+    pub fn age_secs(&self, now_ms: i64) -> u64 {
+        u64::try_from(now_ms.saturating_sub(self.record.created_at_ms)).unwrap_or(0) / 1000
+    }
 }
 
 /// The current version of every model, at one instant (cloning shares the models).

@@ -526,3 +526,35 @@ fn metric_roles_come_from_their_names() {
         assert_eq!(Role::of(metric), role, "{metric}");
     }
 }
+
+#[test]
+fn slow_calls_are_shared_by_call_weight() {
+    // a calls c three times as often as d; only a's calls get slow.
+    let mut g = graph(
+        &[
+            ("a", Layer::Service, "service"),
+            ("c", Layer::Service, "service"),
+            ("d", Layer::Service, "service"),
+        ],
+        &[],
+    );
+    for (callee, weight) in [("c", 3.0), ("d", 1.0)] {
+        let mut edge = EdgeSpec::new("a", Relation::Calls, callee);
+        edge.weight = Some(weight);
+        g.upsert_edge(0, &edge).expect("edge");
+    }
+    let mut t = Telemetry::default();
+    series(&mut t, "a", "PodClientLatencyP99(s)", 0.01, 20.0);
+    for e in ["c", "d"] {
+        series(&mut t, e, "CpuUsage(m)", 50.0, 1.0);
+    }
+    let c = run(&mut t, &g);
+    let of = |e: &str| c.ranking.iter().find(|x| x.entity == e).expect("ranked");
+    let (to_c, to_d) = (of("c").evidence.downstream, of("d").evidence.downstream);
+    assert!(
+        (to_c - 3.0 * to_d).abs() < 1e-9 * to_c.abs().max(1.0),
+        "{to_c} vs {to_d}"
+    );
+    assert_eq!(order(&c)[0], "c", "{:?}", order(&c));
+    assert_eq!(of("c").evidence.blamed_by[0].from, "a");
+}

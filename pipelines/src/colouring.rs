@@ -2,9 +2,7 @@
 //! published as a new version every run (nothing to beat: a colouring is a judgement of
 //! the moment, not a model that could be worse than a baseline).
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
+use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::prelude::SessionContext;
 use dcpilot_info_core::anomaly::{self, detect, Colouring, Telemetry};
 use dcpilot_info_core::landscape::LandscapeGraph;
@@ -12,6 +10,7 @@ use dcpilot_schemas::{Category, EdgeSpec, Layer, NodeSpec, Relation};
 use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
+use crate::job::{floats, strings, times_ms};
 use crate::spec::{JobSpec, ModelSpec};
 
 /// The live landscape, as the colouring reads it.
@@ -56,6 +55,13 @@ impl ColouringSummary {
     }
 }
 
+impl ColouringSummary {
+    /// The top cause's score (0 when nothing is anomalous).
+    pub fn top_score(&self) -> f64 {
+        self.top_cause.as_ref().map_or(0.0, |(_, score)| *score)
+    }
+}
+
 /// Rows read and the event-time span they cover (Unix ms).
 pub(crate) struct Read {
     pub rows: u64,
@@ -86,13 +92,24 @@ async fn landscape(spec: &JobSpec, ctx: &SessionContext, sql: &str) -> Result<Ve
         .map_err(failed)
 }
 
-/// Colours the newest moment of `telemetry` that has a full observation window behind it.
+/// What a colouring run found to do.
+pub(crate) enum Coloured {
+    /// A colouring of the newest moment, and what it read.
+    Done(Box<Colouring>, Read),
+    /// Nothing to publish, and why (no telemetry yet; none newer than the served one).
+    Nothing(String),
+}
+
+/// Colours the newest moment of `telemetry` with a full observation window behind it
+/// (the newest sample in it), unless the data ends where the served colouring's did
+/// (`served_end_ms`): then an unchanged colouring would look fresh forever.
 pub(crate) fn colour(
     spec: &JobSpec,
     telemetry: &[RecordBatch],
     nodes: &[RecordBatch],
     edges: &[RecordBatch],
-) -> Result<(Colouring, Read)> {
+    served_end_ms: Option<i64>,
+) -> Result<Coloured> {
     let ModelSpec::Colouring {
         detector,
         window,
@@ -105,75 +122,53 @@ pub(crate) fn colour(
         )));
     };
     let detector = detect::by_name(detector).map_err(PipelineError::Spec)?;
-    let (telemetry, read) = telemetry_of(spec, telemetry)?;
+    let Some((telemetry, read)) = telemetry_of(spec, telemetry)? else {
+        return Ok(Coloured::Nothing(
+            "no finite telemetry to colour yet".into(),
+        ));
+    };
+    if served_end_ms == Some(read.end_ms) {
+        return Ok(Coloured::Nothing(
+            "no telemetry newer than the served colouring".into(),
+        ));
+    }
     let (graph, mut problems) = graph_of(nodes, edges)?;
-    // The newest moment whose observation window the data covers.
-    let at = read.end_ms.div_euclid(1000) - window.observe_secs;
+    // The observed window [at, at + observe) ends with the newest second.
+    let at = read.end_ms.div_euclid(1000) - window.observe_secs + 1;
     let mut colouring = anomaly::colour(&telemetry, &graph, at, detector.as_ref(), window, rank);
     let replaced = colouring.make_storable();
     if replaced > 0 {
         problems.push(format!(
-            "{replaced} numbers beyond f64 (a zero spread) stored as the nearest finite value"
+            "{replaced} non-finite numbers stored as the nearest finite value (NaN as 0)"
         ));
     }
     colouring.problems.extend(problems);
-    Ok((colouring, read))
-}
-
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
-    batch
-        .column_by_name(name)
-        .map(|a| a.as_ref())
-        .ok_or_else(|| PipelineError::Data(format!("the query has no column {name:?}")))
-}
-
-fn as_type(batch: &RecordBatch, name: &str, to: &DataType) -> Result<std::sync::Arc<dyn Array>> {
-    cast(column(batch, name)?, to).map_err(|e| PipelineError::Data(format!("column {name:?}: {e}")))
+    Ok(Coloured::Done(Box::new(colouring), read))
 }
 
 /// The query's `(time, entity, metric, value)` rows as per-entity series within the spec's
-/// window behind the newest row; non-finite values and null names are skipped.
-fn telemetry_of(spec: &JobSpec, batches: &[RecordBatch]) -> Result<(Telemetry, Read)> {
+/// window behind the newest row (whole seconds, as the detectors see them); non-finite
+/// values and null names are skipped. `None` without one finite row.
+fn telemetry_of(spec: &JobSpec, batches: &[RecordBatch]) -> Result<Option<(Telemetry, Read)>> {
     let mut rows: Vec<(i64, String, String, f64)> = Vec::new();
     for batch in batches {
-        let times = as_type(
-            batch,
-            &spec.time_column,
-            &DataType::Timestamp(TimeUnit::Millisecond, None),
-        )
-        .and_then(|a| cast(&a, &DataType::Int64).map_err(|e| PipelineError::Data(e.to_string())))?;
-        let times = times.as_primitive::<Int64Type>();
-        let entities = as_type(batch, "entity", &DataType::Utf8)?;
-        let entities = entities.as_string::<i32>();
-        let metrics = as_type(batch, "metric", &DataType::Utf8)?;
-        let metrics = metrics.as_string::<i32>();
-        let values = as_type(batch, "value", &DataType::Float64)?;
-        let values = values.as_primitive::<Float64Type>();
+        let times = times_ms(batch, &spec.time_column)?;
+        let (entities, metrics) = (strings(batch, "entity")?, strings(batch, "metric")?);
+        let values = floats(batch, "value")?;
         for i in 0..batch.num_rows() {
-            if times.is_null(i) || entities.is_null(i) || metrics.is_null(i) || values.is_null(i) {
+            let (Some(entity), Some(metric)) = (&entities[i], &metrics[i]) else {
                 continue;
-            }
-            let value = values.value(i);
-            if value.is_finite() {
-                rows.push((
-                    times.value(i),
-                    entities.value(i).to_string(),
-                    metrics.value(i).to_string(),
-                    value,
-                ));
+            };
+            if times.is_valid(i) && values[i].is_finite() {
+                rows.push((times.value(i), entity.clone(), metric.clone(), values[i]));
             }
         }
     }
     let Some(end_ms) = rows.iter().map(|r| r.0).max() else {
-        return Err(PipelineError::Data(format!(
-            "{}: the query yields no finite (ts, entity, metric, value) rows",
-            spec.name
-        )));
+        return Ok(None);
     };
-    let window_ms = i64::try_from(spec.window_secs)
-        .unwrap_or(i64::MAX)
-        .saturating_mul(1000);
-    let from_ms = end_ms.saturating_sub(window_ms);
+    let window_secs = i64::try_from(spec.window_secs).unwrap_or(i64::MAX);
+    let from_ms = (end_ms.div_euclid(1000).saturating_sub(window_secs)).saturating_mul(1000);
     let mut telemetry = Telemetry::default();
     let mut read = Read {
         rows: 0,
@@ -186,37 +181,31 @@ fn telemetry_of(spec: &JobSpec, batches: &[RecordBatch]) -> Result<(Telemetry, R
         read.start_ms = read.start_ms.min(*t);
     }
     telemetry.sort();
-    Ok((telemetry, read))
+    Ok(Some((telemetry, read)))
 }
 
-/// The live landscape from the `landscape_nodes` / `landscape_edges` rows; what cannot be
-/// read is reported, never fatal.
+/// The live landscape from the `landscape_nodes` / `landscape_edges` rows, with the
+/// edges' weights; what cannot be read is reported, never fatal.
 fn graph_of(nodes: &[RecordBatch], edges: &[RecordBatch]) -> Result<(LandscapeGraph, Vec<String>)> {
     let mut graph = LandscapeGraph::new();
     let mut problems = Vec::new();
-    let text = |batch: &RecordBatch, name: &str| -> Result<Vec<Option<String>>> {
-        let array = as_type(batch, name, &DataType::Utf8)?;
-        let array = array.as_string::<i32>();
-        Ok((0..array.len())
-            .map(|i| array.is_valid(i).then(|| array.value(i).to_string()))
-            .collect())
-    };
     for batch in nodes {
-        let columns =
-            ["id", "layer", "category", "type", "name", "aliases"].map(|name| text(batch, name));
-        let [id, layer, category, node_type, name, aliases] = columns;
+        let [id, layer, category, node_type, name, aliases] =
+            ["id", "layer", "category", "type", "name", "aliases"].map(|c| strings(batch, c));
         let (id, layer, category, node_type, name, aliases) =
             (id?, layer?, category?, node_type?, name?, aliases?);
         for i in 0..batch.num_rows() {
             let (Some(id), Some(node_type)) = (&id[i], &node_type[i]) else {
                 continue;
             };
-            let parsed = layer[i]
-                .as_deref()
+            let (layer, category) = (layer[i].as_deref(), category[i].as_deref());
+            let Some((layer, category)) = layer
                 .and_then(Layer::parse)
-                .zip(category[i].as_deref().and_then(Category::parse));
-            let Some((layer, category)) = parsed else {
-                problems.push(format!("landscape node {id}: unknown layer or category"));
+                .zip(category.and_then(Category::parse))
+            else {
+                problems.push(format!(
+                    "landscape node {id}: unknown layer {layer:?} or category {category:?}"
+                ));
                 continue;
             };
             let mut spec = NodeSpec::new(id.clone(), layer, category, node_type);
@@ -232,21 +221,25 @@ fn graph_of(nodes: &[RecordBatch], edges: &[RecordBatch]) -> Result<(LandscapeGr
     }
     for batch in edges {
         let (source, target, relation) = (
-            text(batch, "source")?,
-            text(batch, "target")?,
-            text(batch, "relation")?,
+            strings(batch, "source")?,
+            strings(batch, "target")?,
+            strings(batch, "relation")?,
         );
+        let weight = floats(batch, "weight")?;
         for i in 0..batch.num_rows() {
             let (Some(source), Some(target)) = (&source[i], &target[i]) else {
                 continue;
             };
             let Some(relation) = relation[i].as_deref().and_then(Relation::parse) else {
                 problems.push(format!(
-                    "landscape edge {source} → {target}: unknown relation"
+                    "landscape edge {source} → {target}: unknown relation {:?}",
+                    relation[i]
                 ));
                 continue;
             };
-            if let Err(e) = graph.upsert_edge(0, &EdgeSpec::new(source, relation, target)) {
+            let mut spec = EdgeSpec::new(source, relation, target);
+            spec.weight = Some(weight[i]).filter(|w| w.is_finite());
+            if let Err(e) = graph.upsert_edge(0, &spec) {
                 problems.push(format!("landscape edge {source} → {target}: {e}"));
             }
         }

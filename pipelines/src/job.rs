@@ -13,7 +13,7 @@ use dcpilot_info_core::core::Promotion;
 use dcpilot_info_core::{HoldoutMetrics, InfoCore, Lineage, Model, ModelDraft, TrainingWindow};
 use serde::Serialize;
 
-use crate::colouring::ColouringSummary;
+use crate::colouring::{Coloured, ColouringSummary};
 use crate::error::{PipelineError, Result};
 use crate::spec::{JobSpec, ModelSpec};
 use crate::train::{baseline_errors, best_baseline, evaluate_job, predict_rows, Dataset};
@@ -117,7 +117,7 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Arc<dyn Array>> 
         .ok_or_else(|| PipelineError::Data(format!("the query has no column {name:?}")))
 }
 
-fn floats(batch: &RecordBatch, name: &str) -> Result<Vec<f64>> {
+pub(crate) fn floats(batch: &RecordBatch, name: &str) -> Result<Vec<f64>> {
     let array = cast(column(batch, name)?, &DataType::Float64)
         .map_err(|e| PipelineError::Data(format!("column {name:?}: {e}")))?;
     let values = array.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
@@ -132,13 +132,29 @@ fn floats(batch: &RecordBatch, name: &str) -> Result<Vec<f64>> {
         .collect())
 }
 
-fn strings(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
+pub(crate) fn strings(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
     let array = cast(column(batch, name)?, &DataType::Utf8)
         .map_err(|e| PipelineError::Data(format!("column {name:?}: {e}")))?;
     let values = array.as_string::<i32>();
     Ok((0..values.len())
         .map(|i| values.is_valid(i).then(|| values.value(i).to_string()))
         .collect())
+}
+
+/// The column `name` as Unix milliseconds (any timestamp or integer type).
+pub(crate) fn times_ms(
+    batch: &RecordBatch,
+    name: &str,
+) -> Result<datafusion::arrow::array::Int64Array> {
+    let times = cast(
+        column(batch, name)?,
+        &DataType::Timestamp(TimeUnit::Millisecond, None),
+    )
+    .and_then(|a| cast(&a, &DataType::Int64))
+    .map_err(|e| PipelineError::Data(format!("column {name:?}: {e}")))?;
+    Ok(times
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+        .clone())
 }
 
 /// Reads the spec's columns out of query results; rows with a missing or non-finite value
@@ -158,13 +174,7 @@ pub fn dataset_from_columns(spec: &JobSpec, batches: &[RecordBatch]) -> Result<D
         ..Dataset::default()
     };
     for batch in batches {
-        let times = cast(
-            column(batch, &spec.time_column)?,
-            &DataType::Timestamp(TimeUnit::Millisecond, None),
-        )
-        .and_then(|a| cast(&a, &DataType::Int64))
-        .map_err(|e| PipelineError::Data(format!("column {:?}: {e}", spec.time_column)))?;
-        let times = times.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let times = times_ms(batch, &spec.time_column)?;
         let features = spec
             .features
             .iter()
@@ -393,7 +403,7 @@ pub async fn run_once_cancellable(
     })
 }
 
-/// One run of a colouring job: colour, then publish (every run is a new version).
+/// One run of a colouring job: colour, then publish (each new colouring is a version).
 async fn run_colouring(
     spec: JobSpec,
     ctx: &SessionContext,
@@ -404,32 +414,26 @@ async fn run_colouring(
     if cancelled.load(Ordering::Relaxed) {
         return Err(PipelineError::Cancelled);
     }
-    if telemetry.iter().all(|b| b.num_rows() == 0) {
-        // Nothing has arrived yet: not a failure, nothing to publish.
-        return Ok(RunReport {
-            job: spec.name.clone(),
-            metric: "top_cause_score".into(),
-            model_error: 0.0,
-            baseline: "none".into(),
-            baseline_error: 0.0,
-            baselines: BTreeMap::new(),
-            champion_error: None,
-            train_rows: 0,
-            holdout_rows: 0,
-            published_version: None,
-            rejected: Some("no telemetry to colour yet".into()),
-            colouring: None,
-        });
-    }
-    let (colouring, read) = {
+    let served_end_ms = store
+        .snapshot()
+        .get(&spec.name)
+        .map(|m| m.record.window.end_ms);
+    let coloured = {
         let spec = spec.clone();
-        off_the_runtime(move || crate::colouring::colour(&spec, &telemetry, &nodes, &edges)).await?
+        off_the_runtime(move || {
+            crate::colouring::colour(&spec, &telemetry, &nodes, &edges, served_end_ms)
+        })
+        .await?
+    };
+    let (colouring, read) = match coloured {
+        Coloured::Done(colouring, read) => (colouring, read),
+        // Not a failure: nothing new to publish.
+        Coloured::Nothing(why) => return Ok(colouring_report(&spec, None, 0, None, Some(why))),
     };
     if cancelled.load(Ordering::Relaxed) {
         return Err(PipelineError::Cancelled);
     }
     let summary = ColouringSummary::of(&colouring);
-    let top_score = summary.top_cause.as_ref().map_or(0.0, |(_, score)| *score);
     let record = store.publish(ModelDraft {
         name: spec.name.clone(),
         features: Vec::new(),
@@ -440,8 +444,8 @@ async fn run_colouring(
         },
         rows: read.rows,
         metrics: HoldoutMetrics {
-            metric: "top_cause_score".into(),
-            model_error: top_score,
+            metric: COLOURING_METRIC.into(),
+            model_error: summary.top_score(),
             baseline_error: 0.0,
             baseline: "none".into(),
         },
@@ -449,22 +453,42 @@ async fn run_colouring(
             job: spec.name.clone(),
             spec_hash: spec_hash(&spec),
         },
-        model: Model::Colouring(Box::new(colouring)),
+        model: Model::Colouring(colouring),
     })?;
-    Ok(RunReport {
+    let rows = usize::try_from(read.rows).unwrap_or(usize::MAX);
+    Ok(colouring_report(
+        &spec,
+        Some(summary),
+        rows,
+        Some(record.version),
+        None,
+    ))
+}
+
+/// What a colouring reports in a model's place: its top cause's score as `model_error`.
+const COLOURING_METRIC: &str = "top_cause_score";
+
+fn colouring_report(
+    spec: &JobSpec,
+    summary: Option<ColouringSummary>,
+    rows: usize,
+    published_version: Option<u64>,
+    rejected: Option<String>,
+) -> RunReport {
+    RunReport {
         job: spec.name.clone(),
-        metric: "top_cause_score".into(),
-        model_error: top_score,
+        metric: COLOURING_METRIC.into(),
+        model_error: summary.as_ref().map_or(0.0, ColouringSummary::top_score),
         baseline: "none".into(),
         baseline_error: 0.0,
         baselines: BTreeMap::new(),
         champion_error: None,
-        train_rows: usize::try_from(read.rows).unwrap_or(usize::MAX),
+        train_rows: rows,
         holdout_rows: 0,
-        published_version: Some(record.version),
-        rejected: None,
-        colouring: Some(summary),
-    })
+        published_version,
+        rejected,
+        colouring: summary,
+    }
 }
 
 /// How the served version of a job's model does on other data (nothing is trained).

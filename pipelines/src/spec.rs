@@ -697,12 +697,15 @@ impl SpecFile {
 
         p.at_least_one("training.window_secs", self.training.window_secs);
         if let Some(ModelSpec::Colouring { window, .. }) = m.spec() {
-            let needed = window.baseline_secs.saturating_add(window.observe_secs);
+            let needed = window
+                .history_secs
+                .saturating_add(window.baseline_secs)
+                .saturating_add(window.observe_secs);
             if i64::try_from(self.training.window_secs).unwrap_or(i64::MAX) < needed {
                 p.add(
                     "training.window_secs",
                     format!(
-                        "a colouring reads baseline_secs + observe_secs = {needed} s at least, got {}",
+                        "a colouring reads history_secs + baseline_secs + observe_secs = {needed} s, got {}",
                         self.training.window_secs
                     ),
                 );
@@ -1167,7 +1170,7 @@ observe_secs = 120
 [trigger]
 every_secs = 60
 [training]
-window_secs = 4000
+window_secs = 4100
 "#;
 
     #[test]
@@ -1209,7 +1212,7 @@ window_secs = 4000
                 "observe_secs = 120",
                 "observe_secs = 120\ndetector = \"magic\"\nexplained_weight = 2.0\nn_trees = 3",
             )
-            .replace("window_secs = 4000", "window_secs = 100")
+            .replace("window_secs = 4100", "window_secs = 100")
             + "[promotion]\nbaseline_columns = [\"last\"]\n";
         let text = JobSpec::parse(&bad, "c.toml")
             .expect_err("invalid")
@@ -1220,7 +1223,7 @@ window_secs = 4000
             "c.toml: model.params.detector: unknown detector \"magic\"",
             "c.toml: model.params: explained_weight",
             "c.toml: model.params.n_trees: not a parameter of colouring",
-            "c.toml: training.window_secs: a colouring reads baseline_secs + observe_secs = 420 s",
+            "c.toml: training.window_secs: a colouring reads history_secs + baseline_secs + observe_secs = 4020 s",
             "c.toml: promotion.baseline_columns: a colouring is published every run",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");

@@ -167,29 +167,40 @@ pub(super) async fn anomalies(State(fg): Shared, RawQuery(raw): RawQuery) -> Res
         })?;
         let prepared = served.prepared.colouring().ok_or_else(|| {
             ApiError::new(
-                StatusCode::CONFLICT,
+                StatusCode::INTERNAL_SERVER_ERROR,
                 format!(
-                    "model {name:?} is a {}, not a colouring",
+                    "planner.colouring_model names {name:?}, a {}, not a colouring",
                     served.record.kind
                 ),
             )
         })?;
-        let c = &prepared.colouring;
-        let age_secs = (now_ms() - served.record.created_at_ms).max(0) / 1000;
-        Ok(json!({
-            "model": name,
-            "version": served.version(),
-            "created_at_ms": served.record.created_at_ms,
-            "stale": u64::try_from(age_secs).unwrap_or(0) > fg.planner().max_colouring_age_secs,
-            "at": c.at,
-            "detector": c.detector,
-            "window": c.window,
-            "ranking": &c.ranking[..c.ranking.len().min(top)],
-            "candidates": c.ranking.len(),
-            "hosts": c.hosts,
-            "entities": c.entities,
-            "problems": c.problems,
-        }))
+        let stale = served.age_secs(now_ms()) > fg.planner().max_colouring_age_secs;
+        Ok(anomalies_document(name, served, prepared, top, stale))
+    })
+}
+
+/// The body of `GET /v1/landscape/anomalies` (also what `dcpilot demo` embeds in its page).
+pub fn anomalies_document(
+    name: &str,
+    served: &dcpilot_info_core::ServedModel,
+    colouring: &dcpilot_info_core::PreparedColouring,
+    top: usize,
+    stale: bool,
+) -> Value {
+    let c = &colouring.colouring;
+    json!({
+        "model": name,
+        "version": served.version(),
+        "created_at_ms": served.record.created_at_ms,
+        "stale": stale,
+        "at": c.at,
+        "detector": c.detector,
+        "window": c.window,
+        "ranking": &c.ranking[..c.ranking.len().min(top)],
+        "candidates": c.ranking.len(),
+        "hosts": c.hosts,
+        "entities": c.entities,
+        "problems": c.problems,
     })
 }
 

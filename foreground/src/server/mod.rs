@@ -53,7 +53,7 @@ use crate::landscape::Landscape;
 use crate::objective::State as IndexedLandscape;
 use crate::planner::{PlanError, PlannerConfig};
 
-pub use graph::standalone_view;
+pub use graph::{anomalies_document, standalone_view};
 pub use landscape::LandscapeDocument;
 
 /// Renders the process's metrics (Prometheus text).

@@ -176,6 +176,13 @@ pub struct CandidateEvidence {
     pub explained_by: Option<Link>,
     /// Its anomalous dependents (callers, pods on it, …): the symptoms it explains.
     pub explains: Vec<Link>,
+    /// The slow-call latency its callers passed down to it (before
+    /// [`RankParams::downstream_weight`]).
+    #[serde(default)]
+    pub downstream: f64,
+    /// The callers whose calls are abnormally slow, with their call latency's score.
+    #[serde(default)]
+    pub blamed_by: Vec<Link>,
 }
 
 /// A root-cause candidate.
@@ -251,11 +258,13 @@ impl Colouring {
             fix(&mut c.score);
             fix(&mut c.evidence.own);
             fix_metrics(&mut c.evidence.metrics, &mut fix);
+            fix(&mut c.evidence.downstream);
             for link in c
                 .evidence
                 .explained_by
                 .iter_mut()
                 .chain(&mut c.evidence.explains)
+                .chain(&mut c.evidence.blamed_by)
             {
                 fix(&mut link.score);
             }
@@ -324,13 +333,13 @@ fn host_colours(
         for _hop in 0..2 {
             let mut next = Vec::new();
             for &at in &frontier {
-                for direction in [Direction::Outgoing, Direction::Incoming] {
-                    for (_, other) in graph.live_edges(at, direction, None) {
-                        if !seen.contains(&other) && is_network(other) {
-                            seen.push(other);
-                            next.push(other);
-                            consider(other);
-                        }
+                // Outgoing only: a host contains its NICs and connects to its switch; walking
+                // back from a switch would reach other hosts' NICs.
+                for (_, other) in graph.live_edges(at, Direction::Outgoing, None) {
+                    if !seen.contains(&other) && is_network(other) {
+                        seen.push(other);
+                        next.push(other);
+                        consider(other);
                     }
                 }
             }
@@ -374,11 +383,27 @@ impl Role {
             Self::Downstream
         } else if metric.contains("latency") {
             Self::Symptom
+        } else if FAULTS.iter().any(|f| metric.contains(f)) {
+            // Errors and drops are the entity's own trouble, whatever traffic they count.
+            Self::Own
         } else if CONTEXT.iter().any(|c| metric.contains(c)) {
             Self::Context
         } else {
             Self::Own
         }
+    }
+}
+
+/// Name fragments of metrics that count failures (`transmit_errs`, `receive_drop_total`):
+/// own evidence even when they also name traffic.
+const FAULTS: [&str; 5] = ["err", "drop", "discard", "fail", "timeout"];
+
+/// What an abnormal score counts for at `weight`; a normal (negative) one is not lifted.
+fn discount(score: f64, weight: f64) -> f64 {
+    if score > 0.0 {
+        score * weight
+    } else {
+        score
     }
 }
 
@@ -506,7 +531,7 @@ pub fn score(
             } else {
                 1.0
             };
-            let counted = |s: f64| if s > 0.0 { s * weight } else { s };
+            let counted = |s: f64| discount(s, weight);
             // The score a metric must beat to enter the kept evidence.
             let kept_floor = if keep == 0 {
                 f64::INFINITY
@@ -555,11 +580,7 @@ pub fn score(
         }
         let node = ix.map(|ix| graph.node(ix));
         // A caller's slow calls colour it a little (it suffers), as context does.
-        let suffering = if downstream > 0.0 {
-            downstream * params.explained_weight
-        } else {
-            downstream
-        };
+        let suffering = discount(downstream, params.explained_weight);
         let score = symptom.max(own).max(suffering);
         scored.push(Scored {
             colour: EntityColour {
@@ -678,15 +699,23 @@ pub fn rank(graph: &LandscapeGraph, scores: &Scores, params: &RankParams) -> Vec
                     .score
                     .total_cmp(&scored[b.1].colour.score)
             });
+            // An entity known only by its slow calls is not itself suspect (its callees
+            // are): it ranks from 0, not from nothing.
+            let floor = if s.own.max(s.symptom) == f64::NEG_INFINITY {
+                s.downstream.min(0.0)
+            } else {
+                f64::NEG_INFINITY
+            };
             match explainer {
                 // Latency travels up: any anomalous dependency explains it.
                 Some(&(r, j))
                     if s.symptom > 0.0
                         && scored[j].colour.score >= s.symptom.min(params.anomalous_from) =>
                 {
-                    (s.own.max(s.symptom * params.explained_weight), Some((r, j)))
+                    let own = s.own.max(s.symptom * params.explained_weight);
+                    (own.max(floor), Some((r, j)))
                 }
-                _ => (s.own.max(s.symptom), None),
+                _ => (s.own.max(s.symptom).max(floor), None),
             }
         })
         .collect();
@@ -739,6 +768,18 @@ pub fn rank(graph: &LandscapeGraph, scores: &Scores, params: &RankParams) -> Vec
                     .collect();
                 explains.sort_by(|a, b| b.score.total_cmp(&a.score));
             }
+            let mut blamed_by = Vec::new();
+            if blame[i] > 0.0 {
+                neighbours(i, Direction::Incoming, &mut near);
+                blamed_by = near
+                    .iter()
+                    .filter(|(r, j)| {
+                        *r == Relation::Calls && scored[*j].downstream >= params.anomalous_from
+                    })
+                    .map(|(r, j)| link(*j, *r, i, scored[*j].downstream))
+                    .collect();
+                blamed_by.sort_by(|a, b| b.score.total_cmp(&a.score));
+            }
             Candidate {
                 entity: s.colour.entity.clone(),
                 kind: s.colour.kind.clone(),
@@ -749,6 +790,8 @@ pub fn rank(graph: &LandscapeGraph, scores: &Scores, params: &RankParams) -> Vec
                     own,
                     explained_by: explainer.map(|(r, j)| link(i, r, j, scored[j].colour.score)),
                     explains,
+                    downstream: blame[i],
+                    blamed_by,
                 },
             }
         })

@@ -14,7 +14,7 @@ use dcpilot_schemas::traces::{read_trace, TraceFormat};
 use dcpilot_schemas::{LandscapeEvent, TelemetrySample};
 use serde::{Deserialize, Serialize};
 
-use super::nezha::{Fault, TraceDir, TraceError};
+use super::nezha::{format_error, io, Fault, TraceDir, TraceError};
 use crate::landscape::formats::{live_events, parse_events};
 use crate::landscape::LandscapeGraph;
 
@@ -41,20 +41,6 @@ pub struct Label {
 /// Whether `dir` looks like a native trace directory.
 pub fn is_native(dir: &Path) -> bool {
     dir.join(TELEMETRY_FILE).is_file()
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TraceError + '_ {
-    move |source| TraceError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn format_error(path: &Path, reason: impl Into<String>) -> TraceError {
-    TraceError::Format {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
 }
 
 /// Reads a native trace directory. A label naming an entity with no telemetry is reported
@@ -149,6 +135,20 @@ pub fn samples(trace: &TraceDir) -> Vec<TelemetrySample> {
     out
 }
 
+/// The time of the trace's first sample (Unix ms; 0 without any): when its landscape is
+/// stamped, so telemetry joins with it as of its own time.
+pub fn first_ms(trace: &TraceDir) -> i64 {
+    trace
+        .telemetry
+        .entities
+        .values()
+        .flat_map(|m| m.values())
+        .filter_map(|p| p.first())
+        .map(|p| p.0.saturating_mul(1000))
+        .min()
+        .unwrap_or(0)
+}
+
 /// The trace's landscape as events: every live node, then every live edge, at `at_ms`.
 pub fn events(graph: &LandscapeGraph, at_ms: i64) -> Vec<LandscapeEvent> {
     live_events(graph, at_ms)
@@ -161,17 +161,8 @@ pub fn write(trace: &TraceDir, dir: &Path) -> Result<(), TraceError> {
     for s in samples(trace) {
         telemetry.push_str(&json_line(&s));
     }
-    let first_ms = trace
-        .telemetry
-        .entities
-        .values()
-        .flat_map(|m| m.values())
-        .filter_map(|p| p.first())
-        .map(|p| p.0.saturating_mul(1000))
-        .min()
-        .unwrap_or(0);
     let mut landscape = String::new();
-    for e in events(&trace.graph, first_ms) {
+    for e in events(&trace.graph, first_ms(trace)) {
         landscape.push_str(&json_line(&e));
     }
     let labels: Vec<Label> = trace

@@ -94,14 +94,14 @@ pub fn service_of(pod: &str) -> &str {
     cut
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TraceError + '_ {
+pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TraceError + '_ {
     move |source| TraceError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
 
-fn format_error(path: &Path, reason: impl Into<String>) -> TraceError {
+pub(super) fn format_error(path: &Path, reason: impl Into<String>) -> TraceError {
     TraceError::Format {
         path: path.to_path_buf(),
         reason: reason.into(),
@@ -251,13 +251,7 @@ fn read_metric_file(
     host: Option<&str>,
     telemetry: &mut Telemetry,
 ) -> Result<usize, TraceError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| format_error(path, format!("header: {e}")))?
-        .clone();
+    let (mut reader, headers) = csv_reader(path, text)?;
     let time_col = headers
         .iter()
         .position(|h| h == "Time")
@@ -279,11 +273,7 @@ fn read_metric_file(
             continue;
         };
         for (i, name, of_node) in &columns {
-            // Unreadable and empty cells are gaps (NaN), not errors.
-            let value = row
-                .get(*i)
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .unwrap_or(f64::NAN);
+            let value = cell(&row, *i);
             match (of_node, host) {
                 (false, _) => telemetry.push(service, name, t, value),
                 (true, Some(host)) => telemetry.push(host, name, t, value),
@@ -306,13 +296,7 @@ fn read_entry_file(
     text: &str,
     telemetry: &mut Telemetry,
 ) -> Result<usize, TraceError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| format_error(path, format!("header: {e}")))?
-        .clone();
+    let (mut reader, headers) = csv_reader(path, text)?;
     let column = |name: &str| {
         headers
             .iter()
@@ -338,10 +322,7 @@ fn read_entry_file(
             continue;
         };
         for (i, metric) in &metrics {
-            let value = row
-                .get(*i)
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .unwrap_or(f64::NAN);
+            let value = cell(&row, *i);
             telemetry.push(&service, metric, t, value);
         }
     }
@@ -370,13 +351,7 @@ fn read_edge_latency(
     side: &str,
     telemetry: &mut Telemetry,
 ) -> Result<usize, TraceError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| format_error(path, format!("header: {e}")))?
-        .clone();
+    let (mut reader, headers) = csv_reader(path, text)?;
     let time_col = headers
         .iter()
         .position(|h| h.eq_ignore_ascii_case("time"))
@@ -392,23 +367,40 @@ fn read_edge_latency(
         .collect();
     let mut skipped = 0;
     for row in reader.records() {
-        let Some((row, t)) = row
-            .ok()
-            .and_then(|row| Some((row.clone(), row.get(time_col).and_then(minute_of)?)))
-        else {
+        let Some((row, t)) = row.ok().and_then(|row| {
+            let t = row.get(time_col).and_then(minute_of)?;
+            Some((row, t))
+        }) else {
             skipped += 1;
             continue;
         };
         for (i, callee, metric) in &edges {
-            // Unreadable and empty cells are gaps (NaN), not errors.
-            let value = row
-                .get(*i)
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .unwrap_or(f64::NAN);
-            telemetry.push(callee, metric, t, value);
+            telemetry.push(callee, metric, t, cell(&row, *i));
         }
     }
     Ok(skipped)
+}
+
+/// A CSV reader over `text` (rows may differ in length) and its header row.
+fn csv_reader<'t>(
+    path: &Path,
+    text: &'t str,
+) -> Result<(csv::Reader<&'t [u8]>, csv::StringRecord), TraceError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| format_error(path, format!("header: {e}")))?
+        .clone();
+    Ok((reader, headers))
+}
+
+/// Cell `i` of `row` as a number: unreadable and empty cells are gaps (NaN), not errors.
+fn cell(row: &csv::StringRecord, i: usize) -> f64 {
+    row.get(i)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(f64::NAN)
 }
 
 /// `2022-08-22 03:51:19.799… +0000 UTC …` → the Unix second of its minute.
