@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{dcpilot, eventually, http_text, start_background, start_nisshi_with_topics};
+use common::{dcpilot, eventually, http_text, replay, start_background, start_nisshi_with_topics};
 use dcpilot_info_core::replication::MODELS_TOPIC;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message};
@@ -54,26 +54,7 @@ fn background_trains_a_users_job_on_its_trigger_and_publishes_it() {
     // to its baseline and publish nothing, which is correct but not what this test is
     // about).
     let trace = root.join("tests/data/bitbrains_rnd/2013-8");
-    let replay = dcpilot(
-        &data_dir,
-        &[
-            "replay",
-            "--source",
-            trace.to_str().expect("utf-8"),
-            "--format",
-            "bitbrains",
-            "--brokers",
-            &brokers,
-            "--key",
-            "none",
-        ],
-    );
-    let replay_log = String::from_utf8_lossy(&replay.stderr);
-    assert!(replay.status.success(), "{replay_log}");
-    let samples: u64 = replay_log
-        .lines()
-        .find_map(|l| l.strip_prefix("sent ")?.split(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no sample count in the replay's log:\n{replay_log}"));
+    let samples = replay(&data_dir, &trace, "bitbrains", &brokers);
 
     // The user's job: the built-in rightsizing spec under another name, fired by rows.
     let specs = dir.path().join("jobs");

@@ -8,11 +8,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 
 use common::{
-    dcpilot, dcpilot_command, eventually, http, http_text, start_background,
-    start_nisshi_with_topics, wait_for_file, KillOnDrop,
+    dcpilot, eventually, http, http_text, replay, start_background, start_following_foreground,
+    start_nisshi_with_topics,
 };
 
 const JOB: &str = "landscape-colouring";
@@ -26,32 +25,7 @@ fn a_replayed_trace_is_coloured_in_the_background_and_served_by_the_foreground()
     let data_dir = dir.path().join("data");
     std::fs::create_dir(&data_dir).expect("mkdir");
 
-    let replay = dcpilot(
-        &data_dir,
-        &[
-            "replay",
-            "--source",
-            sample.to_str().expect("utf-8"),
-            "--format",
-            "nezha",
-            "--brokers",
-            &brokers,
-            "--key",
-            "none",
-        ],
-    );
-    let replay_log = String::from_utf8_lossy(&replay.stderr);
-    assert!(replay.status.success(), "{replay_log}");
-    assert!(
-        replay_log.contains("landscape events to dcpilot.landscape"),
-        "{replay_log}"
-    );
-    // "sent N samples in M messages" (the landscape line says "landscape events").
-    let samples: u64 = replay_log
-        .lines()
-        .filter(|l| l.contains(" samples in "))
-        .find_map(|l| l.strip_prefix("sent ")?.split(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no sample count in the replay's log:\n{replay_log}"));
+    let samples = replay(&data_dir, &sample, "nezha", &brokers);
     // The colouring judges the newest moment: its observed window ends with the newest
     // second of the trace.
     let trace = dcpilot_info_core::anomaly::nezha::load(&sample).expect("the sample");
@@ -79,23 +53,7 @@ fn a_replayed_trace_is_coloured_in_the_background_and_served_by_the_foreground()
     );
     let log = || background.lines.lock().expect("lock").join("\n");
 
-    let fg_dir = dir.path().join("foreground");
-    let _foreground = KillOnDrop(
-        dcpilot_command(
-            &fg_dir,
-            &[
-                "foreground",
-                "--listen",
-                "127.0.0.1:0",
-                "--brokers",
-                &brokers,
-            ],
-        )
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the foreground"),
-    );
-    let addr = wait_for_file(&fg_dir.join("foreground.addr"));
+    let (_foreground, addr) = start_following_foreground(&dir.path().join("foreground"), &brokers);
 
     // What the offline path says for a moment, best first: (entity, score).
     let offline = |at: i64| -> Vec<(String, f64)> {

@@ -5,10 +5,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use common::{eventually, http, wait_for_file, KillOnDrop};
+use common::{eventually, http, start_following_foreground};
 use dcpilot_background::EmbeddedBroker;
 use dcpilot_info_core::replication::{KafkaSink, MODELS_TOPIC};
 use dcpilot_info_core::{
@@ -92,22 +91,7 @@ fn a_following_replica_serves_published_landscape_and_models() {
     );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let _child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_dcpilot"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args([
-                "foreground",
-                "--listen",
-                "127.0.0.1:0",
-                "--brokers",
-                &brokers,
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start"),
-    );
-    let addr = wait_for_file(&dir.path().join("foreground.addr"));
+    let (_child, addr) = start_following_foreground(dir.path(), &brokers);
     let request = r#"{"workload":"web","cores":1,"memory_bytes":1}"#;
     {
         let answer = eventually(30, "landscape and model v1", || {
@@ -161,26 +145,6 @@ fn a_following_replica_serves_published_landscape_and_models() {
     }
 }
 
-fn start_replica(dir: &std::path::Path, brokers: &str) -> (KillOnDrop, String) {
-    let child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_dcpilot"))
-            .arg("--data-dir")
-            .arg(dir)
-            .args([
-                "foreground",
-                "--listen",
-                "127.0.0.1:0",
-                "--brokers",
-                brokers,
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start"),
-    );
-    let addr = wait_for_file(&dir.join("foreground.addr"));
-    (child, addr)
-}
-
 #[test]
 fn late_replicas_build_the_same_landscape_graph_from_the_topic() {
     let broker =
@@ -200,7 +164,7 @@ fn late_replicas_build_the_same_landscape_graph_from_the_topic() {
         ],
     );
     let first_dir = tempfile::tempdir().expect("tempdir");
-    let (_first, first) = start_replica(first_dir.path(), &brokers);
+    let (_first, first) = start_following_foreground(first_dir.path(), &brokers);
     let blast = eventually(30, "the graph on the first replica", || {
         let (status, b) = http(&first, "GET", "/v1/landscape/blast?id=rack-1&at=10", "");
         (status == 200 && b["affected"].as_array().is_some_and(|a| a.len() == 3)).then_some(b)
@@ -244,7 +208,7 @@ fn late_replicas_build_the_same_landscape_graph_from_the_topic() {
 
     // A replica that starts now reads the whole topic and builds the same graph.
     let late_dir = tempfile::tempdir().expect("tempdir");
-    let (_late, late) = start_replica(late_dir.path(), &brokers);
+    let (_late, late) = start_following_foreground(late_dir.path(), &brokers);
     let (_, expected) = http(&first, "GET", "/v1/landscape/export", "");
     eventually(30, "the late replica to catch up", || {
         let (_, got) = http(&late, "GET", "/v1/landscape/export", "");

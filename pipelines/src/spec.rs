@@ -537,6 +537,13 @@ impl Problems {
         None
     }
 
+    /// A key this kind does not take: a problem when it is set.
+    fn refuse(&mut self, key: &str, set: bool, why: &str) {
+        if set {
+            self.add(key, why);
+        }
+    }
+
     fn at_least_one(&mut self, key: &str, value: u64) {
         if value < 1 {
             self.add(key, format!("must be at least 1, got {value}"));
@@ -629,12 +636,11 @@ impl SpecFile {
         let m = &self.model;
         let is_colouring = m.kind == Some(Kind::Colouring);
         let features = if is_colouring {
-            if m.features.is_some() {
-                p.add(
-                    "model.features",
-                    "a colouring takes no features (its query yields ts, entity, metric, value)",
-                );
-            }
+            p.refuse(
+                "model.features",
+                m.features.is_some(),
+                "a colouring takes no features (its query yields ts, entity, metric, value)",
+            );
             None
         } else {
             p.columns("model.features", m.features.as_deref())
@@ -721,12 +727,11 @@ impl SpecFile {
 
         let promotion = &self.promotion;
         let baselines = if is_colouring {
-            if promotion.baseline_columns.is_some() {
-                p.add(
-                    "promotion.baseline_columns",
-                    "a colouring is published every run; it has no baselines to beat",
-                );
-            }
+            p.refuse(
+                "promotion.baseline_columns",
+                promotion.baseline_columns.is_some(),
+                "a colouring has no baselines to beat (it is published whenever newer telemetry arrives)",
+            );
             None
         } else {
             p.columns(
@@ -1224,7 +1229,7 @@ window_secs = 4100
             "c.toml: model.params: explained_weight",
             "c.toml: model.params.n_trees: not a parameter of colouring",
             "c.toml: training.window_secs: a colouring reads history_secs + baseline_secs + observe_secs = 4020 s",
-            "c.toml: promotion.baseline_columns: a colouring is published every run",
+            "c.toml: promotion.baseline_columns: a colouring has no baselines to beat",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }

@@ -305,3 +305,51 @@ pub fn create_topics(
         }
     }
 }
+
+/// `dcpilot replay --source SOURCE --format FORMAT --brokers BROKERS --key none` from
+/// `data_dir`; returns how many telemetry samples it sent (from its "sent N samples in M
+/// messages" line).
+pub fn replay(data_dir: &Path, source: &Path, format: &str, brokers: &str) -> u64 {
+    let out = dcpilot(
+        data_dir,
+        &[
+            "replay",
+            "--source",
+            source.to_str().expect("utf-8"),
+            "--format",
+            format,
+            "--brokers",
+            brokers,
+            "--key",
+            "none",
+        ],
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    log.lines()
+        .filter(|l| l.contains(" samples in "))
+        .find_map(|l| l.strip_prefix("sent ")?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample count in the replay's log:\n{log}"))
+}
+
+/// Starts `dcpilot foreground` in `dir` following `brokers` (stderr discarded); returns
+/// the process and its `host:port`.
+pub fn start_following_foreground(dir: &Path, brokers: &str) -> (KillOnDrop, String) {
+    let child = KillOnDrop(
+        dcpilot_command(
+            dir,
+            &[
+                "foreground",
+                "--listen",
+                "127.0.0.1:0",
+                "--brokers",
+                brokers,
+            ],
+        )
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the foreground"),
+    );
+    let addr = wait_for_file(&dir.join("foreground.addr"));
+    (child, addr)
+}
