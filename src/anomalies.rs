@@ -38,16 +38,66 @@ pub enum AnomaliesCommand {
     },
 }
 
+/// The method a command judges with: a colouring job's detector, windows and weights.
+pub struct Method {
+    detector: std::sync::Arc<dyn detect::Detector>,
+    window: Window,
+    params: RankParams,
+}
+
+/// The colouring job the background runs by default.
+const DEFAULT_JOB: &str = "landscape-colouring";
+
+impl Method {
+    /// The method of `job` (a spec file, or a built-in job's name; default: the built-in
+    /// colouring job), its detector replaced by `detector` if given.
+    pub fn of(job: Option<&str>, detector: Option<&str>) -> Result<Self> {
+        let name = job.unwrap_or(DEFAULT_JOB);
+        let spec = if Path::new(name).is_file() {
+            dcpilot_pipelines::JobSpec::load(Path::new(name))?
+        } else {
+            let registry = dcpilot_pipelines::Registry::builtin()?;
+            let known: Vec<&str> = registry
+                .jobs()
+                .filter(|j| j.spec().model.is_colouring())
+                .map(|j| j.name())
+                .collect();
+            registry
+                .get(name)
+                .map(|j| j.spec().clone())
+                .with_context(|| {
+                    format!(
+                        "--job {name}: no such file and no such built-in job (colouring jobs: {})",
+                        known.join(", ")
+                    )
+                })?
+        };
+        let dcpilot_pipelines::ModelSpec::Colouring {
+            detector: spec_detector,
+            window,
+            rank,
+        } = spec.model
+        else {
+            anyhow::bail!("--job {name}: {} is not a colouring job", spec.name);
+        };
+        let detector = detector.unwrap_or(&spec_detector);
+        Ok(Self {
+            detector: detect::by_name(detector).map_err(anyhow::Error::msg)?,
+            window,
+            params: rank,
+        })
+    }
+}
+
 /// Runs a subcommand on the trace directory `data` (the Nezha or the native format).
 pub fn run(
     data: &Path,
-    detector: &str,
+    method: &Method,
     command: AnomaliesCommand,
     json_out: bool,
 ) -> Result<ExitCode> {
-    let detector = detect::by_name(detector).map_err(anyhow::Error::msg)?;
     let trace = load(data)?;
-    let (window, params) = (Window::default(), RankParams::default());
+    let (detector, window, params) = (&method.detector, method.window, method.params);
     let out = match command {
         AnomaliesCommand::Rank { at, top } => {
             let colouring = nezha::rank_at(&trace, at, detector.as_ref(), &window, &params);

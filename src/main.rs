@@ -150,9 +150,13 @@ enum Command {
         /// The trace directory.
         #[arg(long, global = true)]
         data: Option<PathBuf>,
-        /// The detector: calibrated-robust-z (default), robust-z or n-sigma.
-        #[arg(long, global = true, default_value = dcpilot_info_core::anomaly::detect::DEFAULT)]
-        detector: String,
+        /// The colouring job whose detector, windows and weights to use: a spec file, or
+        /// a built-in job's name (default: landscape-colouring, as the background runs it).
+        #[arg(long, global = true)]
+        job: Option<String>,
+        /// The detector, instead of the job's: calibrated-robust-z, robust-z or n-sigma.
+        #[arg(long, global = true)]
+        detector: Option<String>,
         /// Print JSON for scripts instead of text.
         #[arg(long, global = true)]
         json: bool,
@@ -303,11 +307,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Anomalies {
             command,
             data,
+            job,
             detector,
             json,
         } => {
             let data = anomalies::data_dir(data.context("--data DIR is required")?)?;
-            anomalies::run(&data, &detector, command, json)
+            let method = anomalies::Method::of(job.as_deref(), detector.as_deref())?;
+            anomalies::run(&data, &method, command, json)
         }
         Command::Query { sql, json, data } => {
             runtime()?.block_on(query(&cli.data_dir, data.as_deref(), &sql, json))

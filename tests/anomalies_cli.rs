@@ -130,3 +130,44 @@ fn a_wrong_directory_or_detector_is_one_clear_error() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("metric"), "{stderr}");
 }
+
+#[test]
+fn a_colouring_jobs_parameters_are_the_method() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ranking = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(extra);
+        let out = rank_at_cart_cpu_fault(dir.path(), &args);
+        assert!(
+            out.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        answer["ranking"].clone()
+    };
+    // By default, the built-in job's method: naming it changes nothing.
+    let default = ranking(&[]);
+    assert_eq!(ranking(&["--job", "landscape-colouring"]), default);
+    // A user's spec with other windows is another method.
+    let builtin = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/jobs/landscape-colouring.toml"),
+    )
+    .expect("spec");
+    let mine = builtin.replace("observe_secs = 180", "observe_secs = 60");
+    assert_ne!(mine, builtin);
+    let file = dir.path().join("mine.toml");
+    std::fs::write(&file, mine).expect("write spec");
+    let other = ranking(&["--job", file.to_str().expect("utf-8")]);
+    assert_ne!(other, default, "a 1-minute observation judges differently");
+
+    for (job, expected) in [
+        ("rightsizing", "not a colouring job"),
+        ("nosuch", "colouring jobs: landscape-colouring"),
+    ] {
+        let out = rank_at_cart_cpu_fault(dir.path(), &["--job", job]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{job}: {stderr}");
+        assert!(stderr.contains(expected), "{job}: {stderr}");
+    }
+}
