@@ -46,13 +46,15 @@ const GARBAGE: &[&[u8]] = &[
 
 fn bundled_samples() -> Result<Vec<TelemetrySample>> {
     let mut samples = Vec::new();
+    let mut skipped = dcpilot_schemas::traces::Skipped::default();
     for (file, text) in BITBRAINS {
-        samples.extend(parse_bitbrains(Path::new(file), text)?);
+        samples.extend(parse_bitbrains(Path::new(file), text, &mut skipped));
     }
     for (run_index, (run, text)) in NTUA.iter().enumerate() {
         let path = PathBuf::from(run).join("nginx_metrics.csv");
-        samples.extend(parse_ntua(&path, text, run_index)?);
+        samples.extend(parse_ntua(&path, text, run_index, &mut skipped));
     }
+    anyhow::ensure!(skipped.is_empty(), "the bundled sample: {skipped}");
     samples.sort_by_key(|s| s.timestamp_ms);
     Ok(samples)
 }

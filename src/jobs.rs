@@ -51,11 +51,15 @@ fn trace_format(dir: &Path) -> TraceFormat {
     }
 }
 
-/// Memory-only tables holding a trace directory.
+/// Memory-only tables holding a trace directory; what could not be read is said on
+/// stderr.
 pub(crate) fn load_trace(dir: &Path) -> Result<TelemetryStore> {
-    let samples = read_trace(trace_format(dir), dir)
+    let trace = read_trace(trace_format(dir), dir)
         .with_context(|| format!("reading the trace in {}", dir.display()))?;
-    Ok(TelemetryStore::from_samples(&samples)?)
+    if !trace.skipped.is_empty() {
+        eprintln!("{}: {}", dir.display(), trace.skipped);
+    }
+    Ok(TelemetryStore::from_samples(&trace.samples)?)
 }
 
 /// The metrics table: the model's error next to the champion's and each baseline's.
@@ -90,6 +94,13 @@ fn print_report(r: &RunReport) {
         "rows             {} train, {} holdout (newest by time)",
         r.train_rows, r.holdout_rows
     );
+    if r.skipped_rows > 0 {
+        println!(
+            "rows left out    {} (e.g. {})",
+            r.skipped_rows,
+            r.skipped_examples.join("; ")
+        );
+    }
     print_errors(
         &r.metric,
         r.model_error,

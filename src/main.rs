@@ -262,7 +262,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("--speedup must be a non-negative number, got {speedup}");
             }
             let samples = match format {
-                anomalies::ReplayFormat::Samples(format) => read_trace(format, &source)?,
+                anomalies::ReplayFormat::Samples(format) => {
+                    let trace = read_trace(format, &source)?;
+                    if !trace.skipped.is_empty() {
+                        eprintln!("{}: {}", source.display(), trace.skipped);
+                    }
+                    trace.samples
+                }
                 anomalies::ReplayFormat::TraceDir => {
                     let trace = anomalies::load(&source)?;
                     let topic = landscape_topic.unwrap_or_else(|| kafka.landscape_topic.clone());

@@ -13,12 +13,21 @@ use dcpilot_schemas::traces::{read_trace, TraceFormat};
 
 fn bundled_tables() -> TelemetryStore {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let mut samples = read_trace(TraceFormat::Bitbrains, &root.join("bitbrains_rnd/2013-8"))
-        .expect("bundled Bitbrains sample");
-    samples.extend(
-        read_trace(TraceFormat::Ntua, &root.join("ntua_interference")).expect("bundled NTUA"),
-    );
-    TelemetryStore::from_samples(&samples).expect("tables")
+    tables_of(
+        &root.join("bitbrains_rnd/2013-8"),
+        &root.join("ntua_interference"),
+    )
+    .0
+}
+
+/// Tables holding a Bitbrains and an NTUA trace, and how many trace values were left out.
+fn tables_of(bitbrains: &Path, ntua: &Path) -> (TelemetryStore, usize) {
+    let mut trace = read_trace(TraceFormat::Bitbrains, bitbrains).expect("Bitbrains sample");
+    let more = read_trace(TraceFormat::Ntua, ntua).expect("NTUA sample");
+    trace.samples.extend(more.samples);
+    let skipped = trace.skipped.count + more.skipped.count;
+    let tables = TelemetryStore::from_samples(&trace.samples).expect("tables");
+    (tables, skipped)
 }
 
 fn memory_core() -> InfoCore {
@@ -181,4 +190,99 @@ async fn colouring_complies(job: Arc<dyn Job>) {
         .expect("served")
         .colouring;
     assert_eq!(twice.ranking, colouring.ranking, "{name}: reproducible");
+}
+
+/// Copies `from` (a file or a directory tree) to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).expect("copy");
+    }
+}
+
+fn append(path: &Path, lines: &str) {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("open");
+    file.write_all(lines.as_bytes()).expect("append");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_builtin_job_survives_garbage_and_split_labels() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bitbrains, ntua) = (dir.path().join("bitbrains"), dir.path().join("ntua"));
+    copy_tree(&root.join("bitbrains_rnd/2013-8"), &bitbrains);
+    copy_tree(&root.join("ntua_interference"), &ntua);
+    // Bitbrains: a line of the wrong shape, a value that is not a number.
+    append(
+        &bitbrains.join("1.csv"),
+        "garbage\n1377000000;\t2;\tn/a;\t1.0;\t1.0;\t1.0;\t1.0;\t0.0;\t0.0;\t0.0;\t0.0\n",
+    );
+    // NTUA: a run whose replicas say how they are split (node1_rep3), one with a label
+    // nobody knows, a value that is not a number, and a file without a needed column.
+    let run = ntua.join("Raw_Data/Split_V01");
+    std::fs::create_dir_all(&run).expect("mkdir");
+    let header = "Test_ID,Replicas,Interference_Name,Interference_ID,Given_RPS,Throughput,Avg_Latency,P50_Latency,P75_Latency,P90_Latency,P95_Latency,P99_Latency,Max_Latency,Errors";
+    let mut rows = vec![header.to_string()];
+    for (replicas, scenario, p99) in [
+        ("node1_rep3", "Baseline0", "0.5"),
+        ("node1_rep3", "2_iBench_CPU_pods", "1.5"),
+        ("mystery", "Baseline0", "0.5"),
+        ("mystery", "2_iBench_CPU_pods", "1.5"),
+        ("3", "1_iBench_memBW_pods", "oops"),
+    ] {
+        rows.push(format!(
+            "t_{replicas}_{scenario},{replicas},{scenario},0,100,100,0.3,0.3,0.0,0.4,0.45,{p99},2,0"
+        ));
+    }
+    std::fs::write(run.join("nginx_metrics.csv"), rows.join("\n") + "\n").expect("write");
+    let broken = ntua.join("Raw_Data/Broken_V01");
+    std::fs::create_dir_all(&broken).expect("mkdir");
+    std::fs::write(
+        broken.join("nginx_metrics.csv"),
+        "Test_ID,Given_RPS\nx,100\n",
+    )
+    .expect("write");
+
+    let (tables, skipped) = tables_of(&bitbrains, &ntua);
+    assert!(skipped >= 4, "the trace readers left out {skipped}");
+    let registry = dcpilot_pipelines::Registry::builtin().expect("registry");
+    for job in registry.jobs() {
+        let name = job.name();
+        let report = run_once(job.clone(), tables.context(), &memory_core())
+            .await
+            .unwrap_or_else(|e| panic!("{name} failed on a trace with garbage: {e}"));
+        if name == "interference-slowdown" {
+            // The unknown split label reaches the job as a null and is counted; the
+            // node1_rep3 rows are read (3 replicas).
+            assert!(report.skipped_rows >= 1, "{report:?}");
+            assert!(
+                report
+                    .skipped_examples
+                    .iter()
+                    .any(|e| e.contains("replicas")),
+                "{report:?}"
+            );
+        }
+    }
+    let slowdown = registry.get("interference-slowdown").expect("job");
+    let sql = format!(
+        "SELECT count(*) FROM ({}) WHERE replicas = 3 AND rps = 100 AND cpu_pods = 2 AND slowdown = 3",
+        slowdown.spec().sql
+    );
+    let counted = tables.sql(&sql).await.expect("SQL runs");
+    let split_rows = counted[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<dcpilot_background::Int64Array>()
+        .expect("a count")
+        .value(0);
+    assert!(split_rows > 0, "node1_rep3 is read as 3 replicas");
 }

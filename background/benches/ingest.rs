@@ -42,7 +42,9 @@ fn setup() -> Setup {
         },
         PathBuf::from,
     );
-    let mut samples = read_trace(TraceFormat::Bitbrains, &source).expect("read the trace");
+    let mut samples = read_trace(TraceFormat::Bitbrains, &source)
+        .expect("read the trace")
+        .samples;
     samples.sort_by_key(|s| s.timestamp_ms);
     let mut messages = encode_messages(&samples);
     let mut bytes = 0;

@@ -58,7 +58,7 @@ fn jobs(c: &mut Criterion) {
         let job = registry.get(name).expect("registered");
         let spec = job.spec();
         let (dir, label) = source(shared_path, sample_path);
-        let samples = read_trace(*format, &dir).expect("read the trace");
+        let samples = read_trace(*format, &dir).expect("read the trace").samples;
         let tables = TelemetryStore::from_samples(&samples).expect("tables");
         let query = || -> Vec<RecordBatch> {
             runtime.block_on(async {

@@ -45,6 +45,8 @@ pub mod names {
     pub const JOB_MODEL_ERROR: &str = "dcpilot_job_model_error";
     /// The last completed run's holdout error of the best baseline, by job.
     pub const JOB_BASELINE_ERROR: &str = "dcpilot_job_baseline_error";
+    /// Query rows a job run left out (a value it reads was null or not a number), by job.
+    pub const JOB_ROWS_SKIPPED: &str = "dcpilot_job_rows_skipped_total";
     /// Entities the last colouring judged anomalous, by job.
     pub const COLOURING_ANOMALOUS: &str = "dcpilot_colouring_anomalous_entities";
     /// Entities the last colouring scored, by job.
@@ -143,6 +145,11 @@ pub fn describe_metrics() {
         JOB_BASELINE_ERROR,
         "Holdout error of the last completed run's best naive baseline."
     );
+    describe_counter!(
+        JOB_ROWS_SKIPPED,
+        Unit::Count,
+        "Query rows job runs left out because a value they read was null or not a number."
+    );
     describe_gauge!(
         COLOURING_ENTITIES,
         Unit::Count,
@@ -203,6 +210,7 @@ pub fn zero_counters(config: &BackgroundConfig, jobs: Option<&dcpilot_pipelines:
                 counter!(JOB_RUNS, "job" => job.name().to_string(), "outcome" => outcome.as_str())
                     .absolute(0);
             }
+            counter!(JOB_ROWS_SKIPPED, "job" => job.name().to_string()).absolute(0);
         }
     }
 }
@@ -490,6 +498,16 @@ impl JobRunFinished<'_> {
         if let Some(r) = self.report {
             gauge!(names::JOB_MODEL_ERROR, "job" => job.clone()).set(r.model_error);
             gauge!(names::JOB_BASELINE_ERROR, "job" => job.clone()).set(r.baseline_error);
+            counter!(names::JOB_ROWS_SKIPPED, "job" => job.clone())
+                .increment(r.skipped_rows as u64);
+            if r.skipped_rows > 0 {
+                tracing::warn!(
+                    job = self.job,
+                    rows = r.skipped_rows,
+                    examples = ?r.skipped_examples,
+                    "job left out unreadable rows"
+                );
+            }
             if let Some(c) = &r.colouring {
                 gauge!(names::COLOURING_ENTITIES, "job" => job.clone()).set(c.entities as f64);
                 gauge!(names::COLOURING_ANOMALOUS, "job" => job.clone()).set(c.anomalous as f64);

@@ -157,8 +157,8 @@ pub(crate) fn times_ms(
         .clone())
 }
 
-/// Reads the spec's columns out of query results; rows with a missing or non-finite value
-/// are skipped.
+/// Reads the spec's columns out of query results; a row with a missing or non-finite value
+/// is left out and noted in [`Dataset::skipped`] (one bad value never fails a run).
 pub fn dataset_from_columns(spec: &JobSpec, batches: &[RecordBatch]) -> Result<Dataset> {
     let baseline_columns = spec.baseline_query_columns();
     let key_column = match &spec.model {
@@ -192,12 +192,24 @@ pub fn dataset_from_columns(spec: &JobSpec, batches: &[RecordBatch]) -> Result<D
             .collect::<Result<Vec<_>>>()?;
         for row in 0..batch.num_rows() {
             let x: Vec<f64> = features.iter().map(|f| f[row]).collect();
-            let finite = times.is_valid(row)
-                && target[row].is_finite()
-                && x.iter().all(|v| v.is_finite())
-                && baselines.iter().all(|b| b[row].is_finite())
-                && keys.as_ref().is_none_or(|k| k[row].is_some());
-            if !finite {
+            let unreadable = if !times.is_valid(row) {
+                Some(spec.time_column.as_str())
+            } else if !target[row].is_finite() {
+                Some(spec.target.as_str())
+            } else if let Some(f) = x.iter().position(|v| !v.is_finite()) {
+                Some(spec.features[f].as_str())
+            } else if let Some(b) = baselines.iter().position(|b| !b[row].is_finite()) {
+                Some(baseline_columns[b].as_str())
+            } else if keys.as_ref().is_some_and(|k| k[row].is_none()) {
+                key_column
+            } else {
+                None
+            };
+            if let Some(column) = unreadable {
+                let n = data.times.len() + data.skipped.count + 1;
+                data.skipped.note(format_args!(
+                    "row {n}: {column} is null or not a finite number"
+                ));
                 continue;
             }
             data.times.push(times.value(row));
@@ -267,6 +279,11 @@ pub struct RunReport {
     /// score, `baseline` is `none`, and `train_rows` the telemetry rows read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub colouring: Option<ColouringSummary>,
+    /// Query rows left out because a value the spec reads was null or not a number.
+    pub skipped_rows: usize,
+    /// The first few of them, with the column.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_examples: Vec<String>,
 }
 
 /// Runs the spec's SQL on `ctx`.
@@ -400,6 +417,8 @@ pub async fn run_once_cancellable(
         published_version,
         rejected,
         colouring: None,
+        skipped_rows: data.skipped.count,
+        skipped_examples: data.skipped.examples,
     })
 }
 
@@ -488,6 +507,8 @@ fn colouring_report(
         published_version,
         rejected,
         colouring: summary,
+        skipped_rows: 0,
+        skipped_examples: Vec::new(),
     }
 }
 

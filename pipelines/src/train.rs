@@ -30,6 +30,9 @@ pub struct Dataset {
     pub keys: Vec<String>,
     /// Feature column names, in the order of each row's values.
     pub columns: Vec<String>,
+    /// Query rows left out (a null or a value that is not a finite number where the spec
+    /// reads one), with examples.
+    pub skipped: dcpilot_schemas::traces::Skipped,
 }
 
 impl Dataset {
@@ -72,6 +75,7 @@ impl Dataset {
                 .map(|(name, values)| (name.clone(), pick(values, rows)))
                 .collect(),
             columns: self.columns.clone(),
+            skipped: self.skipped.clone(),
         }
     }
 }

@@ -92,32 +92,89 @@ pub const BITBRAINS_METRICS: [&str; 10] = [
 /// Workload name given to Bitbrains VMs (the trace has no application information).
 pub const BITBRAINS_WORKLOAD: &str = "bitbrains-rnd";
 
-/// Reads every sample of a trace at `path`, sorted by time (stable within a time).
-pub fn read_trace(format: TraceFormat, path: &Path) -> Result<Vec<TelemetrySample>, TraceError> {
-    let mut samples = match format {
+/// What a reader left out: lines, values or files it could not read, counted, with the
+/// first few as examples (`file:line: what`). One bad value never fails a whole trace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// How many were left out.
+    pub count: usize,
+    /// The first [`Skipped::EXAMPLES`] of them.
+    pub examples: Vec<String>,
+}
+
+impl Skipped {
+    /// Examples kept.
+    pub const EXAMPLES: usize = 5;
+
+    /// Notes one thing left out, at `path:line`.
+    pub fn add(&mut self, path: &Path, line: usize, what: impl fmt::Display) {
+        self.count += 1;
+        if self.examples.len() < Self::EXAMPLES {
+            self.examples
+                .push(format!("{}:{line}: {what}", path.display()));
+        }
+    }
+
+    /// Notes one thing left out, described by `what` alone.
+    pub fn note(&mut self, what: impl fmt::Display) {
+        self.count += 1;
+        if self.examples.len() < Self::EXAMPLES {
+            self.examples.push(what.to_string());
+        }
+    }
+
+    /// Whether nothing was left out.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} unreadable lines, values or files left out (e.g. {})",
+            self.count,
+            self.examples.join("; ")
+        )
+    }
+}
+
+/// A trace read: its samples, sorted by time (stable within a time), and what was left out.
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    /// The samples.
+    pub samples: Vec<TelemetrySample>,
+    /// What could not be read.
+    pub skipped: Skipped,
+}
+
+/// Reads every sample of a trace at `path`. Unreadable lines and values (and NTUA files
+/// without a needed column) are left out and counted in [`Trace::skipped`]; only a path
+/// that cannot be read or holds no trace files is an error.
+pub fn read_trace(format: TraceFormat, path: &Path) -> Result<Trace, TraceError> {
+    let mut trace = Trace::default();
+    let skipped = &mut trace.skipped;
+    let all = &mut trace.samples;
+    match format {
         TraceFormat::Bitbrains => {
             let files = list_files(path, |p| p.extension().is_some_and(|e| e == "csv"))?;
-            let mut all = Vec::new();
             for file in &files {
                 let text = read(file)?;
-                all.extend(parse_bitbrains(file, &text)?);
+                all.extend(parse_bitbrains(file, &text, skipped));
             }
-            all
         }
         TraceFormat::Ntua => {
             let files = list_files_recursive(path, "nginx_metrics.csv")?;
-            let mut all = Vec::new();
             for (run_index, file) in files.iter().enumerate() {
                 let text = read(file)?;
-                all.extend(parse_ntua(file, &text, run_index)?);
+                all.extend(parse_ntua(file, &text, run_index, skipped));
             }
-            all
         }
         TraceFormat::Native => {
             let files = list_files(path, |p| {
                 p.extension().is_some_and(|e| e == "json" || e == "ndjson")
             })?;
-            let mut all = Vec::new();
             for file in &files {
                 let text = read(file)?;
                 for (i, line) in text
@@ -125,24 +182,23 @@ pub fn read_trace(format: TraceFormat, path: &Path) -> Result<Vec<TelemetrySampl
                     .enumerate()
                     .filter(|(_, l)| !l.trim().is_empty())
                 {
-                    let sample = serde_json::from_str(line).map_err(|e| TraceError::Malformed {
-                        path: file.clone(),
-                        line: i + 1,
-                        reason: e.to_string(),
-                    })?;
-                    all.push(sample);
+                    match serde_json::from_str(line) {
+                        Ok(sample) => all.push(sample),
+                        Err(e) => skipped.add(file, i + 1, e),
+                    }
                 }
             }
-            all
         }
-    };
-    samples.sort_by_key(|s| s.timestamp_ms);
-    Ok(samples)
+    }
+    trace.samples.sort_by_key(|s| s.timestamp_ms);
+    Ok(trace)
 }
 
 /// Parses one Bitbrains VM file (`;\t`-separated, Unix seconds despite the `[ms]` header).
-/// The VM id is the file stem; repeated timestamps (VM 265) keep their first row.
-pub fn parse_bitbrains(path: &Path, text: &str) -> Result<Vec<TelemetrySample>, TraceError> {
+/// The VM id is the file stem; repeated timestamps (VM 265) keep their first row. A line of
+/// the wrong shape or with a bad timestamp, and a value that is not a number, are left out
+/// and noted in `skipped`.
+pub fn parse_bitbrains(path: &Path, text: &str, skipped: &mut Skipped) -> Vec<TelemetrySample> {
     let vm = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -154,28 +210,27 @@ pub fn parse_bitbrains(path: &Path, text: &str) -> Result<Vec<TelemetrySample>, 
         if line.trim().is_empty() {
             continue;
         }
-        let malformed = |reason: String| TraceError::Malformed {
-            path: path.to_path_buf(),
-            line: i + 1,
-            reason,
-        };
         let fields: Vec<&str> = line.split(';').map(str::trim).collect();
         if fields.len() != 1 + BITBRAINS_METRICS.len() {
-            return Err(malformed(format!(
-                "expected 11 fields, found {}",
-                fields.len()
-            )));
+            skipped.add(
+                path,
+                i + 1,
+                format_args!("expected 11 fields, found {}", fields.len()),
+            );
+            continue;
         }
-        let seconds: i64 = fields[0]
-            .parse()
-            .map_err(|_| malformed(format!("bad timestamp `{}`", fields[0])))?;
+        let Ok(seconds) = fields[0].parse::<i64>() else {
+            skipped.add(path, i + 1, format_args!("bad timestamp `{}`", fields[0]));
+            continue;
+        };
         if !seen.insert(seconds) {
             continue;
         }
         for (metric, raw) in BITBRAINS_METRICS.iter().zip(&fields[1..]) {
-            let value: f64 = raw
-                .parse()
-                .map_err(|_| malformed(format!("bad {metric} `{raw}`")))?;
+            let Some(value) = number(raw) else {
+                skipped.add(path, i + 1, format_args!("bad {metric} `{raw}`"));
+                continue;
+            };
             samples.push(TelemetrySample {
                 timestamp_ms: seconds * 1000,
                 entity: entity.clone(),
@@ -187,7 +242,12 @@ pub fn parse_bitbrains(path: &Path, text: &str) -> Result<Vec<TelemetrySample>, 
             });
         }
     }
-    Ok(samples)
+    samples
+}
+
+/// A finite number, or `None`.
+fn number(raw: &str) -> Option<f64> {
+    raw.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
 /// Start of the synthetic clock of NTUA runs (the measurements carry no timestamps):
@@ -202,7 +262,8 @@ pub fn parse_ntua(
     path: &Path,
     text: &str,
     run_index: usize,
-) -> Result<Vec<TelemetrySample>, TraceError> {
+    skipped: &mut Skipped,
+) -> Vec<TelemetrySample> {
     const COLUMNS: [(&str, &str); 10] = [
         ("Given_RPS", "given_rps"),
         ("Throughput", "throughput_rps"),
@@ -226,32 +287,36 @@ pub fn parse_ntua(
         .map(|(_, l)| l.split(',').map(str::trim).collect())
         .unwrap_or_default();
     let col = |name: &str| header.iter().position(|h| *h == name);
-    let missing = |name: &str| TraceError::Malformed {
-        path: path.to_path_buf(),
-        line: 1,
-        reason: format!("missing column {name}"),
+    let (Some(test_col), Some(replicas_col), Some(interference_col)) =
+        (col("Test_ID"), col("Replicas"), col("Interference_Name"))
+    else {
+        skipped.add(
+            path,
+            1,
+            "missing column Test_ID, Replicas or Interference_Name: file left out",
+        );
+        return Vec::new();
     };
-    let test_col = col("Test_ID").ok_or_else(|| missing("Test_ID"))?;
-    let replicas_col = col("Replicas").ok_or_else(|| missing("Replicas"))?;
-    let interference_col = col("Interference_Name").ok_or_else(|| missing("Interference_Name"))?;
-    let metric_cols = COLUMNS
+    let metric_cols: Vec<(usize, &str)> = COLUMNS
         .iter()
-        .map(|(c, m)| col(c).map(|i| (i, *m)).ok_or_else(|| missing(c)))
-        .collect::<Result<Vec<_>, _>>()?;
+        .filter_map(|(c, m)| {
+            let found = col(c).map(|i| (i, *m));
+            if found.is_none() {
+                skipped.add(path, 1, format_args!("missing column {c}: left out"));
+            }
+            found
+        })
+        .collect();
     let mut samples = Vec::new();
     for (test_index, (i, line)) in lines.filter(|(_, l)| !l.trim().is_empty()).enumerate() {
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let malformed = |reason: String| TraceError::Malformed {
-            path: path.to_path_buf(),
-            line: i + 1,
-            reason,
-        };
         if fields.len() != header.len() {
-            return Err(malformed(format!(
-                "expected {} fields, found {}",
-                header.len(),
-                fields.len()
-            )));
+            skipped.add(
+                path,
+                i + 1,
+                format_args!("expected {} fields, found {}", header.len(), fields.len()),
+            );
+            continue;
         }
         let timestamp_ms =
             NTUA_EPOCH_MS + run_index as i64 * NTUA_RUN_MS + test_index as i64 * NTUA_TEST_MS;
@@ -266,9 +331,10 @@ pub fn parse_ntua(
         ]);
         for (index, metric) in &metric_cols {
             let raw = fields[*index];
-            let value: f64 = raw
-                .parse()
-                .map_err(|_| malformed(format!("bad {metric} `{raw}`")))?;
+            let Some(value) = number(raw) else {
+                skipped.add(path, i + 1, format_args!("bad {metric} `{raw}`"));
+                continue;
+            };
             if *metric == "p75_latency_ms" && value == 0.0 {
                 continue;
             }
@@ -283,7 +349,7 @@ pub fn parse_ntua(
             });
         }
     }
-    Ok(samples)
+    samples
 }
 
 fn read(path: &Path) -> Result<String, TraceError> {
@@ -355,21 +421,59 @@ mod tests {
         let text = "Timestamp [ms];\tCPU cores;\tx;\tx;\tx;\tx;\tx;\tx;\tx;\tx;\tx\n\
                     1375308176;\t2;\t5851.9989;\t747.1;\t12.7;\t8388608.0;\t1308620.0;\t0.0;\t1.0;\t11.0;\t27.2\n\
                     1375308176;\t2;\t5851.9989;\t747.1;\t12.7;\t8388608.0;\t1308620.0;\t0.0;\t1.0;\t11.0;\t27.2\n";
-        let s = parse_bitbrains(Path::new("dir/265.csv"), text).expect("parses");
+        let mut skipped = Skipped::default();
+        let s = parse_bitbrains(Path::new("dir/265.csv"), text, &mut skipped);
+        assert!(skipped.is_empty(), "{skipped}");
         assert_eq!(s.len(), 10);
         assert_eq!(s[0].entity, "vm-265");
         assert_eq!(s[0].timestamp_ms, 1_375_308_176_000);
         assert_eq!(s[2].metric, "cpu_usage_mhz");
         assert_eq!(s[2].value, 747.1);
-        let err = parse_bitbrains(Path::new("1.csv"), "h\n1;2\n").expect_err("short row");
-        assert!(err.to_string().contains("1.csv:2"), "{err}");
+    }
+
+    #[test]
+    fn unreadable_lines_and_values_are_left_out_and_counted() {
+        let mut skipped = Skipped::default();
+        let text = "h\n1;2\nsoon;2;1;1;1;1;1;1;1;1;1\n10;2;1;n/a;1;1;1;1;1;1;inf\n";
+        let s = parse_bitbrains(Path::new("1.csv"), text, &mut skipped);
+        assert_eq!(s.len(), 8, "the row's 8 readable values are kept");
+        assert_eq!(skipped.count, 4);
+        assert!(
+            skipped.examples[0].starts_with("1.csv:2: expected 11 fields"),
+            "{skipped}"
+        );
+        assert!(
+            skipped.examples[1].contains("bad timestamp `soon`"),
+            "{skipped}"
+        );
+        assert!(
+            skipped.examples[2].contains("bad cpu_usage_mhz `n/a`"),
+            "{skipped}"
+        );
+
+        let mut skipped = Skipped::default();
+        let s = parse_ntua(
+            Path::new("r/nginx_metrics.csv"),
+            "Test_ID,Given_RPS\nx,1\n",
+            0,
+            &mut skipped,
+        );
+        assert!(s.is_empty());
+        assert!(skipped.examples[0].contains("file left out"), "{skipped}");
     }
 
     #[test]
     fn ntua_rows_carry_their_scenario() {
         let text = "Test_ID,Replicas,Interference_Name,Interference_ID,Given_RPS,Throughput,Avg_Latency,P50_Latency,P75_Latency,P90_Latency,P95_Latency,P99_Latency,Max_Latency,Errors\n\
                     3replicas_scenario0_100rps,3,Baseline0,0,100,100.0,0.321,0.334,0.0,0.471,0.579,0.647,2.47,0\n";
-        let s = parse_ntua(Path::new("TheGame_V03/nginx_metrics.csv"), text, 2).expect("parses");
+        let mut skipped = Skipped::default();
+        let s = parse_ntua(
+            Path::new("TheGame_V03/nginx_metrics.csv"),
+            text,
+            2,
+            &mut skipped,
+        );
+        assert!(skipped.is_empty(), "{skipped}");
         assert_eq!(s.len(), 9, "P75 of 0.0 is skipped");
         let p99 = s
             .iter()

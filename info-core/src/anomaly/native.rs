@@ -48,9 +48,12 @@ pub fn is_native(dir: &Path) -> bool {
 pub fn load(dir: &Path) -> Result<TraceDir, TraceError> {
     let mut trace = TraceDir::default();
     let telemetry_path = dir.join(TELEMETRY_FILE);
-    let samples = read_trace(TraceFormat::Native, &telemetry_path)
+    let read = read_trace(TraceFormat::Native, &telemetry_path)
         .map_err(|e| format_error(&telemetry_path, e.to_string()))?;
-    for s in &samples {
+    if !read.skipped.is_empty() {
+        trace.problems.push(read.skipped.to_string());
+    }
+    for s in &read.samples {
         if s.value.is_finite() {
             trace.telemetry.push(
                 &s.entity,
