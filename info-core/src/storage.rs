@@ -18,6 +18,15 @@ use crate::error::{InfoCoreError, Result};
 pub trait Storage: Send + Sync {
     /// Every key, sorted.
     fn list(&self) -> Result<Vec<String>>;
+    /// The keys of one model (`<name>/…`), sorted. The default filters [`Storage::list`].
+    fn list_model(&self, name: &str) -> Result<Vec<String>> {
+        let prefix = format!("{name}/");
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|k| k.starts_with(&prefix))
+            .collect())
+    }
     /// A key's bytes.
     fn read(&self, key: &str) -> Result<Vec<u8>>;
     /// Creates `key` atomically; `Ok(false)` if it already exists (nothing written).

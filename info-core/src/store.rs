@@ -122,19 +122,67 @@ impl InfoCore {
     /// Re-reads the storage (e.g. after another process published) and swaps in a new
     /// snapshot.
     pub fn reload(&self) -> Result<()> {
+        let (models, mut prepared) = self.load_keys(&self.storage.list()?, None)?;
+        let mut snapshot = Snapshot::default();
+        snapshot.generation = self.snapshot.load().generation;
+        for (name, state) in &models {
+            if let Some(served) = state
+                .current()
+                .and_then(|v| prepared.remove(&(name.clone(), v)))
+            {
+                snapshot = snapshot.with(name, Some(served));
+            }
+        }
+        *self.models.lock() = models;
+        self.snapshot.store(snapshot);
+        Ok(())
+    }
+
+    /// Re-reads one model's files only and swaps it alone in the snapshot: what a
+    /// replicated change of that model costs (the other models are neither read nor
+    /// prepared again).
+    pub fn reload_model(&self, name: &str) -> Result<()> {
+        let (mut loaded, mut prepared) =
+            self.load_keys(&self.storage.list_model(name)?, Some(name))?;
+        let state = loaded.remove(name);
+        let served = state
+            .as_ref()
+            .and_then(|s| s.current())
+            .and_then(|v| prepared.remove(&(name.to_string(), v)));
+        let mut models = self.models.lock();
+        match state {
+            Some(state) => models.insert(name.to_string(), state),
+            None => models.remove(name),
+        };
+        let next = self.snapshot.load().with(name, served);
+        self.snapshot.store(next);
+        Ok(())
+    }
+
+    /// Loads `keys` (those of model `only`, if given) into model states; every version is
+    /// prepared once (to find the unusable ones), and comes back prepared.
+    #[allow(clippy::type_complexity)]
+    fn load_keys(
+        &self,
+        keys: &[String],
+        only: Option<&str>,
+    ) -> Result<(
+        BTreeMap<String, ModelState>,
+        BTreeMap<(String, u64), Arc<ServedModel>>,
+    )> {
         let mut models: BTreeMap<String, ModelState> = BTreeMap::new();
         // Every version is prepared once while loading (to find the unusable ones); the
         // current ones are served from these, not prepared again.
         let mut prepared: BTreeMap<(String, u64), Arc<ServedModel>> = BTreeMap::new();
-        for key in self.storage.list()? {
+        for key in keys {
             let Some((name, file)) = key.split_once('/') else {
                 continue;
             };
-            if !core::valid_name(name) {
+            if !core::valid_name(name) || only.is_some_and(|only| only != name) {
                 continue;
             }
             let state = models.entry(name.to_string()).or_default();
-            match self.load_file(&key, file, state) {
+            match self.load_file(key, file, state) {
                 Ok(Some(served)) => {
                     prepared.insert((name.to_string(), served.version()), served);
                 }
@@ -146,7 +194,7 @@ impl InfoCore {
                         e,
                         InfoCoreError::Corrupt { .. } | InfoCoreError::InvalidModel { .. }
                     ) {
-                        self.storage.quarantine(&key, &reason)?;
+                        self.storage.quarantine(key, &reason)?;
                     }
                     self.problems.lock().push(reason);
                 }
@@ -166,19 +214,7 @@ impl InfoCore {
             }
         }
         models.retain(|_, s| !s.records.is_empty() || !s.pointers.is_empty());
-        let mut snapshot = Snapshot::default();
-        snapshot.generation = self.snapshot.load().generation;
-        for (name, state) in &models {
-            if let Some(served) = state
-                .current()
-                .and_then(|v| prepared.remove(&(name.clone(), v)))
-            {
-                snapshot = snapshot.with(name, Some(served));
-            }
-        }
-        *self.models.lock() = models;
-        self.snapshot.store(snapshot);
-        Ok(())
+        Ok((models, prepared))
     }
 
     /// Loads one file into `state`; a model file comes back prepared.
@@ -392,7 +428,7 @@ impl InfoCore {
     }
 
     /// Applies a replicated change: each file is checked (header, checksum, key) and
-    /// created if absent; then the store reloads and swaps its snapshot.
+    /// created if absent; then that model alone is reloaded and swapped in the snapshot.
     pub fn apply_change(&self, change: &ModelChange) -> Result<()> {
         for file in &change.files {
             let key_ok = file
@@ -419,7 +455,7 @@ impl InfoCore {
             }
             self.storage.create(&file.key, bytes)?;
         }
-        self.reload()
+        self.reload_model(&change.name)
     }
 
     /// Names of every model.

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dcpilot_info_core::replication::{Follower, KafkaSink, MODELS_TOPIC};
+use dcpilot_info_core::replication::{ChangeSink, Follower, KafkaSink, ModelChange, MODELS_TOPIC};
 use dcpilot_info_core::{
-    HoldoutMetrics, InfoCore, Lineage, MemoryStorage, Model, ModelDraft, QuantileTable,
+    HoldoutMetrics, InfoCore, Lineage, MemoryStorage, Model, ModelDraft, QuantileTable, Storage,
     TrainingWindow,
 };
 use rdkafka::mocking::MockCluster;
@@ -168,4 +168,82 @@ fn followers_early_and_late_serve_what_the_leader_serves() {
         "{:?}",
         late_store.problems()
     );
+}
+
+/// Storage that counts the reads of each model's files.
+#[derive(Default)]
+struct CountingStorage {
+    inner: MemoryStorage,
+    reads: parking_lot::Mutex<BTreeMap<String, usize>>,
+}
+
+impl Storage for CountingStorage {
+    fn list(&self) -> dcpilot_info_core::Result<Vec<String>> {
+        self.inner.list()
+    }
+    fn read(&self, key: &str) -> dcpilot_info_core::Result<Vec<u8>> {
+        let model = key.split('/').next().unwrap_or_default().to_string();
+        *self.reads.lock().entry(model).or_default() += 1;
+        self.inner.read(key)
+    }
+    fn create(&self, key: &str, bytes: &[u8]) -> dcpilot_info_core::Result<bool> {
+        self.inner.create(key, bytes)
+    }
+    fn remove(&self, key: &str) -> dcpilot_info_core::Result<()> {
+        self.inner.remove(key)
+    }
+    fn quarantine(&self, key: &str, reason: &str) -> dcpilot_info_core::Result<()> {
+        self.inner.quarantine(key, reason)
+    }
+    fn quarantined_keys(&self) -> dcpilot_info_core::Result<Vec<String>> {
+        self.inner.quarantined_keys()
+    }
+    fn describe(&self, key: &str) -> String {
+        self.inner.describe(key)
+    }
+}
+
+/// Collects a leader's changes.
+#[derive(Default)]
+struct Collect(parking_lot::Mutex<Vec<ModelChange>>);
+
+impl ChangeSink for Collect {
+    fn changed(&self, change: &ModelChange) -> dcpilot_info_core::Result<()> {
+        self.0.lock().push(change.clone());
+        Ok(())
+    }
+}
+
+#[test]
+fn applying_a_change_reads_and_prepares_that_model_only() {
+    let leader = memory_store();
+    let changes = Arc::new(Collect::default());
+    leader.set_change_sink(changes.clone());
+    let storage = Arc::new(CountingStorage::default());
+    let follower = InfoCore::open(storage.clone(), 20).expect("follower");
+    for name in ["a", "b"] {
+        leader.publish(draft(name, 1.0)).expect("publish");
+    }
+    for change in changes.0.lock().drain(..) {
+        follower.apply_change(&change).expect("apply");
+    }
+    let before = follower.snapshot();
+    let b_before = before.get("b").expect("b served") as *const _;
+    storage.reads.lock().clear();
+
+    leader.publish(draft("a", 2.0)).expect("publish a v2");
+    for change in changes.0.lock().drain(..) {
+        follower.apply_change(&change).expect("apply");
+    }
+    let reads = storage.reads.lock().clone();
+    assert_eq!(reads.get("b"), None, "b's files were read again: {reads:?}");
+    assert!(reads.get("a").is_some_and(|n| *n >= 1), "{reads:?}");
+    let after = follower.snapshot();
+    assert_eq!(served(&follower), served(&leader));
+    assert_eq!(after.get("a").map(|m| m.version()), Some(2));
+    assert!(
+        std::ptr::eq(after.get("b").expect("b still served"), b_before),
+        "b was prepared again"
+    );
+    assert!(after.generation > before.generation);
 }
