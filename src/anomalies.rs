@@ -76,6 +76,7 @@ impl Method {
             detector: spec_detector,
             window,
             rank,
+            ..
         } = spec.model
         else {
             anyhow::bail!("--job {name}: {} is not a colouring job", spec.name);

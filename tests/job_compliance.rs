@@ -140,9 +140,10 @@ async fn every_registered_job_complies() {
     }
 }
 
-/// A colouring job, on the bundled Online Boutique sample with its graph, publishes every
-/// run (nothing to beat), its colouring is served and reproducible, and it is not judged
-/// on rows (it points at `dcpilot anomalies evaluate`).
+/// A colouring job, on the bundled Online Boutique sample with its graph, publishes
+/// (nothing to beat), its colouring is served and reproducible, it is not judged on rows
+/// (it points at `dcpilot anomalies evaluate`), and newer telemetry that tells the same
+/// story is not published again until `republish_secs`.
 async fn colouring_complies(job: Arc<dyn Job>) {
     use dcpilot_info_core::anomaly::{native, nezha};
     let sample =
@@ -180,7 +181,7 @@ async fn colouring_complies(job: Arc<dyn Job>) {
     assert!(err.to_string().contains("anomalies evaluate"), "{err}");
 
     let again = memory_core();
-    run_once(job, tables.context(), &again)
+    run_once(job.clone(), tables.context(), &again)
         .await
         .expect("again");
     let snapshot = again.snapshot();
@@ -190,6 +191,44 @@ async fn colouring_complies(job: Arc<dyn Job>) {
         .expect("served")
         .colouring;
     assert_eq!(twice.ranking, colouring.ranking, "{name}: reproducible");
+
+    // One more sample a second later, of an entity nobody knows: newer data, the same
+    // story (the judged windows move by a second and still hold the same minutes).
+    let mut samples = native::samples(&trace);
+    let newest = samples.last().expect("samples").timestamp_ms;
+    let mut extra = samples[0].clone();
+    extra.entity = "newcomer".into();
+    extra.timestamp_ms = newest + 1_000;
+    samples.push(extra);
+    let newer = TelemetryStore::from_samples(&samples).expect("tables");
+    assert!(newer
+        .graph
+        .apply_each(&native::events(&trace.graph, 0))
+        .is_empty());
+    let same = run_once(job.clone(), newer.context(), &again)
+        .await
+        .expect("same story");
+    assert_eq!(same.published_version, None, "{same:?}");
+    assert!(
+        same.rejected
+            .as_deref()
+            .is_some_and(|r| r.contains("the same story")),
+        "{same:?}"
+    );
+    // Once the served colouring is older than republish_secs, it is published again.
+    let mut spec = job.spec().clone();
+    if let ModelSpec::Colouring { republish_secs, .. } = &mut spec.model {
+        *republish_secs = 1;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let again_later = run_once(
+        Arc::new(dcpilot_pipelines::job::SpecJob(spec)),
+        newer.context(),
+        &again,
+    )
+    .await
+    .expect("republished");
+    assert_eq!(again_later.published_version, Some(2), "{again_later:?}");
 }
 
 /// Copies `from` (a file or a directory tree) to `to`.

@@ -62,6 +62,33 @@ impl ColouringSummary {
     }
 }
 
+/// Whether `next` tells the story `served` told: the same anomalous entities and hosts,
+/// the same hosts coloured, the same top five causes in the same order.
+pub(crate) fn same_story(served: &Colouring, next: &Colouring) -> bool {
+    let anomalous = |c: &Colouring| -> Vec<String> {
+        let mut names: Vec<String> = c
+            .entities
+            .iter()
+            .filter(|e| e.anomalous)
+            .map(|e| e.entity.clone())
+            .chain(
+                c.hosts
+                    .iter()
+                    .filter(|h| h.anomalous)
+                    .map(|h| h.host.clone()),
+            )
+            .collect();
+        names.sort();
+        names
+    };
+    let top = |c: &Colouring| -> Vec<String> {
+        c.ranking.iter().take(5).map(|r| r.entity.clone()).collect()
+    };
+    served.hosts.len() == next.hosts.len()
+        && anomalous(served) == anomalous(next)
+        && top(served) == top(next)
+}
+
 /// Rows read and the event-time span they cover (Unix ms).
 pub(crate) struct Read {
     pub rows: u64,
@@ -114,6 +141,7 @@ pub(crate) fn colour(
         detector,
         window,
         rank,
+        ..
     } = &spec.model
     else {
         return Err(PipelineError::Spec(format!(

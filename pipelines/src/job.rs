@@ -433,10 +433,9 @@ async fn run_colouring(
     if cancelled.load(Ordering::Relaxed) {
         return Err(PipelineError::Cancelled);
     }
-    let served_end_ms = store
-        .snapshot()
-        .get(&spec.name)
-        .map(|m| m.record.window.end_ms);
+    let snapshot = store.snapshot();
+    let served = snapshot.get(&spec.name);
+    let served_end_ms = served.map(|m| m.record.window.end_ms);
     let coloured = {
         let spec = spec.clone();
         off_the_runtime(move || {
@@ -449,6 +448,20 @@ async fn run_colouring(
         // Not a failure: nothing new to publish.
         Coloured::Nothing(why) => return Ok(colouring_report(&spec, None, 0, None, Some(why))),
     };
+    if let (Some(served), ModelSpec::Colouring { republish_secs, .. }) = (served, &spec.model) {
+        let young = served.age_secs(now_ms()) < *republish_secs;
+        let same = served
+            .prepared
+            .colouring()
+            .is_some_and(|c| crate::colouring::same_story(&c.colouring, &colouring));
+        if young && same {
+            let why = format!(
+                "the same story as the served v{} (republished after {republish_secs} s)",
+                served.version()
+            );
+            return Ok(colouring_report(&spec, None, 0, None, Some(why)));
+        }
+    }
     if cancelled.load(Ordering::Relaxed) {
         return Err(PipelineError::Cancelled);
     }
@@ -482,6 +495,13 @@ async fn run_colouring(
         Some(record.version),
         None,
     ))
+}
+
+/// Wall-clock now, Unix ms.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// What a colouring reports in a model's place: its top cause's score as `model_error`.

@@ -103,6 +103,11 @@ pub enum ModelSpec {
         window: Window,
         /// How the ranking weighs the graph.
         rank: RankParams,
+        /// A colouring that tells the same story as the served one (the same anomalous
+        /// entities and hosts, the same top five causes) is published again only once the
+        /// served one is this old: the models topic is not flooded, and the served one
+        /// never goes stale while telemetry flows.
+        republish_secs: u64,
     },
 }
 
@@ -273,6 +278,7 @@ impl Kind {
                     "anomalous_from",
                     "evidence_metrics",
                     "max_candidates",
+                    "republish_secs",
                 ],
             ),
         }
@@ -332,6 +338,9 @@ struct Params {
     evidence_metrics: Option<u64>,
     /// `colouring`: candidates kept, at least 1 (default 1000).
     max_candidates: Option<u64>,
+    /// `colouring`: an unchanged colouring is published again after this long, at least 1
+    /// (default 300).
+    republish_secs: Option<u64>,
 }
 
 impl Params {
@@ -360,6 +369,7 @@ impl Params {
             ("anomalous_from", self.anomalous_from.is_some()),
             ("evidence_metrics", self.evidence_metrics.is_some()),
             ("max_candidates", self.max_candidates.is_some()),
+            ("republish_secs", self.republish_secs.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
@@ -610,6 +620,7 @@ impl ModelSection {
                         evidence_metrics: count(p.evidence_metrics, rank.evidence_metrics),
                         max_candidates: count(p.max_candidates, rank.max_candidates),
                     },
+                    republish_secs: p.republish_secs.unwrap_or(300),
                 }
             }
         })
@@ -873,7 +884,9 @@ fn model_problems(p: &mut Problems, model: &ModelSpec, params: &Params) {
             detector,
             window,
             rank,
+            republish_secs,
         } => {
+            p.at_least_one("model.params.republish_secs", *republish_secs);
             if let Err(why) = detect::by_name(detector) {
                 p.add("model.params.detector", why);
             }
@@ -1190,6 +1203,7 @@ window_secs = 4100
                     ..Window::default()
                 },
                 rank: RankParams::default(),
+                republish_secs: 300,
             }
         );
         assert!(spec.features.is_empty() && spec.baseline_columns.is_empty());
@@ -1201,6 +1215,7 @@ window_secs = 4100
                 detector: detect::DEFAULT.into(),
                 window: Window::default(),
                 rank: RankParams::default(),
+                republish_secs: 300,
             },
             "the shipped colouring spec spells out the defaults"
         );
