@@ -53,10 +53,11 @@ impl Method {
     /// colouring job), its detector replaced by `detector` if given.
     pub fn of(job: Option<&str>, detector: Option<&str>) -> Result<Self> {
         let name = job.unwrap_or(DEFAULT_JOB);
-        let spec = if Path::new(name).is_file() {
+        let registry = dcpilot_pipelines::Registry::builtin()?;
+        // A built-in job's name wins over a file of that name in the working directory.
+        let spec = if registry.get(name).is_none() && Path::new(name).is_file() {
             dcpilot_pipelines::JobSpec::load(Path::new(name))?
         } else {
-            let registry = dcpilot_pipelines::Registry::builtin()?;
             let known: Vec<&str> = registry
                 .jobs()
                 .filter(|j| j.spec().model.is_colouring())

@@ -215,20 +215,49 @@ async fn colouring_complies(job: Arc<dyn Job>) {
             .is_some_and(|r| r.contains("the same story")),
         "{same:?}"
     );
-    // Once the served colouring is older than republish_secs, it is published again.
-    let mut spec = job.spec().clone();
-    if let ModelSpec::Colouring { republish_secs, .. } = &mut spec.model {
-        *republish_secs = 1;
+    // Another story (a lower bar for "anomalous" colours more entities) is published at
+    // once, however young the served colouring.
+    let mut stricter = job.spec().clone();
+    if let ModelSpec::Colouring { rank, .. } = &mut stricter.model {
+        rank.anomalous_from = -100.0;
     }
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let again_later = run_once(
-        Arc::new(dcpilot_pipelines::job::SpecJob(spec)),
+    let other = run_once(
+        Arc::new(dcpilot_pipelines::job::SpecJob(stricter)),
         newer.context(),
         &again,
     )
     .await
+    .expect("another story");
+    assert_eq!(other.published_version, Some(2), "{other:?}");
+    // The same story again, once the served colouring is older than republish_secs.
+    let mut spec = job.spec().clone();
+    if let ModelSpec::Colouring {
+        republish_secs,
+        rank,
+        ..
+    } = &mut spec.model
+    {
+        *republish_secs = 1;
+        rank.anomalous_from = -100.0;
+    }
+    // (another second of data: without newer telemetry nothing is published at all)
+    let mut one_more = samples[samples.len() - 1].clone();
+    one_more.timestamp_ms += 1_000;
+    samples.push(one_more);
+    let newest = TelemetryStore::from_samples(&samples).expect("tables");
+    assert!(newest
+        .graph
+        .apply_each(&native::events(&trace.graph, 0))
+        .is_empty());
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let again_later = run_once(
+        Arc::new(dcpilot_pipelines::job::SpecJob(spec)),
+        newest.context(),
+        &again,
+    )
+    .await
     .expect("republished");
-    assert_eq!(again_later.published_version, Some(2), "{again_later:?}");
+    assert_eq!(again_later.published_version, Some(3), "{again_later:?}");
 }
 
 /// Copies `from` (a file or a directory tree) to `to`.
@@ -278,7 +307,7 @@ async fn every_builtin_job_survives_garbage_and_split_labels() {
         ("3", "1_iBench_memBW_pods", "oops"),
     ] {
         rows.push(format!(
-            "t_{replicas}_{scenario},{replicas},{scenario},0,100,100,0.3,0.3,0.0,0.4,0.45,{p99},2,0"
+            "t_{replicas}_{scenario},{replicas},{scenario},0,137,137,0.3,0.3,0.0,0.4,0.45,{p99},2,0"
         ));
     }
     std::fs::write(run.join("nginx_metrics.csv"), rows.join("\n") + "\n").expect("write");
@@ -313,7 +342,7 @@ async fn every_builtin_job_survives_garbage_and_split_labels() {
     }
     let slowdown = registry.get("interference-slowdown").expect("job");
     let sql = format!(
-        "SELECT count(*) FROM ({}) WHERE replicas = 3 AND rps = 100 AND cpu_pods = 2 AND slowdown = 3",
+        "SELECT count(*) FROM ({}) WHERE replicas = 3 AND rps = 137 AND cpu_pods = 2",
         slowdown.spec().sql
     );
     let counted = tables.sql(&sql).await.expect("SQL runs");

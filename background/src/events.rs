@@ -45,8 +45,10 @@ pub mod names {
     pub const JOB_MODEL_ERROR: &str = "dcpilot_job_model_error";
     /// The last completed run's holdout error of the best baseline, by job.
     pub const JOB_BASELINE_ERROR: &str = "dcpilot_job_baseline_error";
-    /// Query rows a job run left out (a value it reads was null or not a number), by job.
-    pub const JOB_ROWS_SKIPPED: &str = "dcpilot_job_rows_skipped_total";
+    /// Query rows the last completed run of a job left out (a value it reads was null or
+    /// not a number), by job: every run reads its whole window again, so this is a level,
+    /// not a count of new bad rows.
+    pub const JOB_ROWS_SKIPPED: &str = "dcpilot_job_rows_skipped";
     /// Entities the last colouring judged anomalous, by job.
     pub const COLOURING_ANOMALOUS: &str = "dcpilot_colouring_anomalous_entities";
     /// Entities the last colouring scored, by job.
@@ -145,10 +147,10 @@ pub fn describe_metrics() {
         JOB_BASELINE_ERROR,
         "Holdout error of the last completed run's best naive baseline."
     );
-    describe_counter!(
+    describe_gauge!(
         JOB_ROWS_SKIPPED,
         Unit::Count,
-        "Query rows job runs left out because a value they read was null or not a number."
+        "Query rows the last completed run left out because a value it reads was null or not a number."
     );
     describe_gauge!(
         COLOURING_ENTITIES,
@@ -210,7 +212,7 @@ pub fn zero_counters(config: &BackgroundConfig, jobs: Option<&dcpilot_pipelines:
                 counter!(JOB_RUNS, "job" => job.name().to_string(), "outcome" => outcome.as_str())
                     .absolute(0);
             }
-            counter!(JOB_ROWS_SKIPPED, "job" => job.name().to_string()).absolute(0);
+            gauge!(JOB_ROWS_SKIPPED, "job" => job.name().to_string()).set(0.0);
         }
     }
 }
@@ -498,8 +500,7 @@ impl JobRunFinished<'_> {
         if let Some(r) = self.report {
             gauge!(names::JOB_MODEL_ERROR, "job" => job.clone()).set(r.model_error);
             gauge!(names::JOB_BASELINE_ERROR, "job" => job.clone()).set(r.baseline_error);
-            counter!(names::JOB_ROWS_SKIPPED, "job" => job.clone())
-                .increment(r.skipped_rows as u64);
+            gauge!(names::JOB_ROWS_SKIPPED, "job" => job.clone()).set(r.skipped_rows as f64);
             if r.skipped_rows > 0 {
                 tracing::warn!(
                     job = self.job,

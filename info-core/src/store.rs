@@ -144,7 +144,12 @@ impl InfoCore {
     pub fn reload_model(&self, name: &str) -> Result<()> {
         let (mut loaded, mut prepared) =
             self.load_keys(&self.storage.list_model(name)?, Some(name))?;
-        let state = loaded.remove(name);
+        let mut state = loaded.remove(name);
+        // The leader's retention, here too: a model that changes often (a colouring)
+        // keeps a bounded history, so each change costs O(kept versions).
+        if let Some(state) = state.as_mut() {
+            self.apply_retention(name, state)?;
+        }
         let served = state
             .as_ref()
             .and_then(|s| s.current())

@@ -220,7 +220,7 @@ fn applying_a_change_reads_and_prepares_that_model_only() {
     let changes = Arc::new(Collect::default());
     leader.set_change_sink(changes.clone());
     let storage = Arc::new(CountingStorage::default());
-    let follower = InfoCore::open(storage.clone(), 20).expect("follower");
+    let follower = InfoCore::open(storage.clone(), 2).expect("follower");
     for name in ["a", "b"] {
         leader.publish(draft(name, 1.0)).expect("publish");
     }
@@ -246,4 +246,24 @@ fn applying_a_change_reads_and_prepares_that_model_only() {
         "b was prepared again"
     );
     assert!(after.generation > before.generation);
+
+    // The follower keeps what its retention keeps, as the leader does: a model that
+    // changes often costs each change O(kept versions), not O(history).
+    for cores in [3.0, 4.0, 5.0] {
+        leader.publish(draft("a", cores)).expect("publish");
+    }
+    for change in changes.0.lock().drain(..) {
+        follower.apply_change(&change).expect("apply");
+    }
+    let kept = storage
+        .list()
+        .expect("list")
+        .iter()
+        .filter(|k| k.starts_with("a/") && k.ends_with(".model"))
+        .count();
+    assert!(
+        kept <= 3,
+        "{kept} versions of a kept by a follower keeping 2"
+    );
+    assert_eq!(follower.snapshot().get("a").map(|m| m.version()), Some(5));
 }

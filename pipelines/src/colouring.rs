@@ -84,9 +84,12 @@ pub(crate) fn same_story(served: &Colouring, next: &Colouring) -> bool {
     let top = |c: &Colouring| -> Vec<String> {
         c.ranking.iter().take(5).map(|r| r.entity.clone()).collect()
     };
-    served.hosts.len() == next.hosts.len()
-        && anomalous(served) == anomalous(next)
-        && top(served) == top(next)
+    let hosts = |c: &Colouring| -> Vec<String> {
+        let mut names: Vec<String> = c.hosts.iter().map(|h| h.host.clone()).collect();
+        names.sort();
+        names
+    };
+    hosts(served) == hosts(next) && anomalous(served) == anomalous(next) && top(served) == top(next)
 }
 
 /// Rows read and the event-time span they cover (Unix ms).

@@ -206,9 +206,13 @@ pub fn dataset_from_columns(spec: &JobSpec, batches: &[RecordBatch]) -> Result<D
                 None
             };
             if let Some(column) = unreadable {
-                let n = data.times.len() + data.skipped.count + 1;
+                let at = if times.is_valid(row) {
+                    format!("{} = {}", spec.time_column, times.value(row))
+                } else {
+                    format!("{} null", spec.time_column)
+                };
                 data.skipped.note(format_args!(
-                    "row {n}: {column} is null or not a finite number"
+                    "row with {at}: {column} is null or not a finite number"
                 ));
                 continue;
             }

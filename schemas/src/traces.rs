@@ -352,10 +352,16 @@ pub fn parse_ntua(
     samples
 }
 
+/// A file's text; bytes that are not UTF-8 become U+FFFD (the values they were in then
+/// fail to parse and are left out and counted, like any bad value).
 fn read(path: &Path) -> Result<String, TraceError> {
-    std::fs::read_to_string(path).map_err(|source| TraceError::Io {
+    let bytes = std::fs::read(path).map_err(|source| TraceError::Io {
         path: path.to_path_buf(),
         source,
+    })?;
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     })
 }
 
