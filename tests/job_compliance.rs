@@ -149,11 +149,7 @@ async fn colouring_complies(job: Arc<dyn Job>) {
     let sample =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/nezha/online-boutique/sample");
     let trace = nezha::load(&sample).expect("bundled Nezha sample");
-    let tables = TelemetryStore::from_samples(&native::samples(&trace)).expect("tables");
-    assert!(tables
-        .graph
-        .apply_each(&native::events(&trace.graph, 0))
-        .is_empty());
+    let tables = tables_with_graph(&native::samples(&trace), &trace.graph);
     let tables = &tables;
     let name = job.name().to_string();
     let core = memory_core();
@@ -200,11 +196,7 @@ async fn colouring_complies(job: Arc<dyn Job>) {
     extra.entity = "newcomer".into();
     extra.timestamp_ms = newest + 1_000;
     samples.push(extra);
-    let newer = TelemetryStore::from_samples(&samples).expect("tables");
-    assert!(newer
-        .graph
-        .apply_each(&native::events(&trace.graph, 0))
-        .is_empty());
+    let newer = tables_with_graph(&samples, &trace.graph);
     let same = run_once(job.clone(), newer.context(), &again)
         .await
         .expect("same story");
@@ -244,11 +236,7 @@ async fn colouring_complies(job: Arc<dyn Job>) {
     let mut one_more = samples[samples.len() - 1].clone();
     one_more.timestamp_ms += 1_000;
     samples.push(one_more);
-    let newest = TelemetryStore::from_samples(&samples).expect("tables");
-    assert!(newest
-        .graph
-        .apply_each(&native::events(&trace.graph, 0))
-        .is_empty());
+    let newest = tables_with_graph(&samples, &trace.graph);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let again_later = run_once(
         Arc::new(dcpilot_pipelines::job::SpecJob(spec)),
@@ -258,6 +246,20 @@ async fn colouring_complies(job: Arc<dyn Job>) {
     .await
     .expect("republished");
     assert_eq!(again_later.published_version, Some(3), "{again_later:?}");
+}
+
+/// Tables holding `samples`, with `graph` as the live landscape.
+fn tables_with_graph(
+    samples: &[dcpilot_schemas::TelemetrySample],
+    graph: &dcpilot_info_core::landscape::LandscapeGraph,
+) -> TelemetryStore {
+    use dcpilot_info_core::anomaly::native;
+    let tables = TelemetryStore::from_samples(samples).expect("tables");
+    assert!(tables
+        .graph
+        .apply_each(&native::events(graph, 0))
+        .is_empty());
+    tables
 }
 
 /// Copies `from` (a file or a directory tree) to `to`.
