@@ -111,6 +111,32 @@ fn bench(c: &mut Criterion) {
     c.bench_function("predict_forest_50x12_prepared", |b| {
         b.iter(|| black_box(prepared.predict(black_box(&row)).expect("predict")))
     });
+    // 5,000 hosts, each with its own (measured, continuous) feature row: no memo helps.
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let rows: Vec<f64> = (0..5_000 * 10)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 11) as f64 / (1u64 << 53) as f64 * 10.0
+        })
+        .collect();
+    c.bench_function("predict_forest_50x12_5k_distinct_rows_one_by_one", |b| {
+        b.iter(|| {
+            rows.chunks_exact(10)
+                .map(|r| prepared.predict(black_box(r)).expect("predict"))
+                .sum::<f64>()
+        })
+    });
+    let mut out = Vec::with_capacity(5_000);
+    c.bench_function("predict_forest_50x12_5k_distinct_rows_many", |b| {
+        b.iter(|| {
+            prepared
+                .predict_many(black_box(&rows), 10, &mut out)
+                .expect("predict_many");
+            black_box(out.len())
+        })
+    });
 
     let dir = tempfile::tempdir().expect("tempdir");
     let file_store = InfoCore::open_dir(dir.path()).expect("file store");

@@ -113,8 +113,8 @@ impl QuantileTable {
     }
 }
 
-/// One node of a flattened regression tree. A leaf has `left == 0` (children always come
-/// after their parent, so no child is node 0).
+/// One node of a flattened regression tree. A leaf points at itself (`left == right ==` its
+/// own index), so a walk of a fixed number of steps stays on the leaf it reached.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct FlatNode {
     feature: u32,
@@ -128,22 +128,60 @@ struct FlatNode {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlatTree {
     nodes: Vec<FlatNode>,
+    /// Edges on the longest path from the root to a leaf.
+    depth: usize,
 }
 
+/// Rows walked through a tree side by side: their independent loads overlap.
+const LANES: usize = 16;
+
 impl FlatTree {
+    /// The child of `node` that `row` goes to (itself for a leaf).
+    #[inline(always)]
+    fn step(node: &FlatNode, row: &[f64]) -> usize {
+        // smartcore sends x <= split (and NaN splits) to the "true" child.
+        (if row[node.feature as usize] <= node.threshold {
+            node.left
+        } else {
+            node.right
+        }) as usize
+    }
+
     fn predict(&self, row: &[f64]) -> f64 {
         let mut i = 0usize;
         loop {
             let node = &self.nodes[i];
-            if node.left == 0 {
+            if node.left as usize == i {
                 return node.value;
             }
-            // smartcore sends x <= split (and NaN splits) to the "true" child.
-            i = if row[node.feature as usize] <= node.threshold {
-                node.left
-            } else {
-                node.right
-            } as usize;
+            i = Self::step(node, row);
+        }
+    }
+
+    /// Adds the tree's prediction for each row of `rows` (`width` values each) to `sums`:
+    /// [`LANES`] rows at a time walk `depth` steps in lock-step (a leaf keeps them where
+    /// they are), so the walks have no data-dependent exit to mispredict.
+    fn add_predictions(&self, rows: &[f64], width: usize, sums: &mut [f64]) {
+        let mut lanes = rows.chunks_exact(width * LANES);
+        let mut sums_of = sums.chunks_exact_mut(LANES);
+        for (block, sums) in (&mut lanes).zip(&mut sums_of) {
+            let mut at = [0usize; LANES];
+            for _ in 0..self.depth {
+                for (k, i) in at.iter_mut().enumerate() {
+                    *i = Self::step(&self.nodes[*i], &block[k * width..(k + 1) * width]);
+                }
+            }
+            for (sum, i) in sums.iter_mut().zip(at) {
+                *sum += self.nodes[i].value;
+            }
+        }
+        let rest = lanes.remainder();
+        for (sum, row) in sums_of
+            .into_remainder()
+            .iter_mut()
+            .zip(rest.chunks_exact(width))
+        {
+            *sum += self.predict(row);
         }
     }
 }
@@ -174,8 +212,8 @@ fn flatten(tree: SerializedTree, features: usize) -> std::result::Result<FlatTre
         let node = match (n.true_child, n.false_child) {
             (None, None) => FlatNode {
                 feature: 0,
-                left: 0,
-                right: 0,
+                left: i as u32,
+                right: i as u32,
                 threshold: 0.0,
                 value: n.output,
             },
@@ -202,7 +240,16 @@ fn flatten(tree: SerializedTree, features: usize) -> std::result::Result<FlatTre
         };
         nodes.push(node);
     }
-    Ok(FlatTree { nodes })
+    // Depth by a pass in index order: children come after their parent.
+    let mut depth_of = vec![0usize; nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        if n.left as usize != i {
+            depth_of[n.left as usize] = depth_of[i] + 1;
+            depth_of[n.right as usize] = depth_of[i] + 1;
+        }
+    }
+    let depth = depth_of.into_iter().max().unwrap_or(0);
+    Ok(FlatTree { nodes, depth })
 }
 
 /// A model ready for prediction: validated, allocation-free where the kind allows.
@@ -375,6 +422,40 @@ impl PreparedModel {
                 reason: "a colouring is looked up, not predicted".into(),
             }),
         }
+    }
+
+    /// Predicts many rows at once: `rows` holds them one after another, `width` values
+    /// each (the record's feature count); `out` gets one prediction per row, exactly what
+    /// [`PreparedModel::predict`] gives row by row. A forest walks every row through one
+    /// tree before the next, so each tree stays in cache while it is used.
+    pub fn predict_many(&self, rows: &[f64], width: usize, out: &mut Vec<f64>) -> Result<()> {
+        if width == 0 || !rows.len().is_multiple_of(width) {
+            return Err(InfoCoreError::Prediction {
+                reason: format!("{} values are not whole rows of {width}", rows.len()),
+            });
+        }
+        out.clear();
+        match self {
+            Self::Trees { trees, width: w } => {
+                if *w != width {
+                    return Err(InfoCoreError::Prediction {
+                        reason: format!("rows of {width} values for a model of {w} features"),
+                    });
+                }
+                out.resize(rows.len() / width, 0.0);
+                for tree in trees {
+                    tree.add_predictions(rows, width, out);
+                }
+                let n = trees.len() as f64;
+                out.iter_mut().for_each(|sum| *sum /= n);
+            }
+            _ => {
+                for row in rows.chunks_exact(width) {
+                    out.push(self.predict(row)?);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The colouring, for anomaly lookups.
