@@ -234,7 +234,8 @@ pub fn send_landscape(
     brokers: &str,
     topic: &str,
 ) -> Result<usize> {
-    let events = native::events(&trace.graph, native::first_ms(trace));
+    let events =
+        dcpilot_info_core::landscape::formats::live_events(&trace.graph, native::first_ms(trace));
     let producer: BaseProducer = dcpilot_background::ingest::client_config(kafka, brokers)
         .create()
         .context("creating a producer")?;

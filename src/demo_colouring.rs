@@ -129,7 +129,12 @@ pub async fn run(dir: &Path, core: &InfoCore) -> Result<Value> {
         .filter(|s| s.timestamp_ms < until_ms)
         .collect();
     let store = TelemetryStore::from_samples(&samples)?;
-    let refused = store.graph.apply_each(&native::events(&trace.graph, 0));
+    let refused = store
+        .graph
+        .apply_each(&dcpilot_info_core::landscape::formats::live_events(
+            &trace.graph,
+            0,
+        ));
     anyhow::ensure!(refused.is_empty(), "landscape events refused: {refused:?}");
     let job = dcpilot_pipelines::Registry::builtin()?
         .get(JOB)
@@ -158,6 +163,7 @@ pub async fn run(dir: &Path, core: &InfoCore) -> Result<Value> {
         ),
     )
     .with_context(|| format!("writing {}", page.display()))?;
+    let summary = dcpilot_pipelines::ColouringSummary::of(c);
     Ok(json!({
         "faults": evaluation.per_fault.iter().map(|f| json!({
             "at": f.fault.at, "kind": f.fault.kind, "service": f.fault.service,
@@ -167,8 +173,8 @@ pub async fn run(dir: &Path, core: &InfoCore) -> Result<Value> {
         "job": {
             "at": c.at,
             "version": report.published_version,
-            "entities": c.entities.len(),
-            "anomalous": c.entities.iter().filter(|e| e.anomalous).count(),
+            "entities": summary.entities,
+            "anomalous": summary.anomalous,
             "top_causes": c.ranking.iter().take(3).map(|r| json!({
                 "entity": r.entity, "score": r.score,
                 "metrics": r.evidence.metrics.iter().map(|m| &m.metric).collect::<Vec<_>>(),

@@ -209,43 +209,43 @@ async fn colouring_complies(job: Arc<dyn Job>) {
     );
     // Another story (a lower bar for "anomalous" colours more entities) is published at
     // once, however young the served colouring.
-    let mut stricter = job.spec().clone();
-    if let ModelSpec::Colouring { rank, .. } = &mut stricter.model {
-        rank.anomalous_from = -100.0;
-    }
-    let other = run_once(
-        Arc::new(dcpilot_pipelines::job::SpecJob(stricter)),
-        newer.context(),
-        &again,
-    )
-    .await
-    .expect("another story");
+    let stricter = colouring_variant(job.as_ref(), |rank, _| rank.anomalous_from = -100.0);
+    let other = run_once(stricter, newer.context(), &again)
+        .await
+        .expect("another story");
     assert_eq!(other.published_version, Some(2), "{other:?}");
     // The same story again, once the served colouring is older than republish_secs.
-    let mut spec = job.spec().clone();
-    if let ModelSpec::Colouring {
-        republish_secs,
-        rank,
-        ..
-    } = &mut spec.model
-    {
-        *republish_secs = 1;
+    let spec = colouring_variant(job.as_ref(), |rank, republish_secs| {
         rank.anomalous_from = -100.0;
-    }
+        *republish_secs = 1;
+    });
     // (another second of data: without newer telemetry nothing is published at all)
     let mut one_more = samples[samples.len() - 1].clone();
     one_more.timestamp_ms += 1_000;
     samples.push(one_more);
     let newest = tables_with_graph(&samples, &trace.graph);
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let again_later = run_once(
-        Arc::new(dcpilot_pipelines::job::SpecJob(spec)),
-        newest.context(),
-        &again,
-    )
-    .await
-    .expect("republished");
+    let again_later = run_once(spec, newest.context(), &again)
+        .await
+        .expect("republished");
     assert_eq!(again_later.published_version, Some(3), "{again_later:?}");
+}
+
+/// `job`'s colouring spec with `change` applied to its ranking weights and republish time.
+fn colouring_variant(
+    job: &dyn Job,
+    change: impl FnOnce(&mut dcpilot_info_core::anomaly::RankParams, &mut u64),
+) -> Arc<dyn Job> {
+    let mut spec = job.spec().clone();
+    if let ModelSpec::Colouring {
+        rank,
+        republish_secs,
+        ..
+    } = &mut spec.model
+    {
+        change(rank, republish_secs);
+    }
+    Arc::new(dcpilot_pipelines::job::SpecJob(spec))
 }
 
 /// Tables holding `samples`, with `graph` as the live landscape.
@@ -253,12 +253,9 @@ fn tables_with_graph(
     samples: &[dcpilot_schemas::TelemetrySample],
     graph: &dcpilot_info_core::landscape::LandscapeGraph,
 ) -> TelemetryStore {
-    use dcpilot_info_core::anomaly::native;
+    use dcpilot_info_core::landscape::formats::live_events;
     let tables = TelemetryStore::from_samples(samples).expect("tables");
-    assert!(tables
-        .graph
-        .apply_each(&native::events(graph, 0))
-        .is_empty());
+    assert!(tables.graph.apply_each(&live_events(graph, 0)).is_empty());
     tables
 }
 

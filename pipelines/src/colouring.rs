@@ -186,12 +186,13 @@ fn telemetry_of(spec: &JobSpec, batches: &[RecordBatch]) -> Result<Option<(Telem
         let times = times_ms(batch, &spec.time_column)?;
         let (entities, metrics) = (strings(batch, "entity")?, strings(batch, "metric")?);
         let values = floats(batch, "value")?;
-        for i in 0..batch.num_rows() {
-            let (Some(entity), Some(metric)) = (&entities[i], &metrics[i]) else {
-                continue;
-            };
-            if times.is_valid(i) && values[i].is_finite() {
-                rows.push((times.value(i), entity.clone(), metric.clone(), values[i]));
+        // The names move into the rows (no second copy of each string).
+        let named = entities.into_iter().zip(metrics).zip(values).enumerate();
+        for (i, ((entity, metric), value)) in named {
+            if let (Some(entity), Some(metric)) = (entity, metric) {
+                if times.is_valid(i) && value.is_finite() {
+                    rows.push((times.value(i), entity, metric, value));
+                }
             }
         }
     }

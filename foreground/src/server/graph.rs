@@ -43,6 +43,25 @@ impl Params {
         )
     }
 
+    /// A whole number within `range` (default `default`); otherwise a 400 saying it is not
+    /// `what`.
+    fn count(
+        &self,
+        name: &str,
+        default: usize,
+        range: std::ops::RangeInclusive<usize>,
+        what: &str,
+    ) -> Result<usize, ApiError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| ApiError::bad(format!("query: `{name}` {v:?} is not {what}"))),
+        }
+    }
+
     fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
@@ -145,16 +164,7 @@ pub(super) async fn summary(State(fg): Shared, RawQuery(raw): RawQuery) -> Respo
 /// avoids — and its version and age.
 pub(super) async fn anomalies(State(fg): Shared, RawQuery(raw): RawQuery) -> Response {
     respond(raw, |q| {
-        let top = match q.get("top") {
-            None => 20,
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=10_000).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad(format!("query: `top` {v:?} is not a count from 1 to 10000"))
-                })?,
-        };
+        let top = q.count("top", 20, 1..=10_000, "a count from 1 to 10000")?;
         let name = fg.planner().colouring_model.as_str();
         let snapshot = fg.models.snapshot();
         let served = snapshot.get(name).ok_or_else(|| {
@@ -224,16 +234,7 @@ pub(super) async fn node(State(fg): Shared, RawQuery(raw): RawQuery) -> Response
 
 pub(super) async fn subgraph(State(fg): Shared, RawQuery(raw): RawQuery) -> Response {
     respond(raw, |q| {
-        let depth = match q.get("depth") {
-            None => 3,
-            Some(d) => d
-                .parse::<usize>()
-                .ok()
-                .filter(|d| *d <= 64)
-                .ok_or_else(|| {
-                    ApiError::bad(format!("query: `depth` {d:?} is not a number of hops ≤ 64"))
-                })?,
-        };
+        let depth = q.count("depth", 3, 0..=64, "a number of hops ≤ 64")?;
         let view = fg
             .graph()
             .subgraph(

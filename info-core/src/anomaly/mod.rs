@@ -48,12 +48,19 @@ pub struct Telemetry {
 impl Telemetry {
     /// Adds a sample (kept in time order on [`Telemetry::sort`]).
     pub fn push(&mut self, entity: &str, metric: &str, t: i64, value: f64) {
-        self.entities
-            .entry(entity.to_string())
-            .or_default()
-            .entry(metric.to_string())
-            .or_default()
-            .push((t, value));
+        // Names are copied only the first time they are seen (pushes repeat them).
+        if !self.entities.contains_key(entity) {
+            self.entities.insert(entity.to_string(), BTreeMap::new());
+        }
+        let Some(metrics) = self.entities.get_mut(entity) else {
+            return;
+        };
+        if !metrics.contains_key(metric) {
+            metrics.insert(metric.to_string(), Vec::new());
+        }
+        if let Some(points) = metrics.get_mut(metric) {
+            points.push((t, value));
+        }
     }
 
     /// Sorts every series by time.
@@ -405,12 +412,6 @@ fn discount(score: f64, weight: f64) -> f64 {
     } else {
         score
     }
-}
-
-/// Whether a metric is a symptom that travels to dependents (latency) rather than the
-/// entity's own evidence.
-pub fn is_symptom(metric: &str) -> bool {
-    Role::of(metric) == Role::Symptom
 }
 
 /// Name fragments of metrics that describe the traffic an entity is sent (its callers'

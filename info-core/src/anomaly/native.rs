@@ -11,12 +11,11 @@
 use std::path::Path;
 
 use dcpilot_schemas::traces::{read_trace, TraceFormat};
-use dcpilot_schemas::{LandscapeEvent, TelemetrySample};
+use dcpilot_schemas::TelemetrySample;
 use serde::{Deserialize, Serialize};
 
 use super::nezha::{format_error, io, Fault, TraceDir, TraceError};
 use crate::landscape::formats::{live_events, parse_events};
-use crate::landscape::LandscapeGraph;
 
 /// The telemetry file of a native trace directory.
 pub const TELEMETRY_FILE: &str = "telemetry.ndjson";
@@ -152,11 +151,6 @@ pub fn first_ms(trace: &TraceDir) -> i64 {
         .unwrap_or(0)
 }
 
-/// The trace's landscape as events: every live node, then every live edge, at `at_ms`.
-pub fn events(graph: &LandscapeGraph, at_ms: i64) -> Vec<LandscapeEvent> {
-    live_events(graph, at_ms)
-}
-
 /// Writes `trace` as a native trace directory `dir` (created if missing).
 pub fn write(trace: &TraceDir, dir: &Path) -> Result<(), TraceError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -165,7 +159,7 @@ pub fn write(trace: &TraceDir, dir: &Path) -> Result<(), TraceError> {
         telemetry.push_str(&json_line(&s));
     }
     let mut landscape = String::new();
-    for e in events(&trace.graph, first_ms(trace)) {
+    for e in live_events(&trace.graph, first_ms(trace)) {
         landscape.push_str(&json_line(&e));
     }
     let labels: Vec<Label> = trace
