@@ -6,8 +6,12 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use dcpilot_background::{BackgroundConfig, JobsConfig, OpenMode, TelemetryStore};
+use dcpilot_info_core::now_ms;
 use dcpilot_info_core::InfoCore;
-use dcpilot_pipelines::{evaluate_served, run_once, Job, JobSpec, Registry, RunReport, SpecJob};
+use dcpilot_pipelines::{
+    evaluate_served, judge_live, run_once, Job, JobSpec, LiveChange, LiveReport, Registry,
+    RunReport, SpecJob,
+};
 use dcpilot_schemas::traces::{read_trace, TraceFormat};
 
 /// `dcpilot jobs` subcommands.
@@ -27,6 +31,16 @@ pub enum JobsCommand {
         name: String,
         /// Train on this trace directory (Bitbrains `*.csv` files, or NTUA runs with
         /// `Raw_Data/`) instead of the tables in `--data-dir`.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Judge the served version of a job's model live: on the rows whose truth arrived
+    /// after its training window (the newest `live.window_secs`), next to its baselines;
+    /// worse than the best one, it is demoted (the verdict is published as `<job>.live`).
+    Judge {
+        /// Job name, or the path of a spec file (`*.toml`).
+        name: String,
+        /// Judge on this trace directory instead of the tables in `--data-dir`.
         #[arg(long)]
         data: Option<PathBuf>,
     },
@@ -60,6 +74,55 @@ pub(crate) fn load_trace(dir: &Path) -> Result<TelemetryStore> {
         eprintln!("{}: {}", dir.display(), trace.skipped);
     }
     Ok(TelemetryStore::from_samples(&trace.samples)?)
+}
+
+/// A trace directory's tables, or (without one) the background's tables in `data_dir`.
+fn tables_of(data_dir: &Path, trace: Option<&Path>) -> Result<TelemetryStore> {
+    Ok(match trace {
+        Some(dir) => load_trace(dir)?,
+        None => TelemetryStore::open(
+            Some(data_dir),
+            &BackgroundConfig::default().store,
+            OpenMode::ReadOnly,
+        )?,
+    })
+}
+
+/// A live judgement, for people.
+fn print_live(report: &LiveReport) {
+    let version = report.version.map_or_else(|| "-".into(), |v| v.to_string());
+    println!("job              {} (version {version})", report.job);
+    let Some(v) = &report.verdict else {
+        println!(
+            "no verdict       {}",
+            report.pending.as_deref().unwrap_or_default()
+        );
+        return;
+    };
+    println!(
+        "rows             {} (event time {} .. {} ms)",
+        v.rows, v.from_ms, v.to_ms
+    );
+    let baselines = v
+        .baselines
+        .iter()
+        .map(|b| (b.name.clone(), b.error))
+        .collect();
+    let best = v.best().map_or("-", |b| b.name.as_str());
+    print_errors(&v.metric, v.model_error, None, &baselines, best);
+    let state = if v.demoted { "DEMOTED" } else { "serving" };
+    let change = match report.change {
+        Some(LiveChange::Demoted) => " (changed: demoted)",
+        Some(LiveChange::Repromoted) => " (changed: re-promoted)",
+        None => "",
+    };
+    println!("verdict          {state}{change}: {}", v.summary());
+    if let Some(fallback) = v.demoted.then(|| v.fallback()).flatten() {
+        println!("answered by      baseline {} while demoted", fallback.name);
+    }
+    if let Some(published) = report.published_version {
+        println!("published        {}.live v{published}", report.job);
+    }
 }
 
 /// The metrics table: the model's error next to the champion's and each baseline's.
@@ -209,17 +272,23 @@ pub async fn run(
             }
             Ok(ExitCode::SUCCESS)
         }
+        JobsCommand::Judge { name, data } => {
+            let registry = registry()?;
+            let job = find_job(&registry, &name)?;
+            let tables = tables_of(data_dir, data.as_deref())?;
+            let store = open_models(data_dir)?;
+            let report = judge_live(job.as_ref(), tables.context(), &store, now_ms()).await?;
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_live(&report);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         JobsCommand::RunOnce { name, data } => {
             let registry = registry()?;
             let job = find_job(&registry, &name)?;
-            let tables = match &data {
-                Some(dir) => load_trace(dir)?,
-                None => TelemetryStore::open(
-                    Some(data_dir),
-                    &BackgroundConfig::default().store,
-                    OpenMode::ReadOnly,
-                )?,
-            };
+            let tables = tables_of(data_dir, data.as_deref())?;
             let store = open_models(data_dir)?;
             let report = run_once(job, tables.context(), &store).await?;
             if as_json {

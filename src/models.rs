@@ -12,6 +12,9 @@ use serde_json::json;
 pub enum ModelsCommand {
     /// Every model with its current version and holdout error.
     List,
+    /// Every predicting model: its holdout error, its live error on rows it never saw next
+    /// to its best baseline's, and whether it is demoted (answered by that baseline).
+    Status,
     /// One version's record (default: the current one).
     Show {
         /// Model name.
@@ -113,6 +116,70 @@ pub fn run(data_dir: &Path, command: ModelsCommand, as_json: bool) -> Result<Exi
                         r["model_error"].as_f64().unwrap_or(f64::NAN),
                         r["baseline_error"].as_f64().unwrap_or(f64::NAN),
                         r["baseline"].as_str().unwrap_or_default(),
+                    );
+                }
+            }
+        }
+        ModelsCommand::Status => {
+            let snapshot = store.snapshot();
+            let rows: Vec<_> = snapshot
+                .models()
+                .filter(|(_, m)| {
+                    m.prepared.table().is_none()
+                        && m.prepared.colouring().is_none()
+                        && m.prepared.verdict().is_none()
+                })
+                .map(|(name, m)| {
+                    let verdict = snapshot.verdict(name).filter(|v| v.version == m.version());
+                    let answerer = snapshot.answerer(name);
+                    json!({
+                        "name": name,
+                        "version": m.version(),
+                        "metric": m.record.metrics.metric,
+                        "holdout": {"model_error": m.record.metrics.model_error,
+                                    "baseline": m.record.metrics.baseline,
+                                    "baseline_error": m.record.metrics.baseline_error},
+                        "state": match verdict {
+                            None => "not judged live yet",
+                            Some(v) if v.demoted => "demoted",
+                            Some(_) => "serving",
+                        },
+                        "answered_by": answerer.map(|a| a.answered_by()),
+                        "live": verdict,
+                    })
+                })
+                .collect();
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if rows.is_empty() {
+                println!("no predicting models in {}", dir.display());
+            } else {
+                println!(
+                    "{:<24} {:>7} {:<6} {:>11} {:>11} {:>11} {:>7}  {:<20} state / answered by",
+                    "name",
+                    "version",
+                    "metric",
+                    "holdout",
+                    "live",
+                    "live base",
+                    "rows",
+                    "best baseline"
+                );
+                for r in &rows {
+                    let live = &r["live"];
+                    let best = live["baselines"].get(0);
+                    println!(
+                        "{:<24} {:>7} {:<6} {:>11.4} {:>11.4} {:>11.4} {:>7}  {:<20} {} / {}",
+                        r["name"].as_str().unwrap_or_default(),
+                        r["version"],
+                        r["metric"].as_str().unwrap_or_default(),
+                        r["holdout"]["model_error"].as_f64().unwrap_or(f64::NAN),
+                        live["model_error"].as_f64().unwrap_or(f64::NAN),
+                        best.and_then(|b| b["error"].as_f64()).unwrap_or(f64::NAN),
+                        live["rows"].as_u64().unwrap_or(0),
+                        best.and_then(|b| b["name"].as_str()).unwrap_or("-"),
+                        r["state"].as_str().unwrap_or_default(),
+                        r["answered_by"].as_str().unwrap_or("-"),
                     );
                 }
             }

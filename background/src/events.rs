@@ -57,6 +57,19 @@ pub mod names {
     pub const COLOURING_ANOMALOUS_HOSTS: &str = "dcpilot_colouring_anomalous_hosts";
     /// The last colouring's top root-cause score (0 when nothing is anomalous), by job.
     pub const COLOURING_TOP_SCORE: &str = "dcpilot_colouring_top_cause_score";
+    /// The served version's error on the newest rows it never saw, by model and version.
+    pub const MODEL_LIVE_ERROR: &str = "dcpilot_model_live_error";
+    /// Each baseline's error on the same rows, by model, version and baseline.
+    pub const MODEL_LIVE_BASELINE_ERROR: &str = "dcpilot_model_live_baseline_error";
+    /// Rows the last live judgement read, by model and version.
+    pub const MODEL_LIVE_ROWS: &str = "dcpilot_model_live_rows";
+    /// 1 while the served version is demoted (worse than its best baseline), by model and
+    /// version.
+    pub const MODEL_DEMOTED: &str = "dcpilot_model_demoted";
+    /// Demotions and re-promotions, by model and change.
+    pub const MODEL_DEMOTIONS: &str = "dcpilot_model_demotions_total";
+    /// Live judgements that failed, by model.
+    pub const MODEL_LIVE_FAILURES: &str = "dcpilot_model_live_failures_total";
 }
 
 /// Every metric of the background, described once (Prometheus `# HELP` and `# TYPE`).
@@ -166,6 +179,33 @@ pub fn describe_metrics() {
         COLOURING_ANOMALOUS_HOSTS,
         Unit::Count,
         "Hosts the last landscape colouring judged anomalous, by themselves or their network."
+    );
+    describe_gauge!(
+        MODEL_LIVE_ERROR,
+        "The served version's error on the newest rows it never saw (truth arrived after its training window), in its job's metric."
+    );
+    describe_gauge!(
+        MODEL_LIVE_BASELINE_ERROR,
+        "Each baseline's error on the rows of the last live judgement."
+    );
+    describe_gauge!(
+        MODEL_LIVE_ROWS,
+        Unit::Count,
+        "Rows the last live judgement of a model read."
+    );
+    describe_gauge!(
+        MODEL_DEMOTED,
+        "1 while the served version is worse than its best baseline live (the foreground answers with the baseline)."
+    );
+    describe_counter!(
+        MODEL_DEMOTIONS,
+        Unit::Count,
+        "Demotions and re-promotions of served models, by change (demoted, repromoted)."
+    );
+    describe_counter!(
+        MODEL_LIVE_FAILURES,
+        Unit::Count,
+        "Live judgements that failed."
     );
     describe_gauge!(
         COLOURING_TOP_SCORE,
@@ -549,6 +589,71 @@ impl JobRunFinished<'_> {
                 error = %e,
                 "job run failed"
             );
+        }
+    }
+}
+
+/// A live judgement of a served model ended.
+pub struct LiveJudged<'a> {
+    /// Job (= model) name.
+    pub job: &'a str,
+    /// What it found, or why it failed.
+    pub outcome: std::result::Result<
+        &'a dcpilot_pipelines::LiveReport,
+        &'a dcpilot_pipelines::PipelineError,
+    >,
+}
+
+impl LiveJudged<'_> {
+    /// Sets the live gauges, counts demotions, and logs a change as a warning.
+    pub fn emit(&self) {
+        let job = self.job.to_string();
+        let report = match self.outcome {
+            Ok(report) => report,
+            Err(e) => {
+                counter!(names::MODEL_LIVE_FAILURES, "model" => job).increment(1);
+                tracing::warn!(job = self.job, kind = e.kind(), error = %e, "live judgement failed");
+                return;
+            }
+        };
+        let Some(v) = &report.verdict else {
+            tracing::debug!(job = self.job, pending = ?report.pending, "no live verdict yet");
+            return;
+        };
+        let version = v.version.to_string();
+        gauge!(names::MODEL_LIVE_ERROR, "model" => job.clone(), "version" => version.clone())
+            .set(v.model_error);
+        gauge!(names::MODEL_LIVE_ROWS, "model" => job.clone(), "version" => version.clone())
+            .set(v.rows as f64);
+        gauge!(names::MODEL_DEMOTED, "model" => job.clone(), "version" => version.clone())
+            .set(if v.demoted { 1.0 } else { 0.0 });
+        for b in &v.baselines {
+            gauge!(names::MODEL_LIVE_BASELINE_ERROR, "model" => job.clone(), "version" => version.clone(), "baseline" => b.name.clone())
+                .set(b.error);
+        }
+        match report.change {
+            Some(change) => {
+                let name = match change {
+                    dcpilot_pipelines::LiveChange::Demoted => "demoted",
+                    dcpilot_pipelines::LiveChange::Repromoted => "repromoted",
+                };
+                counter!(names::MODEL_DEMOTIONS, "model" => job, "change" => name).increment(1);
+                tracing::warn!(
+                    job = self.job,
+                    version = v.version,
+                    change = name,
+                    verdict = %v.summary(),
+                    published = ?report.published_version,
+                    "model {name}"
+                );
+            }
+            None => tracing::info!(
+                job = self.job,
+                version = v.version,
+                demoted = v.demoted,
+                verdict = %v.summary(),
+                "model judged live"
+            ),
         }
     }
 }

@@ -9,6 +9,9 @@
 //! - A failed, panicking or timed-out run backs the job off exponentially
 //!   (`jobs.backoff_initial_secs` doubling up to `jobs.backoff_max_secs`); errors no retry
 //!   can fix (a bad spec, a panic) back off to the maximum at once. A success resets it.
+//! - Each job whose spec has `[live]` (every estimator, by default) has its served version
+//!   judged every `live.every_secs` on the rows it never saw; a verdict that is news is
+//!   published as `<job>.live`, demotions and re-promotions are logged and counted.
 //! - Every outcome is logged with the job's name and counted in
 //!   `dcpilot_job_runs_total{job, outcome}`.
 
@@ -21,12 +24,14 @@ use std::time::{Duration, Instant};
 use datafusion::prelude::SessionContext;
 use dcpilot_info_core::InfoCore;
 use dcpilot_pipelines::spec::Trigger;
-use dcpilot_pipelines::{run_once_cancellable, Job, JobSpec, PipelineError, Registry, RunReport};
+use dcpilot_pipelines::{
+    judge_live, run_once_cancellable, Job, JobSpec, PipelineError, Registry, RunReport,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{BackgroundError, Result};
-use crate::events::{JobRunFinished, JobRunOutcome};
+use crate::events::{JobRunFinished, JobRunOutcome, LiveJudged};
 use crate::store::TableStore;
 
 /// The `[jobs]` section of the background config.
@@ -194,6 +199,9 @@ struct JobState {
     cancel: Arc<AtomicBool>,
     failures: u32,
     not_before: Instant,
+    /// A live judgement is in flight.
+    judging: bool,
+    last_judged: Instant,
 }
 
 impl JobState {
@@ -210,6 +218,25 @@ impl JobState {
             .is_some_and(|n| rows.saturating_sub(self.rows_at_last_start) >= n);
         by_time || by_rows
     }
+}
+
+impl JobState {
+    /// A live judgement is due: the job is judged live, no run or judgement is in flight
+    /// (a run may be about to publish a new version), and `live.every_secs` have passed.
+    fn judgement_due(&self, now: Instant) -> bool {
+        let Some(live) = &self.job.spec().live else {
+            return false;
+        };
+        !self.running
+            && !self.judging
+            && now.duration_since(self.last_judged) >= Duration::from_secs(live.every_secs)
+    }
+}
+
+/// What a finished live judgement reports back to the scheduling loop.
+struct Judged {
+    job: String,
+    outcome: std::result::Result<dcpilot_pipelines::LiveReport, PipelineError>,
 }
 
 /// What a finished run reports back to the scheduling loop.
@@ -264,6 +291,7 @@ impl JobRunner {
         );
         let start = Instant::now();
         let rows = self.telemetry.inserted_rows();
+        let (judged_tx, mut judged_rx) = mpsc::unbounded_channel::<Judged>();
         let mut states: BTreeMap<String, JobState> = self
             .registry
             .jobs()
@@ -285,6 +313,8 @@ impl JobRunner {
                         cancel: Arc::new(AtomicBool::new(false)),
                         failures: 0,
                         not_before: start,
+                        judging: false,
+                        last_judged: start,
                     },
                 )
             })
@@ -300,6 +330,17 @@ impl JobRunner {
                 Some(finished) = done_rx.recv() => {
                     self.settle(&mut states, &mut stats, finished);
                 }
+                Some(judged) = judged_rx.recv() => {
+                    LiveJudged { job: &judged.job, outcome: judged.outcome.as_ref() }.emit();
+                    if let Some(state) = states.get_mut(&judged.job) {
+                        state.judging = false;
+                        state.last_judged = Instant::now();
+                    }
+                    let entry = stats.runs.entry(judged.job).or_default();
+                    if let Ok(report) = judged.outcome {
+                        entry.last_live = Some(report);
+                    }
+                }
                 _ = tick.tick() => {
                     let now = Instant::now();
                     let rows = self.telemetry.inserted_rows();
@@ -309,6 +350,10 @@ impl JobRunner {
                         state.rows_at_last_start = rows;
                         state.cancel = Arc::new(AtomicBool::new(false));
                         self.launch(runtime.handle(), name, state.job.clone(), done_tx.clone(), state.cancel.clone());
+                    }
+                    for (name, state) in states.iter_mut().filter(|(_, s)| s.judgement_due(now)) {
+                        state.judging = true;
+                        self.judge(runtime.handle(), name, state.job.clone(), judged_tx.clone());
                     }
                 }
             }
@@ -354,6 +399,31 @@ impl JobRunner {
                 outcome,
                 timed_out,
                 duration: started.elapsed(),
+            });
+        });
+    }
+
+    /// Judges the served version of `job` live, off the scheduling loop.
+    fn judge(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        name: &str,
+        job: Arc<dyn Job>,
+        done: mpsc::UnboundedSender<Judged>,
+    ) {
+        let (ctx, models) = (self.ctx.clone(), self.models.clone());
+        let timeout = Duration::from_secs(self.config.timeout_secs);
+        let name = name.to_string();
+        runtime.spawn(async move {
+            let judged = tokio::time::timeout(
+                timeout,
+                judge_live(job.as_ref(), &ctx, &models, dcpilot_info_core::now_ms()),
+            )
+            .await
+            .unwrap_or(Err(PipelineError::Cancelled));
+            let _ = done.send(Judged {
+                job: name,
+                outcome: judged,
             });
         });
     }
@@ -445,6 +515,8 @@ pub struct JobRunCounts {
     pub failed: u64,
     /// The last completed run's report.
     pub last_report: Option<RunReport>,
+    /// The last live judgement's report.
+    pub last_live: Option<dcpilot_pipelines::LiveReport>,
 }
 
 /// The jobs' runtime, shut down without waiting whenever the runner ends — also when its

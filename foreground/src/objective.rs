@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use dcpilot_info_core::ServedModel;
+use dcpilot_info_core::live::Answerer;
 
 use crate::intents::Intents;
 use crate::landscape::{HostLoad, Landscape, Pressure};
@@ -22,7 +22,7 @@ use crate::planner::Weights;
 /// The slowdown model with its features resolved by name once; per use only the pressure,
 /// rps and replicas change.
 pub struct SlowdownModel<'a> {
-    served: &'a ServedModel,
+    answerer: Answerer<'a>,
     slots: Vec<Slot>,
 }
 
@@ -37,8 +37,9 @@ enum Slot {
 
 impl<'a> SlowdownModel<'a> {
     /// Resolves the model's features; an unknown feature makes it unusable (and says which).
-    pub fn resolve(served: &'a ServedModel) -> Result<Self, String> {
-        let slots = served
+    pub fn resolve(answerer: Answerer<'a>) -> Result<Self, String> {
+        let slots = answerer
+            .served
             .record
             .features
             .iter()
@@ -53,7 +54,7 @@ impl<'a> SlowdownModel<'a> {
                 )),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { served, slots })
+        Ok(Self { answerer, slots })
     }
 
     /// Whether the model needs the workload's rps.
@@ -63,10 +64,11 @@ impl<'a> SlowdownModel<'a> {
 
     /// The model's version.
     pub fn version(&self) -> u64 {
-        self.served.version()
+        self.answerer.served.version()
     }
 
-    /// Predicted slowdown (≥ 1) next to `pressure`, or `None` when the model cannot say.
+    /// Predicted slowdown (≥ 1) next to `pressure`, or `None` when the model cannot say
+    /// (while the model is demoted, its best computable baseline says).
     pub fn slowdown(
         &self,
         rps: f64,
@@ -82,8 +84,7 @@ impl<'a> SlowdownModel<'a> {
             Slot::L3 => pressure.l3.max(0.0),
             Slot::Membw => pressure.membw.max(0.0),
         }));
-        self.served
-            .prepared
+        self.answerer
             .predict(row)
             .ok()
             .filter(|v| v.is_finite())

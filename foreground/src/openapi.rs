@@ -162,7 +162,19 @@ pub fn document() -> Value {
         "/v1/landscape/events": {"post": operation(
             "Apply dcpilot.landscape events (one, a JSON array, or NDJSON), all or nothing",
             Some(any.clone()), any.clone(), true)},
-        "/v1/models": {"get": operation("Models served, with versions and errors", None, any.clone(), false)},
+        "/v1/models": {"get": operation("Models served, with versions, holdout and live errors", None, any.clone(), false)},
+        "/v1/models/{name}/predict": {"post": operation(
+            "The model's predictions for feature rows (its best baseline's while a live verdict demotes it; the answer says so)",
+            Some(json!({"type": "object", "required": ["rows"],
+                "properties": {"rows": {"type": "array", "maxItems": 10000,
+                    "items": {"type": "object", "additionalProperties": {"type": "number"}}}}})),
+            json!({"type": "object", "required": ["model", "version", "answered_by", "predictions", "degraded"],
+                "properties": {"model": {"type": "string"}, "version": {"type": "integer"},
+                    "answered_by": {"type": "string"},
+                    "predictions": {"type": "array", "items": {"type": "number"}},
+                    "degraded": {"type": "boolean"},
+                    "degraded_reasons": {"type": "array", "items": {"type": "string"}}}}),
+            false)},
         "/v1/models/{name}/rollback": {"post": operation(
             "Serve an earlier version (standalone replicas only)",
             Some(json!({"type": "object", "required": ["version", "reason"],

@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use dcpilot_info_core::anomaly::HostColour;
+use dcpilot_info_core::live::Answerer;
 use dcpilot_info_core::{PreparedColouring, ServedModel, Snapshot};
 use serde::{Deserialize, Serialize};
 
@@ -325,10 +326,22 @@ impl<'a> ModelUse<'a> {
         Some(colouring)
     }
 
+    /// What answers for a model: [`get`](Self::get), and while a live verdict demotes the
+    /// served version, its best computable baseline (the answer is degraded and says so,
+    /// with both errors).
+    pub fn answerer(&mut self, name: &str) -> Option<Answerer<'a>> {
+        self.get(name)?;
+        let answerer = self.snapshot.answerer(name)?;
+        if let Some(demotion) = answerer.demotion {
+            self.reasons.push(demotion.reason());
+        }
+        Some(answerer)
+    }
+
     /// The slowdown model, resolved, or the reason it cannot be used.
     pub fn slowdown(&mut self) -> Option<SlowdownModel<'a>> {
-        let served = self.get(SLOWDOWN_MODEL)?;
-        match SlowdownModel::resolve(served) {
+        let answerer = self.answerer(SLOWDOWN_MODEL)?;
+        match SlowdownModel::resolve(answerer) {
             Ok(model) => Some(model),
             Err(why) => {
                 self.reasons

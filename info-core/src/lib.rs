@@ -11,6 +11,7 @@
 //!   and queries;
 //! - [`anomaly`]: the landscape coloured by how abnormal each entity is, and root causes
 //!   ranked over the graph;
+//! - [`live`]: how served models do on telemetry they never saw, and their demotion;
 //! - [`model`]: smartcore estimators and quantile tables, and their prepared form.
 
 pub mod anomaly;
@@ -18,6 +19,7 @@ pub mod core;
 pub mod error;
 pub mod kafka;
 pub mod landscape;
+pub mod live;
 pub mod model;
 pub mod prometheus;
 pub mod record;

@@ -20,6 +20,7 @@ use smartcore::tree::decision_tree_regressor::DecisionTreeRegressor;
 
 use crate::anomaly::Colouring;
 use crate::error::{InfoCoreError, Result};
+use crate::live::LiveVerdict;
 
 /// smartcore's linear regression over dense f64 matrices.
 pub type Linear = LinearRegression<f64, f64, DenseMatrix<f64>, Vec<f64>>;
@@ -50,6 +51,8 @@ pub enum Model {
     QuantileTable(QuantileTable),
     /// A colouring of the landscape: how abnormal each entity is, the ranked root causes.
     Colouring(Box<Colouring>),
+    /// How a model's served version does live, next to its baselines (`<model>.live`).
+    LiveVerdict(Box<LiveVerdict>),
 }
 
 impl Model {
@@ -63,6 +66,7 @@ impl Model {
             Self::Knn(_) => "knn",
             Self::QuantileTable(_) => "quantile_table",
             Self::Colouring(_) => "colouring",
+            Self::LiveVerdict(_) => "live_verdict",
         }
     }
 }
@@ -277,6 +281,8 @@ pub enum PreparedModel {
     /// A colouring with its hosts indexed by id and name; [`PreparedModel::predict`]
     /// does not apply.
     Colouring(Arc<PreparedColouring>),
+    /// A live verdict on another model's version.
+    Verdict(Arc<LiveVerdict>),
 }
 
 /// A colouring ready for lookups on the hot path.
@@ -374,6 +380,10 @@ impl PreparedModel {
                 Self::Table(t)
             }
             Model::Colouring(c) => Self::Colouring(Arc::new(PreparedColouring::new(*c))),
+            Model::LiveVerdict(v) => {
+                v.validate().map_err(invalid)?;
+                Self::Verdict(Arc::new(*v))
+            }
         };
         Ok(prepared)
     }
@@ -421,6 +431,9 @@ impl PreparedModel {
             Self::Colouring(_) => Err(InfoCoreError::Prediction {
                 reason: "a colouring is looked up, not predicted".into(),
             }),
+            Self::Verdict(_) => Err(InfoCoreError::Prediction {
+                reason: "a live verdict is looked up, not predicted".into(),
+            }),
         }
     }
 
@@ -462,6 +475,14 @@ impl PreparedModel {
     pub fn colouring(&self) -> Option<&PreparedColouring> {
         match self {
             Self::Colouring(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The live verdict, if this is one.
+    pub fn verdict(&self) -> Option<&LiveVerdict> {
+        match self {
+            Self::Verdict(v) => Some(v),
             _ => None,
         }
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
+use crate::live::{verdict_name, Answerer, LiveVerdict};
 use crate::model::PreparedModel;
 use crate::record::ModelRecord;
 
@@ -45,6 +46,18 @@ impl Snapshot {
     /// The model called `name`, if any version of it is served.
     pub fn get(&self, name: &str) -> Option<&ServedModel> {
         self.models.get(name).map(Arc::as_ref)
+    }
+
+    /// What answers for `name`: its served version, demoted while the newest live verdict
+    /// on that very version says it is worse than its best baseline.
+    pub fn answerer(&self, name: &str) -> Option<Answerer<'_>> {
+        let served = self.get(name)?;
+        Some(Answerer::new(served, self.verdict(name)))
+    }
+
+    /// The newest live verdict on `name` (on whichever version).
+    pub fn verdict(&self, name: &str) -> Option<&LiveVerdict> {
+        self.get(&verdict_name(name))?.prepared.verdict()
     }
 
     /// Every served model, by name.

@@ -69,8 +69,8 @@ fn smartcore_predict(model: &Model, rows: &[Vec<f64>]) -> Vec<f64> {
         Model::DecisionTree(m) => m.predict(&x),
         Model::RandomForest(m) => m.predict(&x),
         Model::Knn(m) => m.predict(&x),
-        Model::QuantileTable(_) | Model::Colouring(_) => {
-            unreachable!("tables and colourings are not predicted")
+        Model::QuantileTable(_) | Model::Colouring(_) | Model::LiveVerdict(_) => {
+            unreachable!("tables, colourings and verdicts are not predicted")
         }
     }
     .expect("smartcore predict")

@@ -301,7 +301,7 @@ pub(crate) async fn query(spec: &JobSpec, ctx: &SessionContext) -> Result<Vec<Re
 }
 
 /// Runs the spec's SQL on `ctx` and turns the rows into the job's dataset.
-async fn query_dataset(job: &dyn Job, ctx: &SessionContext) -> Result<Dataset> {
+pub(crate) async fn query_dataset(job: &dyn Job, ctx: &SessionContext) -> Result<Dataset> {
     let batches = query(job.spec(), ctx).await?;
     job.dataset(&batches)
 }
@@ -331,7 +331,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Checksum of the spec, as lineage (which spec produced a model).
-fn spec_hash(spec: &JobSpec) -> String {
+pub(crate) fn spec_hash(spec: &JobSpec) -> String {
     let text = serde_json::to_string(spec).unwrap_or_default();
     format!("{:08x}", crc32fast::hash(text.as_bytes()))
 }

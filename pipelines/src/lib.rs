@@ -9,6 +9,7 @@
 pub mod colouring;
 pub mod error;
 pub mod job;
+pub mod live;
 pub mod metrics;
 pub mod spec;
 pub mod table;
@@ -20,6 +21,7 @@ pub use job::{
     evaluate_served, holdout_predictions, run_once, run_once_cancellable, EvaluationReport, Job,
     Registry, RunReport, SpecJob,
 };
+pub use live::{judge_live, LiveChange, LiveReport};
 pub use metrics::ErrorMetric;
 pub use spec::{JobSpec, ModelSpec, SpecErrors};
 pub use train::{evaluate, evaluate_job, fit, Dataset, Evaluation};

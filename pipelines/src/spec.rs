@@ -31,6 +31,11 @@
 //!
 //! [promotion]
 //! baseline_columns = ["last_value"]   # columns of the query holding naive predictions
+//!
+//! [live]                          # judging the served version on rows it never saw
+//! every_secs = 300
+//! window_secs = 86400             # sliding window of judged rows, event time
+//! min_rows = 30                   # fewer: no verdict yet
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -163,6 +168,39 @@ pub struct JobSpec {
     /// Baselines that are the same estimator trained on fewer features (e.g. without the
     /// co-runner features: "a model that ignores interference"): name → features.
     pub baseline_models: Vec<(String, Vec<String>)>,
+    /// Live judgement of the served version (`None` for tables and colourings, which are
+    /// not predictions whose truth arrives later).
+    pub live: Option<Live>,
+}
+
+/// `[live]`: how the served version is judged on the rows whose truth arrived after its
+/// training window, next to the baseline columns; worse than the best one, it is demoted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Live {
+    /// Judge at all (default true).
+    pub enabled: bool,
+    /// How often, seconds (default 300).
+    pub every_secs: u64,
+    /// The sliding window of judged rows behind the newest, event time (default 1 day).
+    pub window_secs: u64,
+    /// Fewer rows than this in the window: no verdict (default 30).
+    pub min_rows: u64,
+    /// An unchanged verdict is published again after this long, so the live errors
+    /// others read stay fresh (default 3600).
+    pub republish_secs: u64,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            every_secs: 300,
+            window_secs: 86_400,
+            min_rows: 30,
+            republish_secs: 3600,
+        }
+    }
 }
 
 /// Every problem of a spec file, each `file: key: what`.
@@ -193,6 +231,8 @@ struct SpecFile {
     training: Training,
     /// `[promotion]`: the baselines a new model has to beat.
     promotion: Promotion,
+    /// `[live]`: judging the served version as the truth arrives.
+    live: Option<Live>,
 }
 
 /// `[source]`.
@@ -760,6 +800,22 @@ impl SpecFile {
                 );
             }
         }
+        if let Some(live) = &self.live {
+            if is_table || is_colouring {
+                p.add(
+                    "live",
+                    "only for estimators (a quantile_table or a colouring is not a forecast whose truth arrives later)",
+                );
+            }
+            for (key, value) in [
+                ("live.every_secs", live.every_secs),
+                ("live.window_secs", live.window_secs),
+                ("live.min_rows", live.min_rows),
+                ("live.republish_secs", live.republish_secs),
+            ] {
+                p.at_least_one(key, value);
+            }
+        }
         match &promotion.baseline_models {
             None => {}
             Some(_) if is_table || is_colouring => p.add(
@@ -789,6 +845,9 @@ impl SpecFile {
     /// The job spec; `Some` whenever [`problems`](Self::problems) finds none.
     fn into_spec(self) -> Option<JobSpec> {
         let model = self.model.spec()?;
+        let live = (!(model.is_table() || model.is_colouring()))
+            .then(|| self.live.unwrap_or_default())
+            .filter(|l| l.enabled);
         let target = if model.is_table() || model.is_colouring() {
             String::new()
         } else {
@@ -818,6 +877,7 @@ impl SpecFile {
                 .unwrap_or_default()
                 .into_iter()
                 .collect(),
+            live,
         })
     }
 }
@@ -1036,7 +1096,7 @@ baseline_columns = ["a"]
         let text = err.to_string();
         for needle in [
             "jobs/bad.toml: name:",
-            "jobs/bad.toml: colour: unknown key (expected one of: name, description, source, model, trigger, training, promotion)",
+            "jobs/bad.toml: colour: unknown key (expected one of: name, description, source, model, trigger, training, promotion, live)",
             "source.sql: must not be empty",
             "model.features: lists a column twice",
             "model.target: is also a feature",
