@@ -241,3 +241,95 @@ fn spec_dir_problems_name_file_and_key_and_only_names_unknown_jobs() {
         .collect();
     assert_eq!(names, vec!["rightsizing".to_string()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_judges_served_models_live_and_demotes_one_that_drifted() {
+    let config = StoreConfig {
+        durable: false,
+        spill: false,
+        retention_secs: 365 * 86_400,
+        partition_secs: 86_400,
+    };
+    let store = TelemetryStore::open(None, &config, OpenMode::ReadWrite).expect("tables");
+    store.telemetry.insert(&rows(0, 500)).expect("seed rows");
+    // Up to x = 99 the truth is 2x + 1, which the model learns; from x = 1000 on (the
+    // drift) it is 450, which the constant baseline says all along.
+    let text = r#"
+name = "drifts"
+[source]
+sql = "SELECT ts, value AS x, CASE WHEN value >= 1000 THEN 450.0 ELSE value * 2 + 1 END AS y, 450.0 AS always_450 FROM telemetry WHERE metric = 'x'"
+[model]
+kind = "linear_regression"
+features = ["x"]
+target = "y"
+[trigger]
+every_secs = 3600
+[training]
+metric = "mae"
+[promotion]
+baseline_columns = ["always_450"]
+[live]
+every_secs = 1
+min_rows = 20
+window_secs = 3600
+"#;
+    let job: Arc<dyn Job> = Arc::new(SpecJob(JobSpec::parse(text, "drifts.toml").expect("spec")));
+    let models = Arc::new(InfoCore::open(Arc::new(MemoryStorage::default()), 5).expect("models"));
+    let trained = dcpilot_pipelines::run_once(job.clone(), store.context(), &models)
+        .await
+        .expect("trained");
+    assert_eq!(trained.published_version, Some(1), "{trained:?}");
+
+    let mut registry = Registry::default();
+    registry.register(job).expect("register");
+    let jobs = JobsConfig {
+        poll_ms: 50,
+        ..JobsConfig::default()
+    };
+    let runner = JobRunner::new(
+        jobs,
+        registry,
+        store.context().clone(),
+        store.telemetry.clone(),
+        models.clone(),
+    );
+    let (stop, stopped) = watch::channel(false);
+    let runner = tokio::spawn(runner.run(stopped));
+    // The drift: 100 rows past the training window, at x = 1000..1099.
+    let mut drifted = TelemetryBatchBuilder::with_capacity(100);
+    for i in 0..100 {
+        let sample = TelemetrySample {
+            timestamp_ms: 1_700_000_000_000 + (500 + i) * 1000,
+            entity: "vm-1".into(),
+            host: None,
+            workload: None,
+            metric: "x".into(),
+            value: 1000.0 + i as f64,
+            labels: BTreeMap::new(),
+        };
+        drifted.push(&sample.as_ref());
+    }
+    store.telemetry.insert(&drifted.finish()).expect("drift");
+    let started = std::time::Instant::now();
+    while models.snapshot().verdict("drifts").is_none()
+        && started.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).expect("stop");
+    let stats = runner.await.expect("runner task").expect("runner");
+
+    let snapshot = models.snapshot();
+    let verdict = snapshot.verdict("drifts").expect("a verdict published");
+    assert_eq!((verdict.version, verdict.rows), (1, 100), "{verdict:?}");
+    assert!(verdict.demoted, "{verdict:?}");
+    assert!(
+        verdict.model_error > 1000.0 && verdict.baselines[0].error == 0.0,
+        "{verdict:?}"
+    );
+    let answerer = snapshot.answerer("drifts").expect("served");
+    assert_eq!(answerer.answered_by(), "baseline:always_450");
+    assert_eq!(answerer.predict(&[1234.0]).expect("answer"), 450.0);
+    let live = stats.runs["drifts"].last_live.as_ref().expect("judged");
+    assert!(live.verdict.as_ref().is_some_and(|v| v.demoted), "{live:?}");
+}

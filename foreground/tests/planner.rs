@@ -258,3 +258,76 @@ fn rebalancing_moves_work_off_a_host_coloured_anomalous() {
     );
     assert!(plan.objective_after < plan.objective_before, "{plan:#?}");
 }
+
+/// A live verdict on version 1 of the slowdown model.
+fn verdict(demoted_by: f64) -> dcpilot_info_core::ModelDraft {
+    use dcpilot_info_core::live::{verdict_name, Fallback, LiveBaseline, LiveVerdict};
+    let baselines = vec![LiveBaseline {
+        name: "no_interference".into(),
+        error: demoted_by,
+        fallback: Some(Fallback::Constant(1.0)),
+    }];
+    let v = LiveVerdict::new(
+        SLOWDOWN_MODEL,
+        1,
+        "mae",
+        86_400,
+        (2, 3),
+        50,
+        0.5,
+        baselines,
+        4,
+    );
+    draft(
+        &verdict_name(SLOWDOWN_MODEL),
+        &[],
+        Model::LiveVerdict(Box::new(v)),
+    )
+}
+
+#[test]
+fn a_demoted_slowdown_model_is_answered_by_its_baseline_and_the_answer_says_so() {
+    let model = || draft(SLOWDOWN_MODEL, &FEATURES, slowdown_model(&FEATURES));
+    // Worse live than "no interference" (0.5 vs 0.2): co-runners are taken to cost nothing.
+    let demoted = core_with(vec![model(), verdict(0.2)]);
+    let answer = plan(&nginx(), &demoted, now_ms()).expect("answer");
+    let noisy = answer
+        .choices
+        .iter()
+        .find(|c| c.host == "noisy")
+        .expect("noisy ranked");
+    assert_eq!(noisy.predicted_p99_ms, Some(5.0), "{answer:#?}");
+    let reasons = answer.provenance.degraded_reasons.join(" | ");
+    assert!(
+        reasons.contains("interference-slowdown v1 is demoted")
+            && reasons.contains("live mae 0.5000 vs 0.2000 for no_interference")
+            && reasons.contains("answered by baseline no_interference"),
+        "{reasons}"
+    );
+
+    // Better live than its baseline: the model answers and nothing is said.
+    let serving = core_with(vec![model(), verdict(0.9)]);
+    let answer = plan(&nginx(), &serving, now_ms()).expect("answer");
+    let noisy = answer
+        .choices
+        .iter()
+        .find(|c| c.host == "noisy")
+        .expect("noisy");
+    assert!((noisy.predicted_p99_ms.expect("p99") - 45.0).abs() < 1e-6);
+    assert!(!answer
+        .provenance
+        .degraded_reasons
+        .iter()
+        .any(|r| r.contains("demoted")));
+
+    // A verdict on another version does not demote the one served.
+    let newer = core_with(vec![model(), verdict(0.2), model()]);
+    let answer = plan(&nginx(), &newer, now_ms()).expect("answer");
+    assert_eq!(answer.provenance.models.get(SLOWDOWN_MODEL), Some(&2));
+    let noisy = answer
+        .choices
+        .iter()
+        .find(|c| c.host == "noisy")
+        .expect("noisy");
+    assert!((noisy.predicted_p99_ms.expect("p99") - 45.0).abs() < 1e-6);
+}

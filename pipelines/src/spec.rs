@@ -1309,4 +1309,42 @@ window_secs = 4100
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
     }
+
+    #[test]
+    fn live_judgement_defaults_on_for_estimators_and_refuses_bad_settings() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
+        let spec = |file: &str| JobSpec::load(&shipped.join(file)).expect("valid");
+        assert_eq!(spec("cpu-demand.toml").live, Some(Live::default()));
+        assert_eq!(
+            spec("rightsizing.toml").live,
+            None,
+            "a table is not judged live"
+        );
+        assert_eq!(spec("landscape-colouring.toml").live, None);
+
+        let text = std::fs::read_to_string(shipped.join("cpu-demand.toml")).expect("read");
+        let off = JobSpec::parse(&format!("{text}\n[live]\nenabled = false\n"), "off.toml");
+        assert_eq!(off.expect("valid").live, None);
+        let bad = format!("{text}\n[live]\nevery_secs = 0\nwindow = 3\n");
+        let problems = JobSpec::parse(&bad, "bad.toml")
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            problems.contains("bad.toml: live.window: unknown key"),
+            "{problems}"
+        );
+        let zero = format!("{text}\n[live]\nmin_rows = 0\n");
+        let problems = JobSpec::parse(&zero, "zero.toml")
+            .expect_err("invalid")
+            .to_string();
+        assert!(problems.contains("zero.toml: live.min_rows"), "{problems}");
+        let table = std::fs::read_to_string(shipped.join("rightsizing.toml")).expect("read");
+        let problems = JobSpec::parse(&format!("{table}\n[live]\nevery_secs = 60\n"), "t.toml")
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            problems.contains("t.toml: live: only for estimators"),
+            "{problems}"
+        );
+    }
 }
