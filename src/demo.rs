@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use dcpilot_background::replay::{replay, send_waiting, ReplayKey, ReplayOptions};
 use dcpilot_background::{BackgroundConfig, BackgroundService, TelemetryStore};
-use dcpilot_schemas::traces::{parse_bitbrains, parse_ntua};
+use dcpilot_schemas::traces::{parse_bitbrains, parse_ntua, pcm_of_tests};
 use dcpilot_schemas::TelemetrySample;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::sample_data::{BITBRAINS, NTUA};
+use crate::sample_data::{BITBRAINS, NTUA, NTUA_PCM};
 
 /// Options of `dcpilot demo`.
 #[derive(clap::Args)]
@@ -52,7 +52,20 @@ fn bundled_samples() -> Result<Vec<TelemetrySample>> {
     }
     for (run_index, (run, text)) in NTUA.iter().enumerate() {
         let path = PathBuf::from(run).join("nginx_metrics.csv");
-        samples.extend(parse_ntua(&path, text, run_index, &mut skipped));
+        let nginx = parse_ntua(&path, text, run_index, &mut skipped);
+        // Each test's host counters, as `replay --format ntua` reads them beside the file.
+        let counters = pcm_of_tests(
+            &nginx,
+            |file| {
+                Ok(NTUA_PCM
+                    .iter()
+                    .find(|(r, f, _)| r == run && *f == file)
+                    .map(|(_, f, text)| (text.to_string(), PathBuf::from(run).join(f))))
+            },
+            &mut skipped,
+        )?;
+        samples.extend(nginx);
+        samples.extend(counters);
     }
     anyhow::ensure!(skipped.is_empty(), "the bundled sample: {skipped}");
     samples.sort_by_key(|s| s.timestamp_ms);
@@ -201,7 +214,8 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
         args.json,
         "[6/6] serving the models over HTTP; placements, a rebalance and scheduler-extender calls as a placement engine would",
     );
-    let fg = crate::demo_foreground::run(&dcpilot_info_core_dir(&dir)).await?;
+    let counters = measured_counters(&store).await?;
+    let fg = crate::demo_foreground::run(&dcpilot_info_core_dir(&dir), &counters).await?;
     if let Some(path) = &args.html {
         let page = html_report(&dir, &store, &models, &fg, count).await?;
         std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
@@ -484,6 +498,40 @@ async fn scalar(store: &TelemetryStore, sql: &str) -> Result<i64> {
         .downcast_ref::<dcpilot_background::Int64Array>()
         .context("expected an integer")?;
     Ok(array.value(0))
+}
+
+/// What the demo's hosts report as hardware counters, from the bundled NTUA run
+/// TheGame_V03's PCM files: per pod kind (`l3`, `membw`, `cpu`: its four-pod scenario) and
+/// `quiet` (its Baseline tests), each counter's mean — `(kind, metric, value)`.
+async fn measured_counters(store: &TelemetryStore) -> Result<Vec<(String, String, f64)>> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        kind: String,
+        metric: String,
+        value: f64,
+    }
+    let batches = store
+        .sql(
+            "SELECT CASE WHEN labels['interference'] LIKE 'Baseline%' THEN 'quiet' \
+                         WHEN labels['interference'] LIKE '%l3%' THEN 'l3' \
+                         WHEN labels['interference'] LIKE '%memBW%' THEN 'membw' ELSE 'cpu' END AS kind, \
+                    CAST(metric AS VARCHAR) AS metric, avg(value) AS value \
+             FROM telemetry WHERE metric LIKE 'pcm_%' AND labels['run'] = 'TheGame_V03' \
+               AND (labels['interference'] LIKE 'Baseline%' \
+                    OR labels['interference'] IN ('4_stress-ng_l3_pods', '4_iBench_memBW_pods', '4_iBench_CPU_pods')) \
+             GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .await?;
+    let rows: Vec<Row> = serde_json::from_slice(&json_array(&batches)?)?;
+    anyhow::ensure!(
+        rows.len() == 4 * dcpilot_schemas::traces::PCM_SYSTEM_METRICS.len(),
+        "the bundled PCM files give {} (kind, counter) means",
+        rows.len()
+    );
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.kind, r.metric, r.value))
+        .collect())
 }
 
 fn json_array(batches: &[dcpilot_background::RecordBatch]) -> Result<Vec<u8>> {

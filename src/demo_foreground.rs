@@ -148,7 +148,33 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// Serves `models_dir` on a free loopback port and drives it; returns the report.
-pub async fn run(models_dir: &Path) -> Result<ForegroundReport> {
+/// Host measurements: the hosts with interference pods report the counters measured
+/// next to four such pods, the others those of a quiet machine (`counters`: `(kind,
+/// metric, value)` with kind `l3`, `membw`, `cpu` or `quiet`).
+fn measurements(counters: &[(String, String, f64)]) -> String {
+    let kind_of = |host: usize| match host {
+        0 => "l3",
+        1 => "membw",
+        2 => "cpu",
+        _ => "quiet",
+    };
+    (0..HOSTS)
+        .flat_map(|h| {
+            counters
+                .iter()
+                .filter(move |(kind, _, _)| kind == kind_of(h))
+                .map(move |(_, metric, value)| {
+                    json!({"host": host_name(h), "metric": metric, "value": value}).to_string()
+                })
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub async fn run(
+    models_dir: &Path,
+    counters: &[(String, String, f64)],
+) -> Result<ForegroundReport> {
     let models = Arc::new(InfoCore::open_dir(models_dir)?);
     let fg = Foreground::new(
         ForegroundConfig::default(),
@@ -169,6 +195,16 @@ pub async fn run(models_dir: &Path) -> Result<ForegroundReport> {
         .await?;
     if answer.status != 200 {
         bail!("landscape events refused: {}", answer.body);
+    }
+    let answer = client
+        .call(
+            "POST",
+            "/v1/landscape/measurements",
+            &measurements(counters),
+        )
+        .await?;
+    if answer.status != 200 {
+        bail!("host measurements refused: {}", answer.body);
     }
     let answer = client.call("PUT", "/v1/intents", INTENTS).await?;
     if answer.status != 200 {

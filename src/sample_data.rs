@@ -55,3 +55,5 @@ pub const NTUA: &[(&str, &str)] = &[
     ("TheGame_V04", include_str!("../tests/data/ntua_interference/Raw_Data/TheGame_V04/nginx_metrics.csv")),
     ("The_Substance_V01", include_str!("../tests/data/ntua_interference/Raw_Data/The_Substance_V01/nginx_metrics.csv")),
 ];
+
+include!(concat!(env!("OUT_DIR"), "/ntua_pcm.rs"));

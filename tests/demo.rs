@@ -27,7 +27,7 @@ fn demo_runs_both_loops_and_reports() {
         .as_u64()
         .is_some_and(|n| n > 100_000));
     let models = report["models"].as_array().expect("models");
-    assert_eq!(models.len(), 3);
+    assert_eq!(models.len(), 4);
     for m in models {
         assert!(m["name"].is_string(), "{m}");
         assert!(m["model_error"].as_f64().is_some(), "{m}");
@@ -40,11 +40,13 @@ fn demo_runs_both_loops_and_reports() {
             .find(|m| m["name"] == name)
             .and_then(|m| m["version"].as_u64())
     };
-    assert_eq!(
-        served("interference-slowdown"),
-        Some(1),
-        "beats its baseline on the sample"
-    );
+    for name in ["interference-slowdown", "interference-slowdown-pods"] {
+        assert_eq!(
+            served(name),
+            Some(1),
+            "{name} beats its baseline on the sample"
+        );
+    }
 
     // Foreground: placements answered in budget, interference-aware.
     let p = &report["placements"];
@@ -58,9 +60,15 @@ fn demo_runs_both_loops_and_reports() {
     let nginx = &report["decisions"][0];
     assert_eq!(nginx["workload"], "default/nginx");
     let chosen = nginx["chosen"].as_str().expect("a host");
+    // Judged by what the hosts measure: next to the L3 hog (node-01) nginx's p99 is
+    // predicted far over its objective; next to four memory-bandwidth pods (node-02) the
+    // NTUA runs measured ~1.8x at this load, within the objective's 2x of the quiet p99.
+    assert_ne!(chosen, "node-01", "nginx went next to the L3 hog: {nginx}");
     assert!(
-        !["node-01", "node-02", "node-03"].contains(&chosen),
-        "the latency-critical workload went next to an interference pod: {nginx}"
+        nginx["explanation"]
+            .as_str()
+            .is_some_and(|e| e.contains("measured counters")),
+        "judged by the counter model: {nginx}"
     );
     assert!(report["rebalance"]["actions"].as_u64().is_some());
     // The extender ranks the L3-hog node last for nginx.

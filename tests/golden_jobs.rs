@@ -87,6 +87,11 @@ fn interference_slowdown_on_the_bundled_ntua_sample() {
 }
 
 #[test]
+fn interference_slowdown_pods_on_the_bundled_ntua_sample() {
+    check_golden("interference-slowdown-pods", "ntua_interference");
+}
+
+#[test]
 fn rightsizing_on_the_bundled_bitbrains_sample() {
     check_golden("rightsizing", "bitbrains_rnd/2013-8");
 }

@@ -6,13 +6,19 @@
 //! 45 decisions) two choosers pick a split:
 //! - **least-loaded**: spread replicas evenly, an odd one on node 1 (the node without the
 //!   interference pods, so the less loaded one) — what a spreading scheduler does;
-//! - **interference-aware**: the foreground's scorer with the `interference-slowdown`
-//!   model that `dcpilot jobs run-once` trains on the bundled Memento sample (other runs
-//!   than these): the split with the lowest predicted p99, where a split's p99 is the worse
+//! - **interference-aware**: the foreground's scorer with the slowdown model for hosts
+//!   without counters, `interference-slowdown-pods`, that `dcpilot jobs run-once` trains on
+//!   the bundled NTUA runs (The Substance is the newest run, so in the job's holdout, never
+//!   trained on): the split with the lowest predicted p99, where a split's p99 is the worse
 //!   of its two nodes, each node's model features being the replicas and traffic there and
 //!   that node's interference pods. The pods run on node 2: the NTUA coordinator deploys
 //!   them without `--nginx`, i.e. from its `ibench-regular-node-*` manifests, on the node
 //!   not labelled for nginx.
+//!
+//! The counter-based `interference-slowdown` cannot judge these splits: The Substance's
+//! PCM files measure the whole machine, both nodes at once, so the two nodes' counters
+//! are the same. The test checks that the scorer, given no counters, says it used the
+//! declared pods.
 //!
 //! A choice is good when its measured p99 is within 10% of the best measured split with
 //! the same replica total. The test prints both shares and requires the model's to be
@@ -94,7 +100,7 @@ fn train_model(dir: &Path) -> InfoCore {
         .args([
             "jobs",
             "run-once",
-            "interference-slowdown",
+            "interference-slowdown-pods",
             "--json",
             "--data",
         ])
@@ -161,10 +167,20 @@ fn interference_aware_splits_beat_least_loaded_on_the_substance() {
     let snapshot = core.snapshot();
     let config = PlannerConfig::default();
     let mut models = ModelUse::new(&snapshot, &config, 0);
-    let slowdown = models
-        .slowdown()
-        .expect("the job published a usable slowdown model");
-    let mut scorer = Scorer::new(config.weights, Some(slowdown));
+    let slowdowns = models.slowdowns();
+    assert!(
+        slowdowns.measured.is_none() && slowdowns.declared.is_some(),
+        "the job published a usable pods model"
+    );
+    assert!(
+        models
+            .reasons
+            .iter()
+            .any(|r| r.contains("declared co-runner pods")),
+        "{:?}",
+        models.reasons
+    );
+    let mut scorer = Scorer::new(config.weights, slowdowns);
 
     let data = measurements();
     assert_eq!(data.len(), 15, "15 interference scenarios");

@@ -1,5 +1,5 @@
-//! Follows `dcpilot.landscape` (and hosts' measured CPU use on a telemetry topic) into the
-//! foreground's landscape: every replica reads the topics from their beginning and applies
+//! Follows `dcpilot.landscape` (and hosts' measured CPU use and hardware counters on a
+//! telemetry topic) into the foreground's landscape: every replica reads the topics from their beginning and applies
 //! what arrives in small batches, so a request sees either all of a batch or none of it.
 
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Message;
 
 use crate::config::SourcesConfig;
+use crate::landscape::{HostCounters, HostMeasure};
 use crate::server::Foreground;
 
 /// A landscape follower.
@@ -65,7 +66,7 @@ impl LandscapeFollower {
     pub fn poll(&mut self, timeout: Duration) -> usize {
         let mut events = Vec::new();
         let mut applied = 0;
-        let mut measured: Vec<(String, f64)> = Vec::new();
+        let mut measured: Vec<(String, HostMeasure, f64)> = Vec::new();
         let mut samples: Vec<TelemetrySample> = Vec::new();
         let mut wait = timeout;
         for _ in 0..1000 {
@@ -91,12 +92,15 @@ impl LandscapeFollower {
                 };
                 samples.clear();
                 let _ = self.decoder.decode(payload, &ctx, &mut samples);
-                measured.extend(
-                    samples
-                        .drain(..)
-                        .filter(|s| s.metric == self.utilization_metric)
-                        .map(|s| (s.host.unwrap_or(s.entity), s.value)),
-                );
+                // Host measurements: busy cores, and hardware counters.
+                measured.extend(samples.drain(..).filter_map(|s| {
+                    let measure = if s.metric == self.utilization_metric {
+                        HostMeasure::BusyCores
+                    } else {
+                        HostMeasure::Counter(HostCounters::index_of(&s.metric)?)
+                    };
+                    Some((s.host.unwrap_or(s.entity), measure, s.value))
+                }));
                 continue;
             }
             let at = message.timestamp().to_millis().unwrap_or_else(now_ms);
@@ -121,7 +125,11 @@ impl LandscapeFollower {
     }
 
     /// Applies (and clears) what was gathered; returns the events applied.
-    fn apply(&self, events: &mut Vec<LandscapeEvent>, measured: &mut Vec<(String, f64)>) -> usize {
+    fn apply(
+        &self,
+        events: &mut Vec<LandscapeEvent>,
+        measured: &mut Vec<(String, HostMeasure, f64)>,
+    ) -> usize {
         if events.is_empty() && measured.is_empty() {
             return 0;
         }

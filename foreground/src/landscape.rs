@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use dcpilot_info_core::landscape::{Direction, LandscapeGraph, NodeIndex, NodeVersion};
+use dcpilot_schemas::traces::PCM_SYSTEM_METRICS;
 use dcpilot_schemas::{LandscapeEvent, Layer, PlatformFeatures, Relation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -200,6 +201,72 @@ impl Instance {
     }
 }
 
+/// A host's hardware counters as it last reported them (Intel PCM's system counters, in
+/// the order of [`dcpilot_schemas::traces::PCM_SYSTEM_METRICS`]); NaN: not reported.
+/// What the host *measures* — the pressure of whatever runs there, declared or not.
+#[derive(Debug, Clone, Copy)]
+pub struct HostCounters(pub [f64; PCM_SYSTEM_METRICS.len()]);
+
+/// Equal when every counter is the same, unreported (NaN) ones included.
+impl PartialEq for HostCounters {
+    fn eq(&self, other: &Self) -> bool {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()))
+    }
+}
+
+impl Default for HostCounters {
+    fn default() -> Self {
+        Self([f64::NAN; PCM_SYSTEM_METRICS.len()])
+    }
+}
+
+impl HostCounters {
+    /// Position of counter `metric` (e.g. `pcm_ipc`), if it is one.
+    pub fn index_of(metric: &str) -> Option<usize> {
+        PCM_SYSTEM_METRICS.iter().position(|(_, m)| *m == metric)
+    }
+
+    /// The value of counter `i`, if reported.
+    pub fn get(&self, i: usize) -> Option<f64> {
+        self.0.get(i).copied().filter(|v| v.is_finite())
+    }
+}
+
+/// What a host reports about itself, by telemetry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HostMeasure {
+    /// Busy cores (`sources.utilization_metric`).
+    BusyCores,
+    /// One of its hardware counters ([`HostCounters::index_of`]).
+    Counter(usize),
+}
+
+/// Hosts' measurements that outlive rebuilds of the placement view, by host.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    /// Cores in use beyond the instances' requests.
+    pub unrequested: BTreeMap<String, f64>,
+    /// Hardware counters.
+    pub counters: BTreeMap<String, HostCounters>,
+}
+
+impl Measured {
+    /// Forgets hosts the view no longer has.
+    pub fn retain_hosts_of(&mut self, view: &Landscape) {
+        self.unrequested.retain(|h, _| view.host_index(h).is_some());
+        self.counters.retain(|h, _| view.host_index(h).is_some());
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.unrequested.clear();
+        self.counters.clear();
+    }
+}
+
 /// Per-host totals of what runs there.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct HostLoad {
@@ -216,6 +283,8 @@ pub struct HostLoad {
     /// Cores in use beyond what the instances requested, from host telemetry (0 until a
     /// measurement arrives; kept as instances come and go).
     pub unrequested_cores: f64,
+    /// The host's hardware counters, from host telemetry (kept as instances come and go).
+    pub counters: HostCounters,
 }
 
 impl HostLoad {
@@ -334,6 +403,28 @@ impl Landscape {
         let load = &mut self.loads[i];
         load.unrequested_cores = (cores - load.cores).max(0.0);
         Ok(())
+    }
+
+    /// Records a host's measurement (`measure` of `value`): busy cores, or a counter.
+    pub fn set_measured(
+        &mut self,
+        host: &str,
+        measure: HostMeasure,
+        value: f64,
+    ) -> Result<(), LandscapeError> {
+        match measure {
+            HostMeasure::BusyCores => self.set_measured_cores(host, value),
+            HostMeasure::Counter(c) => {
+                let i = self
+                    .host_index(host)
+                    .ok_or_else(|| LandscapeError::UnknownHost(host.to_string()))?;
+                if !value.is_finite() || c >= PCM_SYSTEM_METRICS.len() {
+                    return Err(LandscapeError::BadSize(host.to_string()));
+                }
+                self.loads[i].counters.0[c] = value;
+                Ok(())
+            }
+        }
     }
 
     /// Removes a host and every instance on it; returns how many instances went with it.
@@ -455,11 +546,11 @@ impl Landscape {
     /// order they first appeared; and every live virtual node that `runs_on` one of them,
     /// sized by its `cpu_request` / `memory_request_bytes` attributes, profiled by its
     /// `dcpilot.io/` labels, of its workload (see [`workload_of`]; itself if none).
-    /// `unrequested` holds hosts' measured use beyond requests. Returns what it left out
-    /// (node id, why).
+    /// `measured` holds hosts' measured use beyond requests and counters. Returns what it
+    /// left out (node id, why).
     pub fn from_graph(
         graph: &LandscapeGraph,
-        unrequested: &BTreeMap<String, f64>,
+        measured: &Measured,
     ) -> (Self, Vec<(String, String)>) {
         let mut view = Landscape::default();
         let mut left_out = Vec::new();
@@ -534,9 +625,14 @@ impl Landscape {
                 left_out.push((node.id.clone(), e.to_string()));
             }
         }
-        for (host, cores) in unrequested {
+        for (host, cores) in &measured.unrequested {
             if let Some(&i) = view.index.get(host) {
                 view.loads[i].unrequested_cores = *cores;
+            }
+        }
+        for (host, counters) in &measured.counters {
+            if let Some(&i) = view.index.get(host) {
+                view.loads[i].counters = *counters;
             }
         }
         (view, left_out)
@@ -810,7 +906,7 @@ mod tests {
             direct.apply(e).expect("view");
             graph.apply_event(e).expect("graph");
         }
-        let (view, left_out) = Landscape::from_graph(&graph, &BTreeMap::new());
+        let (view, left_out) = Landscape::from_graph(&graph, &Measured::default());
         assert!(left_out.is_empty(), "{left_out:?}");
         assert_eq!(view.hosts(), direct.hosts());
         assert_eq!(view.loads(), direct.loads());
@@ -838,7 +934,7 @@ mod tests {
         let events = dcpilot_info_core::landscape::formats::kubernetes::events(&listing, &k8s, 1)
             .expect("listing");
         k8s.apply_all(&events).expect("applies");
-        let (view, _) = Landscape::from_graph(&k8s, &BTreeMap::new());
+        let (view, _) = Landscape::from_graph(&k8s, &Measured::default());
         assert_eq!(view.hosts().len(), 3, "{:?}", view.hosts());
         let frontend: Vec<&Instance> = view.replicas_of("shop/service/frontend").collect();
         assert_eq!(frontend.len(), 3, "{:?}", view.instances());
@@ -847,7 +943,13 @@ mod tests {
         assert!(busy > 0.0);
 
         // Measured use beyond requests is carried by the caller, per host.
-        let (view, _) = Landscape::from_graph(&graph, &BTreeMap::from([("a".to_string(), 0.5)]));
+        let (view, _) = Landscape::from_graph(
+            &graph,
+            &Measured {
+                unrequested: BTreeMap::from([("a".to_string(), 0.5)]),
+                ..Measured::default()
+            },
+        );
         assert_eq!(view.loads()[0].unrequested_cores, 0.5);
     }
 }

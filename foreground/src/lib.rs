@@ -27,7 +27,10 @@ pub mod service;
 pub use config::ForegroundConfig;
 pub use error::ForegroundError;
 pub use intents::{IntentError, Intents, WorkloadObjectives};
-pub use landscape::{Host, HostLoad, Instance, Landscape, LandscapeError, Pressure};
+pub use landscape::{
+    Host, HostCounters, HostLoad, HostMeasure, Instance, Landscape, LandscapeError, Measured,
+    Pressure,
+};
 pub use planner::{
     place, Choice, PlacementAnswer, PlacementRequest, PlanError, PlannerConfig, Weights,
 };

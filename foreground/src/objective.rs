@@ -16,11 +16,12 @@ use std::sync::Arc;
 use dcpilot_info_core::live::Answerer;
 
 use crate::intents::Intents;
-use crate::landscape::{HostLoad, Landscape, Pressure};
+use crate::landscape::{HostCounters, HostLoad, Landscape, Pressure};
 use crate::planner::Weights;
+use dcpilot_schemas::traces::PCM_SYSTEM_METRICS;
 
-/// The slowdown model with its features resolved by name once; per use only the pressure,
-/// rps and replicas change.
+/// A slowdown model with its features resolved by name once; per use only the pressure,
+/// counters, rps and replicas change.
 pub struct SlowdownModel<'a> {
     answerer: Answerer<'a>,
     slots: Vec<Slot>,
@@ -33,6 +34,8 @@ enum Slot {
     Cpu,
     L3,
     Membw,
+    /// One of the host's hardware counters.
+    Counter(usize),
 }
 
 impl<'a> SlowdownModel<'a> {
@@ -49,9 +52,11 @@ impl<'a> SlowdownModel<'a> {
                 "membw_pods" => Ok(Slot::Membw),
                 "rps" => Ok(Slot::Rps),
                 "replicas" => Ok(Slot::Replicas),
-                other => Err(format!(
-                    "it reads feature {other:?}, unknown to the foreground"
-                )),
+                other => HostCounters::index_of(other)
+                    .map(Slot::Counter)
+                    .ok_or_else(|| {
+                        format!("it reads feature {other:?}, unknown to the foreground")
+                    }),
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { answerer, slots })
@@ -62,34 +67,132 @@ impl<'a> SlowdownModel<'a> {
         self.slots.iter().any(|s| matches!(s, Slot::Rps))
     }
 
+    /// Whether the model reads every counter it needs from `counters`.
+    fn can_read(&self, counters: &HostCounters) -> bool {
+        self.slots.iter().all(|s| match s {
+            Slot::Counter(i) => counters.get(*i).is_some(),
+            _ => true,
+        })
+    }
+
     /// The model's version.
     pub fn version(&self) -> u64 {
         self.answerer.served.version()
     }
 
-    /// Predicted slowdown (≥ 1) next to `pressure`, or `None` when the model cannot say
-    /// (while the model is demoted, its best computable baseline says).
+    /// Predicted slowdown (≥ 1) next to `pressure` on a host reporting `counters`, or
+    /// `None` when the model cannot say (a counter it reads is not reported; while the
+    /// model is demoted, its best computable baseline says).
     pub fn slowdown(
         &self,
         rps: f64,
         replicas: f64,
         pressure: &Pressure,
+        counters: &HostCounters,
         row: &mut Vec<f64>,
     ) -> Option<f64> {
         row.clear();
-        row.extend(self.slots.iter().map(|s| match s {
-            Slot::Rps => rps,
-            Slot::Replicas => replicas,
-            Slot::Cpu => pressure.cpu.max(0.0),
-            Slot::L3 => pressure.l3.max(0.0),
-            Slot::Membw => pressure.membw.max(0.0),
-        }));
+        for slot in &self.slots {
+            row.push(match slot {
+                Slot::Rps => rps,
+                Slot::Replicas => replicas,
+                Slot::Cpu => pressure.cpu.max(0.0),
+                Slot::L3 => pressure.l3.max(0.0),
+                Slot::Membw => pressure.membw.max(0.0),
+                Slot::Counter(i) => counters.get(*i)?,
+            });
+        }
         self.answerer
             .predict(row)
             .ok()
             .filter(|v| v.is_finite())
             .map(|v| v.max(1.0))
     }
+}
+
+/// The slowdown models a scorer uses: the one reading what a host measures (its hardware
+/// counters), and the one reading what runs there declares (co-runner pods), for hosts
+/// that report no counters.
+#[derive(Default)]
+pub struct Slowdowns<'a> {
+    /// `interference-slowdown`: host counters (or, from an older job, declared pods).
+    pub measured: Option<SlowdownModel<'a>>,
+    /// `interference-slowdown-pods`: declared co-runner pods.
+    pub declared: Option<SlowdownModel<'a>>,
+}
+
+/// Which slowdown model judged a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JudgedBy {
+    /// What the host measures.
+    Counters,
+    /// What runs there declares.
+    DeclaredPods,
+}
+
+impl<'a> Slowdowns<'a> {
+    /// Whether neither model is usable.
+    pub fn is_empty(&self) -> bool {
+        self.measured.is_none() && self.declared.is_none()
+    }
+
+    /// Whether a usable model needs the workload's rps.
+    pub fn needs_rps(&self) -> bool {
+        [&self.measured, &self.declared]
+            .into_iter()
+            .flatten()
+            .any(SlowdownModel::needs_rps)
+    }
+
+    /// The model for a host reporting `counters`: the measured one if it can read them,
+    /// else the declared one.
+    pub fn for_host(&self, counters: &HostCounters) -> Option<(&SlowdownModel<'a>, JudgedBy)> {
+        match &self.measured {
+            Some(m) if m.can_read(counters) => {
+                let by = if m.slots.iter().any(|s| matches!(s, Slot::Counter(_))) {
+                    JudgedBy::Counters
+                } else {
+                    JudgedBy::DeclaredPods
+                };
+                Some((m, by))
+            }
+            _ => self.declared.as_ref().map(|m| (m, JudgedBy::DeclaredPods)),
+        }
+    }
+
+    /// [`SlowdownModel::slowdown`] by the model for the host's `counters`.
+    pub fn slowdown(
+        &self,
+        rps: f64,
+        replicas: f64,
+        pressure: &Pressure,
+        counters: &HostCounters,
+        row: &mut Vec<f64>,
+    ) -> Option<f64> {
+        let (model, _) = self.for_host(counters)?;
+        model.slowdown(rps, replicas, pressure, counters, row)
+    }
+}
+
+/// A memo key for one slowdown prediction: everything a model may read.
+pub fn slowdown_key(
+    pressure: &Pressure,
+    rps: f64,
+    replicas: f64,
+    counters: &HostCounters,
+) -> [u64; 5 + PCM_SYSTEM_METRICS.len()] {
+    let mut key = [0u64; 5 + PCM_SYSTEM_METRICS.len()];
+    key[..5].copy_from_slice(&[
+        pressure.cpu.to_bits(),
+        pressure.l3.to_bits(),
+        pressure.membw.to_bits(),
+        rps.to_bits(),
+        replicas.to_bits(),
+    ]);
+    for (k, c) in key[5..].iter_mut().zip(counters.0) {
+        *k = c.to_bits();
+    }
+    key
 }
 
 /// One instance in the scorer's compact form.
@@ -278,10 +381,10 @@ fn account(load: &mut HostLoad, m: &Member, sign: f64) {
 /// predictions (the same co-runner pressure, rps and replicas recur across hosts).
 pub struct Scorer<'a> {
     weights: Weights,
-    slowdown: Option<SlowdownModel<'a>>,
+    slowdown: Slowdowns<'a>,
     /// Per host index, the penalty per instance of a host coloured anomalous (empty: none).
     anomaly: Vec<f64>,
-    memo: HashMap<[u64; 5], Option<f64>>,
+    memo: HashMap<[u64; 5 + PCM_SYSTEM_METRICS.len()], Option<f64>>,
     row: Vec<f64>,
 }
 
@@ -297,8 +400,8 @@ pub struct Risk {
 }
 
 impl<'a> Scorer<'a> {
-    /// A scorer with these weights and (optionally) the slowdown model.
-    pub fn new(weights: Weights, slowdown: Option<SlowdownModel<'a>>) -> Self {
+    /// A scorer with these weights and the slowdown models (possibly none).
+    pub fn new(weights: Weights, slowdown: Slowdowns<'a>) -> Self {
         Self {
             weights,
             slowdown,
@@ -341,7 +444,7 @@ impl<'a> Scorer<'a> {
         let workload = &state.workloads[member.workload];
         let objective = workload.p99_objective_ms?;
         let quiet = member.quiet_p99_ms.or(workload.quiet_p99_ms)?;
-        let model = self.slowdown.as_ref()?;
+        let (model, _) = self.slowdown.for_host(&load.counters)?;
         if model.needs_rps() && member.rps.is_none() {
             return None;
         }
@@ -362,18 +465,12 @@ impl<'a> Scorer<'a> {
         others.cpu -= member.pressure.cpu;
         others.l3 -= member.pressure.l3;
         others.membw -= member.pressure.membw;
-        let key = [
-            others.cpu.to_bits(),
-            others.l3.to_bits(),
-            others.membw.to_bits(),
-            rps.to_bits(),
-            replicas.to_bits(),
-        ];
+        let key = slowdown_key(&others, rps, replicas, &load.counters);
         let row = &mut self.row;
         let factor = *self
             .memo
             .entry(key)
-            .or_insert_with(|| model.slowdown(rps, replicas, &others, row));
+            .or_insert_with(|| model.slowdown(rps, replicas, &others, &load.counters, row));
         let p99 = quiet * factor?;
         Some(Risk {
             p99_ms: p99,
@@ -416,6 +513,6 @@ impl<'a> Scorer<'a> {
 
     /// Whether the slowdown model is in use.
     pub fn has_model(&self) -> bool {
-        self.slowdown.is_some()
+        !self.slowdown.is_empty()
     }
 }

@@ -162,6 +162,13 @@ pub fn document() -> Value {
         "/v1/landscape/events": {"post": operation(
             "Apply dcpilot.landscape events (one, a JSON array, or NDJSON), all or nothing",
             Some(any.clone()), any.clone(), true)},
+        "/v1/landscape/measurements": {"post": operation(
+            "Hosts' busy cores and hardware counters (pcm_*), for a foreground that follows no telemetry topic; all or nothing",
+            Some(json!({"oneOf": [
+                {"type": "object", "required": ["host", "metric", "value"],
+                 "properties": {"host": {"type": "string"}, "metric": {"type": "string"}, "value": {"type": "number"}}},
+                {"type": "array", "items": {"type": "object", "required": ["host", "metric", "value"]}}]})),
+            any.clone(), true)},
         "/v1/models": {"get": operation("Models served, with versions, holdout and live errors", None, any.clone(), false)},
         "/v1/models/{name}/predict": {"post": operation(
             "The model's predictions for feature rows (its best baseline's while a live verdict demotes it; the answer says so)",

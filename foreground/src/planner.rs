@@ -26,10 +26,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::intents::Intents;
 use crate::landscape::{HostLoad, Landscape, Pressure};
-use crate::objective::SlowdownModel;
+use crate::objective::{slowdown_key, JudgedBy, SlowdownModel, Slowdowns};
 
-/// Name of the slowdown model in the Information Core.
+/// Name of the slowdown model in the Information Core (reads hosts' counters).
 pub const SLOWDOWN_MODEL: &str = "interference-slowdown";
+/// Name of the slowdown model for hosts that report no counters (reads declared pods).
+pub const SLOWDOWN_PODS_MODEL: &str = "interference-slowdown-pods";
 /// Name of the rule-of-thumb sizing table.
 pub const RIGHTSIZING_MODEL: &str = "rightsizing";
 /// Name of the landscape colouring the built-in colouring job publishes.
@@ -338,14 +340,36 @@ impl<'a> ModelUse<'a> {
         Some(answerer)
     }
 
-    /// The slowdown model, resolved, or the reason it cannot be used.
-    pub fn slowdown(&mut self) -> Option<SlowdownModel<'a>> {
-        let answerer = self.answerer(SLOWDOWN_MODEL)?;
+    /// The slowdown models: [`SLOWDOWN_MODEL`] (hosts' counters) and, for hosts without
+    /// counters, [`SLOWDOWN_PODS_MODEL`] (declared co-runner pods), each resolved or with
+    /// the reason it cannot be used. The second missing is no degradation (hosts may all
+    /// report counters); the first missing is.
+    pub fn slowdowns(&mut self) -> Slowdowns<'a> {
+        let declared = if self.snapshot.get(SLOWDOWN_PODS_MODEL).is_some() {
+            self.slowdown_model(SLOWDOWN_PODS_MODEL)
+        } else {
+            None
+        };
+        let measured = if self.snapshot.get(SLOWDOWN_MODEL).is_some() {
+            self.slowdown_model(SLOWDOWN_MODEL)
+        } else if declared.is_some() {
+            self.reasons.push(format!(
+                "model {SLOWDOWN_MODEL} is missing; hosts judged by their declared co-runner pods ({SLOWDOWN_PODS_MODEL})"
+            ));
+            None
+        } else {
+            self.get(SLOWDOWN_MODEL)
+                .and_then(|_| self.slowdown_model(SLOWDOWN_MODEL))
+        };
+        Slowdowns { measured, declared }
+    }
+
+    fn slowdown_model(&mut self, name: &str) -> Option<SlowdownModel<'a>> {
+        let answerer = self.answerer(name)?;
         match SlowdownModel::resolve(answerer) {
             Ok(model) => Some(model),
             Err(why) => {
-                self.reasons
-                    .push(format!("model {SLOWDOWN_MODEL} unusable: {why}"));
+                self.reasons.push(format!("model {name} unusable: {why}"));
                 None
             }
         }
@@ -429,18 +453,17 @@ pub fn place(
 
     // The slowdown model, only for a workload with a latency objective.
     let slowdown = if objective.is_some() {
-        models.slowdown().filter(|m| {
-            if m.needs_rps() && rps.is_none() {
-                models.reasons.push(format!(
-                    "model {SLOWDOWN_MODEL} unusable: neither the request nor an intent gives rps"
-                ));
-                false
-            } else {
-                true
-            }
-        })
+        let slowdowns = models.slowdowns();
+        if slowdowns.needs_rps() && rps.is_none() {
+            models.reasons.push(format!(
+                "model {SLOWDOWN_MODEL} unusable: neither the request nor an intent gives rps"
+            ));
+            Slowdowns::default()
+        } else {
+            slowdowns
+        }
     } else {
-        None
+        Slowdowns::default()
     };
 
     // The cheap ranking, at once: feasible hosts by free share of cores, most free first.
@@ -467,8 +490,9 @@ pub fn place(
 
     // Refine in that order until the budget is spent.
     let w = &config.weights;
-    let mut scored: Vec<(usize, f64, Option<f64>)> = Vec::with_capacity(order.len());
-    let mut memo: HashMap<[u64; 3], Option<f64>> = HashMap::new();
+    let mut scored: Vec<(usize, f64, Option<(f64, Option<JudgedBy>)>)> =
+        Vec::with_capacity(order.len());
+    let mut memo = HashMap::new();
     let mut row = Vec::with_capacity(8);
     let mut exhausted = false;
     for (n, &(i, idle_share)) in order.iter().enumerate() {
@@ -488,15 +512,17 @@ pub fn place(
             score += penalty;
         }
         let mut predicted = None;
-        if let (Some(model), Some(quiet)) = (&slowdown, quiet_p99) {
-            let p = &load.pressure;
-            let key = [p.cpu.to_bits(), p.l3.to_bits(), p.membw.to_bits()];
+        if let (false, Some(quiet)) = (slowdown.is_empty(), quiet_p99) {
+            let (p, counters) = (&load.pressure, &load.counters);
+            let rps = rps.unwrap_or(0.0);
+            let key = slowdown_key(p, rps, replicas, counters);
             let factor = *memo
                 .entry(key)
-                .or_insert_with(|| model.slowdown(rps.unwrap_or(0.0), replicas, p, &mut row));
+                .or_insert_with(|| slowdown.slowdown(rps, replicas, p, counters, &mut row));
             if let (Some(factor), Some(objective)) = (factor, objective) {
                 let p99 = quiet * factor;
-                predicted = Some(p99);
+                let by = slowdown.for_host(counters).map(|(_, by)| by);
+                predicted = Some((p99, by));
                 score += w.slo_risk * (p99 / objective - 1.0).max(0.0);
             }
         }
@@ -511,7 +537,7 @@ pub fn place(
             host: hosts[i].name.clone(),
             score,
             model_scored: true,
-            predicted_p99_ms: predicted,
+            predicted_p99_ms: predicted.map(|(p99, _)| p99),
             explanation: explain(
                 &loads[i],
                 hosts[i].cores,
@@ -558,7 +584,7 @@ fn explain(
     host_cores: f64,
     cores: f64,
     sized_by_table: bool,
-    predicted: Option<f64>,
+    predicted: Option<(f64, Option<JudgedBy>)>,
     objective: Option<f64>,
     anomaly: Option<(f64, &HostColour)>,
 ) -> String {
@@ -572,10 +598,20 @@ fn explain(
             "as requested"
         }
     )];
-    if let (Some(p99), Some(objective)) = (predicted, objective) {
+    if let (Some((p99, by)), Some(objective)) = (predicted, objective) {
+        let c = &load.counters;
+        let next_to = match by {
+            Some(JudgedBy::Counters) => format!(
+                "the host's measured counters (IPC {:.2}, L3 misses {:.2} M, memory read {:.2} / write {:.2} GB/s)",
+                c.0[0], c.0[1], c.0[3], c.0[4]
+            ),
+            _ => format!(
+                "declared co-runner pressure cpu {:.0} / l3 {:.0} / membw {:.0}",
+                load.pressure.cpu, load.pressure.l3, load.pressure.membw
+            ),
+        };
         parts.push(format!(
-            "predicted p99 {p99:.2} ms vs objective {objective} ms next to co-runner pressure cpu {:.0} / l3 {:.0} / membw {:.0}",
-            load.pressure.cpu, load.pressure.l3, load.pressure.membw
+            "predicted p99 {p99:.2} ms vs objective {objective} ms next to {next_to}"
         ));
     }
     if load.latency_critical > 0 {

@@ -437,6 +437,8 @@ async fn landscape_events_apply_and_openapi_lists_every_endpoint() {
         "/v1/score",
         "/v1/intents",
         "/v1/landscape/events",
+        "/v1/landscape/measurements",
+        "/v1/models/{name}/predict",
         "/v1/models/{name}/rollback",
         "/scheduler/filter",
         "/scheduler/prioritize",
@@ -612,4 +614,80 @@ async fn the_landscape_graph_answers_over_http_and_refuses_bad_changes_whole() {
         doc["paths"]["/v1/landscape/subgraph"]["get"]["parameters"][0]["name"],
         "id"
     );
+}
+
+#[tokio::test]
+async fn hosts_report_counters_over_http_and_bad_measurements_are_refused_whole() {
+    let (app, _) = app();
+    let post = |body: String| {
+        let app = app.clone();
+        async move {
+            call(
+                &app,
+                Method::POST,
+                "/v1/landscape/measurements",
+                &body,
+                Some(TOKEN),
+            )
+            .await
+        }
+    };
+    let (status, answer) = post(
+        "{\"host\":\"quiet\",\"metric\":\"pcm_mem_read_gbps\",\"value\":12.5}\n\
+         {\"host\":\"quiet\",\"metric\":\"host_cpu_cores_used\",\"value\":9}"
+            .into(),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["applied"]),
+        (StatusCode::OK, &json!(2)),
+        "{answer}"
+    );
+    let (_, landscape) = call(&app, Method::GET, "/v1/landscape", "", None).await;
+    let quiet = landscape["hosts"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["name"] == "quiet"))
+        .cloned()
+        .expect("quiet listed");
+    assert_eq!(
+        quiet["counters"],
+        json!({"pcm_mem_read_gbps": 12.5}),
+        "{quiet}"
+    );
+
+    for (body, want, says) in [
+        (
+            json!([{"host": "quiet", "metric": "pcm_ipc", "value": 1.0},
+                   {"host": "quiet", "metric": "cpu_usage_pct", "value": 3.0}]),
+            StatusCode::BAD_REQUEST,
+            "[1].metric: \"cpu_usage_pct\" is not a host measurement",
+        ),
+        (
+            json!([{"host": "nowhere", "metric": "pcm_ipc", "value": 1.0}]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "[0].host: unknown host \"nowhere\"",
+        ),
+        (
+            json!([{"host": "quiet", "metric": "pcm_ipc", "value": -1.0}]),
+            StatusCode::BAD_REQUEST,
+            "[0].value",
+        ),
+        (
+            json!([{"host": "quiet", "metric": "pcm_ipc"}]),
+            StatusCode::BAD_REQUEST,
+            "value",
+        ),
+    ] {
+        let (status, answer) = post(body.to_string()).await;
+        assert_eq!(status, want, "{body}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap_or_default().contains(says),
+            "{answer}"
+        );
+    }
+    // Nothing of a refused body was applied.
+    let (_, landscape) = call(&app, Method::GET, "/v1/landscape", "", None).await;
+    assert!(!landscape.to_string().contains("pcm_ipc"), "{landscape}");
+    let (status, _) = call(&app, Method::POST, "/v1/landscape/measurements", "[]", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a mutating endpoint");
 }

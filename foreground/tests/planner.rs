@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use dcpilot_foreground::planner::{RIGHTSIZING_MODEL, SLOWDOWN_MODEL};
+use dcpilot_foreground::planner::{RIGHTSIZING_MODEL, SLOWDOWN_MODEL, SLOWDOWN_PODS_MODEL};
 use dcpilot_foreground::{
     place, Intents, PlacementAnswer, PlacementRequest, PlanError, PlannerConfig,
 };
@@ -330,4 +330,132 @@ fn a_demoted_slowdown_model_is_answered_by_its_baseline_and_the_answer_says_so()
         .find(|c| c.host == "noisy")
         .expect("noisy");
     assert!((noisy.predicted_p99_ms.expect("p99") - 45.0).abs() < 1e-6);
+}
+
+/// slowdown = 1 + 0.5 · memory read GB/s, on the counter features, fitted exactly.
+fn counters_model() -> (Vec<&'static str>, Model) {
+    use dcpilot_info_core::model::Linear;
+    use dcpilot_info_core::DenseMatrix;
+    use smartcore::linear::linear_regression::LinearRegressionParameters;
+    let features = vec![
+        "rps",
+        "replicas",
+        "pcm_ipc",
+        "pcm_l3_misses_m",
+        "pcm_mem_read_gbps",
+        "pcm_mem_write_gbps",
+    ];
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for i in 0..80u32 {
+        let row: Vec<f64> = (0..features.len() as u32)
+            .map(|f| f64::from((i * 7 + f * 13) % 11 + f * (i % 3)))
+            .collect();
+        y.push(1.0 + 0.5 * row[4]);
+        x.push(row);
+    }
+    let m = DenseMatrix::from_2d_vec(&x).expect("matrix");
+    let fitted = Linear::fit(&m, &y, LinearRegressionParameters::default()).expect("fit");
+    (features, Model::LinearRegression(fitted))
+}
+
+/// Sets every counter of `host`, memory read traffic to `read_gbps`.
+fn report_counters(l: &mut dcpilot_foreground::Landscape, host: &str, read_gbps: f64) {
+    use dcpilot_foreground::{HostCounters, HostMeasure};
+    for (metric, value) in [
+        ("pcm_ipc", 1.2),
+        ("pcm_l3_misses_m", 0.1),
+        ("pcm_l2_misses_m", 0.5),
+        ("pcm_mem_read_gbps", read_gbps),
+        ("pcm_mem_write_gbps", read_gbps / 2.0),
+        ("pcm_c0_residency_pct", 50.0),
+    ] {
+        let i = HostCounters::index_of(metric).expect("a counter");
+        l.set_measured(host, HostMeasure::Counter(i), value)
+            .expect("measured");
+    }
+}
+
+#[test]
+fn hosts_are_judged_by_what_they_measure_and_by_declared_pods_without_counters() {
+    let (features, counters) = counters_model();
+    let core = core_with(vec![
+        draft(SLOWDOWN_MODEL, &features, counters),
+        draft(SLOWDOWN_PODS_MODEL, &FEATURES, slowdown_model(&FEATURES)),
+    ]);
+    let place_on = |l: &dcpilot_foreground::Landscape| {
+        place(
+            &nginx(),
+            l,
+            &core.snapshot(),
+            &Intents::default(),
+            &PlannerConfig::default(),
+            now_ms(),
+        )
+        .expect("answer")
+    };
+    let host_of = |a: &PlacementAnswer, h: &str| {
+        a.choices
+            .iter()
+            .find(|c| c.host == h)
+            .cloned()
+            .expect("ranked")
+    };
+
+    // "noisy" declares an L3 hog but measures calm; "quiet" declares nothing but its
+    // memory traffic says a noisy neighbour runs there: judged by the counters.
+    let mut measured = landscape();
+    report_counters(&mut measured, "noisy", 0.5);
+    report_counters(&mut measured, "quiet", 8.0);
+    let answer = place_on(&measured);
+    assert_eq!(answer.choices[0].host, "noisy", "{answer:#?}");
+    let quiet = host_of(&answer, "quiet");
+    assert!(
+        (quiet.predicted_p99_ms.expect("p99") - 25.0).abs() < 1e-6,
+        "5 ms × 5"
+    );
+    assert!(
+        quiet.explanation.contains("measured counters"),
+        "{}",
+        quiet.explanation
+    );
+    assert_eq!(answer.provenance.models.get(SLOWDOWN_MODEL), Some(&1));
+
+    // Without counters from "quiet", its declared pods judge it (none: no slowdown).
+    let mut partly = landscape();
+    report_counters(&mut partly, "noisy", 0.5);
+    let answer = place_on(&partly);
+    let quiet = host_of(&answer, "quiet");
+    assert!((quiet.predicted_p99_ms.expect("p99") - 5.0).abs() < 1e-6);
+    assert!(
+        quiet.explanation.contains("declared co-runner pressure"),
+        "{}",
+        quiet.explanation
+    );
+    assert_eq!(answer.provenance.models.get(SLOWDOWN_PODS_MODEL), Some(&1));
+
+    // Only the pods model served: it judges every host, and the answer says why.
+    let pods_only = core_with(vec![draft(
+        SLOWDOWN_PODS_MODEL,
+        &FEATURES,
+        slowdown_model(&FEATURES),
+    )]);
+    let answer = place(
+        &nginx(),
+        &measured,
+        &pods_only.snapshot(),
+        &Intents::default(),
+        &PlannerConfig::default(),
+        now_ms(),
+    )
+    .expect("answer");
+    assert_eq!(answer.choices[0].host, "quiet", "{answer:#?}");
+    assert!(
+        answer
+            .provenance
+            .degraded_reasons
+            .iter()
+            .any(|r| r.contains("declared co-runner pods")),
+        "{:?}",
+        answer.provenance.degraded_reasons
+    );
 }

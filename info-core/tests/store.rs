@@ -58,6 +58,17 @@ fn models() -> Vec<Model> {
             .expect("forest"),
         ),
         Model::Knn(Knn::fit(&m, &y, KNNRegressorParameters::default().with_k(3)).expect("knn")),
+        // A forest of ln(y + 40) (the targets here reach -20): predictions are exp of it.
+        Model::LogTarget(Box::new(Model::RandomForest(
+            Forest::fit(
+                &m,
+                &y.iter().map(|v| (v + 40.0).ln()).collect(),
+                RandomForestRegressorParameters::default()
+                    .with_n_trees(5)
+                    .with_max_depth(5),
+            )
+            .expect("log forest"),
+        ))),
     ]
 }
 
@@ -69,6 +80,12 @@ fn smartcore_predict(model: &Model, rows: &[Vec<f64>]) -> Vec<f64> {
         Model::DecisionTree(m) => m.predict(&x),
         Model::RandomForest(m) => m.predict(&x),
         Model::Knn(m) => m.predict(&x),
+        Model::LogTarget(inner) => {
+            return smartcore_predict(inner, rows)
+                .iter()
+                .map(|v| v.exp())
+                .collect()
+        }
         Model::QuantileTable(_) | Model::Colouring(_) | Model::LiveVerdict(_) => {
             unreachable!("tables, colourings and verdicts are not predicted")
         }

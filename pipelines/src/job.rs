@@ -56,6 +56,10 @@ const BUILTIN_SPECS: &[(&str, &str)] = &[
         include_str!("../jobs/interference-slowdown.toml"),
     ),
     (
+        "pipelines/jobs/interference-slowdown-pods.toml",
+        include_str!("../jobs/interference-slowdown-pods.toml"),
+    ),
+    (
         "pipelines/jobs/rightsizing.toml",
         include_str!("../jobs/rightsizing.toml"),
     ),
@@ -192,9 +196,10 @@ pub fn dataset_from_columns(spec: &JobSpec, batches: &[RecordBatch]) -> Result<D
             .collect::<Result<Vec<_>>>()?;
         for row in 0..batch.num_rows() {
             let x: Vec<f64> = features.iter().map(|f| f[row]).collect();
+            let log = spec.target_transform == crate::spec::TargetTransform::Log;
             let unreadable = if !times.is_valid(row) {
                 Some(spec.time_column.as_str())
-            } else if !target[row].is_finite() {
+            } else if !target[row].is_finite() || (log && target[row] <= 0.0) {
                 Some(spec.target.as_str())
             } else if let Some(f) = x.iter().position(|v| !v.is_finite()) {
                 Some(spec.features[f].as_str())
@@ -211,9 +216,13 @@ pub fn dataset_from_columns(spec: &JobSpec, batches: &[RecordBatch]) -> Result<D
                 } else {
                     format!("{} null", spec.time_column)
                 };
-                data.skipped.note(format_args!(
-                    "row with {at}: {column} is null or not a finite number"
-                ));
+                let what = if log && column == spec.target {
+                    "is null, not a finite number or not positive (model.target_transform = \"log\")"
+                } else {
+                    "is null or not a finite number"
+                };
+                data.skipped
+                    .note(format_args!("row with {at}: {column} {what}"));
                 continue;
             }
             data.times.push(times.value(row));

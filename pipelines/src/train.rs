@@ -13,7 +13,7 @@ use smartcore::tree::decision_tree_regressor::DecisionTreeRegressorParameters;
 
 use crate::error::{PipelineError, Result};
 use crate::metrics::ErrorMetric;
-use crate::spec::{JobSpec, ModelSpec};
+use crate::spec::{JobSpec, ModelSpec, TargetTransform};
 
 /// Rows a job trains and judges on, column-wise per row.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -143,6 +143,7 @@ pub fn fit(spec: &ModelSpec, x: &[Vec<f64>], y: &[f64]) -> Result<Model> {
             max_depth,
             min_samples_leaf,
             seed,
+            features_per_split,
         } => {
             let mut p = RandomForestRegressorParameters::default()
                 .with_n_trees(*n_trees)
@@ -150,6 +151,10 @@ pub fn fit(spec: &ModelSpec, x: &[Vec<f64>], y: &[f64]) -> Result<Model> {
                 .with_seed(*seed);
             if let Some(d) = max_depth {
                 p = p.with_max_depth(*d);
+            }
+            // At most the features there are (a baseline model reads fewer).
+            if let Some(n) = features_per_split {
+                p = p.with_m((*n).min(x[0].len()));
             }
             Model::RandomForest(Forest::fit(&m, &y, p).map_err(PipelineError::training)?)
         }
@@ -173,6 +178,28 @@ pub fn fit(spec: &ModelSpec, x: &[Vec<f64>], y: &[f64]) -> Result<Model> {
         ),
     };
     Ok(model)
+}
+
+/// [`fit`] on the target as `transform` says: for [`TargetTransform::Log`] the estimator
+/// is fitted on ln(y) and wrapped so that it predicts exp of its own prediction.
+pub fn fit_transformed(
+    spec: &ModelSpec,
+    transform: TargetTransform,
+    x: &[Vec<f64>],
+    y: &[f64],
+) -> Result<Model> {
+    match transform {
+        TargetTransform::None => fit(spec, x, y),
+        TargetTransform::Log => {
+            if let Some(bad) = y.iter().find(|v| !(**v > 0.0 && v.is_finite())) {
+                return Err(PipelineError::Data(format!(
+                    "model.target_transform = \"log\" needs positive targets, got {bad}"
+                )));
+            }
+            let logs: Vec<f64> = y.iter().map(|v| v.ln()).collect();
+            Ok(Model::LogTarget(Box::new(fit(spec, x, &logs)?)))
+        }
+    }
 }
 
 /// Row indices (train, holdout): the newest `fraction` of rows by time are held out.
@@ -239,7 +266,14 @@ pub fn evaluate(
     data: &Dataset,
     champion: Option<&PreparedModel>,
 ) -> Result<Evaluation> {
-    evaluate_with_ablations(spec, metric, holdout_fraction, data, champion, &[])
+    evaluate_with_ablations(
+        (spec, TargetTransform::None),
+        metric,
+        holdout_fraction,
+        data,
+        champion,
+        &[],
+    )
 }
 
 /// [`evaluate`] for a job: its model, metric and holdout, and its baseline models (the
@@ -265,7 +299,7 @@ pub fn evaluate_job(
         })
         .collect::<Result<Vec<_>>>()?;
     evaluate_with_ablations(
-        &job.model,
+        (&job.model, job.target_transform),
         job.metric,
         job.holdout_fraction,
         data,
@@ -276,7 +310,7 @@ pub fn evaluate_job(
 
 /// Holdout error of `spec` trained on only the feature `columns`.
 fn ablation_error(
-    spec: &ModelSpec,
+    (spec, transform): (&ModelSpec, TargetTransform),
     metric: ErrorMetric,
     data: &Dataset,
     (train, holdout): (&[usize], &[usize]),
@@ -287,14 +321,14 @@ fn ablation_error(
             .map(|&r| columns.iter().map(|&c| data.features[r][c]).collect())
             .collect()
     };
-    let model = fit(spec, &subset(train), &pick(&data.target, train))?;
+    let model = fit_transformed(spec, transform, &subset(train), &pick(&data.target, train))?;
     let prepared = PreparedModel::prepare(model, columns.len())?;
     let predicted = predict_rows(&prepared, &subset(holdout))?;
     Ok(metric.error(&pick(&data.target, holdout), &predicted))
 }
 
 fn evaluate_with_ablations(
-    spec: &ModelSpec,
+    (spec, transform): (&ModelSpec, TargetTransform),
     metric: ErrorMetric,
     holdout_fraction: f64,
     data: &Dataset,
@@ -313,8 +347,9 @@ fn evaluate_with_ablations(
         )));
     }
     let (train, holdout) = split_nonempty(&data.times, holdout_fraction)?;
-    let model = fit(
+    let model = fit_transformed(
         spec,
+        transform,
         &pick(&data.features, &train),
         &pick(&data.target, &train),
     )?;
@@ -331,7 +366,7 @@ fn evaluate_with_ablations(
             .map(|(name, values)| (name.as_str(), pick(values, &holdout))),
     );
     for (name, columns) in ablations {
-        let error = ablation_error(spec, metric, data, (&train, &holdout), columns)?;
+        let error = ablation_error((spec, transform), metric, data, (&train, &holdout), columns)?;
         baselines.push((name.clone(), error));
     }
     let baseline = best_baseline(&baselines)?;
@@ -406,6 +441,7 @@ mod tests {
                 max_depth: Some(8),
                 min_samples_leaf: 1,
                 seed: 1,
+                features_per_split: None,
             },
             ModelSpec::Knn { k: 3 },
         ];

@@ -168,7 +168,9 @@ pub fn read_trace(format: TraceFormat, path: &Path) -> Result<Trace, TraceError>
             let files = list_files_recursive(path, "nginx_metrics.csv")?;
             for (run_index, file) in files.iter().enumerate() {
                 let text = read(file)?;
-                all.extend(parse_ntua(file, &text, run_index, skipped));
+                let nginx = parse_ntua(file, &text, run_index, skipped);
+                all.extend(read_pcm_beside(file, &nginx, skipped)?);
+                all.extend(nginx);
             }
         }
         TraceFormat::Native => {
@@ -352,6 +354,146 @@ pub fn parse_ntua(
     samples
 }
 
+/// The host counters Intel PCM's `pcm` writes per second-ish interval (its `-csv` system
+/// columns), as metric names: instructions per cycle, L3 and L2 misses (millions per
+/// interval), memory read and write traffic (GB/s), and the cores' C0 residency (%).
+pub const PCM_SYSTEM_METRICS: [(&str, &str); 6] = [
+    ("System - IPC", "pcm_ipc"),
+    ("System - L3MISS", "pcm_l3_misses_m"),
+    ("System - L2MISS", "pcm_l2_misses_m"),
+    ("System - READ", "pcm_mem_read_gbps"),
+    ("System - WRITE", "pcm_mem_write_gbps"),
+    ("System Core C-States - C0res%", "pcm_c0_residency_pct"),
+];
+
+/// Interval between the rows of an NTUA PCM file.
+const NTUA_PCM_INTERVAL_MS: i64 = 5_000;
+
+/// For each test of an NTUA `nginx_metrics.csv` (its `nginx` samples), the host counters
+/// of `pcm_system_<test>.csv` beside it, if there is one.
+fn read_pcm_beside(
+    nginx_file: &Path,
+    nginx: &[TelemetrySample],
+    skipped: &mut Skipped,
+) -> Result<Vec<TelemetrySample>, TraceError> {
+    let Some(dir) = nginx_file.parent() else {
+        return Ok(Vec::new());
+    };
+    pcm_of_tests(
+        nginx,
+        |file| {
+            let path = dir.join(file);
+            if path.is_file() {
+                Ok(Some((read(&path)?, path)))
+            } else {
+                Ok(None)
+            }
+        },
+        skipped,
+    )
+}
+
+/// For each test among the `nginx` samples of one NTUA run, the host counters of the file
+/// `pcm_system_<test>.csv` that `open` finds (its text and path; `None`: there is none):
+/// entity `node-<run>`, the test's labels, row *k* at the test's time + 5 s·k (rows past
+/// the test's 180 s are left out).
+pub fn pcm_of_tests(
+    nginx: &[TelemetrySample],
+    mut open: impl FnMut(&str) -> Result<Option<(String, PathBuf)>, TraceError>,
+    skipped: &mut Skipped,
+) -> Result<Vec<TelemetrySample>, TraceError> {
+    let mut tests: BTreeMap<&str, &TelemetrySample> = BTreeMap::new();
+    for sample in nginx {
+        if let Some(test) = sample.labels.get("test") {
+            tests.entry(test.as_str()).or_insert(sample);
+        }
+    }
+    let mut samples = Vec::new();
+    for (test, first) in tests {
+        let Some((text, path)) = open(&format!("pcm_system_{test}.csv"))? else {
+            continue;
+        };
+        let host = first
+            .labels
+            .get("run")
+            .map_or_else(|| "node".into(), |run| format!("node-{run}"));
+        samples.extend(parse_pcm_system(
+            &path,
+            &text,
+            &host,
+            first.timestamp_ms,
+            &first.labels,
+            skipped,
+        ));
+    }
+    Ok(samples)
+}
+
+/// Parses one Intel PCM system CSV (`pcm -csv`: a header of `Group - Counter` columns,
+/// then one row per interval) into [`PCM_SYSTEM_METRICS`] samples of `host`, row *k* at
+/// `start_ms` + 5 s·k, at most [`NTUA_TEST_MS`] after `start_ms`. A missing column, a
+/// row of the wrong shape or a value that is not a number is left out and counted.
+pub fn parse_pcm_system(
+    path: &Path,
+    text: &str,
+    host: &str,
+    start_ms: i64,
+    labels: &BTreeMap<String, String>,
+    skipped: &mut Skipped,
+) -> Vec<TelemetrySample> {
+    let mut lines = text.lines().enumerate();
+    let header: Vec<&str> = lines
+        .next()
+        .map(|(_, l)| l.split(',').map(str::trim).collect())
+        .unwrap_or_default();
+    let columns: Vec<(usize, &str)> = PCM_SYSTEM_METRICS
+        .iter()
+        .filter_map(|(column, metric)| {
+            let found = header
+                .iter()
+                .position(|h| h == column)
+                .map(|i| (i, *metric));
+            if found.is_none() {
+                skipped.add(path, 1, format_args!("missing column {column}: left out"));
+            }
+            found
+        })
+        .collect();
+    let mut samples = Vec::new();
+    for (k, (i, line)) in lines.filter(|(_, l)| !l.trim().is_empty()).enumerate() {
+        let timestamp_ms = start_ms + k as i64 * NTUA_PCM_INTERVAL_MS;
+        if timestamp_ms - start_ms >= NTUA_TEST_MS {
+            break;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if fields.len() != header.len() {
+            skipped.add(
+                path,
+                i + 1,
+                format_args!("expected {} fields, found {}", header.len(), fields.len()),
+            );
+            continue;
+        }
+        for (index, metric) in &columns {
+            let raw = fields[*index];
+            let Some(value) = number(raw) else {
+                skipped.add(path, i + 1, format_args!("bad {metric} `{raw}`"));
+                continue;
+            };
+            samples.push(TelemetrySample {
+                timestamp_ms,
+                entity: host.to_string(),
+                host: Some(host.to_string()),
+                workload: None,
+                metric: (*metric).to_string(),
+                value,
+                labels: labels.clone(),
+            });
+        }
+    }
+    samples
+}
+
 /// A file's text; bytes that are not UTF-8 become U+FFFD (the values they were in then
 /// fail to parse and are left out and counted, like any bad value).
 fn read(path: &Path) -> Result<String, TraceError> {
@@ -466,6 +608,40 @@ mod tests {
         );
         assert!(s.is_empty());
         assert!(skipped.examples[0].contains("file left out"), "{skipped}");
+    }
+
+    #[test]
+    fn pcm_system_rows_become_host_counters_of_the_test() {
+        let text = "System - Date,System - Time,System - IPC,System - L3MISS,System - L2MISS,System - READ,System - WRITE,System - PhysIPC,System Core C-States - C0res%\n\
+                    2025-07-01,05:13:56.141,1.26,0.07,0.80,1.16,0.16,2.52,0.86\n\
+                    2025-07-01,05:14:01.140,1.28,x,0.84,0.80,0.14,2.55,0.89\n\
+                    2025-07-01,05:14:06.141,1.27\n";
+        let labels = BTreeMap::from([("test".to_string(), "t1".to_string())]);
+        let mut skipped = Skipped::default();
+        let s = parse_pcm_system(
+            Path::new("p.csv"),
+            text,
+            "node-r",
+            1000,
+            &labels,
+            &mut skipped,
+        );
+        assert_eq!(s.len(), 6 + 5, "two rows, one bad value");
+        assert_eq!(skipped.count, 2, "{skipped}");
+        let read: Vec<(i64, f64)> = s
+            .iter()
+            .filter(|s| s.metric == "pcm_mem_read_gbps")
+            .map(|s| (s.timestamp_ms, s.value))
+            .collect();
+        assert_eq!(read, [(1000, 1.16), (6000, 0.80)]);
+        assert!(s
+            .iter()
+            .all(|s| s.entity == "node-r" && s.labels["test"] == "t1"));
+        let no_read = "System - Date,System - IPC\n2025-07-01,1.1\n";
+        let mut skipped = Skipped::default();
+        let s = parse_pcm_system(Path::new("q.csv"), no_read, "h", 0, &labels, &mut skipped);
+        assert_eq!(s.len(), 1);
+        assert_eq!(skipped.count, PCM_SYSTEM_METRICS.len() - 1, "{skipped}");
     }
 
     #[test]

@@ -307,7 +307,7 @@ pub fn rebalance_state(
     let mut models = crate::planner::ModelUse::new(snapshot, config, now_ms);
     let colouring = models.colouring();
     let mut scorer =
-        Scorer::new(config.weights, models.slowdown()).with_anomalies(&state, colouring);
+        Scorer::new(config.weights, models.slowdowns()).with_anomalies(&state, colouring);
     let instances = state.members.iter().filter(|m| m.host.is_some()).count();
     let result = local_search(
         &mut state,

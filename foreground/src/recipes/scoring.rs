@@ -88,7 +88,7 @@ pub fn score(
     let colouring = models.colouring();
     let state = State::new(landscape, intents);
     let mut scorer =
-        Scorer::new(config.weights, models.slowdown()).with_anomalies(&state, colouring);
+        Scorer::new(config.weights, models.slowdowns()).with_anomalies(&state, colouring);
     let mut state = state;
     let mut results = Vec::with_capacity(request.recipes.len());
     let mut exhausted = false;

@@ -1,5 +1,6 @@
-//! The landscape endpoints: `GET /v1/landscape` (hosts with their loads, and instances)
-//! and `POST /v1/landscape/events` (apply events all or nothing); and
+//! The landscape endpoints: `GET /v1/landscape` (hosts with their loads, and instances),
+//! `POST /v1/landscape/events` (apply events all or nothing) and
+//! `POST /v1/landscape/measurements` (hosts' busy cores and hardware counters); and
 //! [`LandscapeDocument`], the landscape file also accepted inline by placements.
 
 use std::time::Instant;
@@ -15,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{answer, body_bytes, ApiError, Shared};
-use crate::landscape::{Host, Instance, Landscape};
+use crate::landscape::{Host, HostCounters, HostMeasure, Instance, Landscape};
+use dcpilot_schemas::traces::PCM_SYSTEM_METRICS;
 
 /// A landscape file: hosts and the instances on them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -54,10 +56,100 @@ pub(super) async fn get_landscape(State(fg): Shared) -> Json<Value> {
                 "labels": h.labels, "used_cores": l.cores, "used_memory_bytes": l.memory_bytes,
                 "instances": l.instances, "latency_critical": l.latency_critical,
                 "pressure": l.pressure,
+                "counters": counters_json(&l.counters),
             })
         })
         .collect();
     Json(json!({ "hosts": hosts, "instances": landscape.instances().values().collect::<Vec<_>>() }))
+}
+
+/// A host's reported counters by metric name (unreported ones left out).
+fn counters_json(counters: &HostCounters) -> Value {
+    PCM_SYSTEM_METRICS
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, name))| Some(((*name).to_string(), json!(counters.get(i)?))))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// One host measurement, as `POST /v1/landscape/measurements` takes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostMeasurement {
+    host: String,
+    metric: String,
+    value: f64,
+}
+
+/// `POST /v1/landscape/measurements`: what hosts report about themselves — busy cores
+/// (`sources.utilization_metric`) and hardware counters (`pcm_*`) — for a foreground
+/// without a telemetry topic to follow. Body: one `{host, metric, value}`, a JSON array
+/// of them, or NDJSON; all or nothing.
+pub(super) async fn post_measurements(
+    State(fg): Shared,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let result = (|| {
+        fg.authorize(&headers)?;
+        let bytes = body_bytes(body)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad("body: not UTF-8"))?;
+        let items: Vec<HostMeasurement> = match text.trim_start().chars().next() {
+            Some('[') => {
+                serde_json::from_str(text).map_err(|e| ApiError::bad(format!("body: {e}")))?
+            }
+            _ => text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(i, l)| {
+                    serde_json::from_str(l)
+                        .map_err(|e| ApiError::bad(format!("body: line {}: {e}", i + 1)))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let landscape = fg.landscape();
+        let busy = &fg.config.sources.utilization_metric;
+        let mut measured = Vec::with_capacity(items.len());
+        for (i, m) in items.into_iter().enumerate() {
+            let measure = if &m.metric == busy {
+                HostMeasure::BusyCores
+            } else {
+                HostMeasure::Counter(HostCounters::index_of(&m.metric).ok_or_else(|| {
+                    let counters: Vec<&str> = PCM_SYSTEM_METRICS.iter().map(|(_, n)| *n).collect();
+                    ApiError::bad(format!(
+                        "[{i}].metric: {:?} is not a host measurement (expected {busy} or one of {})",
+                        m.metric,
+                        counters.join(", ")
+                    ))
+                })?)
+            };
+            if landscape.host_index(&m.host).is_none() {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("[{i}].host: unknown host {:?}", m.host),
+                ));
+            }
+            if !(m.value.is_finite() && m.value >= 0.0) {
+                return Err(ApiError::bad(format!(
+                    "[{i}].value: must be a number ≥ 0, got {}",
+                    m.value
+                )));
+            }
+            measured.push((m.host, measure, m.value));
+        }
+        let errors = fg.apply_events_lenient(&[], &measured);
+        if let Some(e) = errors.first() {
+            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.clone()));
+        }
+        fg.prepare_in_background();
+        Ok(json!({ "applied": measured.len() }))
+    })();
+    answer("landscape_measurements", started, result, |_| {
+        (false, false)
+    })
 }
 
 /// `POST /v1/landscape/events` body: one event, a JSON array of them, or NDJSON.

@@ -27,7 +27,6 @@ mod models;
 mod planning;
 mod scheduler;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -49,7 +48,7 @@ use serde_json::json;
 
 use crate::config::ForegroundConfig;
 use crate::intents::Intents;
-use crate::landscape::Landscape;
+use crate::landscape::{HostMeasure, Landscape, Measured};
 use crate::objective::State as IndexedLandscape;
 use crate::planner::{PlanError, PlannerConfig};
 
@@ -73,7 +72,7 @@ pub struct Foreground {
     config: ForegroundConfig,
     /// Serialises writers (readers never take it), and holds hosts' measured busy cores
     /// beyond their instances' requests, which the placement view adds to the graph's.
-    writer: parking_lot::Mutex<BTreeMap<String, f64>>,
+    writer: parking_lot::Mutex<Measured>,
     /// The landscape in the rebalancer's index form, for the landscape and intents it was
     /// built from (kept alive here, so pointer equality is identity).
     prepared: ArcSwapOption<Prepared>,
@@ -289,7 +288,7 @@ impl Foreground {
             models,
             following,
             config,
-            writer: parking_lot::Mutex::new(BTreeMap::new()),
+            writer: parking_lot::Mutex::new(Measured::default()),
             prepared: ArcSwapOption::empty(),
             preparing: std::sync::atomic::AtomicBool::new(false),
             prepare_again: std::sync::atomic::AtomicBool::new(false),
@@ -362,11 +361,11 @@ impl Foreground {
     /// view is rebuilt from the changed graph, and must hold every host and instance the
     /// events describe, or nothing is published.
     pub fn apply_events(&self, events: &[LandscapeEvent]) -> Result<usize, String> {
-        let unrequested = self.writer.lock();
+        let measured = self.writer.lock();
         let view = self
             .graph
             .apply_all_if(events, |graph| {
-                let (view, left_out) = Landscape::from_graph(graph, &unrequested);
+                let (view, left_out) = Landscape::from_graph(graph, &measured);
                 let refused = left_out_of(events, &left_out)
                     .next()
                     .map(|(i, kind, problem)| format!("events[{i}] ({kind}): {problem}"));
@@ -381,16 +380,16 @@ impl Foreground {
         Ok(events.len())
     }
 
-    /// Applies landscape events and hosts' measured busy cores one by one, skipping (and
-    /// returning) the ones that fail — for followed topics, where a bad record must not
-    /// stop the ones after it. Measurements of unknown hosts are skipped silently (hosts
-    /// report before they are registered).
+    /// Applies landscape events and hosts' measurements (busy cores, counters) one by one,
+    /// skipping (and returning) the ones that fail — for followed topics, where a bad
+    /// record must not stop the ones after it. Measurements of unknown hosts are skipped
+    /// silently (hosts report before they are registered).
     pub fn apply_events_lenient(
         &self,
         events: &[LandscapeEvent],
-        measured: &[(String, f64)],
+        measured: &[(String, HostMeasure, f64)],
     ) -> Vec<String> {
-        let mut unrequested = self.writer.lock();
+        let mut kept = self.writer.lock();
         let outcome = self.graph.apply_each(events);
         let mut errors: Vec<String> = outcome
             .refused
@@ -398,9 +397,9 @@ impl Foreground {
             .map(|(i, e)| format!("{}: {e}", events[i].kind()))
             .collect();
         let mut view = if outcome.changed {
-            let (view, left_out) = Landscape::from_graph(&self.graph.load(), &unrequested);
-            // A host that went away takes its measurement with it.
-            unrequested.retain(|host, _| view.host_index(host).is_some());
+            let (view, left_out) = Landscape::from_graph(&self.graph.load(), &kept);
+            // A host that went away takes its measurements with it.
+            kept.retain_hosts_of(&view);
             // What the graph holds but the placement view cannot use (a pod with a bad
             // `dcpilot.io/` label, a host without capacity), for the events at hand.
             errors.extend(
@@ -412,15 +411,18 @@ impl Foreground {
             // Measurements only, or nothing new: the view's structure is as it was.
             Landscape::clone(&self.landscape.load())
         };
-        for (host, cores) in measured {
-            match view.set_measured_cores(host, *cores) {
+        for (host, measure, value) in measured {
+            match view.set_measured(host, *measure, *value) {
                 Ok(()) => {
                     if let Some(i) = view.host_index(host) {
-                        unrequested.insert(host.clone(), view.loads()[i].unrequested_cores);
+                        let load = &view.loads()[i];
+                        kept.unrequested
+                            .insert(host.clone(), load.unrequested_cores);
+                        kept.counters.insert(host.clone(), load.counters);
                     }
                 }
                 Err(crate::LandscapeError::UnknownHost(_)) => {}
-                Err(e) => errors.push(format!("utilization of {host}: {e}")),
+                Err(e) => errors.push(format!("measurement of {host}: {e}")),
             }
         }
         self.landscape.store(Arc::new(view));
@@ -430,8 +432,8 @@ impl Foreground {
     /// Replaces the landscape with a document's hosts and instances (the graph starts
     /// anew from them).
     pub fn set_landscape(&self, landscape: Landscape) {
-        let mut unrequested = self.writer.lock();
-        unrequested.clear();
+        let mut kept = self.writer.lock();
+        kept.clear();
         let (graph, view) = graph_and_view(&landscape);
         self.graph.replace(graph);
         self.landscape.store(Arc::new(view));
@@ -482,6 +484,10 @@ impl Foreground {
             )
             .route("/v1/landscape", get(landscape::get_landscape))
             .route("/v1/landscape/events", post(landscape::post_events))
+            .route(
+                "/v1/landscape/measurements",
+                post(landscape::post_measurements),
+            )
             .route("/v1/landscape/graph", get(graph::whole))
             .route("/v1/landscape/summary", get(graph::summary))
             .route("/v1/landscape/anomalies", get(graph::anomalies))
@@ -542,7 +548,7 @@ fn graph_and_view(landscape: &Landscape) -> (LandscapeGraph, Landscape) {
             tracing::warn!(error = %e, event = event.kind(), "leaving a landscape entry out");
         }
     }
-    let (view, left_out) = Landscape::from_graph(&graph, &BTreeMap::new());
+    let (view, left_out) = Landscape::from_graph(&graph, &Measured::default());
     for (id, problem) in left_out {
         tracing::warn!(%id, %problem, "the placement view leaves an entry out");
     }
