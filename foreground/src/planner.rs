@@ -413,6 +413,9 @@ fn free(load: &HostLoad, cores: f64, memory: u64) -> (f64, u64) {
     )
 }
 
+/// A predicted p99 (ms) and which slowdown model judged the host.
+type Predicted = (f64, Option<JudgedBy>);
+
 /// Places `request` on the best host of `landscape` found within the budget.
 pub fn place(
     request: &PlacementRequest,
@@ -490,8 +493,7 @@ pub fn place(
 
     // Refine in that order until the budget is spent.
     let w = &config.weights;
-    let mut scored: Vec<(usize, f64, Option<(f64, Option<JudgedBy>)>)> =
-        Vec::with_capacity(order.len());
+    let mut scored: Vec<(usize, f64, Option<Predicted>)> = Vec::with_capacity(order.len());
     let mut memo = HashMap::new();
     let mut row = Vec::with_capacity(8);
     let mut exhausted = false;
@@ -584,7 +586,7 @@ fn explain(
     host_cores: f64,
     cores: f64,
     sized_by_table: bool,
-    predicted: Option<(f64, Option<JudgedBy>)>,
+    predicted: Option<Predicted>,
     objective: Option<f64>,
     anomaly: Option<(f64, &HostColour)>,
 ) -> String {
