@@ -52,6 +52,17 @@ fn run(data_dir: &Path, args: &[&str]) -> String {
     stdout
 }
 
+/// A standalone foreground serving the models in `data_dir`, and its address.
+fn serve(data_dir: &Path) -> (KillOnDrop, String) {
+    let child = KillOnDrop(
+        common::dcpilot_command(data_dir, &["foreground", "--listen", "127.0.0.1:0"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the foreground"),
+    );
+    (child, wait_for_file(&data_dir.join("foreground.addr")))
+}
+
 fn judge(data_dir: &Path, trace: &Path) -> Value {
     let text = run(
         data_dir,
@@ -101,13 +112,7 @@ fn drift_demotes_the_model_and_the_foreground_answers_with_the_baseline() {
     );
     assert!(trained.contains("published        version 1"), "{trained}");
 
-    let foreground = KillOnDrop(
-        common::dcpilot_command(&data, &["foreground", "--listen", "127.0.0.1:0"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start the foreground"),
-    );
-    let addr = wait_for_file(&data.join("foreground.addr"));
+    let (foreground, addr) = serve(&data);
     let served = predict(&addr);
     assert_eq!(served["answered_by"], "model", "{served}");
     assert_eq!(served["degraded"], false, "{served}");
@@ -193,13 +198,7 @@ fn predict_refuses_bad_rows_naming_the_field() {
             train.to_str().expect("utf-8"),
         ],
     );
-    let _foreground = KillOnDrop(
-        common::dcpilot_command(&data, &["foreground", "--listen", "127.0.0.1:0"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start the foreground"),
-    );
-    let addr = wait_for_file(&data.join("foreground.addr"));
+    let (_foreground, addr) = serve(&data);
     let path = "/v1/models/cpu-demand/predict";
     for (body, status, says) in [
         (r#"{"rows":[{"cpu_now":1}]}"#, 400, "rows[0].cpu_mean_1h"),

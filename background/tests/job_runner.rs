@@ -64,6 +64,11 @@ impl Job for Hangs {
 }
 
 fn rows(from: i64, count: i64) -> RecordBatch {
+    rows_of(from, count, |i| (i % 100) as f64)
+}
+
+/// Samples of metric `x` for vm-1, one a second from second `from`, valued `value(i)`.
+fn rows_of(from: i64, count: i64, value: impl Fn(i64) -> f64) -> RecordBatch {
     let mut builder = TelemetryBatchBuilder::with_capacity(count as usize);
     for i in from..from + count {
         let sample = TelemetrySample {
@@ -72,7 +77,7 @@ fn rows(from: i64, count: i64) -> RecordBatch {
             host: None,
             workload: None,
             metric: "x".into(),
-            value: (i % 100) as f64,
+            value: value(i),
             labels: BTreeMap::new(),
         };
         builder.push(&sample.as_ref());
@@ -80,15 +85,42 @@ fn rows(from: i64, count: i64) -> RecordBatch {
     builder.finish()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failing_slow_and_panicking_jobs_do_not_stop_good_ones_or_ingestion() {
+/// Memory-only tables holding a year.
+fn memory_tables() -> TelemetryStore {
     let config = StoreConfig {
         durable: false,
         spill: false,
         retention_secs: 365 * 86_400,
         partition_secs: 86_400,
     };
-    let store = TelemetryStore::open(None, &config, OpenMode::ReadWrite).expect("tables");
+    TelemetryStore::open(None, &config, OpenMode::ReadWrite).expect("tables")
+}
+
+/// Starts a runner of `registry` over `store` publishing into `models`; flip the sender
+/// to stop it.
+fn start_runner(
+    jobs: JobsConfig,
+    registry: Registry,
+    store: &TelemetryStore,
+    models: &Arc<InfoCore>,
+) -> (
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<dcpilot_background::Result<dcpilot_background::JobRunnerStats>>,
+) {
+    let runner = JobRunner::new(
+        jobs,
+        registry,
+        store.context().clone(),
+        store.telemetry.clone(),
+        models.clone(),
+    );
+    let (stop, stopped) = watch::channel(false);
+    (stop, tokio::spawn(runner.run(stopped)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_slow_and_panicking_jobs_do_not_stop_good_ones_or_ingestion() {
+    let store = memory_tables();
     store.telemetry.insert(&rows(0, 500)).expect("seed rows");
 
     let mut registry = Registry::default();
@@ -116,15 +148,7 @@ async fn failing_slow_and_panicking_jobs_do_not_stop_good_ones_or_ingestion() {
         poll_ms: 50,
         ..JobsConfig::default()
     };
-    let runner = JobRunner::new(
-        jobs,
-        registry,
-        store.context().clone(),
-        store.telemetry.clone(),
-        models.clone(),
-    );
-    let (stop, stopped) = watch::channel(false);
-    let runner = tokio::spawn(runner.run(stopped));
+    let (stop, runner) = start_runner(jobs, registry, &store, &models);
 
     // "Ingestion": rows keep arriving on the main runtime while jobs run.
     let inserted = Arc::new(AtomicU64::new(0));
@@ -244,13 +268,7 @@ fn spec_dir_problems_name_file_and_key_and_only_names_unknown_jobs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runner_judges_served_models_live_and_demotes_one_that_drifted() {
-    let config = StoreConfig {
-        durable: false,
-        spill: false,
-        retention_secs: 365 * 86_400,
-        partition_secs: 86_400,
-    };
-    let store = TelemetryStore::open(None, &config, OpenMode::ReadWrite).expect("tables");
+    let store = memory_tables();
     store.telemetry.insert(&rows(0, 500)).expect("seed rows");
     // Up to x = 99 the truth is 2x + 1, which the model learns; from x = 1000 on (the
     // drift) it is 450, which the constant baseline says all along.
@@ -286,30 +304,10 @@ window_secs = 3600
         poll_ms: 50,
         ..JobsConfig::default()
     };
-    let runner = JobRunner::new(
-        jobs,
-        registry,
-        store.context().clone(),
-        store.telemetry.clone(),
-        models.clone(),
-    );
-    let (stop, stopped) = watch::channel(false);
-    let runner = tokio::spawn(runner.run(stopped));
+    let (stop, runner) = start_runner(jobs, registry, &store, &models);
     // The drift: 100 rows past the training window, at x = 1000..1099.
-    let mut drifted = TelemetryBatchBuilder::with_capacity(100);
-    for i in 0..100 {
-        let sample = TelemetrySample {
-            timestamp_ms: 1_700_000_000_000 + (500 + i) * 1000,
-            entity: "vm-1".into(),
-            host: None,
-            workload: None,
-            metric: "x".into(),
-            value: 1000.0 + i as f64,
-            labels: BTreeMap::new(),
-        };
-        drifted.push(&sample.as_ref());
-    }
-    store.telemetry.insert(&drifted.finish()).expect("drift");
+    let drifted = rows_of(500, 100, |i| 500.0 + i as f64);
+    store.telemetry.insert(&drifted).expect("drift");
     let started = std::time::Instant::now();
     while models.snapshot().verdict("drifts").is_none()
         && started.elapsed() < Duration::from_secs(10)

@@ -660,17 +660,17 @@ async fn hosts_report_counters_over_http_and_bad_measurements_are_refused_whole(
             json!([{"host": "quiet", "metric": "pcm_ipc", "value": 1.0},
                    {"host": "quiet", "metric": "cpu_usage_pct", "value": 3.0}]),
             StatusCode::BAD_REQUEST,
-            "[1].metric: \"cpu_usage_pct\" is not a host measurement",
+            "measurements[1].metric: \"cpu_usage_pct\" is not a host measurement",
         ),
         (
             json!([{"host": "nowhere", "metric": "pcm_ipc", "value": 1.0}]),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "[0].host: unknown host \"nowhere\"",
+            "measurements[0].host: unknown host \"nowhere\"",
         ),
         (
             json!([{"host": "quiet", "metric": "pcm_ipc", "value": -1.0}]),
             StatusCode::BAD_REQUEST,
-            "[0].value",
+            "measurements[0].value",
         ),
         (
             json!([{"host": "quiet", "metric": "pcm_ipc"}]),

@@ -259,6 +259,15 @@ fn rebalancing_moves_work_off_a_host_coloured_anomalous() {
     assert!(plan.objective_after < plan.objective_before, "{plan:#?}");
 }
 
+/// The answer's choice of `host`.
+fn choice<'a>(answer: &'a PlacementAnswer, host: &str) -> &'a dcpilot_foreground::Choice {
+    answer
+        .choices
+        .iter()
+        .find(|c| c.host == host)
+        .unwrap_or_else(|| panic!("{host} ranked: {answer:#?}"))
+}
+
 /// A live verdict on version 1 of the slowdown model.
 fn verdict(demoted_by: f64) -> dcpilot_info_core::ModelDraft {
     use dcpilot_info_core::live::{verdict_name, Fallback, LiveBaseline, LiveVerdict};
@@ -291,11 +300,7 @@ fn a_demoted_slowdown_model_is_answered_by_its_baseline_and_the_answer_says_so()
     // Worse live than "no interference" (0.5 vs 0.2): co-runners are taken to cost nothing.
     let demoted = core_with(vec![model(), verdict(0.2)]);
     let answer = plan(&nginx(), &demoted, now_ms()).expect("answer");
-    let noisy = answer
-        .choices
-        .iter()
-        .find(|c| c.host == "noisy")
-        .expect("noisy ranked");
+    let noisy = choice(&answer, "noisy");
     assert_eq!(noisy.predicted_p99_ms, Some(5.0), "{answer:#?}");
     let reasons = answer.provenance.degraded_reasons.join(" | ");
     assert!(
@@ -308,11 +313,7 @@ fn a_demoted_slowdown_model_is_answered_by_its_baseline_and_the_answer_says_so()
     // Better live than its baseline: the model answers and nothing is said.
     let serving = core_with(vec![model(), verdict(0.9)]);
     let answer = plan(&nginx(), &serving, now_ms()).expect("answer");
-    let noisy = answer
-        .choices
-        .iter()
-        .find(|c| c.host == "noisy")
-        .expect("noisy");
+    let noisy = choice(&answer, "noisy");
     assert!((noisy.predicted_p99_ms.expect("p99") - 45.0).abs() < 1e-6);
     assert!(!answer
         .provenance
@@ -324,11 +325,7 @@ fn a_demoted_slowdown_model_is_answered_by_its_baseline_and_the_answer_says_so()
     let newer = core_with(vec![model(), verdict(0.2), model()]);
     let answer = plan(&nginx(), &newer, now_ms()).expect("answer");
     assert_eq!(answer.provenance.models.get(SLOWDOWN_MODEL), Some(&2));
-    let noisy = answer
-        .choices
-        .iter()
-        .find(|c| c.host == "noisy")
-        .expect("noisy");
+    let noisy = choice(&answer, "noisy");
     assert!((noisy.predicted_p99_ms.expect("p99") - 45.0).abs() < 1e-6);
 }
 
@@ -393,13 +390,6 @@ fn hosts_are_judged_by_what_they_measure_and_by_declared_pods_without_counters()
         )
         .expect("answer")
     };
-    let host_of = |a: &PlacementAnswer, h: &str| {
-        a.choices
-            .iter()
-            .find(|c| c.host == h)
-            .cloned()
-            .expect("ranked")
-    };
 
     // "noisy" declares an L3 hog but measures calm; "quiet" declares nothing but its
     // memory traffic says a noisy neighbour runs there: judged by the counters.
@@ -408,7 +398,7 @@ fn hosts_are_judged_by_what_they_measure_and_by_declared_pods_without_counters()
     report_counters(&mut measured, "quiet", 8.0);
     let answer = place_on(&measured);
     assert_eq!(answer.choices[0].host, "noisy", "{answer:#?}");
-    let quiet = host_of(&answer, "quiet");
+    let quiet = choice(&answer, "quiet");
     assert!(
         (quiet.predicted_p99_ms.expect("p99") - 25.0).abs() < 1e-6,
         "5 ms × 5"
@@ -424,7 +414,7 @@ fn hosts_are_judged_by_what_they_measure_and_by_declared_pods_without_counters()
     let mut partly = landscape();
     report_counters(&mut partly, "noisy", 0.5);
     let answer = place_on(&partly);
-    let quiet = host_of(&answer, "quiet");
+    let quiet = choice(&answer, "quiet");
     assert!((quiet.predicted_p99_ms.expect("p99") - 5.0).abs() < 1e-6);
     assert!(
         quiet.explanation.contains("declared co-runner pressure"),

@@ -299,16 +299,7 @@ pub fn parse_ntua(
         );
         return Vec::new();
     };
-    let metric_cols: Vec<(usize, &str)> = COLUMNS
-        .iter()
-        .filter_map(|(c, m)| {
-            let found = col(c).map(|i| (i, *m));
-            if found.is_none() {
-                skipped.add(path, 1, format_args!("missing column {c}: left out"));
-            }
-            found
-        })
-        .collect();
+    let metric_cols = metric_columns(path, &header, &COLUMNS, skipped);
     let mut samples = Vec::new();
     for (test_index, (i, line)) in lines.filter(|(_, l)| !l.trim().is_empty()).enumerate() {
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
@@ -446,19 +437,7 @@ pub fn parse_pcm_system(
         .next()
         .map(|(_, l)| l.split(',').map(str::trim).collect())
         .unwrap_or_default();
-    let columns: Vec<(usize, &str)> = PCM_SYSTEM_METRICS
-        .iter()
-        .filter_map(|(column, metric)| {
-            let found = header
-                .iter()
-                .position(|h| h == column)
-                .map(|i| (i, *metric));
-            if found.is_none() {
-                skipped.add(path, 1, format_args!("missing column {column}: left out"));
-            }
-            found
-        })
-        .collect();
+    let columns = metric_columns(path, &header, &PCM_SYSTEM_METRICS, skipped);
     let mut samples = Vec::new();
     for (k, (i, line)) in lines.filter(|(_, l)| !l.trim().is_empty()).enumerate() {
         let timestamp_ms = start_ms + k as i64 * NTUA_PCM_INTERVAL_MS;
@@ -492,6 +471,29 @@ pub fn parse_pcm_system(
         }
     }
     samples
+}
+
+/// For each `(column, metric)`, the column's position in `header` with the metric; a
+/// column not there is noted in `skipped` (its values are left out).
+fn metric_columns<'m>(
+    path: &Path,
+    header: &[&str],
+    wanted: &[(&str, &'m str)],
+    skipped: &mut Skipped,
+) -> Vec<(usize, &'m str)> {
+    wanted
+        .iter()
+        .filter_map(|(column, metric)| {
+            let found = header
+                .iter()
+                .position(|h| h == column)
+                .map(|i| (i, *metric));
+            if found.is_none() {
+                skipped.add(path, 1, format_args!("missing column {column}: left out"));
+            }
+            found
+        })
+        .collect()
 }
 
 /// A file's text; bytes that are not UTF-8 become U+FFFD (the values they were in then

@@ -11,7 +11,7 @@ use axum::response::Response;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{answer, body_bytes, ApiError, Shared};
+use super::{answer, body_bytes, utf8, ApiError, Shared};
 
 pub(super) async fn get_intents(State(fg): Shared) -> Json<Value> {
     let intents = fg.intents();
@@ -31,8 +31,7 @@ pub(super) async fn put_intents(
     let result = (|| {
         fg.authorize(&headers)?;
         let bytes = body_bytes(body)?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad("body: not UTF-8"))?;
-        let written = fg.put_intents(text).map_err(ApiError::bad)?;
+        let written = fg.put_intents(utf8(&bytes)?).map_err(ApiError::bad)?;
         fg.prepare_in_background();
         Ok(json!({ "written": written }))
     })();

@@ -15,7 +15,7 @@ use dcpilot_schemas::LandscapeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{answer, body_bytes, ApiError, Shared};
+use super::{answer, body_bytes, utf8, ApiError, Shared};
 use crate::landscape::{Host, HostCounters, HostMeasure, Instance, Landscape};
 use dcpilot_schemas::traces::PCM_SYSTEM_METRICS;
 
@@ -95,21 +95,10 @@ pub(super) async fn post_measurements(
     let result = (|| {
         fg.authorize(&headers)?;
         let bytes = body_bytes(body)?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad("body: not UTF-8"))?;
-        let items: Vec<HostMeasurement> = match text.trim_start().chars().next() {
-            Some('[') => {
-                serde_json::from_str(text).map_err(|e| ApiError::bad(format!("body: {e}")))?
-            }
-            _ => text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(i, l)| {
-                    serde_json::from_str(l)
-                        .map_err(|e| ApiError::bad(format!("body: line {}: {e}", i + 1)))
-                })
-                .collect::<Result<_, _>>()?,
-        };
+        let text = utf8(&bytes)?;
+        let items: Vec<HostMeasurement> =
+            dcpilot_info_core::landscape::formats::parse_json_items(text, "measurements")
+                .map_err(|e| ApiError::bad(format!("body: {e}")))?;
         let landscape = fg.landscape();
         let busy = &fg.config.sources.utilization_metric;
         let mut measured = Vec::with_capacity(items.len());
@@ -120,7 +109,7 @@ pub(super) async fn post_measurements(
                 HostMeasure::Counter(HostCounters::index_of(&m.metric).ok_or_else(|| {
                     let counters: Vec<&str> = PCM_SYSTEM_METRICS.iter().map(|(_, n)| *n).collect();
                     ApiError::bad(format!(
-                        "[{i}].metric: {:?} is not a host measurement (expected {busy} or one of {})",
+                        "measurements[{i}].metric: {:?} is not a host measurement (expected {busy} or one of {})",
                         m.metric,
                         counters.join(", ")
                     ))
@@ -129,12 +118,12 @@ pub(super) async fn post_measurements(
             if landscape.host_index(&m.host).is_none() {
                 return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("[{i}].host: unknown host {:?}", m.host),
+                    format!("measurements[{i}].host: unknown host {:?}", m.host),
                 ));
             }
             if !(m.value.is_finite() && m.value >= 0.0) {
                 return Err(ApiError::bad(format!(
-                    "[{i}].value: must be a number ≥ 0, got {}",
+                    "measurements[{i}].value: must be a number ≥ 0, got {}",
                     m.value
                 )));
             }
@@ -154,8 +143,7 @@ pub(super) async fn post_measurements(
 
 /// `POST /v1/landscape/events` body: one event, a JSON array of them, or NDJSON.
 fn parse_events(bytes: &[u8]) -> Result<Vec<LandscapeEvent>, ApiError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| ApiError::bad("body: not UTF-8"))?;
-    dcpilot_info_core::landscape::formats::parse_events(text)
+    dcpilot_info_core::landscape::formats::parse_events(utf8(bytes)?)
         .map_err(|e| ApiError::bad(format!("body: {e}")))
 }
 

@@ -227,6 +227,11 @@ impl Answered {
     }
 }
 
+/// A body as text; 400 if it is not UTF-8.
+fn utf8(bytes: &[u8]) -> Result<&str, ApiError> {
+    std::str::from_utf8(bytes).map_err(|_| ApiError::bad("body: not UTF-8"))
+}
+
 fn answer<T: Serialize>(
     endpoint: &'static str,
     started: Instant,

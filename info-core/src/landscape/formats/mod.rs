@@ -79,7 +79,16 @@ pub fn import_events(
 
 /// A JSON array of events, or NDJSON; errors name the line or index and the field.
 pub fn parse_events(text: &str) -> Result<Vec<LandscapeEvent>, GraphError> {
-    let one = |s: &str, place: String| -> Result<LandscapeEvent, GraphError> {
+    parse_json_items(text, "events")
+}
+
+/// A JSON array of `what`, or NDJSON (one object alone is one line); errors name the line
+/// or index (`what[i]`) and the field; no line at all is an error.
+pub fn parse_json_items<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: &'static str,
+) -> Result<Vec<T>, GraphError> {
+    let one = |s: &str, place: String| -> Result<T, GraphError> {
         serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(s)).map_err(|e| {
             let at = e.path().to_string();
             let field = if at == "." {
@@ -87,30 +96,29 @@ pub fn parse_events(text: &str) -> Result<Vec<LandscapeEvent>, GraphError> {
             } else {
                 format!("{at}: ")
             };
-            GraphError::format("events", format!("{place}: {field}{}", e.inner()))
+            GraphError::format(what, format!("{place}: {field}{}", e.inner()))
         })
     };
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
-        let items: Vec<serde_json::Value> = serde_json::from_str(trimmed)
-            .map_err(|e| GraphError::format("events", e.to_string()))?;
-        items
+        let values: Vec<serde_json::Value> =
+            serde_json::from_str(trimmed).map_err(|e| GraphError::format(what, e.to_string()))?;
+        return values
             .iter()
             .enumerate()
-            .map(|(i, v)| one(&v.to_string(), format!("events[{i}]")))
-            .collect()
-    } else {
-        let events: Vec<LandscapeEvent> = text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| one(l, format!("line {}", i + 1)))
-            .collect::<Result<_, _>>()?;
-        if events.is_empty() {
-            return Err(GraphError::format("events", "no events"));
-        }
-        Ok(events)
+            .map(|(i, v)| one(&v.to_string(), format!("{what}[{i}]")))
+            .collect();
     }
+    let items: Vec<T> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| one(l, format!("line {}", i + 1)))
+        .collect::<Result<_, _>>()?;
+    if items.is_empty() {
+        return Err(GraphError::format(what, format!("no {what}")));
+    }
+    Ok(items)
 }
 
 /// The graph as it is now, as events stamped `timestamp_ms`: every live node, then every
