@@ -63,19 +63,20 @@ fn serve(data_dir: &Path) -> (KillOnDrop, String) {
     (child, wait_for_file(&data_dir.join("foreground.addr")))
 }
 
+/// `dcpilot jobs [--json] SUBCOMMAND cpu-demand --data TRACE`, its output.
+fn cpu_demand(data_dir: &Path, subcommand: &str, trace: &Path) -> String {
+    let trace = trace.to_str().expect("utf-8");
+    let json = (subcommand == "judge").then_some("--json");
+    let args: Vec<&str> = ["jobs"]
+        .into_iter()
+        .chain(json)
+        .chain([subcommand, "cpu-demand", "--data", trace])
+        .collect();
+    run(data_dir, &args)
+}
+
 fn judge(data_dir: &Path, trace: &Path) -> Value {
-    let text = run(
-        data_dir,
-        &[
-            "jobs",
-            "--json",
-            "judge",
-            "cpu-demand",
-            "--data",
-            trace.to_str().expect("utf-8"),
-        ],
-    );
-    serde_json::from_str(&text).expect("json report")
+    serde_json::from_str(&cpu_demand(data_dir, "judge", trace)).expect("json report")
 }
 
 /// cpu-demand's features, in a row whose last value (`cpu_now`) is 31.5.
@@ -100,16 +101,7 @@ fn drift_demotes_the_model_and_the_foreground_answers_with_the_baseline() {
     write_trace(&drifted, 5, &[4]);
     write_trace(&recovered, 6, &[4]);
 
-    let trained = run(
-        &data,
-        &[
-            "jobs",
-            "run-once",
-            "cpu-demand",
-            "--data",
-            train.to_str().expect("utf-8"),
-        ],
-    );
+    let trained = cpu_demand(&data, "run-once", &train);
     assert!(trained.contains("published        version 1"), "{trained}");
 
     let (foreground, addr) = serve(&data);
@@ -188,16 +180,7 @@ fn predict_refuses_bad_rows_naming_the_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, train) = (dir.path().join("data"), dir.path().join("train"));
     write_trace(&train, 3, &[]);
-    run(
-        &data,
-        &[
-            "jobs",
-            "run-once",
-            "cpu-demand",
-            "--data",
-            train.to_str().expect("utf-8"),
-        ],
-    );
+    cpu_demand(&data, "run-once", &train);
     let (_foreground, addr) = serve(&data);
     let path = "/v1/models/cpu-demand/predict";
     for (body, status, says) in [
