@@ -134,7 +134,8 @@ fn a_following_replica_serves_published_landscape_and_models() {
             TELEMETRY,
             &[serde_json::json!([
                 {"timestamp_ms": now, "entity": "b", "metric": "host_cpu_cores_used", "value": 7.5},
-                {"timestamp_ms": now, "entity": "a", "metric": "something_else", "value": 99.0}
+                {"timestamp_ms": now, "entity": "a", "metric": "something_else", "value": 99.0},
+                {"timestamp_ms": now, "entity": "a", "metric": "pcm_mem_read_gbps", "value": 12.5}
             ])],
         );
         let answer = eventually(30, "measured utilization", || {
@@ -142,6 +143,18 @@ fn a_following_replica_serves_published_landscape_and_models() {
             (a["choices"][0]["host"] == "a").then_some(a)
         });
         assert_eq!(answer["candidates_feasible"], 1, "{answer}");
+        // A hardware counter from the same stream is the host's, shown with it.
+        let (_, landscape) = http(&addr, "GET", "/v1/landscape", "");
+        let a = landscape["hosts"]
+            .as_array()
+            .and_then(|h| h.iter().find(|h| h["name"] == "a"))
+            .cloned()
+            .expect("host a");
+        assert_eq!(
+            a["counters"],
+            serde_json::json!({"pcm_mem_read_gbps": 12.5}),
+            "{a}"
+        );
     }
 }
 
