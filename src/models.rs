@@ -131,7 +131,7 @@ pub fn run(data_dir: &Path, command: ModelsCommand, as_json: bool) -> Result<Exi
                 })
                 .map(|(name, m)| {
                     let verdict = snapshot.verdict(name).filter(|v| v.version == m.version());
-                    let answerer = snapshot.answerer(name);
+                    let answerer = snapshot.answerer(name, dcpilot_info_core::now_ms());
                     json!({
                         "name": name,
                         "version": m.version(),

@@ -63,8 +63,7 @@ pub mod names {
     pub const MODEL_LIVE_BASELINE_ERROR: &str = "dcpilot_model_live_baseline_error";
     /// Rows the last live judgement read, by model and version.
     pub const MODEL_LIVE_ROWS: &str = "dcpilot_model_live_rows";
-    /// 1 while the served version is demoted (worse than its best baseline), by model and
-    /// version.
+    /// 1 while the served version is demoted (worse than its best baseline), by model.
     pub const MODEL_DEMOTED: &str = "dcpilot_model_demoted";
     /// Demotions and re-promotions, by model and change.
     pub const MODEL_DEMOTIONS: &str = "dcpilot_model_demotions_total";
@@ -625,8 +624,8 @@ impl LiveJudged<'_> {
             .set(v.model_error);
         gauge!(names::MODEL_LIVE_ROWS, "model" => job.clone(), "version" => version.clone())
             .set(v.rows as f64);
-        gauge!(names::MODEL_DEMOTED, "model" => job.clone(), "version" => version.clone())
-            .set(if v.demoted { 1.0 } else { 0.0 });
+        // By model only: a superseded version's series must not stay at 1.
+        gauge!(names::MODEL_DEMOTED, "model" => job.clone()).set(if v.demoted { 1.0 } else { 0.0 });
         for b in &v.baselines {
             gauge!(names::MODEL_LIVE_BASELINE_ERROR, "model" => job.clone(), "version" => version.clone(), "baseline" => b.name.clone())
                 .set(b.error);

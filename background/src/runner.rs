@@ -414,16 +414,20 @@ impl JobRunner {
         let (ctx, models) = (self.ctx.clone(), self.models.clone());
         let timeout = Duration::from_secs(self.config.timeout_secs);
         let name = name.to_string();
-        runtime.spawn(async move {
-            let judged = tokio::time::timeout(
+        let handle = runtime.spawn(async move {
+            tokio::time::timeout(
                 timeout,
                 judge_live(job.as_ref(), &ctx, &models, dcpilot_info_core::now_ms()),
             )
             .await
-            .unwrap_or(Err(PipelineError::Cancelled));
+            .unwrap_or(Err(PipelineError::Cancelled))
+        });
+        // Awaited apart from the work, so a panic in it still reports back (and the job's
+        // judgement is not stuck "in flight" for ever).
+        tokio::spawn(async move {
             let _ = done.send(Judged {
                 job: name,
-                outcome: judged,
+                outcome: flatten(handle.await),
             });
         });
     }
@@ -486,12 +490,9 @@ impl JobRunner {
     }
 }
 
-fn flatten(
-    joined: std::result::Result<
-        std::result::Result<RunReport, PipelineError>,
-        tokio::task::JoinError,
-    >,
-) -> std::result::Result<RunReport, PipelineError> {
+fn flatten<T>(
+    joined: std::result::Result<std::result::Result<T, PipelineError>, tokio::task::JoinError>,
+) -> std::result::Result<T, PipelineError> {
     match joined {
         Ok(outcome) => outcome,
         Err(e) if e.is_panic() => Err(PipelineError::Panicked(e.to_string())),

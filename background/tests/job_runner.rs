@@ -325,7 +325,9 @@ window_secs = 3600
         verdict.model_error > 1000.0 && verdict.baselines[0].error == 0.0,
         "{verdict:?}"
     );
-    let answerer = snapshot.answerer("drifts").expect("served");
+    let answerer = snapshot
+        .answerer("drifts", dcpilot_info_core::now_ms())
+        .expect("served");
     assert_eq!(answerer.answered_by(), "baseline:always_450");
     assert_eq!(answerer.predict(&[1234.0]).expect("answer"), 450.0);
     let live = stats.runs["drifts"].last_live.as_ref().expect("judged");

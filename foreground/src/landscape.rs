@@ -418,7 +418,8 @@ impl Landscape {
                 let i = self
                     .host_index(host)
                     .ok_or_else(|| LandscapeError::UnknownHost(host.to_string()))?;
-                if !value.is_finite() || c >= PCM_SYSTEM_METRICS.len() {
+                // Counters are rates and ratios: never negative.
+                if !(value.is_finite() && value >= 0.0) || c >= PCM_SYSTEM_METRICS.len() {
                     return Err(LandscapeError::BadSize(host.to_string()));
                 }
                 self.loads[i].counters.0[c] = value;

@@ -147,8 +147,16 @@ impl<'a> Slowdowns<'a> {
     /// The model for a host reporting `counters`: the measured one if it can read them,
     /// else the declared one.
     pub fn for_host(&self, counters: &HostCounters) -> Option<(&SlowdownModel<'a>, JudgedBy)> {
+        // A demoted counter model gives way to a pods model that is not demoted: its
+        // baseline (say, "no interference") would judge every host alike.
+        let declared_better = self
+            .declared
+            .as_ref()
+            .is_some_and(|d| d.answerer.demotion.is_none());
         match &self.measured {
-            Some(m) if m.can_read(counters) => {
+            Some(m)
+                if m.can_read(counters) && !(m.answerer.demotion.is_some() && declared_better) =>
+            {
                 let by = if m.slots.iter().any(|s| matches!(s, Slot::Counter(_))) {
                     JudgedBy::Counters
                 } else {

@@ -333,7 +333,7 @@ impl<'a> ModelUse<'a> {
     /// with both errors).
     pub fn answerer(&mut self, name: &str) -> Option<Answerer<'a>> {
         self.get(name)?;
-        let answerer = self.snapshot.answerer(name)?;
+        let answerer = self.snapshot.answerer(name, self.now_ms)?;
         if let Some(demotion) = answerer.demotion {
             self.reasons.push(demotion.reason());
         }

@@ -285,7 +285,7 @@ fn verdict(demoted_by: f64) -> dcpilot_info_core::ModelDraft {
         50,
         0.5,
         baselines,
-        4,
+        (4, i64::MAX),
     );
     draft(
         &verdict_name(SLOWDOWN_MODEL),

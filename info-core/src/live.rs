@@ -39,16 +39,21 @@ impl Fallback {
     /// a feature on every row. `None` for an empty column.
     pub fn detect(values: &[f64], features: &[String], rows: &[Vec<f64>]) -> Option<Self> {
         let first = *values.first()?;
-        if values.iter().all(|v| same(*v, first)) {
-            return Some(Self::Constant(first));
-        }
-        features.iter().enumerate().find_map(|(i, name)| {
+        // A feature first: a last value that happened to be constant in the window is
+        // still the last value, not that constant.
+        let feature = features.iter().enumerate().find_map(|(i, name)| {
             let equal = values.len() == rows.len()
                 && values
                     .iter()
                     .zip(rows)
                     .all(|(v, row)| row.get(i).is_some_and(|x| same(*v, *x)));
             equal.then(|| Self::Feature(name.clone()))
+        });
+        feature.or_else(|| {
+            values
+                .iter()
+                .all(|v| same(*v, first))
+                .then_some(Self::Constant(first))
         })
     }
 }
@@ -57,12 +62,31 @@ fn same(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
+/// An error that may be undefined (NaN) or infinite: JSON has no such numbers, so they
+/// are stored as `null` and read back as NaN.
+mod maybe_number {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if value.is_finite() {
+            s.serialize_f64(*value)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
 /// One baseline's live error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiveBaseline {
     /// Baseline name (its query column).
     pub name: String,
     /// Its error on the rows judged (NaN when undefined).
+    #[serde(with = "maybe_number")]
     pub error: f64,
     /// How the foreground computes it, if it can.
     pub fallback: Option<Fallback>,
@@ -85,7 +109,8 @@ pub struct LiveVerdict {
     pub to_ms: i64,
     /// Rows judged.
     pub rows: u64,
-    /// The model's error on them.
+    /// The model's error on them (NaN when undefined).
+    #[serde(with = "maybe_number")]
     pub model_error: f64,
     /// Every baseline's error on the same rows, best first.
     pub baselines: Vec<LiveBaseline>,
@@ -93,6 +118,9 @@ pub struct LiveVerdict {
     pub demoted: bool,
     /// When the verdict was reached, ms since the epoch.
     pub judged_at_ms: i64,
+    /// After this (ms since the epoch) the verdict no longer holds: judgement stopped (no
+    /// new rows, failures), and a demotion must not outlive the evidence for it.
+    pub expires_at_ms: i64,
 }
 
 impl LiveVerdict {
@@ -108,7 +136,7 @@ impl LiveVerdict {
         rows: u64,
         model_error: f64,
         mut baselines: Vec<LiveBaseline>,
-        judged_at_ms: i64,
+        (judged_at_ms, expires_at_ms): (i64, i64),
     ) -> Self {
         baselines.sort_by(|a, b| match (a.error.is_finite(), b.error.is_finite()) {
             (true, true) => a.error.total_cmp(&b.error),
@@ -132,7 +160,14 @@ impl LiveVerdict {
             baselines,
             demoted,
             judged_at_ms,
+            expires_at_ms,
         }
+    }
+
+    /// Whether a baseline could answer in the model's place: defined, and better than the
+    /// model (a demoted model is never replaced by something worse than itself).
+    fn may_replace(&self, b: &LiveBaseline) -> bool {
+        b.error.is_finite() && (self.model_error.is_nan() || b.error < self.model_error)
     }
 
     /// The best baseline (defined error), if any.
@@ -140,11 +175,12 @@ impl LiveVerdict {
         self.baselines.first().filter(|b| b.error.is_finite())
     }
 
-    /// The best baseline the foreground can compute, if any.
+    /// The best baseline the foreground can compute that does better than the model, if
+    /// any.
     pub fn fallback(&self) -> Option<&LiveBaseline> {
         self.baselines
             .iter()
-            .find(|b| b.error.is_finite() && b.fallback.is_some())
+            .find(|b| b.fallback.is_some() && self.may_replace(b))
     }
 
     /// The verdict in words: `live rmse 9.10 vs 7.91 for last_value over 120 rows`.
@@ -226,14 +262,15 @@ pub struct Answerer<'a> {
 }
 
 impl<'a> Answerer<'a> {
-    /// `served`, demoted if `verdict` judged this version and demoted it.
-    pub fn new(served: &'a ServedModel, verdict: Option<&'a LiveVerdict>) -> Self {
+    /// `served`, demoted if `verdict` judged this version, demoted it, and has not expired
+    /// by `now_ms`.
+    pub fn new(served: &'a ServedModel, verdict: Option<&'a LiveVerdict>, now_ms: i64) -> Self {
         let demotion = verdict
-            .filter(|v| v.demoted && v.version == served.version())
+            .filter(|v| v.demoted && v.version == served.version() && now_ms < v.expires_at_ms)
             .map(|verdict| Demotion {
                 verdict,
                 baseline: verdict.baselines.iter().find_map(|b| {
-                    if !b.error.is_finite() {
+                    if !verdict.may_replace(b) {
                         return None;
                     }
                     let rule = match b.fallback.as_ref()? {
@@ -295,6 +332,12 @@ mod tests {
             Fallback::detect(&[1.0, 1.0, 1.0], &features, &rows),
             Some(Fallback::Constant(1.0))
         );
+        let flat = vec![vec![2.0, 5.0], vec![2.0, 6.0]];
+        assert_eq!(
+            Fallback::detect(&[2.0, 2.0], &features, &flat),
+            Some(Fallback::Feature("a".into())),
+            "a constant that is also a feature is the feature"
+        );
         assert_eq!(
             Fallback::detect(&[5.0, 6.0, 7.0], &features, &rows),
             Some(Fallback::Feature("b".into()))
@@ -319,7 +362,17 @@ mod tests {
                 .enumerate()
                 .map(|(i, e)| baseline(&format!("b{i}"), *e, None))
                 .collect();
-            LiveVerdict::new("m", 1, "mae", 60, (0, 1), 10, model_error, baselines, 0)
+            LiveVerdict::new(
+                "m",
+                1,
+                "mae",
+                60,
+                (0, 1),
+                10,
+                model_error,
+                baselines,
+                (0, 1),
+            )
         };
         assert!(verdict(2.0, &[f64::NAN, 1.5, 3.0]).demoted);
         assert_eq!(
@@ -335,5 +388,50 @@ mod tests {
             "an undefined model error"
         );
         assert!(!verdict(9.0, &[f64::NAN]).demoted, "no defined baseline");
+    }
+
+    #[test]
+    fn undefined_errors_survive_a_round_trip_through_json() {
+        let baselines = vec![
+            baseline("a", f64::NAN, Some(Fallback::Constant(1.0))),
+            baseline("b", 2.0, None),
+        ];
+        let v = LiveVerdict::new(
+            "m",
+            1,
+            "r2",
+            60,
+            (0, 1),
+            10,
+            f64::INFINITY,
+            baselines,
+            (0, 1),
+        );
+        let text = serde_json::to_string(&v).expect("json");
+        let back: LiveVerdict = serde_json::from_str(&text).expect("read back");
+        assert!(back.model_error.is_nan() && back.baselines[1].error.is_nan());
+        assert!(back.demoted && back.best().is_some_and(|b| b.name == "b"));
+        // The only computable baseline is undefined: nothing replaces the model.
+        assert!(back.fallback().is_none());
+    }
+
+    #[test]
+    fn only_a_better_baseline_replaces_the_model() {
+        let v = |errors: [f64; 2]| {
+            let baselines = vec![
+                baseline("best_not_computable", errors[0], None),
+                baseline("computable", errors[1], Some(Fallback::Constant(1.0))),
+            ];
+            LiveVerdict::new("m", 1, "mae", 60, (0, 1), 10, 2.0, baselines, (0, 1))
+        };
+        assert!(v([1.0, 3.0]).demoted);
+        assert!(
+            v([1.0, 3.0]).fallback().is_none(),
+            "3.0 is worse than the model's 2.0"
+        );
+        assert_eq!(
+            v([1.0, 1.5]).fallback().map(|b| &b.name[..]),
+            Some("computable")
+        );
     }
 }

@@ -48,11 +48,12 @@ impl Snapshot {
         self.models.get(name).map(Arc::as_ref)
     }
 
-    /// What answers for `name`: its served version, demoted while the newest live verdict
-    /// on that very version says it is worse than its best baseline.
-    pub fn answerer(&self, name: &str) -> Option<Answerer<'_>> {
+    /// What answers for `name` as of `now_ms`: its served version, demoted while the newest
+    /// live verdict on that very version, not yet expired, says it is worse than its best
+    /// baseline.
+    pub fn answerer(&self, name: &str, now_ms: i64) -> Option<Answerer<'_>> {
         let served = self.get(name)?;
-        Some(Answerer::new(served, self.verdict(name)))
+        Some(Answerer::new(served, self.verdict(name), now_ms))
     }
 
     /// The newest live verdict on `name` (on whichever version).

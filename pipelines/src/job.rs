@@ -317,7 +317,7 @@ pub(crate) async fn query_dataset(job: &dyn Job, ctx: &SessionContext) -> Result
 
 /// Runs `work` (a job's own code, or training) on the blocking pool: CPU-heavy work keeps
 /// off the async workers, and a panic becomes an error instead of unwinding further.
-async fn off_the_runtime<T: Send + 'static>(
+pub(crate) async fn off_the_runtime<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     match tokio::task::spawn_blocking(move || {

@@ -9,7 +9,8 @@ use dcpilot_info_core::{HoldoutMetrics, InfoCore, Lineage, Model, ModelDraft, Tr
 use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
-use crate::job::{query_dataset, spec_hash, Job};
+use crate::job::{off_the_runtime, query_dataset, spec_hash, Job};
+use crate::spec::Live;
 use crate::train::{baseline_errors, predict_rows};
 
 /// How a verdict differs from the one before it on the same version.
@@ -53,6 +54,13 @@ impl LiveReport {
     }
 }
 
+/// How long a verdict holds: three republish periods. A verdict is republished every
+/// `republish_secs` while judgement goes on; when it stops (no new rows, failures), the
+/// demotion lapses instead of outliving its evidence.
+fn verdict_lifetime_ms(live: &Live) -> i64 {
+    i64::try_from(live.republish_secs.saturating_mul(3_000)).unwrap_or(i64::MAX)
+}
+
 /// Judges the version of `job`'s model that `store` serves on the newest rows of `ctx`
 /// it never saw, and publishes the verdict as `<job>.live` when it is news.
 pub async fn judge_live(
@@ -94,7 +102,14 @@ pub async fn judge_live(
         );
         return Ok(LiveReport::pending(&spec.name, Some(version), why));
     }
-    let predicted = predict_rows(&served.prepared, &data.features)?;
+    let (data, predicted) = {
+        let prepared = served.prepared.clone();
+        off_the_runtime(move || {
+            let predicted = predict_rows(&prepared, &data.features)?;
+            Ok((data, predicted))
+        })
+        .await?
+    };
     let model_error = spec.metric.error(&data.target, &predicted);
     let errors = baseline_errors(
         spec.metric,
@@ -123,7 +138,7 @@ pub async fn judge_live(
         data.times.len() as u64,
         model_error,
         baselines,
-        now_ms,
+        (now_ms, now_ms.saturating_add(verdict_lifetime_ms(live))),
     );
     let previous = snapshot
         .verdict(&spec.name)
@@ -151,7 +166,8 @@ pub async fn judge_live(
             metrics: HoldoutMetrics {
                 metric: verdict.metric.clone(),
                 model_error,
-                baseline_error: best.map_or(f64::NAN, |b| b.error),
+                // A record holds numbers only; "none" says there was no baseline.
+                baseline_error: best.map_or(0.0, |b| b.error),
                 baseline: best.map_or_else(|| "none".into(), |b| b.name.clone()),
             },
             lineage: Lineage {

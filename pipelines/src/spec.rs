@@ -707,6 +707,12 @@ impl SpecFile {
                     "use letters, digits, '-', '_' and '.' (it names the model)",
                 );
             }
+            if name.ends_with(dcpilot_info_core::live::VERDICT_SUFFIX) {
+                p.add(
+                    "name",
+                    "must not end in `.live`: that names the live verdicts on a model",
+                );
+            }
         }
         p.text("description", self.description.as_deref(), false);
         p.text("source.sql", self.source.sql.as_deref(), true);

@@ -345,9 +345,10 @@ pub fn parse_ntua(
     samples
 }
 
-/// The host counters Intel PCM's `pcm` writes per second-ish interval (its `-csv` system
-/// columns), as metric names: instructions per cycle, L3 and L2 misses (millions per
-/// interval), memory read and write traffic (GB/s), and the cores' C0 residency (%).
+/// The host counters Intel PCM's `pcm` writes per interval (its `-csv` system columns),
+/// as metric names, always per second whatever the interval: instructions per cycle, L3
+/// and L2 misses (millions per second), memory read and write traffic (GB per second),
+/// and the cores' C0 residency (%).
 pub const PCM_SYSTEM_METRICS: [(&str, &str); 6] = [
     ("System - IPC", "pcm_ipc"),
     ("System - L3MISS", "pcm_l3_misses_m"),
@@ -355,6 +356,14 @@ pub const PCM_SYSTEM_METRICS: [(&str, &str); 6] = [
     ("System - READ", "pcm_mem_read_gbps"),
     ("System - WRITE", "pcm_mem_write_gbps"),
     ("System Core C-States - C0res%", "pcm_c0_residency_pct"),
+];
+
+/// The counters PCM counts per interval rather than as a rate or ratio.
+const PER_INTERVAL: [&str; 4] = [
+    "pcm_l3_misses_m",
+    "pcm_l2_misses_m",
+    "pcm_mem_read_gbps",
+    "pcm_mem_write_gbps",
 ];
 
 /// Interval between the rows of an NTUA PCM file.
@@ -458,6 +467,12 @@ pub fn parse_pcm_system(
             let Some(value) = number(raw) else {
                 skipped.add(path, i + 1, format_args!("bad {metric} `{raw}`"));
                 continue;
+            };
+            // PCM writes misses (M) and traffic (GB) per interval: made per second.
+            let value = if PER_INTERVAL.contains(metric) {
+                value * 1000.0 / NTUA_PCM_INTERVAL_MS as f64
+            } else {
+                value
             };
             samples.push(TelemetrySample {
                 timestamp_ms,
@@ -635,7 +650,12 @@ mod tests {
             .filter(|s| s.metric == "pcm_mem_read_gbps")
             .map(|s| (s.timestamp_ms, s.value))
             .collect();
-        assert_eq!(read, [(1000, 1.16), (6000, 0.80)]);
+        // GB per 5-second interval, as GB/s; IPC is a ratio, as it is.
+        assert_eq!(read.len(), 2);
+        for ((t, v), (want_t, want)) in read.iter().zip([(1000, 0.232), (6000, 0.16)]) {
+            assert!(*t == want_t && (v - want).abs() < 1e-12, "{read:?}");
+        }
+        assert!(s.iter().any(|s| s.metric == "pcm_ipc" && s.value == 1.26));
         assert!(s
             .iter()
             .all(|s| s.entity == "node-r" && s.labels["test"] == "t1"));

@@ -22,7 +22,7 @@ pub(super) async fn get_models(State(fg): Shared) -> Json<Value> {
     let models: Vec<Value> = snapshot
         .models()
         .map(|(name, m)| {
-            let live = snapshot.answerer(name).and_then(|a| {
+            let live = snapshot.answerer(name, now_ms()).and_then(|a| {
                 let verdict = snapshot
                     .verdict(name)
                     .filter(|v| v.version == m.version())?;
