@@ -604,7 +604,7 @@ fn explain(
         let c = &load.counters;
         let next_to = match by {
             Some(JudgedBy::Counters) => format!(
-                "the host's measured counters (IPC {:.2}, L3 misses {:.2} M, memory read {:.2} / write {:.2} GB/s)",
+                "the host's measured counters (IPC {:.2}, L3 misses {:.3} M/s, memory read {:.2} / write {:.2} GB/s)",
                 c.0[0], c.0[1], c.0[3], c.0[4]
             ),
             _ => format!(
