@@ -270,6 +270,11 @@ fn choice<'a>(answer: &'a PlacementAnswer, host: &str) -> &'a dcpilot_foreground
 
 /// A live verdict on version 1 of the slowdown model.
 fn verdict(demoted_by: f64) -> dcpilot_info_core::ModelDraft {
+    verdict_until(demoted_by, i64::MAX)
+}
+
+/// [`verdict`], holding until `expires_at_ms`.
+fn verdict_until(demoted_by: f64, expires_at_ms: i64) -> dcpilot_info_core::ModelDraft {
     use dcpilot_info_core::live::{verdict_name, Fallback, LiveBaseline, LiveVerdict};
     let baselines = vec![LiveBaseline {
         name: "no_interference".into(),
@@ -285,7 +290,7 @@ fn verdict(demoted_by: f64) -> dcpilot_info_core::ModelDraft {
         50,
         0.5,
         baselines,
-        (4, i64::MAX),
+        (4, expires_at_ms),
     );
     draft(
         &verdict_name(SLOWDOWN_MODEL),
@@ -320,6 +325,11 @@ fn a_demoted_slowdown_model_is_answered_by_its_baseline_and_the_answer_says_so()
         .degraded_reasons
         .iter()
         .any(|r| r.contains("demoted")));
+
+    // An expired verdict demotes nothing: judgement stopped, the evidence is gone.
+    let expired = core_with(vec![model(), verdict_until(0.2, now_ms() - 1)]);
+    let answer = plan(&nginx(), &expired, now_ms()).expect("answer");
+    assert!((choice(&answer, "noisy").predicted_p99_ms.expect("p99") - 45.0).abs() < 1e-6);
 
     // A verdict on another version does not demote the one served.
     let newer = core_with(vec![model(), verdict(0.2), model()]);
@@ -422,6 +432,29 @@ fn hosts_are_judged_by_what_they_measure_and_by_declared_pods_without_counters()
         quiet.explanation
     );
     assert_eq!(answer.provenance.models.get(SLOWDOWN_PODS_MODEL), Some(&1));
+
+    // The counter model demoted live, the pods model not: the pods model judges.
+    let (features, counters) = counters_model();
+    let demoted = core_with(vec![
+        draft(SLOWDOWN_MODEL, &features, counters),
+        draft(SLOWDOWN_PODS_MODEL, &FEATURES, slowdown_model(&FEATURES)),
+        verdict(0.2),
+    ]);
+    let answer = place(
+        &nginx(),
+        &measured,
+        &demoted.snapshot(),
+        &Intents::default(),
+        &PlannerConfig::default(),
+        now_ms(),
+    )
+    .expect("answer");
+    let noisy = choice(&answer, "noisy");
+    assert!(
+        (noisy.predicted_p99_ms.expect("p99") - 45.0).abs() < 1e-6
+            && noisy.explanation.contains("declared co-runner pressure"),
+        "{noisy:?}"
+    );
 
     // Only the pods model served: it judges every host, and the answer says why.
     let pods_only = core_with(vec![draft(
