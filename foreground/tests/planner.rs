@@ -19,9 +19,19 @@ fn plan(
     core: &InfoCore,
     now_ms: i64,
 ) -> Result<PlacementAnswer, PlanError> {
+    plan_on(request, &landscape(), core, now_ms)
+}
+
+/// [`plan`] on `landscape`.
+fn plan_on(
+    request: &PlacementRequest,
+    landscape: &dcpilot_foreground::Landscape,
+    core: &InfoCore,
+    now_ms: i64,
+) -> Result<PlacementAnswer, PlanError> {
     place(
         request,
-        &landscape(),
+        landscape,
         &core.snapshot(),
         &Intents::default(),
         &PlannerConfig::default(),
@@ -389,17 +399,7 @@ fn hosts_are_judged_by_what_they_measure_and_by_declared_pods_without_counters()
         draft(SLOWDOWN_MODEL, &features, counters),
         draft(SLOWDOWN_PODS_MODEL, &FEATURES, slowdown_model(&FEATURES)),
     ]);
-    let place_on = |l: &dcpilot_foreground::Landscape| {
-        place(
-            &nginx(),
-            l,
-            &core.snapshot(),
-            &Intents::default(),
-            &PlannerConfig::default(),
-            now_ms(),
-        )
-        .expect("answer")
-    };
+    let place_on = |l| plan_on(&nginx(), l, &core, now_ms()).expect("answer");
 
     // "noisy" declares an L3 hog but measures calm; "quiet" declares nothing but its
     // memory traffic says a noisy neighbour runs there: judged by the counters.
@@ -440,15 +440,7 @@ fn hosts_are_judged_by_what_they_measure_and_by_declared_pods_without_counters()
         draft(SLOWDOWN_PODS_MODEL, &FEATURES, slowdown_model(&FEATURES)),
         verdict(0.2),
     ]);
-    let answer = place(
-        &nginx(),
-        &measured,
-        &demoted.snapshot(),
-        &Intents::default(),
-        &PlannerConfig::default(),
-        now_ms(),
-    )
-    .expect("answer");
+    let answer = plan_on(&nginx(), &measured, &demoted, now_ms()).expect("answer");
     let noisy = choice(&answer, "noisy");
     assert!(
         (noisy.predicted_p99_ms.expect("p99") - 45.0).abs() < 1e-6
@@ -462,15 +454,7 @@ fn hosts_are_judged_by_what_they_measure_and_by_declared_pods_without_counters()
         &FEATURES,
         slowdown_model(&FEATURES),
     )]);
-    let answer = place(
-        &nginx(),
-        &measured,
-        &pods_only.snapshot(),
-        &Intents::default(),
-        &PlannerConfig::default(),
-        now_ms(),
-    )
-    .expect("answer");
+    let answer = plan_on(&nginx(), &measured, &pods_only, now_ms()).expect("answer");
     assert_eq!(answer.choices[0].host, "quiet", "{answer:#?}");
     assert!(
         answer
