@@ -54,6 +54,20 @@ impl LiveReport {
     }
 }
 
+/// Whether `verdict` demotes its version, given whether the previous verdict on it did:
+/// a fresh demotion as soon as the model is worse than its best baseline; a re-promotion
+/// only once it is better by `live.repromote_margin`.
+fn still_demoted(was_demoted: bool, verdict: &LiveVerdict, live: &Live) -> bool {
+    if verdict.demoted || !was_demoted {
+        return verdict.demoted;
+    }
+    let bar = verdict
+        .best()
+        .map(|b| b.error * (1.0 - live.repromote_margin));
+    // An undefined model error never earns a re-promotion.
+    bar.is_some_and(|bar| verdict.model_error.is_nan() || verdict.model_error >= bar)
+}
+
 /// How long a verdict holds: three republish periods. A verdict is republished every
 /// `republish_secs` while judgement goes on; when it stops (no new rows, failures), the
 /// demotion lapses instead of outliving its evidence.
@@ -129,7 +143,7 @@ pub async fn judge_live(
         .collect();
     let from_ms = data.times.iter().copied().min().unwrap_or(0);
     let to_ms = data.times.iter().copied().max().unwrap_or(0);
-    let verdict = LiveVerdict::new(
+    let mut verdict = LiveVerdict::new(
         &spec.name,
         version,
         spec.metric.as_str(),
@@ -143,6 +157,10 @@ pub async fn judge_live(
     let previous = snapshot
         .verdict(&spec.name)
         .filter(|v| v.version == version);
+    // Hysteresis: a demoted version is re-promoted only once it wins by
+    // `live.repromote_margin`, so one hovering at its baseline's error does not flip at
+    // every judgement.
+    verdict.demoted = still_demoted(previous.is_some_and(|p| p.demoted), &verdict, live);
     let change = match (previous.map(|p| p.demoted), verdict.demoted) {
         (Some(false) | None, true) => Some(LiveChange::Demoted),
         (Some(true), false) => Some(LiveChange::Repromoted),
@@ -188,4 +206,46 @@ pub async fn judge_live(
         change,
         published_version,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(model_error: f64, baseline_error: f64) -> LiveVerdict {
+        let baselines = vec![LiveBaseline {
+            name: "last_value".into(),
+            error: baseline_error,
+            fallback: None,
+        }];
+        LiveVerdict::new(
+            "m",
+            1,
+            "rmse",
+            60,
+            (0, 1),
+            50,
+            model_error,
+            baselines,
+            (0, 1),
+        )
+    }
+
+    #[test]
+    fn a_demoted_model_is_repromoted_only_once_it_wins_by_the_margin() {
+        let live = Live::default(); // margin 0.02
+                                    // Worse: demoted either way.
+        assert!(still_demoted(false, &verdict(10.1, 10.0), &live));
+        assert!(still_demoted(true, &verdict(10.1, 10.0), &live));
+        // Better by 1%: stays demoted if it was, serves if it was not.
+        assert!(still_demoted(true, &verdict(9.9, 10.0), &live));
+        assert!(!still_demoted(false, &verdict(9.9, 10.0), &live));
+        // Better by 5%: re-promoted.
+        assert!(!still_demoted(true, &verdict(9.5, 10.0), &live));
+        let no_margin = Live {
+            repromote_margin: 0.0,
+            ..Live::default()
+        };
+        assert!(!still_demoted(true, &verdict(9.9, 10.0), &no_margin));
+    }
 }

@@ -193,6 +193,9 @@ pub struct Live {
     /// An unchanged verdict is published again after this long, so the live errors
     /// others read stay fresh (default 3600).
     pub republish_secs: u64,
+    /// A demoted version is re-promoted only when its error is below the best baseline's
+    /// by this share, in [0, 1) (default 0.02: hysteresis against flapping).
+    pub repromote_margin: f64,
 }
 
 impl Default for Live {
@@ -203,6 +206,7 @@ impl Default for Live {
             window_secs: 86_400,
             min_rows: 30,
             republish_secs: 3600,
+            repromote_margin: 0.02,
         }
     }
 }
@@ -855,6 +859,12 @@ impl SpecFile {
             ] {
                 p.at_least_one(key, value);
             }
+            if !(0.0..1.0).contains(&live.repromote_margin) {
+                p.add(
+                    "live.repromote_margin",
+                    format!("must be in [0, 1), got {}", live.repromote_margin),
+                );
+            }
         }
         match &promotion.baseline_models {
             None => {}
@@ -1378,6 +1388,14 @@ window_secs = 4100
             .to_string();
         assert!(
             problems.contains("bad.toml: live.window: unknown key"),
+            "{problems}"
+        );
+        let margin = format!("{text}\n[live]\nrepromote_margin = 1.5\n");
+        let problems = JobSpec::parse(&margin, "m.toml")
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            problems.contains("m.toml: live.repromote_margin: must be in [0, 1)"),
             "{problems}"
         );
         let zero = format!("{text}\n[live]\nmin_rows = 0\n");
