@@ -130,7 +130,7 @@ pub fn run(data_dir: &Path, command: ModelsCommand, as_json: bool) -> Result<Exi
                         && m.prepared.verdict().is_none()
                 })
                 .map(|(name, m)| {
-                    let verdict = snapshot.verdict(name).filter(|v| v.version == m.version());
+                    let verdict = snapshot.served_verdict(name);
                     let answerer = snapshot.answerer(name, dcpilot_info_core::now_ms());
                     json!({
                         "name": name,

@@ -14,7 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Message;
 
 use crate::config::SourcesConfig;
-use crate::landscape::{HostCounters, HostMeasure};
+use crate::landscape::HostMeasure;
 use crate::server::Foreground;
 
 /// A landscape follower.
@@ -94,11 +94,7 @@ impl LandscapeFollower {
                 let _ = self.decoder.decode(payload, &ctx, &mut samples);
                 // Host measurements: busy cores, and hardware counters.
                 measured.extend(samples.drain(..).filter_map(|s| {
-                    let measure = if s.metric == self.utilization_metric {
-                        HostMeasure::BusyCores
-                    } else {
-                        HostMeasure::Counter(HostCounters::index_of(&s.metric)?)
-                    };
+                    let measure = HostMeasure::of(&s.metric, &self.utilization_metric)?;
                     Some((s.host.unwrap_or(s.entity), measure, s.value))
                 }));
                 continue;

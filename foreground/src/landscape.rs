@@ -244,6 +244,18 @@ pub enum HostMeasure {
     Counter(usize),
 }
 
+impl HostMeasure {
+    /// What a sample of `metric` measures, with `busy_cores` the metric of busy cores;
+    /// `None` for anything else.
+    pub fn of(metric: &str, busy_cores: &str) -> Option<Self> {
+        if metric == busy_cores {
+            Some(Self::BusyCores)
+        } else {
+            HostCounters::index_of(metric).map(Self::Counter)
+        }
+    }
+}
+
 /// Hosts' measurements that outlive rebuilds of the placement view, by host.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {

@@ -25,6 +25,8 @@ use dcpilot_schemas::traces::PCM_SYSTEM_METRICS;
 pub struct SlowdownModel<'a> {
     answerer: Answerer<'a>,
     slots: Vec<Slot>,
+    /// Counters if it reads any, else declared pods.
+    judges_by: JudgedBy,
 }
 
 #[derive(Clone, Copy)]
@@ -59,7 +61,16 @@ impl<'a> SlowdownModel<'a> {
                     }),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { answerer, slots })
+        let judges_by = if slots.iter().any(|s| matches!(s, Slot::Counter(_))) {
+            JudgedBy::Counters
+        } else {
+            JudgedBy::DeclaredPods
+        };
+        Ok(Self {
+            answerer,
+            slots,
+            judges_by,
+        })
     }
 
     /// Whether the model needs the workload's rps.
@@ -157,28 +168,10 @@ impl<'a> Slowdowns<'a> {
             Some(m)
                 if m.can_read(counters) && !(m.answerer.demotion.is_some() && declared_better) =>
             {
-                let by = if m.slots.iter().any(|s| matches!(s, Slot::Counter(_))) {
-                    JudgedBy::Counters
-                } else {
-                    JudgedBy::DeclaredPods
-                };
-                Some((m, by))
+                Some((m, m.judges_by))
             }
             _ => self.declared.as_ref().map(|m| (m, JudgedBy::DeclaredPods)),
         }
-    }
-
-    /// [`SlowdownModel::slowdown`] by the model for the host's `counters`.
-    pub fn slowdown(
-        &self,
-        rps: f64,
-        replicas: f64,
-        pressure: &Pressure,
-        counters: &HostCounters,
-        row: &mut Vec<f64>,
-    ) -> Option<f64> {
-        let (model, _) = self.for_host(counters)?;
-        model.slowdown(rps, replicas, pressure, counters, row)
     }
 }
 

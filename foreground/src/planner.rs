@@ -414,7 +414,7 @@ fn free(load: &HostLoad, cores: f64, memory: u64) -> (f64, u64) {
 }
 
 /// A predicted p99 (ms) and which slowdown model judged the host.
-type Predicted = (f64, Option<JudgedBy>);
+type Predicted = (f64, JudgedBy);
 
 /// Places `request` on the best host of `landscape` found within the budget.
 pub fn place(
@@ -514,16 +514,15 @@ pub fn place(
             score += penalty;
         }
         let mut predicted = None;
-        if let (false, Some(quiet)) = (slowdown.is_empty(), quiet_p99) {
+        if let (Some((model, by)), Some(quiet)) = (slowdown.for_host(&load.counters), quiet_p99) {
             let (p, counters) = (&load.pressure, &load.counters);
             let rps = rps.unwrap_or(0.0);
             let key = slowdown_key(p, rps, replicas, counters);
             let factor = *memo
                 .entry(key)
-                .or_insert_with(|| slowdown.slowdown(rps, replicas, p, counters, &mut row));
+                .or_insert_with(|| model.slowdown(rps, replicas, p, counters, &mut row));
             if let (Some(factor), Some(objective)) = (factor, objective) {
                 let p99 = quiet * factor;
-                let by = slowdown.for_host(counters).map(|(_, by)| by);
                 predicted = Some((p99, by));
                 score += w.slo_risk * (p99 / objective - 1.0).max(0.0);
             }
@@ -603,11 +602,11 @@ fn explain(
     if let (Some((p99, by)), Some(objective)) = (predicted, objective) {
         let c = &load.counters;
         let next_to = match by {
-            Some(JudgedBy::Counters) => format!(
+            JudgedBy::Counters => format!(
                 "the host's measured counters (IPC {:.2}, L3 misses {:.3} M/s, memory read {:.2} / write {:.2} GB/s)",
                 c.0[0], c.0[1], c.0[3], c.0[4]
             ),
-            _ => format!(
+            JudgedBy::DeclaredPods => format!(
                 "declared co-runner pressure cpu {:.0} / l3 {:.0} / membw {:.0}",
                 load.pressure.cpu, load.pressure.l3, load.pressure.membw
             ),

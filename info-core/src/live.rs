@@ -62,31 +62,13 @@ fn same(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
-/// An error that may be undefined (NaN) or infinite: JSON has no such numbers, so they
-/// are stored as `null` and read back as NaN.
-mod maybe_number {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if value.is_finite() {
-            s.serialize_f64(*value)
-        } else {
-            s.serialize_none()
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-    }
-}
-
 /// One baseline's live error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiveBaseline {
     /// Baseline name (its query column).
     pub name: String,
     /// Its error on the rows judged (NaN when undefined).
-    #[serde(with = "maybe_number")]
+    #[serde(with = "crate::record::maybe_number")]
     pub error: f64,
     /// How the foreground computes it, if it can.
     pub fallback: Option<Fallback>,
@@ -110,7 +92,7 @@ pub struct LiveVerdict {
     /// Rows judged.
     pub rows: u64,
     /// The model's error on them (NaN when undefined).
-    #[serde(with = "maybe_number")]
+    #[serde(with = "crate::record::maybe_number")]
     pub model_error: f64,
     /// Every baseline's error on the same rows, best first.
     pub baselines: Vec<LiveBaseline>,
@@ -305,6 +287,23 @@ impl<'a> Answerer<'a> {
             }
             None => self.served.prepared.predict(row),
         }
+    }
+
+    /// The answers for `rows` (`width` values each, in the model's feature order) into
+    /// `out`: the model's batched prediction, or its baseline's row by row while it is
+    /// demoted. A model without features has no rows to answer.
+    pub fn predict_many(&self, rows: &[f64], width: usize, out: &mut Vec<f64>) -> Result<()> {
+        out.clear();
+        if width == 0 {
+            return Ok(());
+        }
+        if self.demotion.and_then(|d| d.baseline).is_none() {
+            return self.served.prepared.predict_many(rows, width, out);
+        }
+        for row in rows.chunks_exact(width) {
+            out.push(self.predict(row)?);
+        }
+        Ok(())
     }
 
     /// Who answers: `model` or `baseline:<name>`.

@@ -26,14 +26,34 @@ pub struct TrainingWindow {
     pub end_ms: i64,
 }
 
+/// An error that may be undefined (NaN) or infinite: JSON has no such numbers, so they
+/// are stored as `null` and read back as NaN.
+pub(crate) mod maybe_number {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if value.is_finite() {
+            s.serialize_f64(*value)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
 /// Holdout error of the model next to the naive baseline's (lower is better).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HoldoutMetrics {
     /// `mae`, `mape`, `rmse` or `r2` (for `r2`, errors are stored as 1 - R²).
     pub metric: String,
-    /// The model's error on the holdout.
+    /// The model's error on the holdout (NaN when undefined).
+    #[serde(with = "maybe_number")]
     pub model_error: f64,
-    /// The better naive baseline's error on the same holdout.
+    /// The better naive baseline's error on the same holdout (NaN when undefined).
+    #[serde(with = "maybe_number")]
     pub baseline_error: f64,
     /// Which baseline that was (e.g. `last_value`).
     pub baseline: String,
@@ -222,4 +242,26 @@ pub fn verify_record(record: &ModelRecord, path: &str) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undefined_holdout_errors_are_stored_and_read_back() {
+        let metrics = HoldoutMetrics {
+            metric: "r2".into(),
+            model_error: f64::NAN,
+            baseline_error: f64::INFINITY,
+            baseline: "none".into(),
+        };
+        let text = serde_json::to_string(&metrics).expect("json");
+        assert!(text.contains("\"model_error\":null"), "{text}");
+        let back: HoldoutMetrics = serde_json::from_str(&text).expect("read back");
+        assert!(back.model_error.is_nan() && back.baseline_error.is_nan());
+        let finite = r#"{"metric":"mae","model_error":1.5,"baseline_error":2.0,"baseline":"b"}"#;
+        let back: HoldoutMetrics = serde_json::from_str(finite).expect("older files");
+        assert_eq!((back.model_error, back.baseline_error), (1.5, 2.0));
+    }
 }

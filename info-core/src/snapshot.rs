@@ -53,12 +53,19 @@ impl Snapshot {
     /// baseline.
     pub fn answerer(&self, name: &str, now_ms: i64) -> Option<Answerer<'_>> {
         let served = self.get(name)?;
-        Some(Answerer::new(served, self.verdict(name), now_ms))
+        Some(Answerer::new(served, self.served_verdict(name), now_ms))
     }
 
     /// The newest live verdict on `name` (on whichever version).
     pub fn verdict(&self, name: &str) -> Option<&LiveVerdict> {
         self.get(&verdict_name(name))?.prepared.verdict()
+    }
+
+    /// The newest live verdict on the version of `name` served now (none if the newest
+    /// judged an earlier version).
+    pub fn served_verdict(&self, name: &str) -> Option<&LiveVerdict> {
+        let version = self.get(name)?.version();
+        self.verdict(name).filter(|v| v.version == version)
     }
 
     /// Every served model, by name.

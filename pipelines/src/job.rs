@@ -10,7 +10,9 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::prelude::SessionContext;
 use dcpilot_info_core::core::Promotion;
-use dcpilot_info_core::{HoldoutMetrics, InfoCore, Lineage, Model, ModelDraft, TrainingWindow};
+use dcpilot_info_core::{
+    HoldoutMetrics, InfoCore, Lineage, Model, ModelDraft, ServedModel, TrainingWindow,
+};
 use serde::Serialize;
 
 use crate::colouring::{Coloured, ColouringSummary};
@@ -566,6 +568,20 @@ pub struct EvaluationReport {
     pub rows: usize,
 }
 
+/// Refuses to judge a served version that reads other features than the spec lists.
+pub(crate) fn check_features(spec: &JobSpec, served: &ServedModel) -> Result<()> {
+    if served.record.features == spec.features {
+        return Ok(());
+    }
+    Err(PipelineError::Spec(format!(
+        "{} v{} reads features {:?}, the spec now lists {:?}",
+        spec.name,
+        served.version(),
+        served.record.features,
+        spec.features
+    )))
+}
+
 /// Judges the version of `job`'s model that `store` serves on the rows `ctx` yields.
 pub async fn evaluate_served(
     job: &dyn Job,
@@ -586,15 +602,7 @@ pub async fn evaluate_served(
             spec.name, spec.name
         ))
     })?;
-    if served.record.features != spec.features {
-        return Err(PipelineError::Spec(format!(
-            "{} v{} reads features {:?}, the spec now lists {:?}",
-            spec.name,
-            served.version(),
-            served.record.features,
-            spec.features
-        )));
-    }
+    check_features(spec, served)?;
     let data = query_dataset(job, ctx).await?;
     if data.times.is_empty() {
         return Err(PipelineError::Data(format!(

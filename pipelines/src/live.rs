@@ -9,7 +9,7 @@ use dcpilot_info_core::{HoldoutMetrics, InfoCore, Lineage, Model, ModelDraft, Tr
 use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
-use crate::job::{off_the_runtime, query_dataset, spec_hash, Job};
+use crate::job::{check_features, off_the_runtime, query_dataset, spec_hash, Job};
 use crate::spec::Live;
 use crate::train::{baseline_errors, predict_rows};
 
@@ -96,12 +96,7 @@ pub async fn judge_live(
         return Ok(LiveReport::pending(&spec.name, None, why));
     };
     let version = served.version();
-    if served.record.features != spec.features {
-        return Err(PipelineError::Spec(format!(
-            "{} v{version} reads features {:?}, the spec now lists {:?}",
-            spec.name, served.record.features, spec.features
-        )));
-    }
+    check_features(spec, served)?;
     let data = query_dataset(job, ctx).await?;
     let trained_until = served.record.window.end_ms;
     let unseen: Vec<usize> = (0..data.times.len())
@@ -154,9 +149,7 @@ pub async fn judge_live(
         baselines,
         (now_ms, now_ms.saturating_add(verdict_lifetime_ms(live))),
     );
-    let previous = snapshot
-        .verdict(&spec.name)
-        .filter(|v| v.version == version);
+    let previous = snapshot.served_verdict(&spec.name);
     // Hysteresis: a demoted version is re-promoted only once it wins by
     // `live.repromote_margin`, so one hovering at its baseline's error does not flip at
     // every judgement.
@@ -184,8 +177,7 @@ pub async fn judge_live(
             metrics: HoldoutMetrics {
                 metric: verdict.metric.clone(),
                 model_error,
-                // A record holds numbers only; "none" says there was no baseline.
-                baseline_error: best.map_or(0.0, |b| b.error),
+                baseline_error: best.map_or(f64::NAN, |b| b.error),
                 baseline: best.map_or_else(|| "none".into(), |b| b.name.clone()),
             },
             lineage: Lineage {

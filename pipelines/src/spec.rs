@@ -1379,34 +1379,33 @@ window_secs = 4100
         );
         assert_eq!(spec("landscape-colouring.toml").live, None);
 
-        let text = std::fs::read_to_string(shipped.join("cpu-demand.toml")).expect("read");
+        let read = |file: &str| std::fs::read_to_string(shipped.join(file)).expect("read");
+        let text = read("cpu-demand.toml");
         let off = JobSpec::parse(&format!("{text}\n[live]\nenabled = false\n"), "off.toml");
         assert_eq!(off.expect("valid").live, None);
-        let bad = format!("{text}\n[live]\nevery_secs = 0\nwindow = 3\n");
-        let problems = JobSpec::parse(&bad, "bad.toml")
-            .expect_err("invalid")
-            .to_string();
-        assert!(
-            problems.contains("bad.toml: live.window: unknown key"),
-            "{problems}"
-        );
-        let margin = format!("{text}\n[live]\nrepromote_margin = 1.5\n");
-        let problems = JobSpec::parse(&margin, "m.toml")
-            .expect_err("invalid")
-            .to_string();
-        assert!(
-            problems.contains("m.toml: live.repromote_margin: must be in [0, 1)"),
-            "{problems}"
-        );
-        let zero = format!("{text}\n[live]\nmin_rows = 0\n");
-        let problems = JobSpec::parse(&zero, "zero.toml")
-            .expect_err("invalid")
-            .to_string();
-        assert!(problems.contains("zero.toml: live.min_rows"), "{problems}");
-        let table = std::fs::read_to_string(shipped.join("rightsizing.toml")).expect("read");
-        let problems = JobSpec::parse(&format!("{table}\n[live]\nevery_secs = 60\n"), "t.toml")
-            .expect_err("invalid")
-            .to_string();
+        // `base` with `[live]` holding `live`, in file `file`: every problem refused.
+        let refused = |base: &str, live: &str, file: &str| {
+            JobSpec::parse(&format!("{base}\n[live]\n{live}\n"), file)
+                .expect_err("invalid")
+                .to_string()
+        };
+        for (live, file, says) in [
+            (
+                "every_secs = 0\nwindow = 3",
+                "bad.toml",
+                "bad.toml: live.window: unknown key",
+            ),
+            (
+                "repromote_margin = 1.5",
+                "m.toml",
+                "m.toml: live.repromote_margin: must be in [0, 1)",
+            ),
+            ("min_rows = 0", "zero.toml", "zero.toml: live.min_rows"),
+        ] {
+            let problems = refused(&text, live, file);
+            assert!(problems.contains(says), "{problems}");
+        }
+        let problems = refused(&read("rightsizing.toml"), "every_secs = 60", "t.toml");
         assert!(
             problems.contains("t.toml: live: only for estimators"),
             "{problems}"

@@ -302,15 +302,9 @@ pub fn parse_ntua(
     let metric_cols = metric_columns(path, &header, &COLUMNS, skipped);
     let mut samples = Vec::new();
     for (test_index, (i, line)) in lines.filter(|(_, l)| !l.trim().is_empty()).enumerate() {
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if fields.len() != header.len() {
-            skipped.add(
-                path,
-                i + 1,
-                format_args!("expected {} fields, found {}", header.len(), fields.len()),
-            );
+        let Some(fields) = csv_fields(path, i + 1, line, header.len(), skipped) else {
             continue;
-        }
+        };
         let timestamp_ms =
             NTUA_EPOCH_MS + run_index as i64 * NTUA_RUN_MS + test_index as i64 * NTUA_TEST_MS;
         let labels = BTreeMap::from([
@@ -453,15 +447,9 @@ pub fn parse_pcm_system(
         if timestamp_ms - start_ms >= NTUA_TEST_MS {
             break;
         }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if fields.len() != header.len() {
-            skipped.add(
-                path,
-                i + 1,
-                format_args!("expected {} fields, found {}", header.len(), fields.len()),
-            );
+        let Some(fields) = csv_fields(path, i + 1, line, header.len(), skipped) else {
             continue;
-        }
+        };
         for (index, metric) in &columns {
             let raw = fields[*index];
             let Some(value) = number(raw) else {
@@ -486,6 +474,27 @@ pub fn parse_pcm_system(
         }
     }
     samples
+}
+
+/// The comma-separated fields of line `line_no`, if there are `width` of them (else the
+/// line is noted in `skipped`).
+fn csv_fields<'l>(
+    path: &Path,
+    line_no: usize,
+    line: &'l str,
+    width: usize,
+    skipped: &mut Skipped,
+) -> Option<Vec<&'l str>> {
+    let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+    if fields.len() == width {
+        return Some(fields);
+    }
+    skipped.add(
+        path,
+        line_no,
+        format_args!("expected {width} fields, found {}", fields.len()),
+    );
+    None
 }
 
 /// For each `(column, metric)`, the column's position in `header` with the metric; a

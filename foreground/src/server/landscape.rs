@@ -103,18 +103,14 @@ pub(super) async fn post_measurements(
         let busy = &fg.config.sources.utilization_metric;
         let mut measured = Vec::with_capacity(items.len());
         for (i, m) in items.into_iter().enumerate() {
-            let measure = if &m.metric == busy {
-                HostMeasure::BusyCores
-            } else {
-                HostMeasure::Counter(HostCounters::index_of(&m.metric).ok_or_else(|| {
-                    let counters: Vec<&str> = PCM_SYSTEM_METRICS.iter().map(|(_, n)| *n).collect();
-                    ApiError::bad(format!(
-                        "measurements[{i}].metric: {:?} is not a host measurement (expected {busy} or one of {})",
-                        m.metric,
-                        counters.join(", ")
-                    ))
-                })?)
-            };
+            let measure = HostMeasure::of(&m.metric, busy).ok_or_else(|| {
+                let counters: Vec<&str> = PCM_SYSTEM_METRICS.iter().map(|(_, n)| *n).collect();
+                ApiError::bad(format!(
+                    "measurements[{i}].metric: {:?} is not a host measurement (expected {busy} or one of {})",
+                    m.metric,
+                    counters.join(", ")
+                ))
+            })?;
             if landscape.host_index(&m.host).is_none() {
                 return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,

@@ -23,9 +23,7 @@ pub(super) async fn get_models(State(fg): Shared) -> Json<Value> {
         .models()
         .map(|(name, m)| {
             let live = snapshot.answerer(name, now_ms()).and_then(|a| {
-                let verdict = snapshot
-                    .verdict(name)
-                    .filter(|v| v.version == m.version())?;
+                let verdict = snapshot.served_verdict(name)?;
                 Some(json!({
                     "demoted": verdict.demoted,
                     "answered_by": a.answered_by(),
@@ -89,9 +87,12 @@ pub(super) async fn predict(
             )));
         }
         let snapshot = fg.models.snapshot();
-        let served = snapshot.get(&name).ok_or_else(|| {
+        let config = &fg.config.planner;
+        let mut used = ModelUse::new(&snapshot, config, now_ms());
+        let answerer = used.answerer(&name).ok_or_else(|| {
             ApiError::new(StatusCode::NOT_FOUND, format!("unknown model {name:?}"))
         })?;
+        let served = answerer.served;
         if served.prepared.table().is_some()
             || served.prepared.colouring().is_some()
             || served.prepared.verdict().is_some()
@@ -124,29 +125,9 @@ pub(super) async fn predict(
                 }
             }
         }
-        let config = &fg.config.planner;
-        let mut used = ModelUse::new(&snapshot, config, now_ms());
-        let answerer = used.answerer(&name).ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, format!("unknown model {name:?}"))
-        })?;
         let mut predictions = Vec::with_capacity(body.rows.len());
-        if answerer.demotion.is_some() || features.is_empty() {
-            for row in values.chunks_exact(features.len().max(1)) {
-                predictions.push(answerer.predict(row));
-            }
-        } else {
-            let mut out = Vec::new();
-            match served
-                .prepared
-                .predict_many(&values, features.len(), &mut out)
-            {
-                Ok(()) => predictions.extend(out.into_iter().map(Ok)),
-                Err(e) => predictions.push(Err(e)),
-            }
-        }
-        let predictions = predictions
-            .into_iter()
-            .collect::<Result<Vec<f64>, _>>()
+        answerer
+            .predict_many(&values, features.len(), &mut predictions)
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
         let used_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(Predictions {
