@@ -36,7 +36,9 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
-pub use model::{Model, PreparedColouring, PreparedModel, QuantileTable};
+pub use model::{
+    BoostedNode, BoostedTrees, Model, PreparedColouring, PreparedModel, QuantileTable,
+};
 pub use record::{
     HoldoutMetrics, Lineage, ModelDraft, ModelRecord, Pointer, TrainingWindow, FORMAT_VERSION,
 };

@@ -47,6 +47,8 @@ pub enum Model {
     RandomForest(Forest),
     /// k nearest neighbours.
     Knn(Knn),
+    /// Gradient-boosted trees, in dcpilot's own stored form (see [`BoostedTrees`]).
+    GradientBoosting(BoostedTrees),
     /// A rule-of-thumb table: values at quantiles per key (e.g. cores a workload needs).
     QuantileTable(QuantileTable),
     /// A colouring of the landscape: how abnormal each entity is, the ranked root causes.
@@ -68,6 +70,7 @@ impl Model {
             Self::DecisionTree(_) => "decision_tree",
             Self::RandomForest(_) => "random_forest",
             Self::Knn(_) => "knn",
+            Self::GradientBoosting(_) => "gradient_boosting",
             Self::QuantileTable(_) => "quantile_table",
             Self::Colouring(_) => "colouring",
             Self::LiveVerdict(_) => "live_verdict",
@@ -77,9 +80,90 @@ impl Model {
                 Self::DecisionTree(_) => "decision_tree_log_target",
                 Self::RandomForest(_) => "random_forest_log_target",
                 Self::Knn(_) => "knn_log_target",
+                Self::GradientBoosting(_) => "gradient_boosting_log_target",
                 _ => "log_target",
             },
         }
+    }
+}
+
+/// Gradient-boosted regression trees: the prediction is `base_score` plus every tree's
+/// leaf value, added in tree order. Stored in this crate's own form, not the trainer's, so
+/// that a stored model does not depend on the training library's serialization; the
+/// trainer (perpetual, in dcpilot-pipelines) checks on its training rows that this form
+/// predicts exactly what it does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoostedTrees {
+    /// The constant the trees' values are added to.
+    pub base_score: f64,
+    /// The trees; each one's root is its first node.
+    pub trees: Vec<Vec<BoostedNode>>,
+}
+
+/// A node of a [`BoostedTrees`] tree.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoostedNode {
+    /// A leaf: the tree's value for rows that reach it.
+    Leaf {
+        /// The value.
+        value: f64,
+    },
+    /// A split: rows whose `feature` is below `below` go `left`, the others `right`
+    /// (indices into the tree's nodes, after this one).
+    Split {
+        /// Feature index, in the record's feature order.
+        feature: usize,
+        /// The split value; finite.
+        below: f64,
+        /// Node for `x < below`.
+        left: usize,
+        /// Node for `x >= below`.
+        right: usize,
+    },
+}
+
+impl BoostedTrees {
+    /// The tree in the flat form the forest walks: a split `x < below` is the same test as
+    /// `x <= below.next_down()` for every number (NaN is refused before any walk).
+    fn flatten(&self, features: usize) -> std::result::Result<Vec<FlatTree>, String> {
+        if !self.base_score.is_finite() {
+            return Err(format!("base score {}", self.base_score));
+        }
+        self.trees
+            .iter()
+            .enumerate()
+            .map(|(t, nodes)| {
+                let serialized = nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, node)| match *node {
+                        BoostedNode::Leaf { value } if value.is_finite() => Ok(SerializedNode {
+                            output: value,
+                            split_feature: 0,
+                            split_value: None,
+                            true_child: None,
+                            false_child: None,
+                        }),
+                        BoostedNode::Split {
+                            feature,
+                            below,
+                            left,
+                            right,
+                        } if below.is_finite() => Ok(SerializedNode {
+                            output: 0.0,
+                            split_feature: feature,
+                            split_value: Some(below.next_down()),
+                            true_child: Some(left),
+                            false_child: Some(right),
+                        }),
+                        _ => Err(format!("tree {t}, node {i}: not a finite number")),
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                flatten(SerializedTree { nodes: serialized }, features)
+                    .map_err(|e| format!("tree {t}: {e}"))
+            })
+            .collect()
     }
 }
 
@@ -278,13 +362,16 @@ pub enum PreparedModel {
         /// The constant term.
         intercept: f64,
     },
-    /// The mean of the trees' outputs (one tree for a decision tree).
+    /// A tree ensemble: the mean of a forest's trees (one tree for a decision tree), or
+    /// boosted trees' sum.
     Trees {
         /// The trees.
         trees: Vec<FlatTree>,
         /// Row width (the record's feature count); every split reads a feature below it,
         /// as checked when flattening, so one width check covers the whole walk.
         width: usize,
+        /// How the trees' values make the prediction.
+        ensemble: Ensemble,
     },
     /// smartcore's kNN (needs its neighbour search), guarded against panics.
     Knn(Arc<Knn>),
@@ -297,6 +384,19 @@ pub enum PreparedModel {
     Verdict(Arc<LiveVerdict>),
     /// exp of an estimator of ln(target).
     LogTarget(Box<PreparedModel>),
+}
+
+/// How a tree ensemble combines its trees' values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ensemble {
+    /// Their mean (bagging: forests, one tree).
+    Mean,
+    /// `base` plus each tree's value, added in tree order (boosting). NaN features are
+    /// refused: the trainer routes them its own way, which the flat walk does not know.
+    Sum {
+        /// The constant the values are added to.
+        base: f64,
+    },
 }
 
 /// A colouring ready for lookups on the hot path.
@@ -356,6 +456,7 @@ impl PreparedModel {
                 Self::Trees {
                     trees: vec![flatten(tree, features).map_err(invalid)?],
                     width: features,
+                    ensemble: Ensemble::Mean,
                 }
             }
             Model::RandomForest(m) => {
@@ -381,8 +482,16 @@ impl PreparedModel {
                 Self::Trees {
                     trees: flat,
                     width: features,
+                    ensemble: Ensemble::Mean,
                 }
             }
+            Model::GradientBoosting(boosted) => Self::Trees {
+                trees: boosted.flatten(features).map_err(invalid)?,
+                width: features,
+                ensemble: Ensemble::Sum {
+                    base: boosted.base_score,
+                },
+            },
             Model::Knn(m) => {
                 let prepared = Self::Knn(Arc::new(m));
                 // A probe prediction proves the estimator is usable with this width.
@@ -403,6 +512,7 @@ impl PreparedModel {
                 | Model::RidgeRegression(_)
                 | Model::DecisionTree(_)
                 | Model::RandomForest(_)
+                | Model::GradientBoosting(_)
                 | Model::Knn(_) => {
                     Self::LogTarget(Box::new(Self::prepare_unguarded(*inner, features)?))
                 }
@@ -432,9 +542,21 @@ impl PreparedModel {
                         .map(|(c, x)| c * x)
                         .sum::<f64>())
             }
-            Self::Trees { trees, width } => {
+            Self::Trees {
+                trees,
+                width,
+                ensemble,
+            } => {
                 check_width(row, *width)?;
-                Ok(trees.iter().map(|t| t.predict(row)).sum::<f64>() / trees.len() as f64)
+                Ok(match *ensemble {
+                    Ensemble::Mean => {
+                        trees.iter().map(|t| t.predict(row)).sum::<f64>() / trees.len() as f64
+                    }
+                    Ensemble::Sum { base } => {
+                        check_numbers(row)?;
+                        trees.iter().fold(base, |sum, t| sum + t.predict(row))
+                    }
+                })
             }
             Self::Knn(m) => {
                 let x = DenseMatrix::from_2d_vec(&vec![row.to_vec()]).map_err(|e| {
@@ -479,18 +601,31 @@ impl PreparedModel {
         }
         out.clear();
         match self {
-            Self::Trees { trees, width: w } => {
+            Self::Trees {
+                trees,
+                width: w,
+                ensemble,
+            } => {
                 if *w != width {
                     return Err(InfoCoreError::Prediction {
                         reason: format!("rows of {width} values for a model of {w} features"),
                     });
                 }
-                out.resize(rows.len() / width, 0.0);
+                let start = match *ensemble {
+                    Ensemble::Mean => 0.0,
+                    Ensemble::Sum { base } => {
+                        check_numbers(rows)?;
+                        base
+                    }
+                };
+                out.resize(rows.len() / width, start);
                 for tree in trees {
                     tree.add_predictions(rows, width, out);
                 }
-                let n = trees.len() as f64;
-                out.iter_mut().for_each(|sum| *sum /= n);
+                if *ensemble == Ensemble::Mean {
+                    let n = trees.len() as f64;
+                    out.iter_mut().for_each(|sum| *sum /= n);
+                }
             }
             Self::LogTarget(inner) => {
                 inner.predict_many(rows, width, out)?;
@@ -540,6 +675,16 @@ fn check_width(row: &[f64], width: usize) -> Result<()> {
                 row.len()
             ),
         })
+    }
+}
+
+fn check_numbers(values: &[f64]) -> Result<()> {
+    if values.iter().any(|v| v.is_nan()) {
+        Err(InfoCoreError::Prediction {
+            reason: "a feature value is NaN".into(),
+        })
+    } else {
+        Ok(())
     }
 }
 

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use dcpilot_info_core::model::{Forest, Knn, Linear, Ridge, Tree};
 use dcpilot_info_core::{
-    DenseMatrix, FileStorage, HoldoutMetrics, InfoCore, InfoCoreError, Lineage, MemoryStorage,
-    Model, ModelDraft, PreparedModel, QuantileTable, Storage, TrainingWindow,
+    BoostedNode, BoostedTrees, DenseMatrix, FileStorage, HoldoutMetrics, InfoCore, InfoCoreError,
+    Lineage, MemoryStorage, Model, ModelDraft, PreparedModel, QuantileTable, Storage,
+    TrainingWindow,
 };
 use smartcore::ensemble::random_forest_regressor::RandomForestRegressorParameters;
 use smartcore::linear::linear_regression::LinearRegressionParameters;
@@ -69,7 +70,56 @@ fn models() -> Vec<Model> {
             )
             .expect("log forest"),
         ))),
+        boosted(),
     ]
+}
+
+/// Boosted trees written by hand: splits on values the probes hit exactly (a tie goes
+/// right), a one-leaf tree, a base score.
+fn boosted() -> Model {
+    use BoostedNode::{Leaf, Split};
+    let split = |feature, below, left, right| Split {
+        feature,
+        below,
+        left,
+        right,
+    };
+    Model::GradientBoosting(BoostedTrees {
+        base_score: 1.5,
+        trees: vec![
+            vec![
+                split(0, 5.0, 1, 2),
+                Leaf { value: -1.25 },
+                split(1, 4.5, 3, 4),
+                Leaf { value: 0.5 },
+                Leaf { value: 2.0 },
+            ],
+            vec![Leaf { value: 0.125 }],
+            vec![
+                split(1, 3.0, 1, 2),
+                Leaf { value: -0.5 },
+                Leaf { value: 0.75 },
+            ],
+        ],
+    })
+}
+
+/// What boosted trees mean: `base_score` plus each tree's leaf, walked with `x < below`.
+fn boosted_predict(model: &BoostedTrees, row: &[f64]) -> f64 {
+    model.trees.iter().fold(model.base_score, |sum, nodes| {
+        let mut i = 0;
+        loop {
+            match nodes[i] {
+                BoostedNode::Leaf { value } => break sum + value,
+                BoostedNode::Split {
+                    feature,
+                    below,
+                    left,
+                    right,
+                } => i = if row[feature] < below { left } else { right },
+            }
+        }
+    })
 }
 
 fn smartcore_predict(model: &Model, rows: &[Vec<f64>]) -> Vec<f64> {
@@ -80,6 +130,7 @@ fn smartcore_predict(model: &Model, rows: &[Vec<f64>]) -> Vec<f64> {
         Model::DecisionTree(m) => m.predict(&x),
         Model::RandomForest(m) => m.predict(&x),
         Model::Knn(m) => m.predict(&x),
+        Model::GradientBoosting(b) => return rows.iter().map(|r| boosted_predict(b, r)).collect(),
         Model::LogTarget(inner) => {
             return smartcore_predict(inner, rows)
                 .iter()
@@ -134,6 +185,7 @@ fn prepared_models_predict_what_smartcore_predicts() {
     let probes = vec![
         vec![0.0, 0.0],
         vec![5.0, 3.0],
+        vec![5.0, 4.5],
         vec![5.25, 7.5],
         vec![9.5, 13.5],
         vec![-3.0, 40.0],
@@ -148,13 +200,24 @@ fn prepared_models_predict_what_smartcore_predicts() {
                 (got - want).abs() <= 1e-9 * want.abs().max(1.0),
                 "{kind}: {got} != {want} at {row:?}"
             );
+            if kind == "gradient_boosting" {
+                // No smartcore in between: the flat walk is the stored model, to the bit.
+                assert_eq!(got.to_bits(), want.to_bits(), "{row:?}");
+            }
         }
         assert!(prepared.predict(&[1.0]).is_err(), "{kind}: short row");
         // Many rows at once (whole blocks of rows walked side by side, and a remainder):
         // exactly the row-by-row predictions, NaN included.
         let mut rows = probes.clone();
         rows.extend((0..37).map(|i| vec![(i * 7 % 23) as f64 * 0.5 - 2.0, (i % 11) as f64 * 1.5]));
-        if kind != "knn" {
+        if kind == "gradient_boosting" {
+            // The trainer routes NaN its own way; the prepared model refuses it.
+            assert!(prepared.predict(&[f64::NAN, 3.0]).is_err());
+            let mut out = Vec::new();
+            assert!(prepared
+                .predict_many(&[1.0, f64::NAN], 2, &mut out)
+                .is_err());
+        } else if kind != "knn" {
             // (smartcore's neighbour search refuses NaN; the guarded kNN says so.)
             rows.push(vec![f64::NAN, 3.0]);
         }

@@ -6,6 +6,7 @@
 //! ([`job`]), and the `cpu-demand` built-in job. Not yet: the interference-slowdown and
 //! rightsizing jobs, the trigger-driven runner in `background`, golden tests.
 
+pub mod boost;
 pub mod colouring;
 pub mod error;
 pub mod job;

@@ -14,7 +14,7 @@
 //! time_column = "ts"
 //!
 //! [model]
-//! kind = "random_forest"          # linear_regression | ridge_regression | decision_tree | random_forest | knn
+//! kind = "random_forest"          # linear_regression | ridge_regression | decision_tree | random_forest | gradient_boosting | knn
 //! features = ["cpu_now", "hour"]
 //! target = "cpu_next"
 //! [model.params]
@@ -79,6 +79,22 @@ pub enum ModelSpec {
         seed: u64,
         /// Features a split chooses from (`None`: smartcore's ⌊√features⌋).
         features_per_split: Option<usize>,
+    },
+    /// Gradient-boosted trees on squared loss (forust-ml, histogram-based as XGBoost's
+    /// `hist`; trained on one thread, reproducibly).
+    GradientBoosting {
+        /// Trees (boosting rounds).
+        n_trees: usize,
+        /// Shrinkage of each tree's values, in (0, 1].
+        learning_rate: f32,
+        /// Depth limit of each tree.
+        max_depth: usize,
+        /// Minimum rows per leaf (the hessian sum, under squared loss).
+        min_samples_leaf: usize,
+        /// L2 penalty on leaf values (≥ 0).
+        l2: f32,
+        /// Seed.
+        seed: u64,
     },
     /// k nearest neighbours.
     Knn {
@@ -302,6 +318,8 @@ enum Kind {
     DecisionTree,
     /// Bagged trees.
     RandomForest,
+    /// Gradient-boosted trees.
+    GradientBoosting,
     /// k nearest neighbours.
     Knn,
     /// Per-key quantiles of each feature.
@@ -325,6 +343,17 @@ impl Kind {
                     "min_samples_leaf",
                     "seed",
                     "features_per_split",
+                ],
+            ),
+            Self::GradientBoosting => (
+                "gradient_boosting",
+                &[
+                    "n_trees",
+                    "learning_rate",
+                    "max_depth",
+                    "min_samples_leaf",
+                    "l2",
+                    "seed",
                 ],
             ),
             Self::Knn => ("knn", &["k"]),
@@ -368,8 +397,12 @@ struct Params {
     min_samples_leaf: Option<u64>,
     /// `random_forest`: trees, at least 1 (default 50).
     n_trees: Option<u64>,
-    /// `random_forest`: seed (default 0; training is reproducible).
+    /// `random_forest`, `gradient_boosting`: seed (default 0; training is reproducible).
     seed: Option<u64>,
+    /// `gradient_boosting`: shrinkage of each tree, in (0, 1] (default 0.1).
+    learning_rate: Option<f64>,
+    /// `gradient_boosting`: L2 penalty on leaf values, at least 0 (default 1).
+    l2: Option<f64>,
     /// `random_forest`: features each split chooses from, at least 1; more than there are
     /// means all of them, which makes it bagged trees (default ⌊√features⌋).
     features_per_split: Option<u64>,
@@ -424,6 +457,9 @@ impl Params {
             ("min_samples_leaf", self.min_samples_leaf.is_some()),
             ("n_trees", self.n_trees.is_some()),
             ("seed", self.seed.is_some()),
+            ("features_per_split", self.features_per_split.is_some()),
+            ("learning_rate", self.learning_rate.is_some()),
+            ("l2", self.l2.is_some()),
             ("k", self.k.is_some()),
             ("key", self.key.is_some()),
             ("quantiles", self.quantiles.is_some()),
@@ -655,6 +691,14 @@ impl ModelSection {
                 min_samples_leaf,
                 seed: p.seed.unwrap_or(0),
                 features_per_split: p.features_per_split.map(|n| n as usize),
+            },
+            Kind::GradientBoosting => ModelSpec::GradientBoosting {
+                n_trees: p.n_trees.unwrap_or(100) as usize,
+                learning_rate: p.learning_rate.unwrap_or(0.1) as f32,
+                max_depth: p.max_depth.unwrap_or(5) as usize,
+                min_samples_leaf,
+                l2: p.l2.unwrap_or(1.0) as f32,
+                seed: p.seed.unwrap_or(0),
             },
             Kind::Knn => ModelSpec::Knn {
                 k: p.k.unwrap_or(5) as usize,
@@ -970,6 +1014,30 @@ fn model_problems(p: &mut Problems, model: &ModelSpec, params: &Params) {
                 p.at_least_one("model.params.features_per_split", *n as u64);
             }
         }
+        ModelSpec::GradientBoosting {
+            n_trees,
+            learning_rate,
+            max_depth,
+            min_samples_leaf,
+            l2,
+            ..
+        } => {
+            p.at_least_one("model.params.n_trees", *n_trees as u64);
+            p.at_least_one("model.params.max_depth", *max_depth as u64);
+            p.at_least_one("model.params.min_samples_leaf", *min_samples_leaf as u64);
+            if !(*learning_rate > 0.0 && *learning_rate <= 1.0) {
+                p.add(
+                    "model.params.learning_rate",
+                    format!("must be in (0, 1], got {learning_rate}"),
+                );
+            }
+            if !(*l2 >= 0.0 && l2.is_finite()) {
+                p.add(
+                    "model.params.l2",
+                    format!("must be a number of at least 0, got {l2}"),
+                );
+            }
+        }
         ModelSpec::Knn { k } => p.at_least_one("model.params.k", *k as u64),
         ModelSpec::QuantileTable {
             quantiles,
@@ -1140,7 +1208,7 @@ features = ["a", "a", "y"]
 target = "y"
 [model.params]
 n_trees = 0
-learning_rate = 0.1
+eta = 0.1
 [trigger]
 [training]
 holdout_fraction = 0.9
@@ -1157,7 +1225,7 @@ baseline_columns = ["a"]
             "model.features: lists a column twice",
             "model.target: is also a feature",
             "model.params.n_trees: must be at least 1",
-            "model.params.learning_rate: unknown key (expected one of: alpha, normalize, max_depth,",
+            "model.params.eta: unknown key (expected one of: alpha, normalize, max_depth,",
             "trigger: set every_secs",
             "training.holdout_fraction",
             "training.metric: unknown metric \"accuracy\" (expected mae, mape, rmse or r2)",
@@ -1217,6 +1285,25 @@ baseline_columns = ["a"]
     }
 
     #[test]
+    fn gradient_boosting_refuses_bad_parameters_all_at_once() {
+        let text = GOOD.replace("random_forest", "gradient_boosting").replace(
+            "n_trees = 20\nmax_depth = 8\n",
+            "n_trees = 0\nmax_depth = 0\nlearning_rate = 1.5\nl2 = -1.0\nfeatures_per_split = 2\n",
+        );
+        let err = JobSpec::parse(&text, "g.toml").expect_err("invalid");
+        let text = err.to_string();
+        for needle in [
+            "g.toml: model.params.n_trees: must be at least 1, got 0",
+            "g.toml: model.params.max_depth: must be at least 1, got 0",
+            "g.toml: model.params.learning_rate: must be in (0, 1], got 1.5",
+            "g.toml: model.params.l2: must be a number of at least 0, got -1",
+            "g.toml: model.params.features_per_split: not a parameter of gradient_boosting",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+        }
+    }
+
+    #[test]
     fn missing_sections_are_problems_too() {
         let err = JobSpec::parse("name = \"x\"\n[model]\nkind = \"knn\"\n", "m.toml")
             .expect_err("incomplete");
@@ -1266,6 +1353,17 @@ baseline_columns = ["a"]
             }
         );
         assert_eq!(spec("knn"), ModelSpec::Knn { k: 5 });
+        assert_eq!(
+            spec("gradient_boosting"),
+            ModelSpec::GradientBoosting {
+                n_trees: 100,
+                learning_rate: 0.1,
+                max_depth: 5,
+                min_samples_leaf: 1,
+                l2: 1.0,
+                seed: 0,
+            }
+        );
     }
 
     #[test]

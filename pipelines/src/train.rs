@@ -168,6 +168,9 @@ pub fn fit(spec: &ModelSpec, x: &[Vec<f64>], y: &[f64]) -> Result<Model> {
                 "a colouring judges telemetry around a moment; it is not fitted on (x, y)".into(),
             ))
         }
+        ModelSpec::GradientBoosting { .. } => {
+            Model::GradientBoosting(crate::boost::fit(spec, x, y.as_slice())?)
+        }
         ModelSpec::Knn { k } => Model::Knn(
             Knn::fit(
                 &m,
@@ -442,6 +445,14 @@ mod tests {
                 min_samples_leaf: 1,
                 seed: 1,
                 features_per_split: None,
+            },
+            ModelSpec::GradientBoosting {
+                n_trees: 50,
+                learning_rate: 0.3,
+                max_depth: 4,
+                min_samples_leaf: 1,
+                l2: 1.0,
+                seed: 1,
             },
             ModelSpec::Knn { k: 3 },
         ];
