@@ -90,7 +90,7 @@ impl Model {
 /// Gradient-boosted regression trees: the prediction is `base_score` plus every tree's
 /// leaf value, added in tree order. Stored in this crate's own form, not the trainer's, so
 /// that a stored model does not depend on the training library's serialization; the
-/// trainer (perpetual, in dcpilot-pipelines) checks on its training rows that this form
+/// trainer (forust-ml, in dcpilot-pipelines) checks on its training rows that this form
 /// predicts exactly what it does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BoostedTrees {
@@ -339,6 +339,18 @@ fn flatten(tree: SerializedTree, features: usize) -> std::result::Result<FlatTre
             _ => return Err(format!("node {i} has one child")),
         };
         nodes.push(node);
+    }
+    // Every node but the root has exactly one parent: a tree, not a graph (a node reached
+    // twice would make the lock-step walk's fixed depth wrong).
+    let mut parents = vec![0u32; count];
+    for (i, n) in nodes.iter().enumerate() {
+        if n.left as usize != i {
+            parents[n.left as usize] += 1;
+            parents[n.right as usize] += 1;
+        }
+    }
+    if let Some(i) = (1..count).find(|&i| parents[i] != 1) {
+        return Err(format!("node {i} has {} parents", parents[i]));
     }
     // Depth by a pass in index order: children come after their parent.
     let mut depth_of = vec![0usize; nodes.len()];

@@ -488,3 +488,67 @@ fn file_store_quarantines_into_its_directory_and_ignores_temp_files() {
     let storage = FileStorage::open(dir.path()).expect("storage");
     assert_eq!(storage.list().expect("list"), vec!["m/v0000000001.model"]);
 }
+
+#[test]
+fn malformed_boosted_trees_are_refused_with_a_reason() {
+    use BoostedNode::{Leaf, Split};
+    let split = |feature, below, left, right| Split {
+        feature,
+        below,
+        left,
+        right,
+    };
+    let leaf = |value| Leaf { value };
+    let model = |base_score, tree: Vec<BoostedNode>| {
+        Model::GradientBoosting(BoostedTrees {
+            base_score,
+            trees: vec![vec![leaf(1.0)], tree],
+        })
+    };
+    let cases = [
+        (
+            "child before its parent",
+            model(0.0, vec![leaf(0.0), split(0, 1.0, 0, 0)]),
+        ),
+        (
+            "child out of range",
+            model(0.0, vec![split(0, 1.0, 1, 7), leaf(0.0)]),
+        ),
+        (
+            "feature out of range",
+            model(0.0, vec![split(2, 1.0, 1, 2), leaf(0.0), leaf(1.0)]),
+        ),
+        ("NaN leaf", model(0.0, vec![leaf(f64::NAN)])),
+        (
+            "infinite split",
+            model(
+                0.0,
+                vec![split(0, f64::INFINITY, 1, 2), leaf(0.0), leaf(1.0)],
+            ),
+        ),
+        ("empty tree", model(0.0, vec![])),
+        ("infinite base", model(f64::INFINITY, vec![leaf(0.0)])),
+        // Node 3 reached from 1 and 2: a graph, on which the lock-step walk's depth lies.
+        (
+            "node with two parents",
+            model(
+                0.0,
+                vec![
+                    split(0, 0.0, 1, 2),
+                    split(1, 0.0, 3, 4),
+                    split(1, 1.0, 3, 5),
+                    leaf(1.0),
+                    leaf(2.0),
+                    leaf(3.0),
+                ],
+            ),
+        ),
+    ];
+    for (case, bad) in cases {
+        let err = PreparedModel::prepare(bad, 2).expect_err(case);
+        assert!(
+            matches!(err, InfoCoreError::InvalidModel { .. }),
+            "{case}: {err}"
+        );
+    }
+}

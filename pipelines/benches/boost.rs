@@ -6,8 +6,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use dcpilot_info_core::{Model, PreparedModel};
 use dcpilot_pipelines::boost;
 use dcpilot_pipelines::spec::ModelSpec;
-use forust_ml::objective::ObjectiveType;
-use forust_ml::{GradientBooster, Matrix};
+use forust_ml::Matrix;
 
 const FEATURES: usize = 5;
 
@@ -18,7 +17,6 @@ fn spec() -> ModelSpec {
         max_depth: 5,
         min_samples_leaf: 20,
         l2: 1.0,
-        seed: 7,
     }
 }
 
@@ -66,14 +64,7 @@ fn bench(c: &mut Criterion) {
     let columns: Vec<f64> = (0..FEATURES)
         .flat_map(|c| x.iter().map(move |r| r[c]))
         .collect();
-    let mut booster = GradientBooster::default()
-        .set_objective_type(ObjectiveType::SquaredLoss)
-        .set_iterations(100)
-        .set_learning_rate(0.1)
-        .set_max_depth(5)
-        .set_min_leaf_weight(20.0)
-        .set_seed(7)
-        .set_parallel(false);
+    let mut booster = boost::booster(&spec()).expect("booster");
     booster
         .fit_unweighted(&Matrix::new(&columns, x.len(), FEATURES), &y, None)
         .expect("forust fit");

@@ -18,26 +18,39 @@ use crate::error::{PipelineError, Result};
 use crate::spec::ModelSpec;
 
 /// Fits `spec` (a [`ModelSpec::GradientBoosting`]) on `x` (rows) and `y`, on one thread:
-/// reproducible, and the other core stays with ingest.
+/// the other core stays with ingest.
 pub fn fit(spec: &ModelSpec, x: &[Vec<f64>], y: &[f64]) -> Result<BoostedTrees> {
     train(spec, x, y).map(|(_, stored)| stored)
 }
 
-/// [`fit`], with forust-ml's booster beside the copy.
-fn train(spec: &ModelSpec, x: &[Vec<f64>], y: &[f64]) -> Result<(GradientBooster, BoostedTrees)> {
+/// forust-ml's booster as `spec` (a [`ModelSpec::GradientBoosting`]) configures it:
+/// squared loss, one thread, no row or column sampling (so no randomness: no seed).
+pub fn booster(spec: &ModelSpec) -> Result<GradientBooster> {
     let ModelSpec::GradientBoosting {
         n_trees,
         learning_rate,
         max_depth,
         min_samples_leaf,
         l2,
-        seed,
     } = *spec
     else {
         return Err(PipelineError::Spec(format!(
             "{spec:?} is not gradient boosting"
         )));
     };
+    Ok(GradientBooster::default()
+        .set_objective_type(ObjectiveType::SquaredLoss)
+        .set_iterations(n_trees)
+        .set_learning_rate(learning_rate as f32)
+        .set_max_depth(max_depth)
+        .set_min_leaf_weight(min_samples_leaf as f32)
+        .set_l2(l2 as f32)
+        .set_parallel(false))
+}
+
+/// [`fit`], with forust-ml's booster beside the copy.
+fn train(spec: &ModelSpec, x: &[Vec<f64>], y: &[f64]) -> Result<(GradientBooster, BoostedTrees)> {
+    let mut booster = booster(spec)?;
     let width = x.first().map_or(0, Vec::len);
     if x.is_empty() || width == 0 || x.len() != y.len() || x.iter().any(|r| r.len() != width) {
         return Err(PipelineError::Data(format!(
@@ -52,15 +65,6 @@ fn train(spec: &ModelSpec, x: &[Vec<f64>], y: &[f64]) -> Result<(GradientBooster
         columns.extend(x.iter().map(|row| row[c]));
     }
     let matrix = Matrix::new(&columns, x.len(), width);
-    let mut booster = GradientBooster::default()
-        .set_objective_type(ObjectiveType::SquaredLoss)
-        .set_iterations(n_trees)
-        .set_learning_rate(learning_rate)
-        .set_max_depth(max_depth)
-        .set_min_leaf_weight(min_samples_leaf as f32)
-        .set_l2(l2)
-        .set_seed(seed)
-        .set_parallel(false);
     booster
         .fit_unweighted(&matrix, y, None)
         .map_err(PipelineError::training)?;
@@ -153,7 +157,6 @@ mod tests {
             max_depth: 4,
             min_samples_leaf: 1,
             l2: 1.0,
-            seed: 3,
         }
     }
 
@@ -162,7 +165,6 @@ mod tests {
         let (x, y) = data(600);
         let model = fit(&spec(60), &x, &y).expect("fit");
         assert_eq!(model.trees.len(), 60);
-        assert!(!model.trees.is_empty());
         let prepared =
             PreparedModel::prepare(Model::GradientBoosting(model.clone()), 3).expect("prepare");
         let mae = x

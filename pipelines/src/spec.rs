@@ -86,15 +86,13 @@ pub enum ModelSpec {
         /// Trees (boosting rounds).
         n_trees: usize,
         /// Shrinkage of each tree's values, in (0, 1].
-        learning_rate: f32,
+        learning_rate: f64,
         /// Depth limit of each tree.
         max_depth: usize,
         /// Minimum rows per leaf (the hessian sum, under squared loss).
         min_samples_leaf: usize,
         /// L2 penalty on leaf values (≥ 0).
-        l2: f32,
-        /// Seed.
-        seed: u64,
+        l2: f64,
     },
     /// k nearest neighbours.
     Knn {
@@ -353,7 +351,6 @@ impl Kind {
                     "max_depth",
                     "min_samples_leaf",
                     "l2",
-                    "seed",
                 ],
             ),
             Self::Knn => ("knn", &["k"]),
@@ -391,13 +388,16 @@ struct Params {
     alpha: Option<f64>,
     /// `ridge_regression`: standardize features first (default true).
     normalize: Option<bool>,
-    /// `decision_tree`, `random_forest`: depth limit, at least 1 (default none).
+    /// `decision_tree`, `random_forest`, `gradient_boosting`: depth limit, at least 1
+    /// (default none; 5 for gradient boosting).
     max_depth: Option<u64>,
-    /// `decision_tree`, `random_forest`: minimum rows per leaf, at least 1 (default 1).
+    /// `decision_tree`, `random_forest`, `gradient_boosting`: minimum rows per leaf, at
+    /// least 1 (default 1).
     min_samples_leaf: Option<u64>,
-    /// `random_forest`: trees, at least 1 (default 50).
+    /// `random_forest`, `gradient_boosting`: trees, at least 1 (default 50; 100 for
+    /// gradient boosting).
     n_trees: Option<u64>,
-    /// `random_forest`, `gradient_boosting`: seed (default 0; training is reproducible).
+    /// `random_forest`: seed (default 0; training is reproducible).
     seed: Option<u64>,
     /// `gradient_boosting`: shrinkage of each tree, in (0, 1] (default 0.1).
     learning_rate: Option<f64>,
@@ -694,11 +694,10 @@ impl ModelSection {
             },
             Kind::GradientBoosting => ModelSpec::GradientBoosting {
                 n_trees: p.n_trees.unwrap_or(100) as usize,
-                learning_rate: p.learning_rate.unwrap_or(0.1) as f32,
+                learning_rate: p.learning_rate.unwrap_or(0.1),
                 max_depth: p.max_depth.unwrap_or(5) as usize,
                 min_samples_leaf,
-                l2: p.l2.unwrap_or(1.0) as f32,
-                seed: p.seed.unwrap_or(0),
+                l2: p.l2.unwrap_or(1.0),
             },
             Kind::Knn => ModelSpec::Knn {
                 k: p.k.unwrap_or(5) as usize,
@@ -1025,13 +1024,15 @@ fn model_problems(p: &mut Problems, model: &ModelSpec, params: &Params) {
             p.at_least_one("model.params.n_trees", *n_trees as u64);
             p.at_least_one("model.params.max_depth", *max_depth as u64);
             p.at_least_one("model.params.min_samples_leaf", *min_samples_leaf as u64);
-            if !(*learning_rate > 0.0 && *learning_rate <= 1.0) {
+            // The trainer reads f32: a rate that would round to 0 (or to a subnormal, which
+            // leaves every tree at nothing) is refused here, not silently.
+            if !(*learning_rate >= f64::from(f32::MIN_POSITIVE) && *learning_rate <= 1.0) {
                 p.add(
                     "model.params.learning_rate",
                     format!("must be in (0, 1], got {learning_rate}"),
                 );
             }
-            if !(*l2 >= 0.0 && l2.is_finite()) {
+            if !(*l2 >= 0.0 && *l2 <= f64::from(f32::MAX)) {
                 p.add(
                     "model.params.l2",
                     format!("must be a number of at least 0, got {l2}"),
@@ -1288,16 +1289,16 @@ baseline_columns = ["a"]
     fn gradient_boosting_refuses_bad_parameters_all_at_once() {
         let text = GOOD.replace("random_forest", "gradient_boosting").replace(
             "n_trees = 20\nmax_depth = 8\n",
-            "n_trees = 0\nmax_depth = 0\nlearning_rate = 1.5\nl2 = -1.0\nfeatures_per_split = 2\n",
+            "n_trees = 0\nmax_depth = 0\nlearning_rate = 1e-50\nl2 = -1.0\nseed = 2\n",
         );
         let err = JobSpec::parse(&text, "g.toml").expect_err("invalid");
         let text = err.to_string();
         for needle in [
             "g.toml: model.params.n_trees: must be at least 1, got 0",
             "g.toml: model.params.max_depth: must be at least 1, got 0",
-            "g.toml: model.params.learning_rate: must be in (0, 1], got 1.5",
+            "g.toml: model.params.learning_rate: must be in (0, 1], got 0.0000000000",
             "g.toml: model.params.l2: must be a number of at least 0, got -1",
-            "g.toml: model.params.features_per_split: not a parameter of gradient_boosting",
+            "g.toml: model.params.seed: not a parameter of gradient_boosting",
         ] {
             assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
         }
@@ -1361,7 +1362,6 @@ baseline_columns = ["a"]
                 max_depth: 5,
                 min_samples_leaf: 1,
                 l2: 1.0,
-                seed: 0,
             }
         );
     }

@@ -110,17 +110,18 @@ pub fn fit(spec: &ModelSpec, x: &[Vec<f64>], y: &[f64]) -> Result<Model> {
             y.len()
         )));
     }
-    let m = DenseMatrix::from_2d_vec(&x.to_vec()).map_err(PipelineError::training)?;
-    let y = y.to_vec();
+    // smartcore's copy of the rows, made only for its kinds (forust-ml reads its own).
+    let m = || DenseMatrix::from_2d_vec(&x.to_vec()).map_err(PipelineError::training);
+    let targets = y.to_vec();
     let model = match spec {
         ModelSpec::LinearRegression => Model::LinearRegression(
-            Linear::fit(&m, &y, LinearRegressionParameters::default())
+            Linear::fit(&m()?, &targets, LinearRegressionParameters::default())
                 .map_err(PipelineError::training)?,
         ),
         ModelSpec::RidgeRegression { alpha, normalize } => Model::RidgeRegression(
             Ridge::fit(
-                &m,
-                &y,
+                &m()?,
+                &targets,
                 RidgeRegressionParameters::default()
                     .with_alpha(*alpha)
                     .with_normalize(*normalize),
@@ -136,7 +137,7 @@ pub fn fit(spec: &ModelSpec, x: &[Vec<f64>], y: &[f64]) -> Result<Model> {
             if let Some(d) = max_depth {
                 p = p.with_max_depth(*d);
             }
-            Model::DecisionTree(Tree::fit(&m, &y, p).map_err(PipelineError::training)?)
+            Model::DecisionTree(Tree::fit(&m()?, &targets, p).map_err(PipelineError::training)?)
         }
         ModelSpec::RandomForest {
             n_trees,
@@ -156,7 +157,7 @@ pub fn fit(spec: &ModelSpec, x: &[Vec<f64>], y: &[f64]) -> Result<Model> {
             if let Some(n) = features_per_split {
                 p = p.with_m((*n).min(x[0].len()));
             }
-            Model::RandomForest(Forest::fit(&m, &y, p).map_err(PipelineError::training)?)
+            Model::RandomForest(Forest::fit(&m()?, &targets, p).map_err(PipelineError::training)?)
         }
         ModelSpec::QuantileTable { .. } => {
             return Err(PipelineError::Spec(
@@ -169,12 +170,12 @@ pub fn fit(spec: &ModelSpec, x: &[Vec<f64>], y: &[f64]) -> Result<Model> {
             ))
         }
         ModelSpec::GradientBoosting { .. } => {
-            Model::GradientBoosting(crate::boost::fit(spec, x, y.as_slice())?)
+            Model::GradientBoosting(crate::boost::fit(spec, x, y)?)
         }
         ModelSpec::Knn { k } => Model::Knn(
             Knn::fit(
-                &m,
-                &y,
+                &m()?,
+                &targets,
                 KNNRegressorParameters::default().with_k((*k).min(x.len())),
             )
             .map_err(PipelineError::training)?,
@@ -452,7 +453,6 @@ mod tests {
                 max_depth: 4,
                 min_samples_leaf: 1,
                 l2: 1.0,
-                seed: 1,
             },
             ModelSpec::Knn { k: 3 },
         ];
