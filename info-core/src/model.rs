@@ -213,21 +213,25 @@ impl QuantileTable {
     }
 }
 
-/// One node of a flattened regression tree. A leaf points at itself (`left == right ==` its
-/// own index), so a walk of a fixed number of steps stays on the leaf it reached.
+/// One node of a flattened regression tree, 16 bytes. A split's children are adjacent:
+/// `x <= threshold` goes to `left`, anything else — NaN included, as smartcore does — to
+/// `left + 1`, so a step is an add, not a branch. A leaf has `left` = itself and an
+/// infinite threshold: a row without NaN that reached it stays there however many more
+/// steps it takes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct FlatNode {
+    threshold: f64,
     feature: u32,
     left: u32,
-    right: u32,
-    threshold: f64,
-    value: f64,
 }
 
 /// A regression tree as one array, walked without allocation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlatTree {
     nodes: Vec<FlatNode>,
+    /// Each leaf's value, by node index (splits: 0). Apart from the nodes, which the walk
+    /// reads many times, as the value is read once per row.
+    values: Vec<f64>,
     /// Edges on the longest path from the root to a leaf.
     depth: usize,
 }
@@ -236,15 +240,10 @@ pub struct FlatTree {
 const LANES: usize = 16;
 
 impl FlatTree {
-    /// The child of `node` that `row` goes to (itself for a leaf).
+    /// The node `row` goes to from `node` (itself for a leaf, unless the row holds NaN).
     #[inline(always)]
     fn step(node: &FlatNode, row: &[f64]) -> usize {
-        // smartcore sends x <= split (and NaN splits) to the "true" child.
-        (if row[node.feature as usize] <= node.threshold {
-            node.left
-        } else {
-            node.right
-        }) as usize
+        node.left as usize + usize::from(!(row[node.feature as usize] <= node.threshold))
     }
 
     fn predict(&self, row: &[f64]) -> f64 {
@@ -252,7 +251,7 @@ impl FlatTree {
         loop {
             let node = &self.nodes[i];
             if node.left as usize == i {
-                return node.value;
+                return self.values[i];
             }
             i = Self::step(node, row);
         }
@@ -260,11 +259,19 @@ impl FlatTree {
 
     /// Adds the tree's prediction for each row of `rows` (`width` values each) to `sums`:
     /// [`LANES`] rows at a time walk `depth` steps in lock-step (a leaf keeps them where
-    /// they are), so the walks have no data-dependent exit to mispredict.
-    fn add_predictions(&self, rows: &[f64], width: usize, sums: &mut [f64]) {
-        let mut lanes = rows.chunks_exact(width * LANES);
-        let mut sums_of = sums.chunks_exact_mut(LANES);
-        for (block, sums) in (&mut lanes).zip(&mut sums_of) {
+    /// they are), so the walks have no data-dependent exit to mispredict. `lock_step`
+    /// false (some row holds NaN, which a leaf would not keep) walks row by row.
+    fn add_predictions(&self, rows: &[f64], width: usize, sums: &mut [f64], lock_step: bool) {
+        let walked = if lock_step {
+            sums.len() / LANES * LANES
+        } else {
+            0
+        };
+        let (blocks, rest) = sums.split_at_mut(walked);
+        for (block, sums) in rows
+            .chunks_exact(width * LANES)
+            .zip(blocks.chunks_exact_mut(LANES))
+        {
             let mut at = [0usize; LANES];
             for _ in 0..self.depth {
                 for (k, i) in at.iter_mut().enumerate() {
@@ -272,14 +279,12 @@ impl FlatTree {
                 }
             }
             for (sum, i) in sums.iter_mut().zip(at) {
-                *sum += self.nodes[i].value;
+                *sum += self.values[i];
             }
         }
-        let rest = lanes.remainder();
-        for (sum, row) in sums_of
-            .into_remainder()
+        for (sum, row) in rest
             .iter_mut()
-            .zip(rest.chunks_exact(width))
+            .zip(rows[walked * width..].chunks_exact(width))
         {
             *sum += self.predict(row);
         }
@@ -304,21 +309,18 @@ struct SerializedTree {
 
 fn flatten(tree: SerializedTree, features: usize) -> std::result::Result<FlatTree, String> {
     let count = tree.nodes.len();
-    if count == 0 || count > u32::MAX as usize {
+    if count == 0 || count > u32::MAX as usize - 1 {
         return Err(format!("tree with {count} nodes"));
     }
-    let mut nodes = Vec::with_capacity(count);
-    for (i, n) in tree.nodes.into_iter().enumerate() {
-        let node = match (n.true_child, n.false_child) {
-            (None, None) => FlatNode {
-                feature: 0,
-                left: i as u32,
-                right: i as u32,
-                threshold: 0.0,
-                value: n.output,
-            },
+    // Validate in the stored numbering: children after their parent (every walk ends),
+    // features in range, and exactly one parent for every node but the root (a tree, not
+    // a graph, all of it reachable).
+    let mut children = Vec::with_capacity(count);
+    let mut parents = vec![0u32; count];
+    for (i, n) in tree.nodes.iter().enumerate() {
+        children.push(match (n.true_child, n.false_child) {
+            (None, None) => None,
             (Some(l), Some(r)) => {
-                // Children after their parent: the walk always ends.
                 if l <= i || r <= i || l >= count || r >= count {
                     return Err(format!("node {i}: children {l}, {r} out of order"));
                 }
@@ -328,40 +330,55 @@ fn flatten(tree: SerializedTree, features: usize) -> std::result::Result<FlatTre
                         n.split_feature
                     ));
                 }
-                FlatNode {
-                    feature: n.split_feature as u32,
-                    left: l as u32,
-                    right: r as u32,
-                    threshold: n.split_value.unwrap_or(f64::NAN),
-                    value: n.output,
-                }
+                parents[l] += 1;
+                parents[r] += 1;
+                Some((l, r))
             }
             _ => return Err(format!("node {i} has one child")),
-        };
-        nodes.push(node);
-    }
-    // Every node but the root has exactly one parent: a tree, not a graph (a node reached
-    // twice would make the lock-step walk's fixed depth wrong).
-    let mut parents = vec![0u32; count];
-    for (i, n) in nodes.iter().enumerate() {
-        if n.left as usize != i {
-            parents[n.left as usize] += 1;
-            parents[n.right as usize] += 1;
-        }
+        });
     }
     if let Some(i) = (1..count).find(|&i| parents[i] != 1) {
         return Err(format!("node {i} has {} parents", parents[i]));
     }
-    // Depth by a pass in index order: children come after their parent.
-    let mut depth_of = vec![0usize; nodes.len()];
-    for (i, n) in nodes.iter().enumerate() {
-        if n.left as usize != i {
-            depth_of[n.left as usize] = depth_of[i] + 1;
-            depth_of[n.right as usize] = depth_of[i] + 1;
+    // Renumber breadth-first, each split's two children side by side.
+    let mut order = Vec::with_capacity(count);
+    order.push(0usize);
+    let mut nodes = Vec::with_capacity(count);
+    let mut values = Vec::with_capacity(count);
+    let mut depth_of = Vec::with_capacity(count);
+    depth_of.push(0usize);
+    let mut k = 0usize;
+    while k < order.len() {
+        let stored = order[k];
+        let n = &tree.nodes[stored];
+        match children[stored] {
+            None => {
+                nodes.push(FlatNode {
+                    threshold: f64::INFINITY,
+                    feature: 0,
+                    left: k as u32,
+                });
+                values.push(n.output);
+            }
+            Some((l, r)) => {
+                nodes.push(FlatNode {
+                    threshold: n.split_value.unwrap_or(f64::NAN),
+                    feature: n.split_feature as u32,
+                    left: order.len() as u32,
+                });
+                values.push(0.0);
+                order.extend([l, r]);
+                depth_of.extend([depth_of[k] + 1; 2]);
+            }
         }
+        k += 1;
     }
     let depth = depth_of.into_iter().max().unwrap_or(0);
-    Ok(FlatTree { nodes, depth })
+    Ok(FlatTree {
+        nodes,
+        values,
+        depth,
+    })
 }
 
 /// A model ready for prediction: validated, allocation-free where the kind allows.
@@ -631,8 +648,9 @@ impl PreparedModel {
                     }
                 };
                 out.resize(rows.len() / width, start);
+                let lock_step = !rows.iter().any(|v| v.is_nan());
                 for tree in trees {
-                    tree.add_predictions(rows, width, out);
+                    tree.add_predictions(rows, width, out, lock_step);
                 }
                 if *ensemble == Ensemble::Mean {
                     let n = trees.len() as f64;
