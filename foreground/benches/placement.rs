@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{core_with_slowdown, landscape};
+use common::{core_with_counter_slowdown, core_with_slowdown, landscape, measured_landscape};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dcpilot_foreground::{
     place, rebalance_state, Intents, PlacementRequest, PlannerConfig, RebalanceRequest,
@@ -42,6 +42,25 @@ fn placement(c: &mut Criterion) {
             b.iter(|| {
                 let answer =
                     place(&request, l, &snapshot, &intents, &config, now_ms).expect("answer");
+                assert!(!answer.provenance.budget_exhausted);
+                answer
+            })
+        });
+    }
+    group.finish();
+
+    // Hosts measured, not declared: each reports its own PCM counters, so every host is a
+    // distinct feature row (the memo cannot help; the batched prediction does).
+    let measured_core = core_with_counter_slowdown();
+    let measured_snapshot = measured_core.snapshot();
+    let mut group = c.benchmark_group("place_measured");
+    for hosts in [1_000, 5_000, 10_000] {
+        let l = measured_landscape(hosts);
+        group.throughput(Throughput::Elements(1));
+        group.bench_with_input(BenchmarkId::new("score_all_hosts", hosts), &l, |b, l| {
+            b.iter(|| {
+                let answer = place(&request, l, &measured_snapshot, &intents, &config, now_ms)
+                    .expect("answer");
                 assert!(!answer.provenance.budget_exhausted);
                 answer
             })

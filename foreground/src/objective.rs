@@ -103,22 +103,70 @@ impl<'a> SlowdownModel<'a> {
         row: &mut Vec<f64>,
     ) -> Option<f64> {
         row.clear();
+        if !self.push_row(rps, replicas, pressure, counters, row) {
+            return None;
+        }
+        self.answerer.predict(row).ok().and_then(as_slowdown)
+    }
+
+    /// Appends the model's feature row for these inputs to `rows`; false, appending
+    /// nothing, when a counter it reads is not reported.
+    pub fn push_row(
+        &self,
+        rps: f64,
+        replicas: f64,
+        pressure: &Pressure,
+        counters: &HostCounters,
+        rows: &mut Vec<f64>,
+    ) -> bool {
+        let start = rows.len();
         for slot in &self.slots {
-            row.push(match slot {
+            let value = match slot {
                 Slot::Rps => rps,
                 Slot::Replicas => replicas,
                 Slot::Cpu => pressure.cpu.max(0.0),
                 Slot::L3 => pressure.l3.max(0.0),
                 Slot::Membw => pressure.membw.max(0.0),
-                Slot::Counter(i) => counters.get(*i)?,
-            });
+                Slot::Counter(i) => match counters.get(*i) {
+                    Some(v) => v,
+                    None => {
+                        rows.truncate(start);
+                        return false;
+                    }
+                },
+            };
+            rows.push(value);
         }
-        self.answerer
-            .predict(row)
-            .ok()
-            .filter(|v| v.is_finite())
-            .map(|v| v.max(1.0))
+        true
     }
+
+    /// The slowdowns of `count` rows made by [`SlowdownModel::push_row`], into `answers`:
+    /// exactly what [`SlowdownModel::slowdown`] gives one by one, in one batched
+    /// prediction (a forest walks every row through a tree before the next).
+    pub fn slowdowns(
+        &self,
+        rows: &[f64],
+        count: usize,
+        scratch: &mut Vec<f64>,
+        answers: &mut Vec<Option<f64>>,
+    ) {
+        answers.clear();
+        let width = self.slots.len();
+        if width > 0 && self.answerer.predict_many(rows, width, scratch).is_ok() {
+            answers.extend(scratch.iter().map(|&v| as_slowdown(v)));
+        } else {
+            // No features, or a row the batch refused: one by one, each row its own answer.
+            let row = |k: usize| &rows[k * width..(k + 1) * width];
+            answers.extend(
+                (0..count).map(|k| self.answerer.predict(row(k)).ok().and_then(as_slowdown)),
+            );
+        }
+    }
+}
+
+/// A model's answer as a slowdown: at least 1, or none if it is not a number.
+fn as_slowdown(value: f64) -> Option<f64> {
+    value.is_finite().then_some(value.max(1.0))
 }
 
 /// The slowdown models a scorer uses: the one reading what a host measures (its hardware
@@ -175,13 +223,16 @@ impl<'a> Slowdowns<'a> {
     }
 }
 
-/// A memo key for one slowdown prediction: everything a model may read.
+/// A memo key for one slowdown prediction: the bits of everything a model may read.
+pub type SlowdownKey = [u64; 5 + PCM_SYSTEM_METRICS.len()];
+
+/// The memo key of one slowdown prediction.
 pub fn slowdown_key(
     pressure: &Pressure,
     rps: f64,
     replicas: f64,
     counters: &HostCounters,
-) -> [u64; 5 + PCM_SYSTEM_METRICS.len()] {
+) -> SlowdownKey {
     let mut key = [0u64; 5 + PCM_SYSTEM_METRICS.len()];
     key[..5].copy_from_slice(&[
         pressure.cpu.to_bits(),
@@ -385,7 +436,7 @@ pub struct Scorer<'a> {
     slowdown: Slowdowns<'a>,
     /// Per host index, the penalty per instance of a host coloured anomalous (empty: none).
     anomaly: Vec<f64>,
-    memo: HashMap<[u64; 5 + PCM_SYSTEM_METRICS.len()], Option<f64>>,
+    memo: HashMap<SlowdownKey, Option<f64>>,
     row: Vec<f64>,
 }
 

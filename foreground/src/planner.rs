@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::intents::Intents;
 use crate::landscape::{HostLoad, Landscape, Pressure};
-use crate::objective::{slowdown_key, JudgedBy, SlowdownModel, Slowdowns};
+use crate::objective::{slowdown_key, JudgedBy, SlowdownKey, SlowdownModel, Slowdowns};
 
 /// Name of the slowdown model in the Information Core (reads hosts' counters).
 pub const SLOWDOWN_MODEL: &str = "interference-slowdown";
@@ -231,6 +231,81 @@ impl Default for PlannerConfig {
 
 /// How often (in candidates) the clock is read.
 const CLOCK_EVERY: usize = 16;
+/// Hosts whose slowdowns are predicted together: enough rows that each tree is walked by
+/// many before the next, few enough that the clock is read often within a small budget.
+const PREDICT_BATCH: usize = 256;
+
+/// Slowdown rows of a batch of hosts, per model (the counter model, the pods model), and
+/// their memo keys; reused across batches.
+#[derive(Default)]
+struct SlowdownBatch {
+    rows: [Vec<f64>; 2],
+    keys: [Vec<SlowdownKey>; 2],
+    scratch: Vec<f64>,
+    answers: Vec<Option<f64>>,
+}
+
+impl SlowdownBatch {
+    /// Predicts the slowdown of each of `loads` the memo does not hold yet, a placement of
+    /// `rps` and `replicas` there, into the memo.
+    fn predict<'l>(
+        &mut self,
+        slowdown: &Slowdowns<'_>,
+        loads: impl Iterator<Item = &'l HostLoad>,
+        rps: f64,
+        replicas: f64,
+        memo: &mut HashMap<SlowdownKey, Option<f64>>,
+    ) {
+        for k in 0..2 {
+            self.rows[k].clear();
+            self.keys[k].clear();
+        }
+        for load in loads {
+            let Some((model, _)) = slowdown.for_host(&load.counters) else {
+                continue;
+            };
+            let key = slowdown_key(&load.pressure, rps, replicas, &load.counters);
+            if memo.contains_key(&key) {
+                continue;
+            }
+            let k = usize::from(
+                !slowdown
+                    .measured
+                    .as_ref()
+                    .is_some_and(|m| std::ptr::eq(m, model)),
+            );
+            // Once per key: later hosts with the same key find it in the memo (a row the
+            // model cannot be given stays `None`, as one by one).
+            memo.insert(key, None);
+            if model.push_row(
+                rps,
+                replicas,
+                &load.pressure,
+                &load.counters,
+                &mut self.rows[k],
+            ) {
+                self.keys[k].push(key);
+            }
+        }
+        for (k, model) in [&slowdown.measured, &slowdown.declared]
+            .into_iter()
+            .enumerate()
+        {
+            let (Some(model), false) = (model, self.keys[k].is_empty()) else {
+                continue;
+            };
+            model.slowdowns(
+                &self.rows[k],
+                self.keys[k].len(),
+                &mut self.scratch,
+                &mut self.answers,
+            );
+            for (key, answer) in self.keys[k].iter().zip(&self.answers) {
+                memo.insert(*key, *answer);
+            }
+        }
+    }
+}
 
 /// The request's budget, or the configured default; refused if it is not a number ≥ 0.
 pub fn budget_of(requested: Option<f64>, config: &PlannerConfig) -> Result<f64, PlanError> {
@@ -491,43 +566,56 @@ pub fn place(
     }
     order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
 
-    // Refine in that order until the budget is spent.
+    // Refine in that order until the budget is spent, a batch of hosts at a time: first
+    // the slowdowns the batch needs and the memo lacks, predicted together (the model
+    // walks every row through a tree before the next), then each host's score.
     let w = &config.weights;
     let mut scored: Vec<(usize, f64, Option<Predicted>)> = Vec::with_capacity(order.len());
     let mut memo = HashMap::new();
-    let mut row = Vec::with_capacity(8);
+    let mut batch = SlowdownBatch::default();
     let mut exhausted = false;
-    for (n, &(i, idle_share)) in order.iter().enumerate() {
-        if n % CLOCK_EVERY == 0 && Instant::now() >= deadline {
+    let rps = rps.unwrap_or(0.0);
+    'batches: for chunk in order.chunks(PREDICT_BATCH) {
+        if Instant::now() >= deadline {
             exhausted = true;
             break;
         }
-        let load = &loads[i];
-        let mut score = w.headroom * (1.0 - idle_share)
-            + w.interference * request.pressure.total() * f64::from(load.latency_critical)
-            + if load.instances == 0 {
-                w.consolidation
-            } else {
-                0.0
-            };
-        if let Some((penalty, _)) = anomaly_penalty(colouring, &hosts[i].name, w) {
-            score += penalty;
+        if quiet_p99.is_some() && !slowdown.is_empty() {
+            batch.predict(
+                &slowdown,
+                chunk.iter().map(|&(i, _)| &loads[i]),
+                rps,
+                replicas,
+                &mut memo,
+            );
         }
-        let mut predicted = None;
-        if let (Some((model, by)), Some(quiet)) = (slowdown.for_host(&load.counters), quiet_p99) {
-            let (p, counters) = (&load.pressure, &load.counters);
-            let rps = rps.unwrap_or(0.0);
-            let key = slowdown_key(p, rps, replicas, counters);
-            let factor = *memo
-                .entry(key)
-                .or_insert_with(|| model.slowdown(rps, replicas, p, counters, &mut row));
-            if let (Some(factor), Some(objective)) = (factor, objective) {
-                let p99 = quiet * factor;
-                predicted = Some((p99, by));
-                score += w.slo_risk * (p99 / objective - 1.0).max(0.0);
+        for (n, &(i, idle_share)) in chunk.iter().enumerate() {
+            if n % CLOCK_EVERY == 0 && n > 0 && Instant::now() >= deadline {
+                exhausted = true;
+                break 'batches;
             }
+            let load = &loads[i];
+            let mut score = w.headroom * (1.0 - idle_share)
+                + w.interference * request.pressure.total() * f64::from(load.latency_critical)
+                + if load.instances == 0 {
+                    w.consolidation
+                } else {
+                    0.0
+                };
+            if let Some((penalty, _)) = anomaly_penalty(colouring, &hosts[i].name, w) {
+                score += penalty;
+            }
+            let mut predicted = None;
+            if let (Some((_, by)), Some(quiet)) = (slowdown.for_host(&load.counters), quiet_p99) {
+                let key = slowdown_key(&load.pressure, rps, replicas, &load.counters);
+                if let (Some(Some(factor)), Some(objective)) = (memo.get(&key), objective) {
+                    let p99 = quiet * factor;
+                    predicted = Some((p99, by));
+                    score += w.slo_risk * (p99 / objective - 1.0).max(0.0);
+                }
+            }
+            scored.push((i, score, predicted));
         }
-        scored.push((i, score, predicted));
     }
     let scored_count = scored.len();
     scored.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));

@@ -466,3 +466,111 @@ fn hosts_are_judged_by_what_they_measure_and_by_declared_pods_without_counters()
         answer.provenance.degraded_reasons
     );
 }
+
+/// A forest (non-linear, walked in lock-step in batches) over `features`.
+fn forest_model(features: &[&str]) -> Model {
+    use dcpilot_info_core::model::Forest;
+    use dcpilot_info_core::DenseMatrix;
+    use smartcore::ensemble::random_forest_regressor::RandomForestRegressorParameters;
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for i in 0..400u64 {
+        let row: Vec<f64> = (0..features.len() as u64)
+            .map(|f| ((i * 2_654_435_761 + f * 40_503) % 997) as f64 / 997.0 * 8.0)
+            .collect();
+        y.push(1.0 + row[row.len() - 1] * row[row.len() - 2] / 8.0);
+        x.push(row);
+    }
+    let m = DenseMatrix::from_2d_vec(&x).expect("matrix");
+    let params = RandomForestRegressorParameters::default()
+        .with_n_trees(20)
+        .with_max_depth(6)
+        .with_seed(5);
+    Model::RandomForest(Forest::fit(&m, &y, params).expect("fit"))
+}
+
+#[test]
+fn batched_predictions_score_every_host_exactly_as_one_by_one() {
+    use dcpilot_foreground::planner::ModelUse;
+    use dcpilot_foreground::{HostCounters, HostMeasure};
+    let (features, _) = counters_model();
+    let core = core_with(vec![
+        draft(SLOWDOWN_MODEL, &features, forest_model(&features)),
+        draft(SLOWDOWN_PODS_MODEL, &FEATURES, forest_model(&FEATURES)),
+    ]);
+    // 600 hosts (several batches, lanes and a remainder): two of three report their own
+    // counters (the counter model judges them), the others only declared pods.
+    let names: Vec<String> = (0..600).map(|i| format!("h{i}")).collect();
+    let mut l = dcpilot_foreground::Landscape::new(names.iter().map(|n| host(n, 64.0)).collect())
+        .expect("hosts");
+    for (i, name) in names.iter().enumerate() {
+        l.upsert(dcpilot_foreground::Instance {
+            id: format!("hog-{i}"),
+            workload: "stress".into(),
+            host: name.clone(),
+            cores: 1.0,
+            memory_bytes: 1 << 30,
+            pressure: dcpilot_foreground::Pressure {
+                l3: (i % 5) as f64,
+                membw: (i % 3) as f64,
+                ..dcpilot_foreground::Pressure::default()
+            },
+            ..dcpilot_foreground::Instance::new("", "", "", 0.0, 0)
+        })
+        .expect("hog");
+        if i % 3 != 0 {
+            for (c, metric) in [
+                "pcm_ipc",
+                "pcm_l3_misses_m",
+                "pcm_mem_read_gbps",
+                "pcm_mem_write_gbps",
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let value = ((i * 7_919 + c * 104_729) % 1_009) as f64 / 1_009.0 * 8.0;
+                let k = HostCounters::index_of(metric).expect("a counter");
+                l.set_measured(name, HostMeasure::Counter(k), value)
+                    .expect("measured");
+            }
+        }
+    }
+    let config = PlannerConfig {
+        top: 600,
+        ..PlannerConfig::default()
+    };
+    let request = PlacementRequest {
+        budget_ms: Some(60_000.0),
+        ..nginx()
+    };
+    let snapshot = core.snapshot();
+    let answer = place(
+        &request,
+        &l,
+        &snapshot,
+        &Intents::default(),
+        &config,
+        now_ms(),
+    )
+    .expect("answer");
+    assert_eq!(answer.choices.len(), 600);
+
+    let mut models = ModelUse::new(&snapshot, &config, now_ms());
+    let slowdowns = models.slowdowns();
+    let mut row = Vec::new();
+    let (mut by_counters, mut by_pods) = (0, 0);
+    for choice in &answer.choices {
+        let load = &l.loads()[l.host_index(&choice.host).expect("host")];
+        let (model, _) = slowdowns.for_host(&load.counters).expect("a model");
+        let one = model
+            .slowdown(2000.0, 2.0, &load.pressure, &load.counters, &mut row)
+            .expect("a slowdown");
+        let p99 = choice.predicted_p99_ms.expect("predicted");
+        assert_eq!(p99.to_bits(), (5.0 * one).to_bits(), "{}", choice.host);
+        if choice.explanation.contains("measured counters") {
+            by_counters += 1;
+        } else {
+            by_pods += 1;
+        }
+    }
+    assert_eq!((by_counters, by_pods), (400, 200));
+}

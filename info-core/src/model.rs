@@ -213,14 +213,16 @@ impl QuantileTable {
     }
 }
 
-/// One node of a flattened regression tree, 16 bytes. A split's children are adjacent:
+/// One node of a flattened regression tree, 24 bytes. A split's children are adjacent:
 /// `x <= threshold` goes to `left`, anything else — NaN included, as smartcore does — to
 /// `left + 1`, so a step is an add, not a branch. A leaf has `left` = itself and an
 /// infinite threshold: a row without NaN that reached it stays there however many more
-/// steps it takes.
+/// steps it takes; its value is beside the threshold, read with it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct FlatNode {
     threshold: f64,
+    /// A leaf's value (splits: 0).
+    value: f64,
     feature: u32,
     left: u32,
 }
@@ -229,9 +231,6 @@ struct FlatNode {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlatTree {
     nodes: Vec<FlatNode>,
-    /// Each leaf's value, by node index (splits: 0). Apart from the nodes, which the walk
-    /// reads many times, as the value is read once per row.
-    values: Vec<f64>,
     /// Edges on the longest path from the root to a leaf.
     depth: usize,
 }
@@ -251,7 +250,7 @@ impl FlatTree {
         loop {
             let node = &self.nodes[i];
             if node.left as usize == i {
-                return self.values[i];
+                return node.value;
             }
             i = Self::step(node, row);
         }
@@ -272,14 +271,16 @@ impl FlatTree {
             .chunks_exact(width * LANES)
             .zip(blocks.chunks_exact_mut(LANES))
         {
+            let lanes: [&[f64]; LANES] =
+                std::array::from_fn(|k| &block[k * width..(k + 1) * width]);
             let mut at = [0usize; LANES];
             for _ in 0..self.depth {
-                for (k, i) in at.iter_mut().enumerate() {
-                    *i = Self::step(&self.nodes[*i], &block[k * width..(k + 1) * width]);
+                for (i, row) in at.iter_mut().zip(&lanes) {
+                    *i = Self::step(&self.nodes[*i], row);
                 }
             }
             for (sum, i) in sums.iter_mut().zip(at) {
-                *sum += self.values[i];
+                *sum += self.nodes[i].value;
             }
         }
         for (sum, row) in rest
@@ -344,7 +345,6 @@ fn flatten(tree: SerializedTree, features: usize) -> std::result::Result<FlatTre
     let mut order = Vec::with_capacity(count);
     order.push(0usize);
     let mut nodes = Vec::with_capacity(count);
-    let mut values = Vec::with_capacity(count);
     let mut depth_of = Vec::with_capacity(count);
     depth_of.push(0usize);
     let mut k = 0usize;
@@ -355,18 +355,18 @@ fn flatten(tree: SerializedTree, features: usize) -> std::result::Result<FlatTre
             None => {
                 nodes.push(FlatNode {
                     threshold: f64::INFINITY,
+                    value: n.output,
                     feature: 0,
                     left: k as u32,
                 });
-                values.push(n.output);
             }
             Some((l, r)) => {
                 nodes.push(FlatNode {
                     threshold: n.split_value.unwrap_or(f64::NAN),
+                    value: 0.0,
                     feature: n.split_feature as u32,
                     left: order.len() as u32,
                 });
-                values.push(0.0);
                 order.extend([l, r]);
                 depth_of.extend([depth_of[k] + 1; 2]);
             }
@@ -374,11 +374,7 @@ fn flatten(tree: SerializedTree, features: usize) -> std::result::Result<FlatTre
         k += 1;
     }
     let depth = depth_of.into_iter().max().unwrap_or(0);
-    Ok(FlatTree {
-        nodes,
-        values,
-        depth,
-    })
+    Ok(FlatTree { nodes, depth })
 }
 
 /// A model ready for prediction: validated, allocation-free where the kind allows.

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use dcpilot_foreground::landscape::HostMeasure;
 use dcpilot_foreground::planner::SLOWDOWN_MODEL;
 use dcpilot_foreground::{Host, Instance, Landscape, Pressure};
 use dcpilot_info_core::model::Forest;
@@ -17,11 +18,26 @@ use smartcore::ensemble::random_forest_regressor::RandomForestRegressorParameter
 
 pub const FEATURES: [&str; 5] = ["rps", "replicas", "cpu_pods", "l3_pods", "membw_pods"];
 
+/// A counter model's features: what the host measures, continuous — no two hosts alike.
+pub const COUNTER_FEATURES: [&str; 6] = [
+    "rps",
+    "replicas",
+    "pcm_ipc",
+    "pcm_l3_misses_m",
+    "pcm_mem_read_gbps",
+    "pcm_mem_write_gbps",
+];
+
 pub fn forest() -> Model {
+    forest_of(FEATURES.len())
+}
+
+/// A 50-tree forest of depth 8 over `width` features.
+pub fn forest_of(width: usize) -> Model {
     let mut x = Vec::new();
     let mut y = Vec::new();
     for i in 0..2_000u64 {
-        let row: Vec<f64> = (0..5u64)
+        let row: Vec<f64> = (0..width as u64)
             .map(|f| ((i * 2_654_435_761 + f * 40_503) % 997) as f64 / 997.0 * 4.0)
             .collect();
         y.push(1.0 + 2.0 * row[3] + 0.5 * row[4] + 0.1 * row[2]);
@@ -71,12 +87,37 @@ pub fn landscape(hosts: usize) -> Landscape {
     l
 }
 
+/// [`landscape`] whose every host reports its own PCM counters (distinct values).
+pub fn measured_landscape(hosts: usize) -> Landscape {
+    let mut l = landscape(hosts);
+    for i in 0..hosts {
+        let host = format!("node-{i}");
+        for (c, metric) in COUNTER_FEATURES[2..].iter().enumerate() {
+            let value = 0.5
+                + ((i as u64 * 2_654_435_761 + c as u64 * 40_503) % 9_973) as f64 / 9_973.0 * 3.0;
+            let measure = HostMeasure::of(metric, "host_cpu_cores_used").expect("a counter");
+            l.set_measured(&host, measure, value).expect("counter");
+        }
+    }
+    l
+}
+
 /// An Information Core serving [`forest`] as the `interference-slowdown` model.
 pub fn core_with_slowdown() -> InfoCore {
+    core_serving(&FEATURES, forest())
+}
+
+/// An Information Core serving a forest on [`COUNTER_FEATURES`] as the
+/// `interference-slowdown` model.
+pub fn core_with_counter_slowdown() -> InfoCore {
+    core_serving(&COUNTER_FEATURES, forest_of(COUNTER_FEATURES.len()))
+}
+
+fn core_serving(features: &[&str], model: Model) -> InfoCore {
     let core = InfoCore::open(Arc::new(MemoryStorage::default()), 5).expect("store");
     core.publish(ModelDraft {
         name: SLOWDOWN_MODEL.into(),
-        features: FEATURES.iter().map(|f| f.to_string()).collect(),
+        features: features.iter().map(|f| f.to_string()).collect(),
         target: "slowdown".into(),
         window: TrainingWindow {
             start_ms: 0,
@@ -93,7 +134,7 @@ pub fn core_with_slowdown() -> InfoCore {
             job: "bench".into(),
             spec_hash: "00000000".into(),
         },
-        model: forest(),
+        model,
     })
     .expect("publish");
     core
