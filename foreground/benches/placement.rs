@@ -3,14 +3,17 @@
 //! random forest (50 trees, depth 8, 5 features, flat prepared form), hosts carrying a
 //! deterministic mix of co-runner pressure. Budget large enough to score every host, so
 //! the time is the full refinement; with the default budget the planner stops earlier.
+//! `place_measured`: the same with every host reporting its own PCM counters and a forest
+//! on rps, replicas and four counters — every host a distinct feature row.
 
 mod common;
 
 use common::{core_with_counter_slowdown, core_with_slowdown, landscape, measured_landscape};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dcpilot_foreground::{
-    place, rebalance_state, Intents, PlacementRequest, PlannerConfig, RebalanceRequest,
+    place, rebalance_state, Intents, Landscape, PlacementRequest, PlannerConfig, RebalanceRequest,
 };
+use dcpilot_info_core::Snapshot;
 
 fn placement(c: &mut Criterion) {
     let core = core_with_slowdown();
@@ -34,39 +37,31 @@ fn placement(c: &mut Criterion) {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    let mut group = c.benchmark_group("place");
-    for hosts in [1_000, 5_000, 10_000] {
-        let l = landscape(hosts);
-        group.throughput(Throughput::Elements(1));
-        group.bench_with_input(BenchmarkId::new("score_all_hosts", hosts), &l, |b, l| {
-            b.iter(|| {
-                let answer =
-                    place(&request, l, &snapshot, &intents, &config, now_ms).expect("answer");
-                assert!(!answer.provenance.budget_exhausted);
-                answer
-            })
-        });
-    }
-    group.finish();
-
-    // Hosts measured, not declared: each reports its own PCM counters, so every host is a
-    // distinct feature row (the memo cannot help; the batched prediction does).
+    // Declared pressure (predictions repeat across hosts: the memo helps), then hosts that
+    // measure: each reports its own PCM counters, so every host is a distinct feature row
+    // (the memo cannot help; the batched prediction does).
     let measured_core = core_with_counter_slowdown();
     let measured_snapshot = measured_core.snapshot();
-    let mut group = c.benchmark_group("place_measured");
-    for hosts in [1_000, 5_000, 10_000] {
-        let l = measured_landscape(hosts);
-        group.throughput(Throughput::Elements(1));
-        group.bench_with_input(BenchmarkId::new("score_all_hosts", hosts), &l, |b, l| {
-            b.iter(|| {
-                let answer = place(&request, l, &measured_snapshot, &intents, &config, now_ms)
-                    .expect("answer");
-                assert!(!answer.provenance.budget_exhausted);
-                answer
-            })
-        });
+    let groups: [(&str, &Snapshot, fn(usize) -> Landscape); 2] = [
+        ("place", &snapshot, landscape),
+        ("place_measured", &measured_snapshot, measured_landscape),
+    ];
+    for (name, snapshot, build) in groups {
+        let mut group = c.benchmark_group(name);
+        for hosts in [1_000, 5_000, 10_000] {
+            let l = build(hosts);
+            group.throughput(Throughput::Elements(1));
+            group.bench_with_input(BenchmarkId::new("score_all_hosts", hosts), &l, |b, l| {
+                b.iter(|| {
+                    let answer =
+                        place(&request, l, snapshot, &intents, &config, now_ms).expect("answer");
+                    assert!(!answer.provenance.budget_exhausted);
+                    answer
+                })
+            });
+        }
+        group.finish();
     }
-    group.finish();
 
     // Latency distribution (criterion reports medians): p50 and p99 of 2,000 placements
     // with the default 10 ms budget, printed for the README.
