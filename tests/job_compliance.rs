@@ -317,7 +317,7 @@ async fn every_builtin_job_survives_garbage_and_split_labels() {
             run.join(format!("pcm_system_t_node1_rep3_{scenario}.csv")),
             "System - Date,System - Time,System - IPC,System - L3MISS,System - L2MISS,System - READ,System - WRITE,System Core C-States - C0res%\n\
              2025-07-01,05:13:56.141,1.26,0.07,0.80,1.16,0.16,0.86\n\
-             2025-07-01,05:14:01.140,1.28,n/a,0.84,0.80,0.14,0.89\n",
+             2025-07-01,05:14:01.141,1.28,n/a,0.84,0.80,0.14,0.89\n",
         )
         .expect("write pcm");
     }

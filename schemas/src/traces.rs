@@ -360,9 +360,6 @@ const PER_INTERVAL: [&str; 4] = [
     "pcm_mem_write_gbps",
 ];
 
-/// Interval between the rows of an NTUA PCM file.
-const NTUA_PCM_INTERVAL_MS: i64 = 5_000;
-
 /// For each test of an NTUA `nginx_metrics.csv` (its `nginx` samples), the host counters
 /// of `pcm_system_<test>.csv` beside it, if there is one.
 fn read_pcm_beside(
@@ -389,8 +386,8 @@ fn read_pcm_beside(
 
 /// For each test among the `nginx` samples of one NTUA run, the host counters of the file
 /// `pcm_system_<test>.csv` that `open` finds (its text and path; `None`: there is none):
-/// entity `node-<run>`, the test's labels, row *k* at the test's time + 5 s·k (rows past
-/// the test's 180 s are left out).
+/// entity `node-<run>`, the test's labels, each row at the test's time + its own time since
+/// the file's first row (rows past/// the test's 180 s are left out).
 pub fn pcm_of_tests(
     nginx: &[TelemetrySample],
     mut open: impl FnMut(&str) -> Result<Option<(String, PathBuf)>, TraceError>,
@@ -424,9 +421,13 @@ pub fn pcm_of_tests(
 }
 
 /// Parses one Intel PCM system CSV (`pcm -csv`: a header of `Group - Counter` columns,
-/// then one row per interval) into [`PCM_SYSTEM_METRICS`] samples of `host`, row *k* at
-/// `start_ms` + 5 s·k, at most [`NTUA_TEST_MS`] after `start_ms`. A missing column, a
-/// row of the wrong shape or a value that is not a number is left out and counted.
+/// then one row per interval) into [`PCM_SYSTEM_METRICS`] samples of `host`, each row at
+/// `start_ms` plus its `System - Time` since the first row's, at most [`NTUA_TEST_MS`]
+/// after `start_ms`. PCM's interval differs between runs (5 s in some, 2 s in others), so
+/// per-interval counts are made per second with the file's own interval (the median step
+/// between its rows' times); a file without readable times is taken as 5 s a row. A
+/// missing column, a row of the wrong shape or a value that is not a number is left out
+/// and counted.
 pub fn parse_pcm_system(
     path: &Path,
     text: &str,
@@ -441,29 +442,33 @@ pub fn parse_pcm_system(
         .map(|(_, l)| l.split(',').map(str::trim).collect())
         .unwrap_or_default();
     let columns = metric_columns(path, &header, &PCM_SYSTEM_METRICS, skipped);
+    let rows: Vec<(usize, Vec<&str>)> = lines
+        .filter(|(_, l)| !l.trim().is_empty())
+        .filter_map(|(i, line)| {
+            csv_fields(path, i + 1, line, header.len(), skipped).map(|f| (i + 1, f))
+        })
+        .collect();
+    let time_column = header.iter().position(|h| *h == "System - Time");
+    let (offsets, interval_ms) = pcm_row_offsets(&rows, time_column);
     let mut samples = Vec::new();
-    for (k, (i, line)) in lines.filter(|(_, l)| !l.trim().is_empty()).enumerate() {
-        let timestamp_ms = start_ms + k as i64 * NTUA_PCM_INTERVAL_MS;
-        if timestamp_ms - start_ms >= NTUA_TEST_MS {
+    for ((line_no, fields), offset_ms) in rows.iter().zip(offsets) {
+        if offset_ms >= NTUA_TEST_MS {
             break;
         }
-        let Some(fields) = csv_fields(path, i + 1, line, header.len(), skipped) else {
-            continue;
-        };
         for (index, metric) in &columns {
             let raw = fields[*index];
             let Some(value) = number(raw) else {
-                skipped.add(path, i + 1, format_args!("bad {metric} `{raw}`"));
+                skipped.add(path, *line_no, format_args!("bad {metric} `{raw}`"));
                 continue;
             };
             // PCM writes misses (M) and traffic (GB) per interval: made per second.
             let value = if PER_INTERVAL.contains(metric) {
-                value * 1000.0 / NTUA_PCM_INTERVAL_MS as f64
+                value * 1000.0 / interval_ms as f64
             } else {
                 value
             };
             samples.push(TelemetrySample {
-                timestamp_ms,
+                timestamp_ms: start_ms + offset_ms,
                 entity: host.to_string(),
                 host: Some(host.to_string()),
                 workload: None,
@@ -474,6 +479,60 @@ pub fn parse_pcm_system(
         }
     }
     samples
+}
+
+/// PCM's interval when a file's rows carry no readable time.
+const NTUA_PCM_INTERVAL_MS: i64 = 5_000;
+
+/// Each row's milliseconds after the first row, and the file's interval: from the rows'
+/// `HH:MM:SS.mmm` times when every row has one (a time earlier than the row before is past
+/// midnight), else [`NTUA_PCM_INTERVAL_MS`] a row.
+fn pcm_row_offsets(rows: &[(usize, Vec<&str>)], time_column: Option<usize>) -> (Vec<i64>, i64) {
+    let by_count = || {
+        let offsets = (0..rows.len() as i64)
+            .map(|k| k * NTUA_PCM_INTERVAL_MS)
+            .collect();
+        (offsets, NTUA_PCM_INTERVAL_MS)
+    };
+    let Some(column) = time_column else {
+        return by_count();
+    };
+    let Some(clocks) = rows
+        .iter()
+        .map(|(_, fields)| clock_ms(fields[column]))
+        .collect::<Option<Vec<i64>>>()
+    else {
+        return by_count();
+    };
+    let mut offsets = Vec::with_capacity(clocks.len());
+    let mut steps = Vec::with_capacity(clocks.len());
+    let (mut elapsed, mut previous) = (0, clocks.first().copied().unwrap_or(0));
+    for clock in clocks {
+        let step = (clock - previous).rem_euclid(86_400_000);
+        if !offsets.is_empty() {
+            steps.push(step);
+        }
+        elapsed += step;
+        offsets.push(elapsed);
+        previous = clock;
+    }
+    steps.sort_unstable();
+    let interval_ms = match steps.get(steps.len().saturating_sub(1) / 2) {
+        Some(&median) if median > 0 => median,
+        _ => NTUA_PCM_INTERVAL_MS,
+    };
+    (offsets, interval_ms)
+}
+
+/// Milliseconds since midnight of a clock time `HH:MM:SS` or `HH:MM:SS.fff`.
+fn clock_ms(time: &str) -> Option<i64> {
+    let mut parts = time.trim().splitn(3, ':');
+    let hours: i64 = parts.next()?.parse().ok()?;
+    let minutes: i64 = parts.next()?.parse().ok()?;
+    let seconds: f64 = parts.next()?.parse().ok()?;
+    let valid =
+        (0..24).contains(&hours) && (0..60).contains(&minutes) && (0.0..61.0).contains(&seconds);
+    valid.then(|| (hours * 60 + minutes) * 60_000 + (seconds * 1000.0).round() as i64)
 }
 
 /// The comma-separated fields of line `line_no`, if there are `width` of them (else the
@@ -640,7 +699,7 @@ mod tests {
     fn pcm_system_rows_become_host_counters_of_the_test() {
         let text = "System - Date,System - Time,System - IPC,System - L3MISS,System - L2MISS,System - READ,System - WRITE,System - PhysIPC,System Core C-States - C0res%\n\
                     2025-07-01,05:13:56.141,1.26,0.07,0.80,1.16,0.16,2.52,0.86\n\
-                    2025-07-01,05:14:01.140,1.28,x,0.84,0.80,0.14,2.55,0.89\n\
+                    2025-07-01,05:14:01.141,1.28,x,0.84,0.80,0.14,2.55,0.89\n\
                     2025-07-01,05:14:06.141,1.27\n";
         let labels = BTreeMap::from([("test".to_string(), "t1".to_string())]);
         let mut skipped = Skipped::default();
@@ -673,6 +732,41 @@ mod tests {
         let s = parse_pcm_system(Path::new("q.csv"), no_read, "h", 0, &labels, &mut skipped);
         assert_eq!(s.len(), 1);
         assert_eq!(skipped.count, PCM_SYSTEM_METRICS.len() - 1, "{skipped}");
+    }
+
+    #[test]
+    fn pcm_rates_use_the_files_own_interval() {
+        // A run sampled every 2 s, across midnight: misses and traffic per second are the
+        // per-row counts divided by 2 s, not by 5 s, and times follow the rows' clocks.
+        let text = "System - Date,System - Time,System - IPC,System - L3MISS,System - L2MISS,System - READ,System - WRITE,System Core C-States - C0res%\n\
+                    2025-07-16,23:59:58.000,0.86,0.02,0.07,0.60,0.10,0.10\n\
+                    2025-07-17,00:00:00.000,0.86,0.04,0.10,0.40,0.08,0.12\n\
+                    2025-07-17,00:00:02.001,0.86,0.06,0.10,0.20,0.06,0.12\n";
+        let labels = BTreeMap::new();
+        let mut skipped = Skipped::default();
+        let s = parse_pcm_system(Path::new("p.csv"), text, "h", 0, &labels, &mut skipped);
+        assert!(skipped.is_empty(), "{skipped}");
+        let l3: Vec<(i64, f64)> = s
+            .iter()
+            .filter(|s| s.metric == "pcm_l3_misses_m")
+            .map(|s| (s.timestamp_ms, s.value))
+            .collect();
+        let want = [(0, 0.01), (2000, 0.02), (4001, 0.03)];
+        assert_eq!(l3.len(), 3, "{l3:?}");
+        for ((t, v), (want_t, want_v)) in l3.iter().zip(want) {
+            assert!(*t == want_t && (v - want_v).abs() < 1e-12, "{l3:?}");
+        }
+        // Without readable times every row is 5 s after the one before.
+        let untimed = text.replace("23:59:58.000", "soon");
+        let s = parse_pcm_system(Path::new("q.csv"), &untimed, "h", 0, &labels, &mut skipped);
+        let times: Vec<i64> = s
+            .iter()
+            .filter(|s| s.metric == "pcm_ipc")
+            .map(|s| s.timestamp_ms)
+            .collect();
+        assert_eq!(times, [0, 5000, 10_000]);
+        assert_eq!(clock_ms("17:14:15.847"), Some(62_055_847));
+        assert_eq!(clock_ms("24:00:00"), None);
     }
 
     #[test]
