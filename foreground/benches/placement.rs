@@ -42,7 +42,8 @@ fn placement(c: &mut Criterion) {
     // (the memo cannot help; the batched prediction does).
     let measured_core = core_with_counter_slowdown();
     let measured_snapshot = measured_core.snapshot();
-    let groups: [(&str, &Snapshot, fn(usize) -> Landscape); 2] = [
+    type Group<'s> = (&'static str, &'s Snapshot, fn(usize) -> Landscape);
+    let groups: [Group<'_>; 2] = [
         ("place", &snapshot, landscape),
         ("place_measured", &measured_snapshot, measured_landscape),
     ];

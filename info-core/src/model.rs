@@ -241,6 +241,8 @@ const LANES: usize = 16;
 impl FlatTree {
     /// The node `row` goes to from `node` (itself for a leaf, unless the row holds NaN).
     #[inline(always)]
+    // `!(x <= t)`, not `x > t`: a NaN feature goes right, as in the trained trees.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     fn step(node: &FlatNode, row: &[f64]) -> usize {
         node.left as usize + usize::from(!(row[node.feature as usize] <= node.threshold))
     }
