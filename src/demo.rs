@@ -50,6 +50,16 @@ fn bundled_samples() -> Result<Vec<TelemetrySample>> {
     for (file, text) in BITBRAINS {
         samples.extend(parse_bitbrains(Path::new(file), text, &mut skipped));
     }
+    anyhow::ensure!(skipped.is_empty(), "the bundled sample: {skipped}");
+    samples.extend(bundled_ntua_samples()?);
+    samples.sort_by_key(|s| s.timestamp_ms);
+    Ok(samples)
+}
+
+/// The bundled NTUA runs (nginx measurements and each test's host counters).
+pub(crate) fn bundled_ntua_samples() -> Result<Vec<TelemetrySample>> {
+    let mut samples = Vec::new();
+    let mut skipped = dcpilot_schemas::traces::Skipped::default();
     for (run_index, (run, text)) in NTUA.iter().enumerate() {
         let path = PathBuf::from(run).join("nginx_metrics.csv");
         let nginx = parse_ntua(&path, text, run_index, &mut skipped);

@@ -9,6 +9,7 @@ mod http_client;
 mod jobs;
 mod landscape;
 mod models;
+mod planner;
 mod report_html;
 mod sample_data;
 mod simulate;
@@ -119,6 +120,11 @@ enum Command {
         /// Also register every `*.toml` job spec in this directory (as `[jobs] spec_dir`).
         #[arg(long, global = true)]
         spec_dir: Option<PathBuf>,
+    },
+    /// The intent planner: `planner replay` proves it on a plant built from measurements.
+    Planner {
+        #[command(subcommand)]
+        command: planner::PlannerCommand,
     },
     /// The Information Core: list, inspect, roll back, export and import models.
     Models {
@@ -305,6 +311,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             spec_dir,
         } => runtime()?.block_on(jobs::run(&cli.data_dir, spec_dir, command, json)),
         Command::Models { command, json } => models::run(&cli.data_dir, command, json),
+        Command::Planner { command } => runtime()?.block_on(planner::run(command)),
         Command::Landscape {
             command,
             json,

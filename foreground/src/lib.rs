@@ -11,6 +11,7 @@
 //! - [`recipes`]: place / migrate / kill / scale / tune scored by objective change, and
 //!   rebalancing by local search within the budget.
 
+pub mod autopilot;
 pub mod config;
 pub mod error;
 pub mod extender;

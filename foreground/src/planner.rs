@@ -163,7 +163,7 @@ pub struct PlacementAnswer {
 
 /// How an answer was made: its budget and the time used, whether the budget ran out
 /// first, the models (with versions) it used, and whether it is degraded and why.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Provenance {
     /// The budget, ms.
     pub budget_ms: f64,

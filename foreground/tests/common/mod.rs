@@ -133,3 +133,20 @@ pub fn nginx() -> PlacementRequest {
         ..PlacementRequest::new("nginx", 2.0, 1 << 30)
     }
 }
+
+/// slowdown = 1 + 2·pcm_l3_misses_m (+ 0·rps, replicas), fitted exactly: judged by what a
+/// host measures.
+pub fn counter_slowdown_model() -> Model {
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for i in 0..40u32 {
+        let l3 = f64::from(i % 7) * 0.5;
+        x.push(vec![f64::from(i * 100 % 3000), f64::from(1 + i % 4), l3]);
+        y.push(1.0 + 2.0 * l3);
+    }
+    let m = DenseMatrix::from_2d_vec(&x).expect("matrix");
+    Model::LinearRegression(
+        Linear::fit(&m, &y, LinearRegressionParameters::default()).expect("fit"),
+    )
+}
+
+pub const COUNTER_FEATURES: [&str; 3] = ["rps", "replicas", "pcm_l3_misses_m"];
