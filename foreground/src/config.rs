@@ -25,6 +25,8 @@ pub struct ForegroundConfig {
     pub sources: SourcesConfig,
     /// Planner settings.
     pub planner: PlannerConfig,
+    /// The intent loop that acts on its own.
+    pub autopilot: crate::autopilot::AutopilotConfig,
 }
 
 /// Kafka sources; without `brokers` the foreground runs standalone on the Information
@@ -62,6 +64,7 @@ impl Default for ForegroundConfig {
             max_body_bytes: 4 << 20,
             sources: SourcesConfig::default(),
             planner: PlannerConfig::default(),
+            autopilot: crate::autopilot::AutopilotConfig::default(),
         }
     }
 }
@@ -208,6 +211,12 @@ impl ForegroundConfig {
                 ));
             }
         }
+        p.extend(
+            self.autopilot
+                .problems()
+                .into_iter()
+                .map(|problem| format!("autopilot.{problem}")),
+        );
         if self.max_body_bytes < 1024 {
             p.push(format!(
                 "max_body_bytes: must be at least 1024, got {}",

@@ -51,6 +51,9 @@ pub enum ForegroundError {
     /// Serving stopped with an I/O error.
     #[error("serving the API: {0}")]
     Serve(std::io::Error),
+    /// An actuator of the intent loop cannot be set up (`autopilot.*`).
+    #[error("autopilot: {0}")]
+    Actuator(String),
 }
 
 impl ForegroundError {
@@ -63,7 +66,8 @@ impl ForegroundError {
             | Self::LandscapeFile { .. }
             | Self::Kafka { .. }
             | Self::Listen { .. }
-            | Self::DataDir { .. } => false,
+            | Self::DataDir { .. }
+            | Self::Actuator(_) => false,
         }
     }
 }

@@ -86,12 +86,14 @@ impl LandscapeFollower {
                 continue;
             };
             if message.topic() != self.landscape_topic {
-                // Host utilization: keep the one metric, drop the rest of the stream.
+                // Telemetry: keep host measures and what the intent loop reads, drop the rest.
                 let ctx = DecodeContext {
                     default_timestamp_ms: message.timestamp().to_millis().unwrap_or(0),
                 };
                 samples.clear();
                 let _ = self.decoder.decode(payload, &ctx, &mut samples);
+                // Workloads' p99 and request rates, for the intent loop.
+                self.foreground.observe_telemetry(&samples);
                 // Host measurements: busy cores, and hardware counters.
                 measured.extend(samples.drain(..).filter_map(|s| {
                     let measure = HostMeasure::of(&s.metric, &self.utilization_metric)?;

@@ -12,6 +12,8 @@ use std::time::Duration;
 use dcpilot_info_core::replication::Follower;
 use dcpilot_info_core::{InfoCore, MemoryStorage};
 
+use crate::autopilot::actuate::{Actuator, KafkaActuator, KubectlActuator};
+use crate::autopilot::live::AutopilotLoop;
 use crate::error::ForegroundError;
 use crate::follow::LandscapeFollower;
 use crate::server::{Foreground, LandscapeDocument};
@@ -111,6 +113,15 @@ impl ForegroundService {
             let (w, thread) = watch_models(&models_dir, Arc::clone(&models), Arc::clone(&stop))?;
             watcher = Some(w);
             threads.push(thread);
+        }
+        if config.autopilot.enabled {
+            let intent_loop = AutopilotLoop::new(config.autopilot.clone(), actuators(&config)?);
+            threads.push(spawn_intent_loop(
+                intent_loop,
+                Arc::clone(&foreground),
+                Duration::from_secs(config.autopilot.tick_secs),
+                Arc::clone(&stop),
+            ));
         }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -221,4 +232,48 @@ fn watch_error(dir: &Path, e: notify::Error) -> ForegroundError {
         path: PathBuf::from(dir),
         source: std::io::Error::other(format!("watching for model changes: {e}")),
     }
+}
+
+/// The actuators `config` asks for: plans on the actions topic (with brokers), Kubernetes
+/// requests in a directory (and applied with kubectl, if set).
+fn actuators(config: &ForegroundConfig) -> Result<Vec<Box<dyn Actuator>>, ForegroundError> {
+    let a = &config.autopilot;
+    let mut actuators: Vec<Box<dyn Actuator>> = Vec::new();
+    if let (Some(brokers), false) = (&config.sources.brokers, a.actions_topic.is_empty()) {
+        let kafka = KafkaActuator::new(
+            brokers,
+            &config.sources.client,
+            &a.actions_topic,
+            &config.sources.utilization_topic,
+        )
+        .map_err(|e| ForegroundError::Actuator(e.to_string()))?;
+        actuators.push(Box::new(kafka));
+    }
+    if let Some(dir) = &a.kubernetes_dir {
+        actuators.push(Box::new(KubectlActuator {
+            dir: dir.clone(),
+            kubectl: a.kubectl.clone(),
+            kubeconfig: a.kubeconfig.clone(),
+        }));
+    }
+    Ok(actuators)
+}
+
+/// Ticks `intent_loop` every `every` until `stop` (checked five times a second).
+fn spawn_intent_loop(
+    mut intent_loop: AutopilotLoop,
+    foreground: Arc<Foreground>,
+    every: Duration,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut next = std::time::Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            if std::time::Instant::now() >= next {
+                foreground.autopilot_tick(&mut intent_loop, dcpilot_info_core::now_ms());
+                next += every;
+            }
+            std::thread::sleep(Duration::from_millis(200).min(every));
+        }
+    })
 }

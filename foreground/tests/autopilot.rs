@@ -49,6 +49,7 @@ fn view(placement: [u32; 2], p99: f64, age_ms: i64) -> TargetView {
                 pressure: Pressure::default(),
             },
         ],
+        quiet_p99_ms: None,
     }
 }
 

@@ -10,6 +10,9 @@
 //! own telemetry on ticks where the models see no interference) times the slowdown the
 //! `interference-slowdown` model predicts on the worst node that holds a replica.
 
+pub mod actuate;
+pub mod events;
+pub mod live;
 pub mod plant;
 pub mod replay;
 
@@ -54,6 +57,24 @@ pub struct AutopilotConfig {
     pub action_cost: f64,
     /// Plan and report, never act.
     pub dry_run: bool,
+    /// Run the loop in the foreground (off: intents are only scored, never acted on).
+    pub enabled: bool,
+    /// Seconds between ticks.
+    pub tick_secs: u64,
+    /// The telemetry metric holding a workload's p99 latency, ms.
+    pub p99_metric: String,
+    /// The telemetry metric holding a workload's request rate, requests/s.
+    pub rps_metric: String,
+    /// Seconds after a plan when its outcome (p99 before and after) is recorded.
+    pub settle_secs: u64,
+    /// Topic every plan is published on (with brokers); empty: not published.
+    pub actions_topic: String,
+    /// Directory the Kubernetes requests of every plan are written to; unset: none.
+    pub kubernetes_dir: Option<std::path::PathBuf>,
+    /// `kubectl` to apply those requests with; unset: written only.
+    pub kubectl: Option<std::path::PathBuf>,
+    /// kubeconfig for `kubectl`.
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 impl Default for AutopilotConfig {
@@ -72,6 +93,15 @@ impl Default for AutopilotConfig {
             replica_cost: 1.0,
             action_cost: 0.25,
             dry_run: false,
+            enabled: false,
+            tick_secs: 30,
+            p99_metric: "p99_latency_ms".into(),
+            rps_metric: "rps".into(),
+            settle_secs: 120,
+            actions_topic: "dcpilot.actions".into(),
+            kubernetes_dir: None,
+            kubectl: None,
+            kubeconfig: None,
         }
     }
 }
@@ -107,6 +137,21 @@ impl AutopilotConfig {
             if !(value.is_finite() && value >= 0.0) {
                 problems.push(format!("{key} must be a finite number >= 0, got {value}"));
             }
+        }
+        if self.tick_secs == 0 {
+            problems.push("tick_secs must be at least 1".to_string());
+        }
+        for (key, value) in [
+            ("p99_metric", &self.p99_metric),
+            ("rps_metric", &self.rps_metric),
+        ] {
+            if value.trim().is_empty() {
+                problems.push(format!("{key} must name a metric"));
+            }
+        }
+        if self.kubectl.is_some() && self.kubernetes_dir.is_none() {
+            problems
+                .push("kubectl needs kubernetes_dir (where the requests are written)".to_string());
         }
         problems
     }
@@ -149,10 +194,15 @@ pub struct TargetView {
     pub rps_trend_per_min: f64,
     /// Every node the target may use, with its replicas there.
     pub nodes: Vec<NodeView>,
+    /// Its p99 without co-runners, if an intent or profile states it (else it is learned
+    /// from its telemetry).
+    pub quiet_p99_ms: Option<f64>,
 }
 
 /// How a latency objective stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectiveState {
     /// Within the objective, and predicted to stay so over the horizon.
@@ -220,6 +270,8 @@ pub struct Plan {
 pub struct Decision {
     /// The target.
     pub target: String,
+    /// The tick's time, Unix ms.
+    pub now_ms: i64,
     /// Its objective, p99 ms.
     pub objective_p99_ms: f64,
     /// How it stands.
@@ -310,6 +362,7 @@ impl Autopilot {
         let (p99, rps) = (fresh(view.p99_ms), fresh(view.rps));
         let mut decision = Decision {
             target: view.target.clone(),
+            now_ms: view.now_ms,
             objective_p99_ms,
             state: ObjectiveState::NoData,
             p99_ms: view.p99_ms,
@@ -356,6 +409,9 @@ impl Autopilot {
         // interference where the target runs.
         let memory = self.memory.entry(view.target.clone()).or_default();
         let slowdown_now = worst_slowdown(&current, rps.value);
+        if memory.quiet_p99_ms.is_none() {
+            memory.quiet_p99_ms = view.quiet_p99_ms.filter(|q| q.is_finite() && *q > 0.0);
+        }
         if let Some(now) = slowdown_now {
             let quiet_now = now <= QUIET_SLOWDOWN && p99.value <= objective_p99_ms;
             if quiet_now || memory.quiet_p99_ms.is_none() {

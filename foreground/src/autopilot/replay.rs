@@ -274,6 +274,7 @@ impl Controller for AutopilotController<'_> {
                     pressure: Pressure::default(),
                 })
                 .collect(),
+            quiet_p99_ms: None,
         };
         let decision = self
             .autopilot

@@ -19,6 +19,7 @@
 //! - `scheduler`: the Kubernetes scheduler-extender `POST /scheduler/filter` and `/prioritize`;
 //! - `meta`: `/healthz`, `/metrics`, `/openapi.json`.
 
+mod autopilot;
 mod graph;
 mod intents;
 mod landscape;
@@ -41,11 +42,13 @@ use axum::{Json, Router};
 use dcpilot_info_core::landscape::{GraphError, LandscapeGraph, SharedLandscape};
 use dcpilot_info_core::now_ms;
 use dcpilot_info_core::InfoCore;
-use dcpilot_schemas::LandscapeEvent;
+use dcpilot_schemas::{LandscapeEvent, TelemetrySample};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::autopilot::live::{AutopilotLoop, AutopilotShared};
+use crate::autopilot::Decision;
 use crate::config::ForegroundConfig;
 use crate::intents::Intents;
 use crate::landscape::{HostMeasure, Landscape, Measured};
@@ -80,6 +83,8 @@ pub struct Foreground {
     preparing: std::sync::atomic::AtomicBool,
     prepare_again: std::sync::atomic::AtomicBool,
     metrics: Option<MetricsRenderer>,
+    /// The intent loop's telemetry window, status and plans.
+    autopilot: AutopilotShared,
 }
 
 struct Prepared {
@@ -152,12 +157,15 @@ pub const ENDPOINTS: &[&str] = &[
     "rollback",
     "scheduler_filter",
     "scheduler_prioritize",
+    "intent_status",
+    "telemetry",
 ];
 
 /// Describes every foreground metric once (Prometheus `# HELP`) and registers the
 /// counters whose labels are known at 0, so `rate()` works from the first scrape.
 pub fn describe_metrics() {
     use metrics::{describe_counter, describe_histogram, Unit};
+    crate::autopilot::events::describe_metrics();
     describe_counter!(
         "dcpilot_foreground_requests_total",
         Unit::Count,
@@ -286,6 +294,7 @@ impl Foreground {
         metrics: Option<MetricsRenderer>,
     ) -> Arc<Self> {
         let (graph, landscape) = graph_and_view(&landscape);
+        let config_autopilot = config.autopilot.clone();
         Arc::new(Self {
             landscape: ArcSwap::from_pointee(landscape),
             graph: SharedLandscape::new(graph),
@@ -297,8 +306,33 @@ impl Foreground {
             prepared: ArcSwapOption::empty(),
             preparing: std::sync::atomic::AtomicBool::new(false),
             prepare_again: std::sync::atomic::AtomicBool::new(false),
+            autopilot: AutopilotShared {
+                config: config_autopilot,
+                ..AutopilotShared::default()
+            },
             metrics,
         })
+    }
+
+    /// The intent loop's shared parts (telemetry window, status, plans).
+    pub fn autopilot(&self) -> &AutopilotShared {
+        &self.autopilot
+    }
+
+    /// Keeps what the intent loop reads of `samples` (workloads' p99 and request rates).
+    pub fn observe_telemetry(&self, samples: &[TelemetrySample]) {
+        for sample in samples {
+            self.autopilot
+                .window
+                .observe(&self.autopilot.config, sample);
+        }
+    }
+
+    /// One tick of `intent_loop` over the landscape, intents and models as they are now.
+    pub fn autopilot_tick(&self, intent_loop: &mut AutopilotLoop, now_ms: i64) -> Vec<Decision> {
+        let (landscape, intents, snapshot) =
+            (self.landscape(), self.intents(), self.models.snapshot());
+        intent_loop.tick(&self.autopilot, &landscape, &intents, &snapshot, now_ms)
     }
 
     /// The landscape now.
@@ -487,6 +521,10 @@ impl Foreground {
                 "/v1/intents",
                 get(intents::get_intents).put(intents::put_intents),
             )
+            .route("/v1/intents/{*path}", get(autopilot::target_status))
+            .route("/v1/plans", get(autopilot::plans))
+            .route("/v1/autopilot", get(autopilot::overview))
+            .route("/v1/telemetry", post(autopilot::post_telemetry))
             .route("/v1/landscape", get(landscape::get_landscape))
             .route("/v1/landscape/events", post(landscape::post_events))
             .route(

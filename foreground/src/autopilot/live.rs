@@ -1,0 +1,455 @@
+//! The live intent loop: every tick, for every workload with a p99 objective, the view
+//! from the landscape (where its replicas run, the hosts it could use and what they
+//! measure) and from telemetry (its newest p99 and request rate), one decision of the
+//! [`Autopilot`], the plan handed to the actuators, and the status kept for people — and,
+//! a settle time after each plan, its outcome (p99 before and after) recorded.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use dcpilot_info_core::Snapshot;
+use dcpilot_schemas::TelemetrySample;
+use parking_lot::Mutex;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::actuate::{ActionMessage, Actuator};
+use super::{Autopilot, AutopilotConfig, Decision, NodeView, ObjectiveState, Reading, TargetView};
+use crate::intents::Intents;
+use crate::landscape::Landscape;
+
+/// Request-rate readings kept per target (the trend is a line through them).
+const RATE_READINGS: usize = 10;
+
+/// The newest p99 and request rates of each workload, from telemetry.
+#[derive(Debug, Default)]
+pub struct TelemetryWindow {
+    series: Mutex<HashMap<String, Series>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Series {
+    p99: Option<Reading>,
+    rates: VecDeque<Reading>,
+}
+
+impl TelemetryWindow {
+    /// Keeps `sample` if it is a workload's p99 or request rate (named by `config`).
+    pub fn observe(&self, config: &AutopilotConfig, sample: &TelemetrySample) {
+        let is_p99 = sample.metric == config.p99_metric;
+        if !(is_p99 || sample.metric == config.rps_metric) || !sample.value.is_finite() {
+            return;
+        }
+        let Some(workload) = sample.workload.as_deref() else {
+            return;
+        };
+        let reading = Reading {
+            value: sample.value,
+            at_ms: sample.timestamp_ms,
+        };
+        let mut series = self.series.lock();
+        let s = series.entry(workload.to_string()).or_default();
+        if is_p99 {
+            if s.p99.is_none_or(|p| p.at_ms <= reading.at_ms) {
+                s.p99 = Some(reading);
+            }
+        } else {
+            if s.rates.back().is_some_and(|r| r.at_ms > reading.at_ms) {
+                return;
+            }
+            s.rates.push_back(reading);
+            while s.rates.len() > RATE_READINGS {
+                s.rates.pop_front();
+            }
+        }
+    }
+
+    /// The newest p99, the newest rate and the rate's trend per minute of `target`
+    /// (`namespace/name` also matches telemetry of workload `name`).
+    fn of(&self, target: &str) -> (Option<Reading>, Option<Reading>, f64) {
+        let series = self.series.lock();
+        let short = target.split_once('/').map(|(_, name)| name);
+        let Some(s) = series
+            .get(target)
+            .or_else(|| short.and_then(|name| series.get(name)))
+        else {
+            return (None, None, 0.0);
+        };
+        let trend = match (s.rates.front(), s.rates.back()) {
+            (Some(first), Some(last)) if last.at_ms > first.at_ms => {
+                (last.value - first.value) * 60_000.0 / (last.at_ms - first.at_ms) as f64
+            }
+            _ => 0.0,
+        };
+        (s.p99, s.rates.back().copied(), trend)
+    }
+}
+
+/// One plan as the loop carried it out.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PlanRecord {
+    /// The plan as published.
+    pub message: ActionMessage,
+    /// Actuators that carried it out.
+    pub applied_by: Vec<String>,
+    /// Actuators that failed, with why.
+    pub failures: Vec<String>,
+    /// The objective after the settle time: p99 before and after, ms.
+    pub outcome: Option<PlanOutcome>,
+}
+
+/// What a plan did to its objective.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, JsonSchema)]
+pub struct PlanOutcome {
+    /// The p99 the plan was made on, ms.
+    pub p99_ms_before: f64,
+    /// The newest p99 a settle time later, ms (none: no fresh sample then).
+    pub p99_ms_after: Option<f64>,
+    /// When it was judged, Unix ms.
+    pub judged_at_ms: i64,
+}
+
+/// How one target's objective stands, for people (`GET /v1/intents/{name}/status`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TargetStatus {
+    /// The target.
+    pub target: String,
+    /// The objective, p99 ms.
+    pub objective_p99_ms: f64,
+    /// How it stands.
+    pub state: ObjectiveState,
+    /// The newest p99 and rate, with their times.
+    pub p99_ms: Option<Reading>,
+    /// See `p99_ms`.
+    pub rps: Option<Reading>,
+    /// Seconds since the newest p99 sample (none: never seen).
+    pub p99_age_secs: Option<f64>,
+    /// Predicted p99 of the current placement, ms.
+    pub predicted_p99_ms: Option<f64>,
+    /// Replicas per host now.
+    pub placement: BTreeMap<String, u32>,
+    /// Why it stands so, and why there is (no) plan.
+    pub reason: String,
+    /// The newest plan for it.
+    pub last_plan: Option<PlanRecord>,
+    /// When this status was made, Unix ms.
+    pub updated_ms: i64,
+}
+
+/// What the loop shows: every target's status and the recent plans.
+#[derive(Debug, Default)]
+pub struct AutopilotStatus {
+    targets: Mutex<BTreeMap<String, TargetStatus>>,
+    plans: Mutex<VecDeque<PlanRecord>>,
+}
+
+/// Plans kept for `GET /v1/plans`.
+const PLANS_KEPT: usize = 200;
+
+impl AutopilotStatus {
+    /// The status of `target` (`namespace/name`, or a name whose namespace is omitted).
+    pub fn target(&self, target: &str) -> Option<TargetStatus> {
+        let targets = self.targets.lock();
+        targets.get(target).cloned().or_else(|| {
+            targets
+                .values()
+                .find(|t| t.target.split_once('/').is_some_and(|(_, n)| n == target))
+                .cloned()
+        })
+    }
+
+    /// Every target's status.
+    pub fn targets(&self) -> Vec<TargetStatus> {
+        self.targets.lock().values().cloned().collect()
+    }
+
+    /// The recent plans, newest first.
+    pub fn plans(&self) -> Vec<PlanRecord> {
+        self.plans.lock().iter().rev().cloned().collect()
+    }
+
+    /// Objectives by state.
+    pub fn counts(&self) -> BTreeMap<ObjectiveState, usize> {
+        let mut counts = BTreeMap::new();
+        for t in self.targets.lock().values() {
+            *counts.entry(t.state).or_default() += 1;
+        }
+        counts
+    }
+}
+
+/// The autopilot's shared parts: what telemetry feeds and what the API reads.
+#[derive(Debug, Default)]
+pub struct AutopilotShared {
+    /// Its settings.
+    pub config: AutopilotConfig,
+    /// The newest p99 and rates per workload.
+    pub window: TelemetryWindow,
+    /// Status and plans.
+    pub status: AutopilotStatus,
+}
+
+/// The loop: its decision core, actuators and plans awaiting their outcome.
+pub struct AutopilotLoop {
+    autopilot: Autopilot,
+    actuators: Vec<Box<dyn Actuator>>,
+    /// (plan id, target, p99 before, when to judge).
+    settling: Vec<(String, String, f64, i64)>,
+}
+
+/// Hosts beyond those holding replicas that a plan may use: the emptiest ones.
+const CANDIDATE_HOSTS: usize = 4;
+
+impl AutopilotLoop {
+    /// A loop deciding with `shared.config` and acting through `actuators`.
+    pub fn new(config: AutopilotConfig, actuators: Vec<Box<dyn Actuator>>) -> Self {
+        Self {
+            autopilot: Autopilot::new(config),
+            actuators,
+            settling: Vec::new(),
+        }
+    }
+
+    /// One tick over every workload with a p99 objective; returns the decisions.
+    pub fn tick(
+        &mut self,
+        shared: &AutopilotShared,
+        landscape: &Landscape,
+        intents: &Intents,
+        snapshot: &Snapshot,
+        now_ms: i64,
+    ) -> Vec<Decision> {
+        let started = std::time::Instant::now();
+        self.judge_outcomes(shared, now_ms);
+        let mut objectives: Vec<(&String, f64)> = intents
+            .all_objectives()
+            .iter()
+            .filter_map(|(target, o)| Some((target, o.p99_latency_ms?)))
+            .collect();
+        objectives.sort_by(|a, b| a.0.cmp(b.0));
+        let mut decisions = Vec::with_capacity(objectives.len());
+        let mut statuses = BTreeMap::new();
+        for (target, objective) in objectives {
+            let (mut view, names) = self.view(shared, landscape, target, now_ms);
+            view.quiet_p99_ms = intents.objectives(target).and_then(|o| o.quiet_p99_ms);
+            let mut decision = self.autopilot.tick(&view, objective, snapshot);
+            if view.nodes.iter().all(|n| n.replicas == 0) {
+                decision.plan = None;
+                decision.reason = format!(
+                    "target {target} has no replicas in the landscape: nothing to plan for"
+                );
+            }
+            let record = decision.plan.as_ref().and_then(|_| {
+                let message =
+                    ActionMessage::of(&decision, &names, self.autopilot.config().dry_run)?;
+                Some(self.carry_out(message, &decision, now_ms))
+            });
+            if let Some(record) = &record {
+                let mut plans = shared.status.plans.lock();
+                plans.push_back(record.clone());
+                while plans.len() > PLANS_KEPT {
+                    plans.pop_front();
+                }
+            }
+            let previous = shared.status.target(target).and_then(|s| s.last_plan);
+            statuses.insert(
+                target.clone(),
+                TargetStatus {
+                    target: target.clone(),
+                    objective_p99_ms: objective,
+                    state: decision.state,
+                    p99_ms: decision.p99_ms,
+                    rps: decision.rps,
+                    p99_age_secs: decision
+                        .p99_ms
+                        .map(|r| now_ms.saturating_sub(r.at_ms) as f64 / 1000.0),
+                    predicted_p99_ms: decision.predicted_p99_ms,
+                    placement: names
+                        .iter()
+                        .cloned()
+                        .zip(view.nodes.iter().map(|n| n.replicas))
+                        .filter(|(_, n)| *n > 0)
+                        .collect(),
+                    reason: decision.reason.clone(),
+                    last_plan: record.or(previous),
+                    updated_ms: now_ms,
+                },
+            );
+            super::events::Decided {
+                decision: &decision,
+            }
+            .emit();
+            decisions.push(decision);
+        }
+        *shared.status.targets.lock() = statuses;
+        super::events::Ticked {
+            seconds: started.elapsed().as_secs_f64(),
+            counts: shared.status.counts(),
+            overruns: decisions
+                .iter()
+                .filter(|d| d.provenance.budget_exhausted)
+                .count(),
+        }
+        .emit();
+        decisions
+    }
+
+    /// The view of `target`: the hosts holding its replicas, then the emptiest others.
+    fn view(
+        &self,
+        shared: &AutopilotShared,
+        landscape: &Landscape,
+        target: &str,
+        now_ms: i64,
+    ) -> (TargetView, Vec<String>) {
+        let short = target.split_once('/').map_or(target, |(_, name)| name);
+        let mut replicas: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut request = 0.0_f64;
+        for instance in landscape
+            .instances()
+            .values()
+            .filter(|i| i.workload == target || i.workload == short)
+        {
+            *replicas.entry(instance.host.as_str()).or_default() += 1;
+            request = request.max(instance.cores);
+        }
+        let hosts = landscape.hosts();
+        let loads = landscape.loads();
+        let mut others: Vec<usize> = (0..hosts.len())
+            .filter(|&i| !replicas.contains_key(hosts[i].name.as_str()))
+            .filter(|&i| hosts[i].cores - loads[i].busy_cores() >= request)
+            .collect();
+        others.sort_by(|&a, &b| {
+            let free = |i: usize| hosts[i].cores - loads[i].busy_cores();
+            free(b)
+                .total_cmp(&free(a))
+                .then(hosts[a].name.cmp(&hosts[b].name))
+        });
+        let chosen = replicas
+            .keys()
+            .filter_map(|h| landscape.host_index(h))
+            .chain(others.into_iter().take(CANDIDATE_HOSTS));
+        let nodes: Vec<NodeView> = chosen
+            .map(|i| NodeView {
+                name: hosts[i].name.clone(),
+                replicas: replicas.get(hosts[i].name.as_str()).copied().unwrap_or(0),
+                counters: loads[i].counters,
+                pressure: loads[i].pressure,
+            })
+            .collect();
+        let names = nodes.iter().map(|n| n.name.clone()).collect();
+        let (p99_ms, rps, rps_trend_per_min) = shared.window.of(target);
+        (
+            TargetView {
+                target: target.to_string(),
+                now_ms,
+                p99_ms,
+                rps,
+                rps_trend_per_min,
+                nodes,
+                quiet_p99_ms: None,
+            },
+            names,
+        )
+    }
+
+    /// Hands the plan to every actuator; starts its cool-down if one carried it out.
+    fn carry_out(
+        &mut self,
+        message: ActionMessage,
+        decision: &Decision,
+        now_ms: i64,
+    ) -> PlanRecord {
+        let mut record = PlanRecord {
+            message,
+            applied_by: Vec::new(),
+            failures: Vec::new(),
+            outcome: None,
+        };
+        for actuator in &mut self.actuators {
+            match actuator.apply(&record.message) {
+                Ok(()) => record.applied_by.push(actuator.name().to_string()),
+                Err(e) => {
+                    super::events::ActuatorFailed { error: &e }.emit();
+                    record.failures.push(e.to_string());
+                }
+            }
+        }
+        let (dry_run, settle_secs) = {
+            let config = self.autopilot.config();
+            (config.dry_run, config.settle_secs)
+        };
+        if !dry_run && !record.applied_by.is_empty() {
+            self.autopilot.acted(&decision.target, now_ms);
+            if let Some(p99) = decision.p99_ms {
+                self.settling.push((
+                    record.message.plan_id.clone(),
+                    decision.target.clone(),
+                    p99.value,
+                    now_ms + settle_secs as i64 * 1000,
+                ));
+            }
+        }
+        super::events::Planned { record: &record }.emit();
+        record
+    }
+
+    /// Judges the plans whose settle time has passed: their p99 before and after, into
+    /// the plan records and, as telemetry, to every actuator that records outcomes.
+    fn judge_outcomes(&mut self, shared: &AutopilotShared, now_ms: i64) {
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.settling)
+            .into_iter()
+            .partition(|(_, _, _, at)| *at <= now_ms);
+        self.settling = waiting;
+        for (plan_id, target, before, _) in due {
+            let settle_ms = self.autopilot.config().settle_secs as i64 * 1000;
+            let (p99, _, _) = shared.window.of(&target);
+            // Only a sample measured after the plan settled says what it did.
+            let after = p99
+                .filter(|r| r.at_ms >= now_ms - settle_ms / 2)
+                .map(|r| r.value);
+            let outcome = PlanOutcome {
+                p99_ms_before: before,
+                p99_ms_after: after,
+                judged_at_ms: now_ms,
+            };
+            if let Some(plan) = shared
+                .status
+                .plans
+                .lock()
+                .iter_mut()
+                .find(|p| p.message.plan_id == plan_id)
+            {
+                plan.outcome = Some(outcome);
+            }
+            let samples = outcome_samples(&plan_id, &target, &outcome);
+            for actuator in &mut self.actuators {
+                if let Err(e) = actuator.record_outcome(&samples) {
+                    super::events::ActuatorFailed { error: &e }.emit();
+                }
+            }
+        }
+    }
+}
+
+/// A plan's outcome as telemetry of its target: p99 before and after, labelled with the
+/// plan, so jobs can learn from what the actions did.
+pub fn outcome_samples(plan_id: &str, target: &str, outcome: &PlanOutcome) -> Vec<TelemetrySample> {
+    let labels = BTreeMap::from([("plan".to_string(), plan_id.to_string())]);
+    let sample = |metric: &str, value: f64| TelemetrySample {
+        timestamp_ms: outcome.judged_at_ms,
+        entity: target.to_string(),
+        host: None,
+        workload: Some(target.to_string()),
+        metric: metric.to_string(),
+        value,
+        labels: labels.clone(),
+    };
+    let mut samples = vec![sample(
+        "autopilot_plan_p99_before_ms",
+        outcome.p99_ms_before,
+    )];
+    if let Some(after) = outcome.p99_ms_after {
+        samples.push(sample("autopilot_plan_p99_after_ms", after));
+    }
+    samples
+}
