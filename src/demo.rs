@@ -226,6 +226,21 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
     );
     let counters = measured_counters(&store).await?;
     let fg = crate::demo_foreground::run(&dcpilot_info_core_dir(&dir), &counters).await?;
+    progress(
+        args.json,
+        "      the intent loop: a day of traffic and noisy neighbours against a plant built from the NTUA runs (dcpilot planner replay)",
+    );
+    let intent_loop = crate::planner::replay(
+        &bundled_ntua_samples()?,
+        &crate::planner::ReplayArgs {
+            plant_runs: "_V04".into(),
+            traces: 3,
+            seed: 1,
+            slo_ms: 1.0,
+            minutes: 24 * 60,
+        },
+    )
+    .await?;
     if let Some(path) = &args.html {
         let page = html_report(&dir, &store, &models, &fg, count).await?;
         std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
@@ -245,6 +260,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
             "extender": fg.extender,
             "landscape": fg.landscape,
             "colouring": colouring,
+            "intent_loop": intent_loop,
             "replayed_samples": replayed.samples,
             "ingest_seconds": ingest_secs,
             "ingest_rate_samples_per_s": replayed.samples as f64 / ingest_secs,
@@ -369,6 +385,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
             fg.landscape["page"].as_str().unwrap_or("-")
         );
         print_colouring(&colouring);
+        print_intent_loop(&intent_loop);
     }
     if count as u64 != replayed.samples {
         bail!(
@@ -617,4 +634,49 @@ async fn html_report(
 <h2>Plots</h2><div>{plots}</div></body></html>\n",
         p.count, p.p50_ms, p.p99_ms, p.max_ms, p.budget_overruns
     ))
+}
+
+/// The intent-loop section of the text report: each controller on the replayed day, and
+/// the autopilot's first plan that answered a broken objective.
+fn print_intent_loop(r: &crate::planner::ReplayReport) {
+    println!(
+        "\nIntent loop (`dcpilot planner replay`: three days, nginx p99 <= {} ms, plant from the NTUA runs matching {:?}, model from the others):",
+        r.config.slo_p99_ms, r.plant_runs
+    );
+    for o in &r.totals {
+        println!(
+            "  {:<10} {:>5} violation minutes  {:>6} replica-minutes  {:>4} actions",
+            o.controller, o.violation_minutes, o.replica_minutes, o.actions
+        );
+    }
+    // An example of the loop at work: its first change that answered a broken objective
+    // (one that mended it, if any did).
+    let slo = r.config.slo_p99_ms;
+    let changes: Vec<_> = r
+        .traces
+        .iter()
+        .filter_map(|t| t.outcomes.iter().find(|o| o.controller == "autopilot"))
+        .flat_map(|o| &o.changes)
+        .filter(|c| c.p99_before_ms.is_some_and(|p| p > slo))
+        .collect();
+    let example = changes
+        .iter()
+        .find(|c| c.p99_after_ms.is_some_and(|p| p <= slo))
+        .or(changes.first());
+    if let Some(c) = example {
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2} ms"));
+        println!(
+            "  e.g. minute {}: {} on {}, {:.0} req/s, p99 {} (violated) -> the autopilot sets replicas on node-a/node-b from {}/{} to {}/{}; the next minute p99 {}",
+            c.minute,
+            c.scenario,
+            c.noisy_node,
+            c.rps,
+            ms(c.p99_before_ms),
+            c.from[0],
+            c.from[1],
+            c.to[0],
+            c.to[1],
+            ms(c.p99_after_ms)
+        );
+    }
 }

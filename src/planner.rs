@@ -54,22 +54,31 @@ pub enum PlannerCommand {
 
 /// What a replay found, per trace and in total.
 #[derive(Serialize)]
-struct ReplayReport {
-    config: ReplayConfig,
-    plant_runs: String,
-    model: Option<String>,
-    rps_at_full_cpu_request: f64,
-    traces: Vec<TraceResult>,
-    totals: Vec<Outcome>,
-    autopilot_overruns: usize,
-    autopilot_longest_tick_ms: f64,
+pub(crate) struct ReplayReport {
+    pub config: ReplayConfig,
+    pub plant_runs: String,
+    pub model: Option<String>,
+    pub rps_at_full_cpu_request: f64,
+    pub traces: Vec<TraceResult>,
+    pub totals: Vec<Outcome>,
+    pub autopilot_overruns: usize,
+    pub autopilot_longest_tick_ms: f64,
 }
 
 #[derive(Serialize)]
-struct TraceResult {
-    seed: u64,
-    noisy_minutes: usize,
-    outcomes: Vec<Outcome>,
+pub(crate) struct TraceResult {
+    pub seed: u64,
+    pub noisy_minutes: usize,
+    pub outcomes: Vec<Outcome>,
+}
+
+/// What a replay is asked for.
+pub(crate) struct ReplayArgs {
+    pub plant_runs: String,
+    pub traces: u64,
+    pub seed: u64,
+    pub slo_ms: f64,
+    pub minutes: usize,
 }
 
 /// Runs one `planner` subcommand.
@@ -83,12 +92,6 @@ pub async fn run(command: PlannerCommand) -> Result<ExitCode> {
         minutes,
         json,
     } = command;
-    if !(slo_ms.is_finite() && slo_ms > 0.0) {
-        bail!("--slo-ms must be a positive number of milliseconds, got {slo_ms}");
-    }
-    if minutes == 0 || traces == 0 {
-        bail!("--minutes and --traces must be at least 1");
-    }
     let samples = match &data {
         Some(dir) => {
             let trace = read_trace(TraceFormat::Ntua, dir)
@@ -100,9 +103,45 @@ pub async fn run(command: PlannerCommand) -> Result<ExitCode> {
         }
         None => crate::demo::bundled_ntua_samples()?,
     };
-    let in_plant =
-        |s: &TelemetrySample| s.labels.get("run").is_some_and(|r| r.contains(&plant_runs));
-    let plant = Plant::from_samples(&samples, |run| run.contains(&plant_runs))
+    let args = ReplayArgs {
+        plant_runs,
+        traces,
+        seed,
+        slo_ms,
+        minutes,
+    };
+    let report = replay(&samples, &args).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds the plant from the runs matching `args.plant_runs`, trains the autopilot's model
+/// on the others, and replays every controller over `args.traces` synthesised days.
+pub(crate) async fn replay(samples: &[TelemetrySample], args: &ReplayArgs) -> Result<ReplayReport> {
+    let ReplayArgs {
+        plant_runs,
+        traces,
+        seed,
+        slo_ms,
+        minutes,
+    } = args;
+    let (traces, seed, slo_ms, minutes) = (*traces, *seed, *slo_ms, *minutes);
+    if !(slo_ms.is_finite() && slo_ms > 0.0) {
+        bail!("--slo-ms must be a positive number of milliseconds, got {slo_ms}");
+    }
+    if minutes == 0 || traces == 0 {
+        bail!("--minutes and --traces must be at least 1");
+    }
+    let in_plant = |s: &TelemetrySample| {
+        s.labels
+            .get("run")
+            .is_some_and(|r| r.contains(plant_runs.as_str()))
+    };
+    let plant = Plant::from_samples(samples, |run| run.contains(plant_runs.as_str()))
         .with_context(|| format!("building the plant from the runs matching {plant_runs:?}"))?;
     let training: Vec<TelemetrySample> = samples.iter().filter(|s| !in_plant(s)).cloned().collect();
     if training.is_empty() {
@@ -187,25 +226,19 @@ pub async fn run(command: PlannerCommand) -> Result<ExitCode> {
             total.unknown_minutes += o.unknown_minutes;
         }
     }
-    let report = ReplayReport {
+    Ok(ReplayReport {
         config,
-        plant_runs,
+        plant_runs: plant_runs.clone(),
         model,
         rps_at_full_cpu_request: RPS_AT_FULL_REQUEST,
         traces: results,
         totals,
         autopilot_overruns: overruns,
         autopilot_longest_tick_ms: longest,
-    };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_report(&report);
-    }
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
-fn print_report(r: &ReplayReport) {
+pub(crate) fn print_report(r: &ReplayReport) {
     println!(
         "plant: NTUA runs matching {:?}; objective p99 <= {} ms; {} trace(s) of {} min",
         r.plant_runs,

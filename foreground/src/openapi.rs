@@ -5,6 +5,7 @@ use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
 
+use crate::autopilot::live::{PlanRecord, TargetStatus};
 use crate::extender::{ExtenderArgs, ExtenderFilterResult, HostPriority};
 use crate::planner::{PlacementAnswer, PlacementRequest};
 use crate::recipes::{RebalancePlan, RebalanceRequest, ScoreAnswer, ScoreRequest};
@@ -158,6 +159,16 @@ pub fn document() -> Value {
                 "security": [{"bearer": []}]
             }
         },
+        "/v1/intents/{target}/status": {"get": operation(
+            "How a target's p99 objective stands: desired, current with its age, state (met, at_risk, violated, no_data), prediction, placement, last plan",
+            None, b.schema::<TargetStatus>(), false)},
+        "/v1/plans": {"get": operation(
+            "The intent loop's recent plans (applied or dry run), who carried them out, and their outcome",
+            None, json!({"type": "object", "properties": {"plans": {"type": "array", "items": b.schema::<PlanRecord>()}}}), false)},
+        "/v1/autopilot": {"get": operation("Whether the intent loop runs, and every target's status", None, any.clone(), false)},
+        "/v1/telemetry": {"post": operation(
+            "Native telemetry (workloads' p99 and request rates) for a foreground that follows no telemetry topic; all or nothing",
+            Some(b.schema::<Vec<dcpilot_schemas::TelemetrySample>>()), any.clone(), true)},
         "/v1/landscape": {"get": operation("Hosts with their loads, and instances", None, any.clone(), false)},
         "/v1/landscape/events": {"post": operation(
             "Apply dcpilot.landscape events (one, a JSON array, or NDJSON), all or nothing",

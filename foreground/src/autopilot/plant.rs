@@ -187,7 +187,7 @@ impl Plant {
     }
 
     /// nginx's p99 (ms) at `rps` with `placement[0]` replicas on the node running
-    /// `scenario` and `placement[1]` on the other node; `None` without replicas or when the
+    /// `scenario` (the noisy node) and `placement[1]` on the other node; `None` without replicas or when the
     /// scenario was not measured on a side that has replicas.
     pub fn p99(&self, rps: f64, placement: [u32; 2], scenario: &str) -> Option<f64> {
         let replicas = placement[0] + placement[1];

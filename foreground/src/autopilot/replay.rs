@@ -32,13 +32,36 @@ pub const RPS_AT_FULL_REQUEST: f64 = 1000.0;
 pub const NODES: [&str; 2] = ["node-a", "node-b"];
 const MINUTE_MS: i64 = 60_000;
 
-/// One minute of a trace: the request rate and what co-runs on node 0.
+/// One minute of a trace: the request rate and what co-runs on which node.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Minute {
     /// Requests per second.
     pub rps: f64,
-    /// The co-runner scenario on node 0 (`none`: quiet).
+    /// The co-runner scenario (`none`: quiet).
     pub scenario: String,
+    /// The node it runs on (0 or 1).
+    pub noisy_node: usize,
+}
+
+impl Minute {
+    /// nginx's p99 on `plant` with `placement` this minute.
+    pub fn p99(&self, plant: &Plant, placement: [u32; 2]) -> Option<f64> {
+        let other = 1 - self.noisy_node;
+        plant.p99(
+            self.rps,
+            [placement[self.noisy_node], placement[other]],
+            &self.scenario,
+        )
+    }
+
+    /// What each node's counters report this minute.
+    pub fn counters(&self, plant: &Plant, replicas: u32) -> [HostCounters; 2] {
+        let mut counters = [HostCounters::default(); 2];
+        for (node, c) in counters.iter_mut().enumerate() {
+            *c = plant.counters(self.rps, replicas, &self.scenario, node == self.noisy_node);
+        }
+        counters
+    }
 }
 
 /// How traces are made and judged.
@@ -79,7 +102,8 @@ impl Default for ReplayConfig {
 
 /// A day of traffic with co-runner episodes, from a seed: the rate follows a daily wave
 /// between `rps_range` with 5% noise; episodes start at random (on average every
-/// `episode_every_min` minutes) with a scenario drawn from those the plant measured.
+/// `episode_every_min` minutes) on a node drawn at random, with a scenario drawn from
+/// those the plant measured.
 pub fn synthesise(plant: &Plant, config: &ReplayConfig, seed: u64) -> Vec<Minute> {
     let mut rng = StdRng::seed_from_u64(seed);
     let noisy: Vec<String> = plant
@@ -89,13 +113,13 @@ pub fn synthesise(plant: &Plant, config: &ReplayConfig, seed: u64) -> Vec<Minute
         .collect();
     let (low, high) = config.rps_range;
     let mut minutes = Vec::with_capacity(config.minutes);
-    let mut episode: Option<(String, usize)> = None;
+    let mut episode: Option<(String, usize, usize)> = None;
     for m in 0..config.minutes {
         let phase = 2.0 * std::f64::consts::PI * m as f64 / (24.0 * 60.0);
         let wave = 0.5 - 0.5 * phase.cos();
         let noise = 1.0 + rng.random_range(-0.05..0.05);
         let rps = ((low + (high - low) * wave) * noise).max(1.0);
-        if episode.as_ref().is_some_and(|(_, left)| *left == 0) {
+        if episode.as_ref().is_some_and(|(_, _, left)| *left == 0) {
             episode = None;
         }
         if episode.is_none()
@@ -104,16 +128,20 @@ pub fn synthesise(plant: &Plant, config: &ReplayConfig, seed: u64) -> Vec<Minute
         {
             let scenario = noisy[rng.random_range(0..noisy.len())].clone();
             let length = rng.random_range(config.episode_minutes.0..=config.episode_minutes.1);
-            episode = Some((scenario, length));
+            episode = Some((scenario, rng.random_range(0..2usize), length));
         }
-        let scenario = match &mut episode {
-            Some((name, left)) => {
+        let (scenario, noisy_node) = match &mut episode {
+            Some((name, node, left)) => {
                 *left -= 1;
-                name.clone()
+                (name.clone(), *node)
             }
-            None => QUIET.to_string(),
+            None => (QUIET.to_string(), 0),
         };
-        minutes.push(Minute { rps, scenario });
+        minutes.push(Minute {
+            rps,
+            scenario,
+            noisy_node,
+        });
     }
     minutes
 }
@@ -325,7 +353,7 @@ impl Controller for Oracle<'_> {
         for total in self.bounds.0..=self.bounds.1 {
             for noisy in 0..=total {
                 let candidate = [noisy, total - noisy];
-                let Some(p99) = self.plant.p99(next.rps, candidate, &next.scenario) else {
+                let Some(p99) = next.p99(self.plant, candidate) else {
                     continue;
                 };
                 if p99 <= self.slo_p99_ms {
@@ -353,7 +381,35 @@ pub struct Outcome {
     pub actions: u64,
     /// Minutes the plant could not answer (a scenario it did not measure there).
     pub unknown_minutes: usize,
+    /// The first placement changes, with the latency before and after.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
 }
+
+/// One placement change in a replay: what was seen, what the controller did, and the
+/// minute after.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    /// The minute it was decided in.
+    pub minute: usize,
+    /// The co-runners then, and the node they were on.
+    pub scenario: String,
+    /// See `scenario`.
+    pub noisy_node: String,
+    /// Requests per second then.
+    pub rps: f64,
+    /// Replicas per node before and after.
+    pub from: [u32; 2],
+    /// See `from`.
+    pub to: [u32; 2],
+    /// p99 in the minute it was decided, and in the next (with the new placement), ms.
+    pub p99_before_ms: Option<f64>,
+    /// See `p99_before_ms`.
+    pub p99_after_ms: Option<f64>,
+}
+
+/// Placement changes kept per outcome.
+const CHANGES_KEPT: usize = 5;
 
 /// Runs `controller` over `trace` on `plant`, all starting at the fixed spread of two.
 pub fn run(
@@ -369,7 +425,7 @@ pub fn run(
     };
     for (minute, m) in trace.iter().enumerate() {
         let replicas = placement[0] + placement[1];
-        let p99 = plant.p99(m.rps, placement, &m.scenario);
+        let p99 = m.p99(plant, placement);
         match p99 {
             Some(p) if p > slo_p99_ms => outcome.violation_minutes += 1,
             Some(_) => {}
@@ -381,13 +437,28 @@ pub fn run(
             rps: m.rps,
             p99_ms: p99,
             cpu_utilisation: m.rps / (f64::from(replicas.max(1)) * RPS_AT_FULL_REQUEST),
-            counters: [
-                plant.counters(m.rps, replicas, &m.scenario, true),
-                plant.counters(m.rps, replicas, &m.scenario, false),
-            ],
+            counters: m.counters(plant, replicas),
         };
+        if let Some(last) = outcome.changes.last_mut() {
+            if last.minute + 1 == minute {
+                last.p99_after_ms = p99;
+            }
+        }
         let next = controller.decide(&seen, placement);
-        outcome.actions += u64::from(changes(placement, next));
+        let changed = changes(placement, next);
+        if changed > 0 && outcome.changes.len() < CHANGES_KEPT {
+            outcome.changes.push(Change {
+                minute,
+                scenario: m.scenario.clone(),
+                noisy_node: NODES[m.noisy_node].to_string(),
+                rps: m.rps,
+                from: placement,
+                to: next,
+                p99_before_ms: p99,
+                p99_after_ms: None,
+            });
+        }
+        outcome.actions += u64::from(changed);
         placement = next;
     }
     outcome
