@@ -15,7 +15,7 @@ use dcpilot_schemas::decode::{DecodeContext, Decoder, Format};
 use dcpilot_schemas::TelemetrySample;
 use serde_json::{json, Value};
 
-use super::{answer, body_bytes, ApiError, Shared};
+use super::{answer, mutation, ApiError, Shared};
 
 pub(super) async fn target_status(State(fg): Shared, Path(path): Path<String>) -> Response {
     let started = Instant::now();
@@ -65,10 +65,7 @@ pub(super) async fn post_telemetry(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let result = (|| {
-        fg.authorize(&headers)?;
-        let bytes = body_bytes(body)?;
+    mutation(&fg, "telemetry", &headers, body, |bytes| {
         let mut samples: Vec<TelemetrySample> = Vec::new();
         let ctx = DecodeContext {
             default_timestamp_ms: dcpilot_info_core::now_ms(),
@@ -82,6 +79,5 @@ pub(super) async fn post_telemetry(
         }
         fg.observe_telemetry(&samples);
         Ok(json!({ "samples": samples.len() }))
-    })();
-    answer("telemetry", started, result, |_| (false, false))
+    })
 }

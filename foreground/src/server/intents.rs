@@ -1,8 +1,6 @@
 //! The intents endpoints: `GET /v1/intents` (documents, objectives, unscored workloads)
 //! and `PUT /v1/intents` (add or replace intent documents).
 
-use std::time::Instant;
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -11,7 +9,7 @@ use axum::response::Response;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{answer, body_bytes, utf8, ApiError, Shared};
+use super::{mutation, utf8, ApiError, Shared};
 
 pub(super) async fn get_intents(State(fg): Shared) -> Json<Value> {
     let intents = fg.intents();
@@ -27,13 +25,9 @@ pub(super) async fn put_intents(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let result = (|| {
-        fg.authorize(&headers)?;
-        let bytes = body_bytes(body)?;
+    mutation(&fg, "intents", &headers, body, |bytes| {
         let written = fg.put_intents(utf8(&bytes)?).map_err(ApiError::bad)?;
         fg.prepare_in_background();
         Ok(json!({ "written": written }))
-    })();
-    answer("intents", started, result, |_| (false, false))
+    })
 }

@@ -3,8 +3,6 @@
 //! `POST /v1/landscape/measurements` (hosts' busy cores and hardware counters); and
 //! [`LandscapeDocument`], the landscape file also accepted inline by placements.
 
-use std::time::Instant;
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -15,7 +13,7 @@ use dcpilot_schemas::LandscapeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{answer, body_bytes, utf8, ApiError, Shared};
+use super::{mutation, utf8, ApiError, Shared};
 use crate::landscape::{Host, HostCounters, HostMeasure, Instance, Landscape};
 use dcpilot_schemas::traces::PCM_SYSTEM_METRICS;
 
@@ -91,10 +89,7 @@ pub(super) async fn post_measurements(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let result = (|| {
-        fg.authorize(&headers)?;
-        let bytes = body_bytes(body)?;
+    mutation(&fg, "landscape_measurements", &headers, body, |bytes| {
         let text = utf8(&bytes)?;
         let items: Vec<HostMeasurement> =
             dcpilot_info_core::landscape::formats::parse_json_items(text, "measurements")
@@ -131,9 +126,6 @@ pub(super) async fn post_measurements(
         }
         fg.prepare_in_background();
         Ok(json!({ "applied": measured.len() }))
-    })();
-    answer("landscape_measurements", started, result, |_| {
-        (false, false)
     })
 }
 
@@ -148,15 +140,12 @@ pub(super) async fn post_events(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let result = (|| {
-        fg.authorize(&headers)?;
-        let events = parse_events(&body_bytes(body)?)?;
+    mutation(&fg, "landscape_events", &headers, body, |bytes| {
+        let events = parse_events(&bytes)?;
         let applied = fg
             .apply_events(&events)
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
         fg.prepare_in_background();
         Ok(json!({ "applied": applied }))
-    })();
-    answer("landscape_events", started, result, |_| (false, false))
+    })
 }

@@ -264,6 +264,22 @@ fn answer<T: Serialize>(
     response
 }
 
+/// A mutating endpoint's answer: the caller authorised, the body read and `handle`d,
+/// answered and counted as `endpoint`.
+fn mutation<T: Serialize>(
+    fg: &Foreground,
+    endpoint: &'static str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    handle: impl FnOnce(Bytes) -> Result<T, ApiError>,
+) -> Response {
+    let started = Instant::now();
+    let result = fg
+        .authorize(headers)
+        .and_then(|()| body_bytes(body).and_then(handle));
+    answer(endpoint, started, result, |_| (false, false))
+}
+
 impl Foreground {
     /// A foreground over `models` and an initial `landscape`.
     pub fn new(
