@@ -7,14 +7,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{dcpilot_command, eventually, http, wait_for_file, KillOnDrop};
+use common::{dcpilot_command, eventually, http, send_json, wait_for_file, KillOnDrop};
 use dcpilot_background::EmbeddedBroker;
 use dcpilot_foreground::autopilot::actuate::ActionMessage;
 use dcpilot_foreground::autopilot::{Action, ObjectiveState};
 use dcpilot_info_core::replication::MODELS_TOPIC;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::Message;
 use serde_json::json;
 
@@ -22,26 +21,12 @@ const LANDSCAPE: &str = "dcpilot.landscape";
 const TELEMETRY: &str = "dcpilot.telemetry";
 const ACTIONS: &str = "dcpilot.actions";
 
-fn send(brokers: &str, topic: &str, payloads: &[serde_json::Value]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("producer");
-    for p in payloads {
-        let payload = p.to_string();
-        producer
-            .send(BaseRecord::<str, str>::to(topic).payload(&payload))
-            .expect("send");
-    }
-    producer.flush(Duration::from_secs(10)).expect("flush");
-}
-
 #[test]
 fn telemetry_on_the_topic_becomes_a_plan_on_the_actions_topic() {
     let broker = EmbeddedBroker::start(&[LANDSCAPE, MODELS_TOPIC, TELEMETRY, ACTIONS], 1, None)
         .expect("broker");
     let brokers = broker.bootstrap_servers();
-    send(
+    send_json(
         &brokers,
         LANDSCAPE,
         &[
@@ -75,7 +60,7 @@ fn telemetry_on_the_topic_becomes_a_plan_on_the_actions_topic() {
     assert_eq!(status, 200, "{body}");
     // Its telemetry says 2.5 ms at 1,500 requests/s, now.
     let now = dcpilot_info_core::now_ms();
-    send(
+    send_json(
         &brokers,
         TELEMETRY,
         &[json!([

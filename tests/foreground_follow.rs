@@ -7,15 +7,13 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use common::{eventually, http, start_following_foreground};
+use common::{eventually, http, send_json, start_following_foreground};
 use dcpilot_background::EmbeddedBroker;
 use dcpilot_info_core::replication::{KafkaSink, MODELS_TOPIC};
 use dcpilot_info_core::{
     HoldoutMetrics, InfoCore, Lineage, MemoryStorage, Model, ModelDraft, QuantileTable,
     TrainingWindow,
 };
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const LANDSCAPE: &str = "dcpilot.landscape";
 const TELEMETRY: &str = "dcpilot.telemetry";
@@ -51,22 +49,6 @@ fn rightsizing(cores: f64) -> ModelDraft {
     }
 }
 
-fn send(brokers: &str, topic: &str, events: &[serde_json::Value]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("producer");
-    for e in events {
-        let payload = e.to_string();
-        producer
-            .send(BaseRecord::<str, str>::to(topic).payload(&payload))
-            .expect("send");
-    }
-    producer
-        .flush(std::time::Duration::from_secs(10))
-        .expect("flush");
-}
-
 #[test]
 fn a_following_replica_serves_published_landscape_and_models() {
     let broker =
@@ -78,7 +60,7 @@ fn a_following_replica_serves_published_landscape_and_models() {
         KafkaSink::new(&brokers, MODELS_TOPIC).expect("sink"),
     ));
     leader.publish(rightsizing(3.0)).expect("v1");
-    send(
+    send_json(
         &brokers,
         LANDSCAPE,
         &[
@@ -129,7 +111,7 @@ fn a_following_replica_serves_published_landscape_and_models() {
         let (_, a) = http(&addr, "POST", "/v1/placements", other);
         assert_eq!(a["choices"][0]["host"], "b", "{a}");
         let now = 1_750_000_000_000i64;
-        send(
+        send_json(
             &brokers,
             TELEMETRY,
             &[serde_json::json!([
@@ -163,7 +145,7 @@ fn late_replicas_build_the_same_landscape_graph_from_the_topic() {
     let broker =
         EmbeddedBroker::start(&[LANDSCAPE, MODELS_TOPIC, TELEMETRY], 1, None).expect("broker");
     let brokers = broker.bootstrap_servers();
-    send(
+    send_json(
         &brokers,
         LANDSCAPE,
         &[
@@ -184,7 +166,7 @@ fn late_replicas_build_the_same_landscape_graph_from_the_topic() {
     });
     assert_eq!(blast["affected"][0]["node"]["id"], "a", "{blast}");
     // Later: the instance goes away. History keeps it.
-    send(
+    send_json(
         &brokers,
         LANDSCAPE,
         &[
@@ -207,7 +189,7 @@ fn late_replicas_build_the_same_landscape_graph_from_the_topic() {
         .expect("fixture"),
     )
     .expect("JSON");
-    send(&brokers, LANDSCAPE, &[listing]);
+    send_json(&brokers, LANDSCAPE, &[listing]);
     let pod = eventually(30, "the listing's pods", || {
         let (status, b) = http(
             &first,

@@ -353,3 +353,19 @@ pub fn start_following_foreground(dir: &Path, brokers: &str) -> (KillOnDrop, Str
     let addr = wait_for_file(&dir.join("foreground.addr"));
     (child, addr)
 }
+
+/// Sends each JSON value as one message to `topic` and waits until all are delivered.
+pub fn send_json(brokers: &str, topic: &str, payloads: &[serde_json::Value]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("producer");
+    for p in payloads {
+        let payload = p.to_string();
+        producer
+            .send(BaseRecord::<str, str>::to(topic).payload(&payload))
+            .expect("send");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+}
