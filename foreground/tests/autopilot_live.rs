@@ -440,3 +440,66 @@ fn kubernetes_requests_apply_with_the_real_kubectl_and_read_back_as_api_types() 
     ));
     assert!(scale_only.affinity_patch.is_none());
 }
+
+#[tokio::test]
+async fn when_capacity_is_short_the_higher_priority_takes_it() {
+    let config = ForegroundConfig {
+        auth_token: Some(TOKEN.into()),
+        autopilot: autopilot_config(),
+        ..ForegroundConfig::default()
+    };
+    // "noisy" has 3 cores left, "quiet" 8: room for one more 6-core replica in all.
+    let mut landscape = landscape();
+    for (id, workload) in [("gold-1", "gold"), ("bronze-1", "bronze")] {
+        landscape
+            .upsert(Instance::new(id, workload, "noisy", 6.0, 1 << 20))
+            .expect("replica");
+    }
+    let fg = Foreground::new(config, Arc::new(core_with(Vec::new())), landscape, false);
+    let intents = [
+        json!({"kind": "WorkloadIntent", "workload": "bronze", "p99_latency_ms": 1.0, "quiet_p99_ms": 0.3, "priority": 1.0}),
+        json!({"kind": "WorkloadIntent", "workload": "gold", "p99_latency_ms": 1.0, "quiet_p99_ms": 0.3, "priority": 10.0}),
+    ];
+    fg.put_intents(&Value::Array(intents.to_vec()).to_string())
+        .expect("intents");
+    let now = dcpilot_info_core::now_ms();
+    let mut samples = Vec::new();
+    for workload in ["gold", "bronze"] {
+        for (metric, value) in [("p99_latency_ms", 2.4), ("rps", 1500.0)] {
+            samples.push(
+                json!({"timestamp_ms": now, "entity": format!("{workload}-1"),
+                "workload": workload, "metric": metric, "value": value}),
+            );
+        }
+    }
+    let (status, _) = call(
+        &fg.router(),
+        Method::POST,
+        "/v1/telemetry",
+        &Value::Array(samples).to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let recorder = Recorder::default();
+    let mut intent_loop = AutopilotLoop::new(autopilot_config(), vec![Box::new(recorder.clone())]);
+    let decisions = fg.autopilot_tick(&mut intent_loop, now);
+    assert_eq!(
+        decisions[0].target, "gold",
+        "the higher priority is decided first"
+    );
+    let plans = recorder.plans.lock().expect("lock").clone();
+    assert_eq!(plans.len(), 1, "{plans:?}");
+    assert_eq!(plans[0].target, "gold");
+    assert_eq!(
+        plans[0].actions,
+        [Action::ScaleOut {
+            node: "quiet".into()
+        }]
+    );
+    let bronze = decisions
+        .iter()
+        .find(|d| d.target == "bronze")
+        .expect("bronze");
+    assert_eq!(bronze.state, ObjectiveState::Violated);
+    assert!(bronze.plan.is_none(), "no room left: {:?}", bronze.plan);
+}

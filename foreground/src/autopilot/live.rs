@@ -220,16 +220,20 @@ impl AutopilotLoop {
     ) -> Vec<Decision> {
         let started = std::time::Instant::now();
         self.judge_outcomes(shared, now_ms);
-        let mut objectives: Vec<(&String, f64)> = intents
+        // Higher priorities first: when capacity is short, they take it.
+        let mut objectives: Vec<(&String, f64, f64)> = intents
             .all_objectives()
             .iter()
-            .filter_map(|(target, o)| Some((target, o.p99_latency_ms?)))
+            .filter_map(|(target, o)| Some((target, o.p99_latency_ms?, o.priority)))
             .collect();
-        objectives.sort_by(|a, b| a.0.cmp(b.0));
+        objectives.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(b.0)));
         let mut decisions = Vec::with_capacity(objectives.len());
         let mut statuses = BTreeMap::new();
-        for (target, objective) in objectives {
-            let (mut view, names) = self.view(shared, landscape, target, now_ms);
+        // Cores promised this tick by plans carried out for targets before.
+        let mut promised: HashMap<String, f64> = HashMap::new();
+        for (target, objective, _) in objectives {
+            let (mut view, names, request) =
+                self.view(shared, landscape, target, now_ms, &promised);
             view.quiet_p99_ms = intents.objectives(target).and_then(|o| o.quiet_p99_ms);
             let mut decision = self.autopilot.tick(&view, objective, snapshot);
             if view.nodes.iter().all(|n| n.replicas == 0) {
@@ -243,6 +247,14 @@ impl AutopilotLoop {
                     ActionMessage::of(&decision, &names, self.autopilot.config().dry_run)?;
                 Some(self.carry_out(message, &decision, now_ms))
             });
+            if let (Some(r), Some(plan)) = (&record, &decision.plan) {
+                if !r.message.dry_run && !r.applied_by.is_empty() {
+                    for (node, after) in view.nodes.iter().zip(&plan.placement) {
+                        let added = f64::from(after.saturating_sub(node.replicas));
+                        *promised.entry(node.name.clone()).or_default() += added * request;
+                    }
+                }
+            }
             if let Some(record) = &record {
                 let mut plans = shared.status.plans.lock();
                 plans.push_back(record.clone());
@@ -293,14 +305,17 @@ impl AutopilotLoop {
         decisions
     }
 
-    /// The view of `target`: the hosts holding its replicas, then the emptiest others.
+    /// The view of `target`: the hosts holding its replicas, then the emptiest others, each
+    /// with the room left after what earlier plans this tick `promised`; and a replica's
+    /// request (cores).
     fn view(
         &self,
         shared: &AutopilotShared,
         landscape: &Landscape,
         target: &str,
         now_ms: i64,
-    ) -> (TargetView, Vec<String>) {
+        promised: &HashMap<String, f64>,
+    ) -> (TargetView, Vec<String>, f64) {
         let short = target.split_once('/').map_or(target, |(_, name)| name);
         let mut replicas: BTreeMap<&str, u32> = BTreeMap::new();
         let mut request = 0.0_f64;
@@ -314,16 +329,28 @@ impl AutopilotLoop {
         }
         let hosts = landscape.hosts();
         let loads = landscape.loads();
+        let free = |i: usize| {
+            let promised = promised.get(&hosts[i].name).copied().unwrap_or(0.0);
+            hosts[i].cores - loads[i].busy_cores() - promised
+        };
         let mut others: Vec<usize> = (0..hosts.len())
             .filter(|&i| !replicas.contains_key(hosts[i].name.as_str()))
-            .filter(|&i| hosts[i].cores - loads[i].busy_cores() >= request)
+            .filter(|&i| free(i) >= request)
             .collect();
         others.sort_by(|&a, &b| {
-            let free = |i: usize| hosts[i].cores - loads[i].busy_cores();
             free(b)
                 .total_cmp(&free(a))
                 .then(hosts[a].name.cmp(&hosts[b].name))
         });
+        let room = |i: usize| {
+            if request > 0.0 {
+                (free(i).max(0.0) / request)
+                    .floor()
+                    .min(f64::from(u32::MAX)) as u32
+            } else {
+                u32::MAX
+            }
+        };
         let chosen = replicas
             .keys()
             .filter_map(|h| landscape.host_index(h))
@@ -334,6 +361,7 @@ impl AutopilotLoop {
                 replicas: replicas.get(hosts[i].name.as_str()).copied().unwrap_or(0),
                 counters: loads[i].counters,
                 pressure: loads[i].pressure,
+                room: room(i),
             })
             .collect();
         let names = nodes.iter().map(|n| n.name.clone()).collect();
@@ -349,6 +377,7 @@ impl AutopilotLoop {
                 quiet_p99_ms: None,
             },
             names,
+            request,
         )
     }
 

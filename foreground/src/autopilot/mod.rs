@@ -177,6 +177,9 @@ pub struct NodeView {
     pub counters: HostCounters,
     /// Declared co-runner pressure, for a model that reads pods.
     pub pressure: Pressure,
+    /// How many more of the target's replicas fit there (free cores / a replica's
+    /// request; `u32::MAX`: no limit known).
+    pub room: u32,
 }
 
 /// What the autopilot knows of one target at a tick.
@@ -554,8 +557,10 @@ fn neighbours<'a>(
         p
     };
     let n = placement.len();
+    // A node takes another replica only within the room it has beyond what runs there.
+    let fits = move |i: usize| placement[i] < nodes[i].replicas.saturating_add(nodes[i].room);
     let out = (0..n)
-        .filter(move |_| total < config.max_replicas)
+        .filter(move |&i| total < config.max_replicas && fits(i))
         .map(move |i| {
             (
                 with(&[(i, 1)]),
@@ -576,7 +581,7 @@ fn neighbours<'a>(
         });
     let moves = (0..n)
         .flat_map(move |i| (0..n).map(move |j| (i, j)))
-        .filter(move |&(i, j)| i != j && placement[i] > 0)
+        .filter(move |&(i, j)| i != j && placement[i] > 0 && fits(j))
         .map(move |(i, j)| {
             (
                 with(&[(i, -1), (j, 1)]),

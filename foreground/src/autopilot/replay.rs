@@ -300,6 +300,7 @@ impl Controller for AutopilotController<'_> {
                     replicas,
                     counters,
                     pressure: Pressure::default(),
+                    room: u32::MAX,
                 })
                 .collect(),
             quiet_p99_ms: None,

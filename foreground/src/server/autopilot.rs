@@ -57,6 +57,8 @@ pub(super) async fn overview(State(fg): Shared) -> Json<Value> {
         "enabled": shared.config.enabled,
         "dry_run": shared.config.dry_run,
         "targets": shared.status.targets(),
+        // Objectives the loop cannot keep (not a p99 latency, or an unknown KPI profile).
+        "not_kept": fg.intents().unscored(),
     }))
 }
 
