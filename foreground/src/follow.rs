@@ -93,7 +93,7 @@ impl LandscapeFollower {
                 samples.clear();
                 let _ = self.decoder.decode(payload, &ctx, &mut samples);
                 // Workloads' p99 and request rates, for the intent loop.
-                self.foreground.observe_telemetry(&samples);
+                let _ = self.foreground.observe_telemetry(&samples);
                 // Host measurements: busy cores, and hardware counters.
                 measured.extend(samples.drain(..).filter_map(|s| {
                     let measure = HostMeasure::of(&s.metric, &self.utilization_metric)?;

@@ -114,15 +114,6 @@ impl ForegroundService {
             watcher = Some(w);
             threads.push(thread);
         }
-        if config.autopilot.enabled {
-            let intent_loop = AutopilotLoop::new(config.autopilot.clone(), actuators(&config)?);
-            threads.push(spawn_intent_loop(
-                intent_loop,
-                Arc::clone(&foreground),
-                Duration::from_secs(config.autopilot.tick_secs),
-                Arc::clone(&stop),
-            ));
-        }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ForegroundError::Listen {
@@ -135,6 +126,21 @@ impl ForegroundService {
                 source,
             })?;
         let bound = listener.local_addr().map_err(ForegroundError::Serve)?;
+        if config.autopilot.enabled {
+            let actuators = actuators(&config)?;
+            if actuators.is_empty() {
+                tracing::warn!(
+                    "the autopilot has no actuator (no brokers for actions_topic, no kubernetes_dir): plans are only reported"
+                );
+            }
+            let intent_loop = AutopilotLoop::new(config.autopilot.clone(), actuators);
+            threads.push(spawn_intent_loop(
+                intent_loop,
+                Arc::clone(&foreground),
+                Duration::from_secs(config.autopilot.tick_secs),
+                Arc::clone(&stop),
+            ));
+        }
         let dir_error = |source| ForegroundError::DataDir {
             path: data_dir.to_path_buf(),
             source,
@@ -269,9 +275,18 @@ fn spawn_intent_loop(
     std::thread::spawn(move || {
         let mut next = std::time::Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            if std::time::Instant::now() >= next {
-                foreground.autopilot_tick(&mut intent_loop, dcpilot_info_core::now_ms());
-                next += every;
+            let now = std::time::Instant::now();
+            if now >= next {
+                // A tick that panics is logged and the loop goes on (its status says when
+                // each target was last judged).
+                let tick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    foreground.autopilot_tick(&mut intent_loop, dcpilot_info_core::now_ms());
+                }));
+                if tick.is_err() {
+                    tracing::error!("an autopilot tick panicked; the loop goes on");
+                }
+                // After a slow tick, the next one is a whole period on, not a burst.
+                next = (next + every).max(std::time::Instant::now());
             }
             std::thread::sleep(Duration::from_millis(200).min(every));
         }

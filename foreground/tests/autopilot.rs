@@ -157,6 +157,10 @@ fn cooling_down_and_hysteresis_keep_it_from_flapping() {
     let d = pilot.tick(&view([0, 2], 0.2, 0), 0.9, &core.snapshot());
     assert!(d.plan.is_none());
     assert!(d.reason.contains("cooling down"), "{}", d.reason);
+    // Still broken, but by the sample from before the plan: no new plan on old evidence.
+    let d = pilot.tick(&view([0, 2], 1.0, 0), 0.9, &core.snapshot());
+    assert_eq!(d.state, ObjectiveState::Violated);
+    assert!(d.reason.contains("cooling down"), "{}", d.reason);
     // A huge hysteresis: the saving is not worth acting.
     let mut calm = Autopilot::new(AutopilotConfig {
         hysteresis: 100.0,

@@ -124,7 +124,8 @@ async fn call(app: &Router, method: Method, uri: &str, body: &str) -> (StatusCod
 #[tokio::test]
 async fn a_violated_objective_gets_a_plan_its_status_and_its_outcome() {
     let (app, fg) = foreground();
-    let now = dcpilot_info_core::now_ms();
+    // Planned 70 s ago, judged 61 s later: every sample is in the past.
+    let now = dcpilot_info_core::now_ms() - 70_000;
     // Before any telemetry or tick: no data, and the status says why.
     let (status, body) = call(&app, Method::GET, "/v1/intents/nginx/status", "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -205,6 +206,11 @@ async fn a_violated_objective_gets_a_plan_its_status_and_its_outcome() {
         .expect("a plan")["outcome"];
     assert_eq!(outcome["p99_ms_before"], 2.4, "{body}");
     assert_eq!(outcome["p99_ms_after"], 0.4, "{body}");
+    let (_, status) = call(&app, Method::GET, "/v1/intents/nginx/status", "").await;
+    assert_eq!(
+        status["last_plan"]["outcome"]["p99_ms_after"], 0.4,
+        "{status}"
+    );
     let outcomes = recorder.outcomes.lock().expect("lock").clone();
     assert_eq!(
         outcomes
@@ -254,6 +260,18 @@ async fn stale_telemetry_is_no_data_and_bad_telemetry_is_refused() {
         body["error"]
             .as_str()
             .is_some_and(|e| e.contains("record 0") && e.contains("value")),
+        "{body}"
+    );
+    // A p99 from the far future, or of zero, is not kept: it would pin the objective's
+    // state or make every prediction zero.
+    let bad = json!([
+        {"timestamp_ms": now + 86_400_000, "entity": "nginx-1", "workload": "nginx", "metric": "p99_latency_ms", "value": 0.5},
+        {"timestamp_ms": now, "entity": "nginx-1", "workload": "nginx", "metric": "p99_latency_ms", "value": 0.0}
+    ]);
+    let (status, body) = call(&app, Method::POST, "/v1/telemetry", &bad.to_string()).await;
+    assert_eq!(
+        (status, body["kept"].as_u64()),
+        (StatusCode::OK, Some(0)),
         "{body}"
     );
     let request = Request::builder()

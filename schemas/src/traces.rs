@@ -425,7 +425,8 @@ pub fn pcm_of_tests(
 /// `start_ms` plus its `System - Time` since the first row's, at most [`NTUA_TEST_MS`]
 /// after `start_ms`. PCM's interval differs between runs (5 s in some, 2 s in others), so
 /// per-interval counts are made per second with the file's own interval (the median step
-/// between its rows' times); a file without readable times is taken as 5 s a row. A
+/// between its rows' times); a file without readable times is taken as 5 s a row, a row
+/// whose time does not read as one interval after the row before. A
 /// missing column, a row of the wrong shape or a value that is not a number is left out
 /// and counted.
 pub fn parse_pcm_system(
@@ -484,43 +485,54 @@ pub fn parse_pcm_system(
 /// PCM's interval when a file's rows carry no readable time.
 const NTUA_PCM_INTERVAL_MS: i64 = 5_000;
 
-/// Each row's milliseconds after the first row, and the file's interval: from the rows'
-/// `HH:MM:SS.mmm` times when every row has one (a time earlier than the row before is past
-/// midnight), else [`NTUA_PCM_INTERVAL_MS`] a row.
+/// Each row's milliseconds after the first row, and the file's interval: the median step
+/// per row between rows whose `HH:MM:SS.mmm` times read ([`NTUA_PCM_INTERVAL_MS`] when
+/// fewer than two do). A row with a readable time is placed by its clock from the last
+/// row that had one — past midnight only when the clock goes from after 23:00 to before
+/// 01:00; a row whose time does not read, or whose clock went back, one interval after the
+/// row before.
 fn pcm_row_offsets(rows: &[(usize, Vec<&str>)], time_column: Option<usize>) -> (Vec<i64>, i64) {
-    let by_count = || {
-        let offsets = (0..rows.len() as i64)
-            .map(|k| k * NTUA_PCM_INTERVAL_MS)
-            .collect();
-        (offsets, NTUA_PCM_INTERVAL_MS)
-    };
-    let Some(column) = time_column else {
-        return by_count();
-    };
-    let Some(clocks) = rows
+    const HOUR: i64 = 3_600_000;
+    let clocks: Vec<Option<i64>> = rows
         .iter()
-        .map(|(_, fields)| clock_ms(fields[column]))
-        .collect::<Option<Vec<i64>>>()
-    else {
-        return by_count();
+        .map(|(_, fields)| time_column.and_then(|c| clock_ms(fields[c])))
+        .collect();
+    let forward = |a: i64, b: i64| match b - a {
+        d if d >= 0 => Some(d),
+        _ if a >= 23 * HOUR && b < HOUR => Some(b + 24 * HOUR - a),
+        _ => None,
     };
-    let mut offsets = Vec::with_capacity(clocks.len());
-    let mut steps = Vec::with_capacity(clocks.len());
-    let (mut elapsed, mut previous) = (0, clocks.first().copied().unwrap_or(0));
-    for clock in clocks {
-        let step = (clock - previous).rem_euclid(86_400_000);
-        if !offsets.is_empty() {
-            steps.push(step);
-        }
-        elapsed += step;
-        offsets.push(elapsed);
-        previous = clock;
-    }
+    let readable: Vec<(usize, i64)> = clocks
+        .iter()
+        .enumerate()
+        .filter_map(|(k, c)| c.map(|c| (k, c)))
+        .collect();
+    let mut steps: Vec<i64> = readable
+        .windows(2)
+        .filter_map(|w| forward(w[0].1, w[1].1).map(|d| d / (w[1].0 - w[0].0) as i64))
+        .filter(|d| *d > 0)
+        .collect();
     steps.sort_unstable();
-    let interval_ms = match steps.get(steps.len().saturating_sub(1) / 2) {
-        Some(&median) if median > 0 => median,
-        _ => NTUA_PCM_INTERVAL_MS,
-    };
+    let interval_ms = steps
+        .get(steps.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(NTUA_PCM_INTERVAL_MS);
+    let mut offsets: Vec<i64> = Vec::with_capacity(rows.len());
+    let mut last_read: Option<(i64, i64)> = None; // (clock, offset)
+    for clock in &clocks {
+        let by_interval = offsets.last().map_or(0, |o| o + interval_ms);
+        let offset = match (last_read, clock) {
+            (Some((c0, o0)), Some(c)) => forward(c0, *c)
+                .map(|d| o0 + d)
+                .filter(|o| *o >= offsets.last().copied().unwrap_or(0))
+                .unwrap_or(by_interval),
+            _ => by_interval,
+        };
+        if let Some(c) = clock {
+            last_read = Some((*c, offset));
+        }
+        offsets.push(offset);
+    }
     (offsets, interval_ms)
 }
 
@@ -756,8 +768,18 @@ mod tests {
         for ((t, v), (want_t, want_v)) in l3.iter().zip(want) {
             assert!(*t == want_t && (v - want_v).abs() < 1e-12, "{l3:?}");
         }
+        // One time that does not read costs that row its clock, not the file its interval:
+        // it is one interval (2 s) after the row before.
+        let one_bad = text.replace("00:00:00.000", "??");
+        let s = parse_pcm_system(Path::new("r.csv"), &one_bad, "h", 0, &labels, &mut skipped);
+        let times: Vec<i64> = s
+            .iter()
+            .filter(|s| s.metric == "pcm_ipc")
+            .map(|s| s.timestamp_ms)
+            .collect();
+        assert_eq!(times, [0, 2000, 4001]);
         // Without readable times every row is 5 s after the one before.
-        let untimed = text.replace("23:59:58.000", "soon");
+        let untimed = text.replace("System - Time", "System - Clock");
         let s = parse_pcm_system(Path::new("q.csv"), &untimed, "h", 0, &labels, &mut skipped);
         let times: Vec<i64> = s
             .iter()

@@ -326,6 +326,7 @@ impl Actuator for KubectlActuator {
             }
             let output = command
                 .args([
+                    "--request-timeout=10s",
                     "patch",
                     "deployment",
                     &name,

@@ -12,7 +12,7 @@ use super::{Action, Decision, ObjectiveState};
 pub mod names {
     /// Objectives by state (met, at_risk, violated, no_data) after the last tick.
     pub const OBJECTIVES: &str = "dcpilot_autopilot_objectives";
-    /// Plans made, by mode (applied, dry_run, failed).
+    /// Plans made, by mode (applied, dry_run, failed; unapplied: no actuator configured).
     pub const PLANS: &str = "dcpilot_autopilot_plans_total";
     /// Actions in plans carried out, by kind (scale_out, scale_in, move).
     pub const ACTIONS: &str = "dcpilot_autopilot_actions_total";
@@ -67,7 +67,7 @@ pub fn describe_metrics() {
     for state in STATES {
         gauge!(names::OBJECTIVES, "state" => state.as_str()).set(0.0);
     }
-    for mode in ["applied", "dry_run", "failed"] {
+    for mode in ["applied", "dry_run", "failed", "unapplied"] {
         counter!(names::PLANS, "mode" => mode).absolute(0);
     }
     for kind in ACTION_KINDS {
@@ -144,10 +144,12 @@ impl Planned<'_> {
         let r = self.record;
         let mode = if r.message.dry_run {
             "dry_run"
-        } else if r.applied_by.is_empty() {
-            "failed"
-        } else {
+        } else if !r.applied_by.is_empty() {
             "applied"
+        } else if r.failures.is_empty() {
+            "unapplied"
+        } else {
+            "failed"
         };
         counter!(names::PLANS, "mode" => mode).increment(1);
         if mode == "applied" {

@@ -13,12 +13,18 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::actuate::{ActionMessage, Actuator};
-use super::{Autopilot, AutopilotConfig, Decision, NodeView, ObjectiveState, Reading, TargetView};
+use super::{
+    Autopilot, AutopilotConfig, Decision, NodeView, ObjectiveState, Reading, TargetView,
+    CLOCK_SKEW_MS,
+};
 use crate::intents::Intents;
 use crate::landscape::Landscape;
 
-/// Request-rate readings kept per target (the trend is a line through them).
-const RATE_READINGS: usize = 10;
+/// Request-rate readings kept per target, at most.
+const RATE_READINGS: usize = 64;
+/// The span of rate readings the trend is drawn through, and the least it needs.
+const TREND_SPAN_MS: i64 = 5 * 60_000;
+const TREND_MIN_SPAN_MS: i64 = 60_000;
 
 /// The newest p99 and request rates of each workload, from telemetry.
 #[derive(Debug, Default)]
@@ -33,14 +39,25 @@ struct Series {
 }
 
 impl TelemetryWindow {
-    /// Keeps `sample` if it is a workload's p99 or request rate (named by `config`).
-    pub fn observe(&self, config: &AutopilotConfig, sample: &TelemetrySample) {
+    /// Keeps `sample` if it is a workload's p99 (> 0) or request rate (>= 0), named by
+    /// `config`, measured no later than a clock skew past `now_ms`; returns whether it did.
+    pub fn observe(&self, config: &AutopilotConfig, sample: &TelemetrySample, now_ms: i64) -> bool {
         let is_p99 = sample.metric == config.p99_metric;
-        if !(is_p99 || sample.metric == config.rps_metric) || !sample.value.is_finite() {
-            return;
+        if !(is_p99 || sample.metric == config.rps_metric) {
+            return false;
+        }
+        let valid = if is_p99 {
+            sample.value > 0.0
+        } else {
+            sample.value >= 0.0
+        };
+        if !(valid && sample.value.is_finite())
+            || sample.timestamp_ms > now_ms.saturating_add(CLOCK_SKEW_MS)
+        {
+            return false;
         }
         let Some(workload) = sample.workload.as_deref() else {
-            return;
+            return false;
         };
         let reading = Reading {
             value: sample.value,
@@ -49,18 +66,24 @@ impl TelemetryWindow {
         let mut series = self.series.lock();
         let s = series.entry(workload.to_string()).or_default();
         if is_p99 {
-            if s.p99.is_none_or(|p| p.at_ms <= reading.at_ms) {
-                s.p99 = Some(reading);
+            if s.p99.is_some_and(|p| p.at_ms > reading.at_ms) {
+                return false;
             }
+            s.p99 = Some(reading);
         } else {
             if s.rates.back().is_some_and(|r| r.at_ms > reading.at_ms) {
-                return;
+                return false;
             }
             s.rates.push_back(reading);
-            while s.rates.len() > RATE_READINGS {
+            while s.rates.len() > RATE_READINGS
+                || s.rates
+                    .front()
+                    .is_some_and(|r| reading.at_ms - r.at_ms > TREND_SPAN_MS)
+            {
                 s.rates.pop_front();
             }
         }
+        true
     }
 
     /// The newest p99, the newest rate and the rate's trend per minute of `target`
@@ -74,9 +97,26 @@ impl TelemetryWindow {
         else {
             return (None, None, 0.0);
         };
+        // The rate's trend: a least-squares line through the last five minutes of rates
+        // (none over less than a minute: a few noisy readings are no trend).
         let trend = match (s.rates.front(), s.rates.back()) {
-            (Some(first), Some(last)) if last.at_ms > first.at_ms => {
-                (last.value - first.value) * 60_000.0 / (last.at_ms - first.at_ms) as f64
+            (Some(first), Some(last)) if last.at_ms - first.at_ms >= TREND_MIN_SPAN_MS => {
+                let n = s.rates.len() as f64;
+                let t = |r: &Reading| (r.at_ms - first.at_ms) as f64 / 60_000.0;
+                let (mean_t, mean_v) = (
+                    s.rates.iter().map(t).sum::<f64>() / n,
+                    s.rates.iter().map(|r| r.value).sum::<f64>() / n,
+                );
+                let (mut cov, mut var) = (0.0, 0.0);
+                for r in &s.rates {
+                    cov += (t(r) - mean_t) * (r.value - mean_v);
+                    var += (t(r) - mean_t).powi(2);
+                }
+                if var > 0.0 {
+                    cov / var
+                } else {
+                    0.0
+                }
             }
             _ => 0.0,
         };
@@ -192,7 +232,7 @@ pub struct AutopilotShared {
 pub struct AutopilotLoop {
     autopilot: Autopilot,
     actuators: Vec<Box<dyn Actuator>>,
-    /// (plan id, target, p99 before, when to judge).
+    /// (plan id, target, p99 before, when it was planned).
     settling: Vec<(String, String, f64, i64)>,
 }
 
@@ -403,18 +443,14 @@ impl AutopilotLoop {
                 }
             }
         }
-        let (dry_run, settle_secs) = {
-            let config = self.autopilot.config();
-            (config.dry_run, config.settle_secs)
-        };
-        if !dry_run && !record.applied_by.is_empty() {
+        if !self.autopilot.config().dry_run && !record.applied_by.is_empty() {
             self.autopilot.acted(&decision.target, now_ms);
             if let Some(p99) = decision.p99_ms {
                 self.settling.push((
                     record.message.plan_id.clone(),
                     decision.target.clone(),
                     p99.value,
-                    now_ms + settle_secs as i64 * 1000,
+                    now_ms,
                 ));
             }
         }
@@ -425,16 +461,18 @@ impl AutopilotLoop {
     /// Judges the plans whose settle time has passed: their p99 before and after, into
     /// the plan records and, as telemetry, to every actuator that records outcomes.
     fn judge_outcomes(&mut self, shared: &AutopilotShared, now_ms: i64) {
+        let settle_ms = i64::try_from(self.autopilot.config().settle_secs)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
         let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.settling)
             .into_iter()
-            .partition(|(_, _, _, at)| *at <= now_ms);
+            .partition(|(_, _, _, planned)| planned.saturating_add(settle_ms) <= now_ms);
         self.settling = waiting;
-        for (plan_id, target, before, _) in due {
-            let settle_ms = self.autopilot.config().settle_secs as i64 * 1000;
+        for (plan_id, target, before, planned) in due {
             let (p99, _, _) = shared.window.of(&target);
-            // Only a sample measured after the plan settled says what it did.
+            // Only a sample measured once the plan settled says what it did.
             let after = p99
-                .filter(|r| r.at_ms >= now_ms - settle_ms / 2)
+                .filter(|r| r.at_ms >= planned.saturating_add(settle_ms))
                 .map(|r| r.value);
             let outcome = PlanOutcome {
                 p99_ms_before: before,
@@ -449,6 +487,15 @@ impl AutopilotLoop {
                 .find(|p| p.message.plan_id == plan_id)
             {
                 plan.outcome = Some(outcome);
+            }
+            if let Some(status) = shared.status.targets.lock().get_mut(&target) {
+                if let Some(last) = status
+                    .last_plan
+                    .as_mut()
+                    .filter(|p| p.message.plan_id == plan_id)
+                {
+                    last.outcome = Some(outcome);
+                }
             }
             let samples = outcome_samples(&plan_id, &target, &outcome);
             for actuator in &mut self.actuators {

@@ -26,6 +26,9 @@ use serde::{Deserialize, Serialize};
 use crate::landscape::{HostCounters, Pressure};
 use crate::planner::{ModelUse, PlannerConfig, Provenance};
 
+/// The longest period any autopilot setting may name (30 days).
+const MAX_SECS: u64 = 30 * 86_400;
+
 /// How the autopilot keeps latency objectives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -140,6 +143,22 @@ impl AutopilotConfig {
         }
         if self.tick_secs == 0 {
             problems.push("tick_secs must be at least 1".to_string());
+        }
+        if self.max_actions_per_tick == 0 {
+            problems.push("max_actions_per_tick must be at least 1".to_string());
+        }
+        for (key, value) in [
+            ("tick_secs", self.tick_secs),
+            ("horizon_secs", self.horizon_secs),
+            ("freshness_secs", self.freshness_secs),
+            ("cooldown_secs", self.cooldown_secs),
+            ("settle_secs", self.settle_secs),
+        ] {
+            if value > MAX_SECS {
+                problems.push(format!(
+                    "{key} must be at most {MAX_SECS} (30 days), got {value}"
+                ));
+            }
         }
         for (key, value) in [
             ("p99_metric", &self.p99_metric),
@@ -306,6 +325,14 @@ struct Memory {
     last_action_ms: Option<i64>,
 }
 
+/// How far in the future a sample may be stamped and still count (clock skew).
+pub const CLOCK_SKEW_MS: i64 = 60_000;
+
+/// Seconds as milliseconds, saturating.
+fn secs_ms(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000)
+}
+
 /// Weight of a new observation in the quiet-latency average.
 const QUIET_LEARNING_RATE: f64 = 0.2;
 /// Predicted slowdowns up to this count as quiet (the quiet latency learns from them).
@@ -359,8 +386,13 @@ impl Autopilot {
         let slowdowns = models.slowdowns();
         let slowdown = slowdowns.measured.as_ref().or(slowdowns.declared.as_ref());
         let config = &self.config;
+        // Current: measured within the freshness window, and not from the future (beyond a
+        // clock skew's worth): a bad clock must not pin a value as current.
         let fresh = |r: Option<Reading>| {
-            r.filter(|r| view.now_ms.saturating_sub(r.at_ms) <= config.freshness_secs as i64 * 1000)
+            r.filter(|r| {
+                let age = view.now_ms.saturating_sub(r.at_ms);
+                (-CLOCK_SKEW_MS..=secs_ms(config.freshness_secs)).contains(&age)
+            })
         };
         let (p99, rps) = (fresh(view.p99_ms), fresh(view.rps));
         let mut decision = Decision {
@@ -417,7 +449,7 @@ impl Autopilot {
         }
         if let Some(now) = slowdown_now {
             let quiet_now = now <= QUIET_SLOWDOWN && p99.value <= objective_p99_ms;
-            if quiet_now || memory.quiet_p99_ms.is_none() {
+            if (quiet_now || memory.quiet_p99_ms.is_none()) && p99.value > 0.0 {
                 let observed = p99.value / now;
                 memory.quiet_p99_ms = Some(
                     memory
@@ -449,10 +481,13 @@ impl Autopilot {
             ObjectiveState::Met
         };
 
+        // Cooling down after acting, unless a p99 measured since then still breaks the
+        // objective (the same old sample must not ratchet plans up tick after tick).
         let cooling = memory
             .last_action_ms
-            .is_some_and(|t| view.now_ms.saturating_sub(t) < config.cooldown_secs as i64 * 1000);
-        if cooling && decision.state != ObjectiveState::Violated {
+            .filter(|t| view.now_ms.saturating_sub(*t) < secs_ms(config.cooldown_secs))
+            .is_some_and(|t| decision.state != ObjectiveState::Violated || p99.at_ms <= t);
+        if cooling {
             decision.reason = format!(
                 "cooling down after the last plan ({} s)",
                 config.cooldown_secs
@@ -470,7 +505,7 @@ impl Autopilot {
                 + config.replica_cost * f64::from(placement.iter().sum::<u32>())
                 + config.action_cost * actions as f64
         };
-        let before_p99 = predicted_now.map(|p| p.max(p99.value));
+        let before_p99 = Some(predicted_now.map_or(p99.value, |p| p.max(p99.value)));
         let cost_before = cost(&current, before_p99, 0);
         let mut best = (
             current.clone(),

@@ -32,7 +32,13 @@ pub(super) async fn target_status(State(fg): Shared, Path(path): Path<String>) -
             None if fg.intents().objectives(target).is_some() => Ok(json!({
                 "target": target,
                 "state": "no_data",
-                "reason": if fg.autopilot().config.enabled {
+                "reason": if fg
+                    .intents()
+                    .objectives(target)
+                    .is_some_and(|o| o.p99_latency_ms.is_none())
+                {
+                    "not kept by the loop: it keeps p99 latency objectives only"
+                } else if fg.autopilot().config.enabled {
                     "not judged yet: the first tick has not run"
                 } else {
                     "the autopilot is off ([autopilot] enabled = false)"
@@ -79,7 +85,7 @@ pub(super) async fn post_telemetry(
                 e.record, e.message, outcome.error_count
             )));
         }
-        fg.observe_telemetry(&samples);
-        Ok(json!({ "samples": samples.len() }))
+        let kept = fg.observe_telemetry(&samples);
+        Ok(json!({ "samples": samples.len(), "kept": kept }))
     })
 }

@@ -335,13 +335,18 @@ impl Foreground {
         &self.autopilot
     }
 
-    /// Keeps what the intent loop reads of `samples` (workloads' p99 and request rates).
-    pub fn observe_telemetry(&self, samples: &[TelemetrySample]) {
-        for sample in samples {
-            self.autopilot
-                .window
-                .observe(&self.autopilot.config, sample);
-        }
+    /// Keeps what the intent loop reads of `samples` (workloads' p99 and request rates);
+    /// returns how many it kept.
+    pub fn observe_telemetry(&self, samples: &[TelemetrySample]) -> usize {
+        let now = now_ms();
+        samples
+            .iter()
+            .filter(|s| {
+                self.autopilot
+                    .window
+                    .observe(&self.autopilot.config, s, now)
+            })
+            .count()
     }
 
     /// One tick of `intent_loop` over the landscape, intents and models as they are now.
