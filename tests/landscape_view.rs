@@ -248,3 +248,64 @@ fn assert_drawn(browser: &Path, dir: &Path, name: &str, url: &str) {
         "a service in the physical band"
     );
 }
+
+fn magenta([r, g, b]: [u8; 3]) -> bool {
+    r > 180 && b > 180 && g < 80
+}
+
+#[test]
+fn replicas_are_outlined_by_their_objectives_state() {
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let landscape = serde_json::json!({
+        "hosts": [{"name": "node-a", "cores": 16.0, "memory_bytes": 1u64 << 36}],
+        "instances": [
+            {"id": "nginx-1", "workload": "nginx", "host": "node-a", "cores": 1.0, "memory_bytes": 1u64 << 28}
+        ]
+    });
+    let file = dir.path().join("landscape.json");
+    std::fs::write(&file, landscape.to_string()).expect("write");
+    let _server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_dcpilot"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["foreground", "--listen", "127.0.0.1:0", "--landscape"])
+            .arg(&file)
+            .env("DCPILOT__FOREGROUND__AUTOPILOT__ENABLED", "true")
+            .env("DCPILOT__FOREGROUND__AUTOPILOT__TICK_SECS", "1")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start"),
+    );
+    let addr = wait_for_file(&dir.path().join("foreground.addr"));
+    let url = format!("http://{addr}/landscape");
+    // No objective yet: nothing outlined.
+    let before = Shot::take(&browser, dir.path(), "no-objective", &url);
+    assert_eq!(before.count((250, 420), &magenta), 0);
+
+    let intent = r#"{"kind": "WorkloadIntent", "workload": "nginx", "p99_latency_ms": 1.0, "quiet_p99_ms": 0.3}"#;
+    assert_eq!(http(&addr, "PUT", "/v1/intents", intent).0, 200);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let telemetry = serde_json::json!([
+        {"timestamp_ms": now, "entity": "nginx-1", "workload": "nginx", "metric": "p99_latency_ms", "value": 2.4},
+        {"timestamp_ms": now, "entity": "nginx-1", "workload": "nginx", "metric": "rps", "value": 900.0}
+    ]);
+    assert_eq!(
+        http(&addr, "POST", "/v1/telemetry", &telemetry.to_string()).0,
+        200
+    );
+    common::eventually(30, "the objective judged violated", || {
+        let (_, status) = http(&addr, "GET", "/v1/intents/nginx/status", "");
+        (status["state"] == "violated").then_some(())
+    });
+    // The replica of the violated workload is outlined magenta among the virtual nodes.
+    let after = Shot::take(&browser, dir.path(), "violated", &url);
+    assert!(
+        after.count((250, 420), &magenta) > 20,
+        "the violated workload's replica is not outlined"
+    );
+}
