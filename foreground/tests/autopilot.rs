@@ -42,6 +42,7 @@ fn view(placement: [u32; 2], p99: f64, age_ms: i64) -> TargetView {
                 counters: counters(2.0),
                 pressure: Pressure::default(),
                 room: u32::MAX,
+                evictable: Vec::new(),
             },
             NodeView {
                 name: "quiet".into(),
@@ -49,6 +50,7 @@ fn view(placement: [u32; 2], p99: f64, age_ms: i64) -> TargetView {
                 counters: counters(0.0),
                 pressure: Pressure::default(),
                 room: u32::MAX,
+                evictable: Vec::new(),
             },
         ],
         quiet_p99_ms: None,
@@ -200,4 +202,44 @@ fn bad_settings_name_their_key() {
         assert!(problems.contains(key), "{key}: {problems}");
     }
     assert!(AutopilotConfig::default().problems().is_empty());
+}
+
+#[test]
+fn evicts_a_best_effort_hog_when_the_pods_model_says_it_is_the_cause() {
+    use common::{slowdown_model, FEATURES};
+    // Only the declared-pods model: slowdown = 1 + 2 x L3 pods. The replica's node holds a
+    // best-effort L3 hog (2 pods' worth: slowdown 5), and no node has room for a replica.
+    let core = core_with(vec![draft(
+        "interference-slowdown-pods",
+        &FEATURES,
+        slowdown_model(&FEATURES),
+    )]);
+    let hog = Pressure {
+        l3: 2.0,
+        ..Pressure::default()
+    };
+    let mut v = view([1, 0], 1.0, 0);
+    v.quiet_p99_ms = Some(0.2);
+    for node in &mut v.nodes {
+        node.room = 0;
+    }
+    v.nodes[0].pressure = hog;
+    v.nodes[0].evictable = vec![("default/hog-1".into(), hog)];
+    let mut pilot = Autopilot::new(config());
+    let d = pilot.tick(&v, 0.9, &core.snapshot());
+    assert_eq!(d.state, ObjectiveState::Violated);
+    let plan = d.plan.expect("a plan");
+    assert_eq!(
+        plan.actions,
+        [Action::Evict {
+            instance: "default/hog-1".into(),
+            node: "noisy".into()
+        }]
+    );
+    assert_eq!(plan.placement, [1, 0], "the replicas stay");
+    assert!(plan.predicted_p99_ms.expect("predicted") < 0.5, "{plan:?}");
+    // Nothing evictable: no plan can help, and none is made.
+    v.nodes[0].evictable.clear();
+    let d = Autopilot::new(config()).tick(&v, 0.9, &core.snapshot());
+    assert!(d.plan.is_none(), "{:?}", d.plan);
 }

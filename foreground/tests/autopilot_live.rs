@@ -449,6 +449,20 @@ fn kubernetes_requests_apply_with_the_real_kubectl_and_read_back_as_api_types() 
         .expect("dir")
         .count();
     assert_eq!(written, 1);
+    // An eviction is the Eviction API's own type, for POST .../pods/{name}/eviction.
+    let evicting = kubernetes_requests(&message(
+        vec![Action::Evict {
+            instance: "batch/hog-1".into(),
+            node: "noisy".into(),
+        }],
+        &[("noisy", 1), ("quiet", 1)],
+    ));
+    let eviction = serde_json::to_value(&evicting.evictions).expect("json");
+    assert_eq!(eviction[0]["apiVersion"], "policy/v1", "{eviction}");
+    assert_eq!(eviction[0]["kind"], "Eviction");
+    assert_eq!(eviction[0]["metadata"]["namespace"], "batch");
+    assert_eq!(eviction[0]["metadata"]["name"], "hog-1");
+    assert!(evicting.affinity_patch.is_none());
     // Scaling alone needs no affinity patch.
     let scale_only = kubernetes_requests(&message(
         vec![Action::ScaleOut {

@@ -13,6 +13,7 @@ use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, NodeAffinity, NodeSelectorRequirement, NodeSelectorTerm, PreferredSchedulingTerm,
 };
+use k8s_openapi::api::policy::v1::Eviction;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use schemars::JsonSchema;
@@ -201,6 +202,14 @@ pub struct KubernetesRequests {
     /// the plan puts replicas on and avoiding those it empties (preferred, never required,
     /// so no pod is left unschedulable); `None` when the plan moves nothing.
     pub affinity_patch: Option<serde_json::Value>,
+    /// `POST /api/v1/namespaces/{namespace}/pods/{name}/eviction`: each co-runner the plan
+    /// evicts (the Eviction API honours its PodDisruptionBudget).
+    pub evictions: Vec<Eviction>,
+}
+
+/// A pod named `namespace/name` (`default` without a namespace) as (namespace, name).
+fn namespaced(id: &str) -> (&str, &str) {
+    id.split_once('/').unwrap_or(("default", id))
 }
 
 /// The node label the affinity terms match.
@@ -209,10 +218,7 @@ const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 /// The Kubernetes requests of `message`; its target names the Deployment as
 /// `namespace/name` (`default` without a namespace).
 pub fn kubernetes_requests(message: &ActionMessage) -> KubernetesRequests {
-    let (namespace, name) = message
-        .target
-        .split_once('/')
-        .unwrap_or(("default", message.target.as_str()));
+    let (namespace, name) = namespaced(&message.target);
     let replicas = i32::try_from(message.replicas()).unwrap_or(i32::MAX);
     let scale = Scale {
         metadata: ObjectMeta {
@@ -256,10 +262,27 @@ pub fn kubernetes_requests(message: &ActionMessage) -> KubernetesRequests {
         };
         serde_json::json!({ "spec": { "template": { "spec": { "affinity": affinity } } } })
     });
+    let evictions = message
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Evict { instance, .. } => Some(namespaced(instance)),
+            _ => None,
+        })
+        .map(|(namespace, name)| Eviction {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                namespace: Some(namespace.to_string()),
+                ..ObjectMeta::default()
+            },
+            delete_options: None,
+        })
+        .collect();
     KubernetesRequests {
         scale,
         replicas_patch,
         affinity_patch,
+        evictions,
     }
 }
 
@@ -272,6 +295,37 @@ pub struct KubectlActuator {
     pub kubectl: Option<PathBuf>,
     /// The kubeconfig for kubectl.
     pub kubeconfig: Option<PathBuf>,
+}
+
+impl KubectlActuator {
+    /// Runs `kubectl ARGS` (with the kubeconfig and a 10 s request timeout).
+    fn run(&self, kubectl: &std::path::Path, args: &[&str]) -> Result<(), ActuateError> {
+        let mut command = std::process::Command::new(kubectl);
+        if let Some(config) = &self.kubeconfig {
+            command.arg("--kubeconfig").arg(config);
+        }
+        let output = command
+            .arg("--request-timeout=10s")
+            .args(args)
+            .output()
+            .map_err(|e| ActuateError {
+                actuator: "kubernetes",
+                message: format!("cannot run {}: {e}", kubectl.display()),
+                retryable: false,
+            })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(ActuateError {
+            actuator: "kubernetes",
+            message: format!(
+                "kubectl {}: {}",
+                args.first().copied().unwrap_or_default(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+            retryable: true,
+        })
+    }
 }
 
 impl Actuator for KubectlActuator {
@@ -320,13 +374,10 @@ impl Actuator for KubectlActuator {
         );
         let patches = std::iter::once(&requests.replicas_patch).chain(&requests.affinity_patch);
         for patch in patches {
-            let mut command = std::process::Command::new(kubectl);
-            if let Some(config) = &self.kubeconfig {
-                command.arg("--kubeconfig").arg(config);
-            }
-            let output = command
-                .args([
-                    "--request-timeout=10s",
+            let patch = patch.to_string();
+            self.run(
+                kubectl,
+                &[
                     "patch",
                     "deployment",
                     &name,
@@ -335,19 +386,22 @@ impl Actuator for KubectlActuator {
                     "--type",
                     "merge",
                     "-p",
-                ])
-                .arg(patch.to_string())
-                .output()
-                .map_err(|e| error(format!("cannot run {}: {e}", kubectl.display()), false))?;
-            if !output.status.success() {
-                return Err(error(
-                    format!(
-                        "kubectl patch deployment {namespace}/{name}: {}",
-                        String::from_utf8_lossy(&output.stderr).trim()
-                    ),
-                    true,
-                ));
-            }
+                    &patch,
+                ],
+            )?;
+        }
+        for (k, eviction) in requests.evictions.iter().enumerate() {
+            let file = self.dir.join(format!("{file_name}-eviction-{k}.json"));
+            let body = serde_json::to_vec(eviction).map_err(|e| error(e.to_string(), false))?;
+            std::fs::write(&file, body)
+                .map_err(|e| error(format!("cannot write {}: {e}", file.display()), false))?;
+            let url = format!(
+                "/api/v1/namespaces/{}/pods/{}/eviction",
+                eviction.metadata.namespace.as_deref().unwrap_or("default"),
+                eviction.metadata.name.as_deref().unwrap_or_default()
+            );
+            let file = file.to_string_lossy();
+            self.run(kubectl, &["create", "--raw", &url, "-f", &file])?;
         }
         Ok(())
     }

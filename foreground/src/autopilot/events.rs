@@ -14,7 +14,7 @@ pub mod names {
     pub const OBJECTIVES: &str = "dcpilot_autopilot_objectives";
     /// Plans made, by mode (applied, dry_run, failed; unapplied: no actuator configured).
     pub const PLANS: &str = "dcpilot_autopilot_plans_total";
-    /// Actions in plans carried out, by kind (scale_out, scale_in, move).
+    /// Actions in plans carried out, by kind (scale_out, scale_in, move, evict).
     pub const ACTIONS: &str = "dcpilot_autopilot_actions_total";
     /// Seconds one tick over every objective took.
     pub const TICK_SECONDS: &str = "dcpilot_autopilot_tick_seconds";
@@ -30,7 +30,7 @@ const STATES: [ObjectiveState; 4] = [
     ObjectiveState::Violated,
     ObjectiveState::NoData,
 ];
-const ACTION_KINDS: [&str; 3] = ["scale_out", "scale_in", "move"];
+const ACTION_KINDS: [&str; 4] = ["scale_out", "scale_in", "move", "evict"];
 
 /// Describes every autopilot metric and zeroes the counters.
 pub fn describe_metrics() {
@@ -158,6 +158,7 @@ impl Planned<'_> {
                     Action::ScaleOut { .. } => "scale_out",
                     Action::ScaleIn { .. } => "scale_in",
                     Action::Move { .. } => "move",
+                    Action::Evict { .. } => "evict",
                 };
                 counter!(names::ACTIONS, "kind" => kind).increment(1);
             }

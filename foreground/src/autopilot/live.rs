@@ -18,7 +18,7 @@ use super::{
     CLOCK_SKEW_MS,
 };
 use crate::intents::Intents;
-use crate::landscape::Landscape;
+use crate::landscape::{Landscape, Pressure};
 
 /// Request-rate readings kept per target, at most.
 const RATE_READINGS: usize = 64;
@@ -367,6 +367,19 @@ impl AutopilotLoop {
             *replicas.entry(instance.host.as_str()).or_default() += 1;
             request = request.max(instance.cores);
         }
+        // Best-effort co-runners that declare some pressure, by host.
+        let mut evictable: HashMap<&str, Vec<(String, Pressure)>> = HashMap::new();
+        for i in landscape.instances().values().filter(|i| {
+            i.evictable
+                && i.workload != target
+                && i.workload != short
+                && i.pressure.cpu + i.pressure.l3 + i.pressure.membw > 0.0
+        }) {
+            evictable
+                .entry(i.host.as_str())
+                .or_default()
+                .push((i.id.clone(), i.pressure));
+        }
         let hosts = landscape.hosts();
         let loads = landscape.loads();
         let free = |i: usize| {
@@ -402,6 +415,10 @@ impl AutopilotLoop {
                 counters: loads[i].counters,
                 pressure: loads[i].pressure,
                 room: room(i),
+                evictable: evictable
+                    .get(hosts[i].name.as_str())
+                    .cloned()
+                    .unwrap_or_default(),
             })
             .collect();
         let names = nodes.iter().map(|n| n.name.clone()).collect();

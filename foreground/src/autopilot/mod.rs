@@ -58,6 +58,8 @@ pub struct AutopilotConfig {
     pub replica_cost: f64,
     /// Cost of one action.
     pub action_cost: f64,
+    /// Cost of evicting a best-effort co-runner, beyond the action's.
+    pub evict_cost: f64,
     /// Plan and report, never act.
     pub dry_run: bool,
     /// Run the loop in the foreground (off: intents are only scored, never acted on).
@@ -95,6 +97,7 @@ impl Default for AutopilotConfig {
             risk_weight: 10.0,
             replica_cost: 1.0,
             action_cost: 0.25,
+            evict_cost: 2.0,
             dry_run: false,
             enabled: false,
             tick_secs: 30,
@@ -136,6 +139,7 @@ impl AutopilotConfig {
             ("risk_weight", self.risk_weight),
             ("replica_cost", self.replica_cost),
             ("action_cost", self.action_cost),
+            ("evict_cost", self.evict_cost),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 problems.push(format!("{key} must be a finite number >= 0, got {value}"));
@@ -199,6 +203,8 @@ pub struct NodeView {
     /// How many more of the target's replicas fit there (free cores / a replica's
     /// request; `u32::MAX`: no limit known).
     pub room: u32,
+    /// Best-effort co-runners a plan may evict, with the pressure they declare.
+    pub evictable: Vec<(String, Pressure)>,
 }
 
 /// What the autopilot knows of one target at a tick.
@@ -261,6 +267,14 @@ pub enum Action {
     /// Stop one replica on `node`.
     ScaleIn {
         /// Where.
+        node: String,
+    },
+    /// Evict a best-effort co-runner `instance` from `node` (its workload's scheduler
+    /// places it elsewhere, or not).
+    Evict {
+        /// The co-runner.
+        instance: String,
+        /// Where it runs.
         node: String,
     },
     /// Move one replica from `from` to `to`.
@@ -423,22 +437,32 @@ impl Autopilot {
             .value
             .max(rps.value + view.rps_trend_per_min * config.horizon_secs as f64 / 60.0);
         decision.planned_rps = Some(planned_rps);
-        let mut row = Vec::new();
-        let mut worst_slowdown = |placement: &[u32], at_rps: f64| -> Option<f64> {
+        let (mut row, mut pods_row) = (Vec::new(), Vec::new());
+        // The worst predicted slowdown over the nodes holding replicas; `eased` scales one
+        // node's (what evicting a co-runner there is predicted to leave of it).
+        let mut slowdown_eased = |placement: &[u32],
+                                  at_rps: f64,
+                                  eased: Option<(usize, f64)>|
+         -> Option<f64> {
             let Some(model) = slowdown else {
                 return Some(1.0);
             };
             let total = f64::from(placement.iter().sum::<u32>());
             let mut worst: Option<f64> = None;
-            for (node, &n) in view.nodes.iter().zip(placement) {
+            for (i, (node, &n)) in view.nodes.iter().zip(placement).enumerate() {
                 if n > 0 {
-                    let s =
+                    let mut s =
                         model.slowdown(at_rps, total, &node.pressure, &node.counters, &mut row)?;
+                    if let Some((_, factor)) = eased.filter(|(at, _)| *at == i) {
+                        s = (s * factor).max(1.0);
+                    }
                     worst = Some(worst.map_or(s, |w: f64| w.max(s)));
                 }
             }
             worst
         };
+        let mut worst_slowdown =
+            |placement: &[u32], at_rps: f64| slowdown_eased(placement, at_rps, None);
 
         // Learn the quiet latency while the objective is met and the models see no
         // interference where the target runs.
@@ -537,6 +561,53 @@ impl Autopilot {
                 }
             }
             frontier = next;
+        }
+        // Evicting a best-effort co-runner from a node holding replicas, as a plan of its
+        // own: what it leaves of that node's slowdown is what the declared-pods model says
+        // of the node without its pressure (no pods model: no eviction is foreseen).
+        let replicas_total = f64::from(current.iter().sum::<u32>());
+        'evict: for (i, node) in view.nodes.iter().enumerate() {
+            let Some(pods) = slowdowns.declared.as_ref().filter(|_| current[i] > 0) else {
+                continue;
+            };
+            for (instance, pressure) in &node.evictable {
+                if Instant::now() >= deadline {
+                    exhausted = true;
+                    break 'evict;
+                }
+                decision.evaluated += 1;
+                let without = Pressure {
+                    cpu: (node.pressure.cpu - pressure.cpu).max(0.0),
+                    l3: (node.pressure.l3 - pressure.l3).max(0.0),
+                    membw: (node.pressure.membw - pressure.membw).max(0.0),
+                };
+                let none = HostCounters::default();
+                let (Some(with), Some(after)) = (
+                    pods.slowdown(
+                        planned_rps,
+                        replicas_total,
+                        &node.pressure,
+                        &none,
+                        &mut pods_row,
+                    ),
+                    pods.slowdown(planned_rps, replicas_total, &without, &none, &mut pods_row),
+                ) else {
+                    continue;
+                };
+                let eased = Some((i, after / with));
+                let predicted = slowdown_eased(&current, planned_rps, eased).map(|s| {
+                    let excess = unexplained - 1.0;
+                    quiet * s * (1.0 + excess)
+                });
+                let c = cost(&current, predicted, 1) + config.evict_cost;
+                if c < best.1 {
+                    let evict = Action::Evict {
+                        instance: instance.clone(),
+                        node: node.name.clone(),
+                    };
+                    best = (current.clone(), c, predicted, vec![evict]);
+                }
+            }
         }
         let (placement, cost_after, predicted, actions) = best;
         decision.reason = if actions.is_empty() {

@@ -301,6 +301,7 @@ impl Controller for AutopilotController<'_> {
                     counters,
                     pressure: Pressure::default(),
                     room: u32::MAX,
+                    evictable: Vec::new(),
                 })
                 .collect(),
             quiet_p99_ms: None,
