@@ -235,8 +235,10 @@ pub struct FlatTree {
     depth: usize,
 }
 
-/// Rows walked through a tree side by side: their independent loads overlap.
-const LANES: usize = 16;
+/// Rows walked through a tree side by side: their independent loads overlap. Eight: more
+/// lanes spill registers (5k rows through 50 trees of depth 12 took 2.58 / 1.74 / 1.94 /
+/// 2.12 / 3.11 ms with 4 / 8 / 12 / 16 / 32 lanes, criterion medians, 2026-12-03).
+const LANES: usize = 8;
 
 impl FlatTree {
     /// The node `row` goes to from `node` (itself for a leaf, unless the row holds NaN).
