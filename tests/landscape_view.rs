@@ -24,6 +24,25 @@ fn chromium() -> Option<PathBuf> {
     found
 }
 
+/// A foreground serving `landscape` (written into `dir`) with the environment `env`; its
+/// address.
+fn serve(dir: &Path, landscape: &serde_json::Value, env: &[(&str, &str)]) -> (KillOnDrop, String) {
+    let file = dir.join("landscape.json");
+    std::fs::write(&file, landscape.to_string()).expect("write");
+    let server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_dcpilot"))
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["foreground", "--listen", "127.0.0.1:0", "--landscape"])
+            .arg(&file)
+            .envs(env.iter().copied())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start"),
+    );
+    (server, wait_for_file(&dir.join("foreground.addr")))
+}
+
 /// RGB pixels of a PNG.
 fn pixels(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
     let decoder = png::Decoder::new(std::fs::File::open(path).expect("screenshot"));
@@ -54,19 +73,7 @@ fn the_page_draws_the_layers_with_utilisation_as_colour() {
             {"id": "hog-1", "workload": "batch", "host": "busy", "cores": 15.0, "memory_bytes": 1u64 << 30}
         ]
     });
-    let file = dir.path().join("landscape.json");
-    std::fs::write(&file, landscape.to_string()).expect("write");
-    let _server = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_dcpilot"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["foreground", "--listen", "127.0.0.1:0", "--landscape"])
-            .arg(&file)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start"),
-    );
-    let addr = wait_for_file(&dir.path().join("foreground.addr"));
+    let (_server, addr) = serve(dir.path(), &landscape, &[]);
     let (status, page) = common::http_text(&addr, "/landscape");
     assert_eq!(status, 200);
     assert!(page.contains("<svg"), "{page}");
@@ -265,21 +272,11 @@ fn replicas_are_outlined_by_their_objectives_state() {
             {"id": "nginx-1", "workload": "nginx", "host": "node-a", "cores": 1.0, "memory_bytes": 1u64 << 28}
         ]
     });
-    let file = dir.path().join("landscape.json");
-    std::fs::write(&file, landscape.to_string()).expect("write");
-    let _server = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_dcpilot"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["foreground", "--listen", "127.0.0.1:0", "--landscape"])
-            .arg(&file)
-            .env("DCPILOT__FOREGROUND__AUTOPILOT__ENABLED", "true")
-            .env("DCPILOT__FOREGROUND__AUTOPILOT__TICK_SECS", "1")
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start"),
-    );
-    let addr = wait_for_file(&dir.path().join("foreground.addr"));
+    let autopilot = [
+        ("DCPILOT__FOREGROUND__AUTOPILOT__ENABLED", "true"),
+        ("DCPILOT__FOREGROUND__AUTOPILOT__TICK_SECS", "1"),
+    ];
+    let (_server, addr) = serve(dir.path(), &landscape, &autopilot);
     let url = format!("http://{addr}/landscape");
     // No objective yet: nothing outlined.
     let before = Shot::take(&browser, dir.path(), "no-objective", &url);
