@@ -136,14 +136,14 @@ pub(crate) async fn replay(samples: &[TelemetrySample], args: &ReplayArgs) -> Re
     if minutes == 0 || traces == 0 {
         bail!("--minutes and --traces must be at least 1");
     }
-    let in_plant = |s: &TelemetrySample| {
-        s.labels
-            .get("run")
-            .is_some_and(|r| r.contains(plant_runs.as_str()))
-    };
-    let plant = Plant::from_samples(samples, |run| run.contains(plant_runs.as_str()))
+    let plant_run = |run: &str| run.contains(plant_runs.as_str());
+    let plant = Plant::from_samples(samples, plant_run)
         .with_context(|| format!("building the plant from the runs matching {plant_runs:?}"))?;
-    let training: Vec<TelemetrySample> = samples.iter().filter(|s| !in_plant(s)).cloned().collect();
+    let training: Vec<TelemetrySample> = samples
+        .iter()
+        .filter(|s| !s.labels.get("run").is_some_and(|r| plant_run(r)))
+        .cloned()
+        .collect();
     if training.is_empty() {
         bail!("every run matches {plant_runs:?}: none is left to train the models on");
     }

@@ -770,23 +770,18 @@ mod tests {
         }
         // One time that does not read costs that row its clock, not the file its interval:
         // it is one interval (2 s) after the row before.
+        let ipc_times = |text: &str, skipped: &mut Skipped| -> Vec<i64> {
+            parse_pcm_system(Path::new("r.csv"), text, "h", 0, &labels, skipped)
+                .iter()
+                .filter(|s| s.metric == "pcm_ipc")
+                .map(|s| s.timestamp_ms)
+                .collect()
+        };
         let one_bad = text.replace("00:00:00.000", "??");
-        let s = parse_pcm_system(Path::new("r.csv"), &one_bad, "h", 0, &labels, &mut skipped);
-        let times: Vec<i64> = s
-            .iter()
-            .filter(|s| s.metric == "pcm_ipc")
-            .map(|s| s.timestamp_ms)
-            .collect();
-        assert_eq!(times, [0, 2000, 4001]);
+        assert_eq!(ipc_times(&one_bad, &mut skipped), [0, 2000, 4001]);
         // Without readable times every row is 5 s after the one before.
         let untimed = text.replace("System - Time", "System - Clock");
-        let s = parse_pcm_system(Path::new("q.csv"), &untimed, "h", 0, &labels, &mut skipped);
-        let times: Vec<i64> = s
-            .iter()
-            .filter(|s| s.metric == "pcm_ipc")
-            .map(|s| s.timestamp_ms)
-            .collect();
-        assert_eq!(times, [0, 5000, 10_000]);
+        assert_eq!(ipc_times(&untimed, &mut skipped), [0, 5000, 10_000]);
         assert_eq!(clock_ms("17:14:15.847"), Some(62_055_847));
         assert_eq!(clock_ms("24:00:00"), None);
     }

@@ -14,11 +14,21 @@ use serde::Serialize;
 
 use super::actuate::{ActionMessage, Actuator};
 use super::{
-    Autopilot, AutopilotConfig, Decision, NodeView, ObjectiveState, Reading, TargetView,
+    secs_ms, Autopilot, AutopilotConfig, Decision, NodeView, ObjectiveState, Reading, TargetView,
     CLOCK_SKEW_MS,
 };
 use crate::intents::Intents;
 use crate::landscape::{Landscape, Pressure};
+
+/// A target's name without its namespace (`default/nginx` → `nginx`).
+fn short_name(target: &str) -> &str {
+    target.split_once('/').map_or(target, |(_, name)| name)
+}
+
+/// Whether `workload` is the target's: its full name, or the name without namespace.
+fn is_of(target: &str, workload: &str) -> bool {
+    workload == target || workload == short_name(target)
+}
 
 /// Request-rate readings kept per target, at most.
 const RATE_READINGS: usize = 64;
@@ -88,12 +98,11 @@ impl TelemetryWindow {
 
     /// The newest p99, the newest rate and the rate's trend per minute of `target`
     /// (`namespace/name` also matches telemetry of workload `name`).
-    fn of(&self, target: &str) -> (Option<Reading>, Option<Reading>, f64) {
+    pub(crate) fn of(&self, target: &str) -> (Option<Reading>, Option<Reading>, f64) {
         let series = self.series.lock();
-        let short = target.split_once('/').map(|(_, name)| name);
         let Some(s) = series
             .get(target)
-            .or_else(|| short.and_then(|name| series.get(name)))
+            .or_else(|| series.get(short_name(target)))
         else {
             return (None, None, 0.0);
         };
@@ -192,7 +201,7 @@ impl AutopilotStatus {
         targets.get(target).cloned().or_else(|| {
             targets
                 .values()
-                .find(|t| t.target.split_once('/').is_some_and(|(_, n)| n == target))
+                .find(|t| short_name(&t.target) == target)
                 .cloned()
         })
     }
@@ -356,13 +365,12 @@ impl AutopilotLoop {
         now_ms: i64,
         promised: &HashMap<String, f64>,
     ) -> (TargetView, Vec<String>, f64) {
-        let short = target.split_once('/').map_or(target, |(_, name)| name);
         let mut replicas: BTreeMap<&str, u32> = BTreeMap::new();
         let mut request = 0.0_f64;
         for instance in landscape
             .instances()
             .values()
-            .filter(|i| i.workload == target || i.workload == short)
+            .filter(|i| is_of(target, &i.workload))
         {
             *replicas.entry(instance.host.as_str()).or_default() += 1;
             request = request.max(instance.cores);
@@ -371,8 +379,7 @@ impl AutopilotLoop {
         let mut evictable: HashMap<&str, Vec<(String, Pressure)>> = HashMap::new();
         for i in landscape.instances().values().filter(|i| {
             i.evictable
-                && i.workload != target
-                && i.workload != short
+                && !is_of(target, &i.workload)
                 && i.pressure.cpu + i.pressure.l3 + i.pressure.membw > 0.0
         }) {
             evictable
@@ -478,9 +485,7 @@ impl AutopilotLoop {
     /// Judges the plans whose settle time has passed: their p99 before and after, into
     /// the plan records and, as telemetry, to every actuator that records outcomes.
     fn judge_outcomes(&mut self, shared: &AutopilotShared, now_ms: i64) {
-        let settle_ms = i64::try_from(self.autopilot.config().settle_secs)
-            .unwrap_or(i64::MAX)
-            .saturating_mul(1000);
+        let settle_ms = secs_ms(self.autopilot.config().settle_secs);
         let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.settling)
             .into_iter()
             .partition(|(_, _, _, planned)| planned.saturating_add(settle_ms) <= now_ms);

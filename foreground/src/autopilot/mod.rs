@@ -343,7 +343,7 @@ struct Memory {
 pub const CLOCK_SKEW_MS: i64 = 60_000;
 
 /// Seconds as milliseconds, saturating.
-fn secs_ms(secs: u64) -> i64 {
+pub(crate) fn secs_ms(secs: u64) -> i64 {
     i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000)
 }
 
