@@ -18,12 +18,14 @@
 use std::collections::VecDeque;
 
 use dcpilot_info_core::Snapshot;
+use dcpilot_schemas::TelemetrySample;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use super::live::TelemetryWindow;
 use super::plant::{Plant, QUIET};
-use super::{Autopilot, AutopilotConfig, NodeView, Reading, TargetView};
+use super::{Autopilot, AutopilotConfig, NodeView, TargetView};
 use crate::landscape::{HostCounters, Pressure};
 
 /// Requests per second one replica serves at 100% of its CPU request (the HPA model).
@@ -31,6 +33,8 @@ pub const RPS_AT_FULL_REQUEST: f64 = 1000.0;
 /// The nodes of the replay.
 pub const NODES: [&str; 2] = ["node-a", "node-b"];
 const MINUTE_MS: i64 = 60_000;
+/// The replayed workload.
+const TARGET: &str = "default/nginx";
 
 /// One minute of a trace: the request rate and what co-runs on which node.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -243,7 +247,8 @@ pub struct AutopilotController<'s> {
     autopilot: Autopilot,
     snapshot: &'s Snapshot,
     objective_p99_ms: f64,
-    last_rps: VecDeque<f64>,
+    /// The plant's telemetry, kept as the live loop keeps it (newest p99, rate's trend).
+    window: TelemetryWindow,
     /// Decisions that exhausted their budget.
     pub overruns: usize,
     /// The longest decision, ms.
@@ -257,7 +262,7 @@ impl<'s> AutopilotController<'s> {
             autopilot: Autopilot::new(config),
             snapshot,
             objective_p99_ms,
-            last_rps: VecDeque::new(),
+            window: TelemetryWindow::default(),
             overruns: 0,
             longest_ms: 0.0,
         }
@@ -270,27 +275,30 @@ impl Controller for AutopilotController<'_> {
     }
     fn decide(&mut self, seen: &Observation, placement: [u32; 2]) -> [u32; 2] {
         let now_ms = seen.minute as i64 * MINUTE_MS;
-        self.last_rps.push_back(seen.rps);
-        if self.last_rps.len() > 5 {
-            self.last_rps.pop_front();
-        }
-        // The rate's trend: a line through the last five minutes' rates.
-        let trend = match self.last_rps.len() {
-            n if n >= 2 => (self.last_rps[n - 1] - self.last_rps[0]) / (n - 1) as f64,
-            _ => 0.0,
+        let sample = |metric: &str, value: f64| TelemetrySample {
+            timestamp_ms: now_ms,
+            entity: "nginx-0".into(),
+            host: None,
+            workload: Some(TARGET.into()),
+            metric: metric.into(),
+            value,
+            labels: Default::default(),
         };
+        let config = self.autopilot.config();
+        let minute = [
+            seen.p99_ms.map(|p99| sample(&config.p99_metric, p99)),
+            Some(sample(&config.rps_metric, seen.rps)),
+        ];
+        for s in minute.iter().flatten() {
+            self.window.observe(config, s, now_ms);
+        }
+        let (p99_ms, rps, rps_trend_per_min) = self.window.of(TARGET);
         let view = TargetView {
-            target: "default/nginx".into(),
+            target: TARGET.into(),
             now_ms,
-            p99_ms: seen.p99_ms.map(|value| Reading {
-                value,
-                at_ms: now_ms,
-            }),
-            rps: Some(Reading {
-                value: seen.rps,
-                at_ms: now_ms,
-            }),
-            rps_trend_per_min: trend,
+            p99_ms,
+            rps,
+            rps_trend_per_min,
             nodes: NODES
                 .iter()
                 .zip(placement)
