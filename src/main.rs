@@ -178,6 +178,10 @@ enum Command {
         /// of the tables in `--data-dir`: handy while writing a job's SQL.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Query the tables of every replica of a scaled-out background, under its
+        /// `cluster.shared_dir`, as one.
+        #[arg(long, conflicts_with = "data")]
+        shared_dir: Option<PathBuf>,
     },
 }
 
@@ -328,9 +332,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let method = anomalies::Method::of(job.as_deref(), detector.as_deref())?;
             anomalies::run(&data, &method, command, json)
         }
-        Command::Query { sql, json, data } => {
-            runtime()?.block_on(query(&cli.data_dir, data.as_deref(), &sql, json))
-        }
+        Command::Query {
+            sql,
+            json,
+            data,
+            shared_dir,
+        } => runtime()?.block_on(query(
+            &cli.data_dir,
+            data.as_deref(),
+            shared_dir.as_deref(),
+            &sql,
+            json,
+        )),
     }
 }
 
@@ -479,10 +492,28 @@ fn decode(format: Format, landscape: bool) -> Result<ExitCode> {
     })
 }
 
-async fn query(data_dir: &Path, trace: Option<&Path>, sql: &str, json: bool) -> Result<ExitCode> {
-    let store = match trace {
-        Some(dir) => jobs::load_trace(dir)?,
-        None => TelemetryStore::open(
+async fn query(
+    data_dir: &Path,
+    trace: Option<&Path>,
+    shared_dir: Option<&Path>,
+    sql: &str,
+    json: bool,
+) -> Result<ExitCode> {
+    let store = match (trace, shared_dir) {
+        (Some(dir), _) => jobs::load_trace(dir)?,
+        (None, Some(shared)) => {
+            if !shared.is_dir() {
+                anyhow::bail!("--shared-dir {}: not a directory", shared.display());
+            }
+            let store = TelemetryStore::open(
+                None,
+                &BackgroundConfig::load(None)?.store,
+                OpenMode::ReadOnly,
+            )?;
+            store.share(shared, None)?;
+            store
+        }
+        (None, None) => TelemetryStore::open(
             Some(data_dir),
             &BackgroundConfig::load(None)?.store,
             OpenMode::ReadOnly,

@@ -35,10 +35,7 @@ fn rightsizing(cores: f64) -> ModelDraft {
             baseline_error: 0.5,
             baseline: "last".into(),
         },
-        lineage: Lineage {
-            job: "rightsizing".into(),
-            spec_hash: "00000000".into(),
-        },
+        lineage: Lineage::of_job("rightsizing", "00000000"),
         model: Model::QuantileTable(QuantileTable {
             quantiles: vec![0.9],
             rows: BTreeMap::from([(

@@ -281,10 +281,7 @@ fn jobs_evaluate_judges_the_served_version_without_training() {
                 baseline_error: 1.0,
                 baseline: "last_value".into(),
             },
-            lineage: Lineage {
-                job: "test".into(),
-                spec_hash: "0".into(),
-            },
+            lineage: Lineage::of_job("test", "0"),
             model,
         })
         .expect("publish");

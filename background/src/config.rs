@@ -27,6 +27,8 @@ pub struct BackgroundConfig {
     pub embedded: EmbeddedConfig,
     /// Background jobs.
     pub jobs: crate::runner::JobsConfig,
+    /// Scale-out: job leases and shared tables across replicas.
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// Kafka connection and topics.
@@ -260,6 +262,7 @@ impl BackgroundConfig {
             p.push("store.retention_secs: must be at least store.partition_secs".into());
         }
         p.extend(self.jobs.problems());
+        p.extend(self.cluster.problems(k.brokers.as_deref()));
         if self.embedded.partitions < 1 {
             p.push("embedded.partitions: must be at least 1".into());
         }

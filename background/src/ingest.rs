@@ -736,8 +736,15 @@ impl IngestState {
         if std::mem::take(&mut self.poisoned) {
             return Err(dlq_failed(rdkafka::error::KafkaError::Canceled));
         }
+        let next_offsets = std::mem::take(&mut self.next_offsets);
+        // Lineage: which partitions' rows the tables hold, up to where.
+        self.telemetry.record_offsets(
+            next_offsets
+                .iter()
+                .map(|((topic, partition), next)| (topic.as_str(), *partition, *next)),
+        )?;
         let mut offsets = TopicPartitionList::new();
-        for ((topic, partition), next) in std::mem::take(&mut self.next_offsets) {
+        for ((topic, partition), next) in next_offsets {
             offsets
                 .add_partition_offset(&topic, partition, Offset::Offset(next))
                 .map_err(BackgroundError::kafka("building the commit"))?;

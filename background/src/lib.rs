@@ -10,6 +10,7 @@
 
 pub mod annotate;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod events;
@@ -20,6 +21,7 @@ pub mod ingest;
 pub mod replay;
 pub mod runner;
 pub mod service;
+pub mod shared;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -71,10 +73,22 @@ impl TelemetryStore {
         config: &config::StoreConfig,
         mode: OpenMode,
     ) -> Result<Self> {
+        let tables = data_dir.map(|d| d.join("tables"));
+        Self::open_with_tables(data_dir, tables.as_deref(), config, mode)
+    }
+
+    /// [`open`](Self::open) with the tables under `tables_dir` instead of
+    /// `data_dir/tables/` (a scaled-out replica keeps them on the shared mount).
+    pub fn open_with_tables(
+        data_dir: Option<&Path>,
+        tables_dir: Option<&Path>,
+        config: &config::StoreConfig,
+        mode: OpenMode,
+    ) -> Result<Self> {
         let table_dir = |name: &str| -> Option<PathBuf> {
-            data_dir
+            tables_dir
                 .filter(|_| config.durable || mode == OpenMode::ReadOnly)
-                .map(|d| d.join("tables").join(name))
+                .map(|d| d.join(name))
         };
         let settings = |name: &str| TableSettings {
             retention_ms: (config.retention_secs as i64).saturating_mul(1000),
@@ -132,6 +146,30 @@ impl TelemetryStore {
             store.telemetry.insert(&builder.finish())?;
         }
         Ok(store)
+    }
+
+    /// Makes `telemetry` and `landscape` in SQL read every replica's tables under
+    /// `shared_dir` (this one's, named `replica`, from memory); returns the telemetry
+    /// table, which says what its last scan read.
+    pub fn share(
+        &self,
+        shared_dir: &Path,
+        replica: Option<&str>,
+    ) -> Result<Arc<shared::SharedTable>> {
+        let mut telemetry = None;
+        for table in [&self.telemetry, &self.landscape] {
+            let shared = Arc::new(shared::SharedTable::new(
+                shared_dir,
+                table.clone(),
+                replica.map(str::to_string),
+            ));
+            self.ctx.deregister_table(table.name())?;
+            self.ctx.register_table(table.name(), shared.clone())?;
+            if table.name() == "telemetry" {
+                telemetry = Some(shared);
+            }
+        }
+        telemetry.ok_or_else(|| BackgroundError::Internal("no telemetry table".into()))
     }
 
     /// The DataFusion session with both tables registered.

@@ -254,6 +254,7 @@ pub struct JobRunner {
     ctx: SessionContext,
     telemetry: Arc<TableStore>,
     models: Arc<InfoCore>,
+    leases: Option<Arc<crate::cluster::Leases>>,
 }
 
 impl JobRunner {
@@ -272,7 +273,19 @@ impl JobRunner {
             ctx,
             telemetry,
             models,
+            leases: None,
         }
+    }
+
+    /// Runs only the jobs whose lease `leases` holds (a scaled-out replica); a run whose
+    /// lease is lost is cancelled.
+    pub fn with_leases(mut self, leases: Arc<crate::cluster::Leases>) -> Self {
+        self.leases = Some(leases);
+        self
+    }
+
+    fn may_run(&self, job: &str) -> bool {
+        self.leases.as_ref().is_none_or(|l| l.holds(job))
     }
 
     /// Runs until `shutdown` flips; returns each job's (successful runs, failed runs).
@@ -344,14 +357,18 @@ impl JobRunner {
                 _ = tick.tick() => {
                     let now = Instant::now();
                     let rows = self.telemetry.inserted_rows();
-                    for (name, state) in states.iter_mut().filter(|(_, s)| s.due(now, rows)) {
+                    for (name, state) in states.iter_mut().filter(|(n, s)| s.running && !self.may_run(n)) {
+                        tracing::warn!(job = %name, "lease lost mid-run: the run is cancelled");
+                        state.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    for (name, state) in states.iter_mut().filter(|(n, s)| self.may_run(n) && s.due(now, rows)) {
                         state.running = true;
                         state.last_start = now;
                         state.rows_at_last_start = rows;
                         state.cancel = Arc::new(AtomicBool::new(false));
                         self.launch(runtime.handle(), name, state.job.clone(), done_tx.clone(), state.cancel.clone());
                     }
-                    for (name, state) in states.iter_mut().filter(|(_, s)| s.judgement_due(now)) {
+                    for (name, state) in states.iter_mut().filter(|(n, s)| self.may_run(n) && s.judgement_due(now)) {
                         state.judging = true;
                         self.judge(runtime.handle(), name, state.job.clone(), judged_tx.clone());
                     }
@@ -470,7 +487,15 @@ impl JobRunner {
                 entry.failed += 1;
                 state.failures += 1;
                 let max = Duration::from_secs(self.config.backoff_max_secs);
-                let pause = if e.is_retryable() && !finished.timed_out {
+                // Fenced at publish, or cancelled because the lease was lost.
+                let fenced = matches!(
+                    e,
+                    PipelineError::InfoCore(dcpilot_info_core::InfoCoreError::Fenced { .. })
+                ) || (matches!(e, PipelineError::Cancelled) && !finished.timed_out);
+                let pause = if fenced {
+                    // Not the job's fault: whoever holds the lease now runs it.
+                    Duration::ZERO
+                } else if e.is_retryable() && !finished.timed_out {
                     let initial = Duration::from_secs(self.config.backoff_initial_secs);
                     initial
                         .saturating_mul(1u32 << (state.failures - 1).min(20))

@@ -11,13 +11,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use dcpilot_info_core::replication::{KafkaSink, MODELS_TOPIC};
+use dcpilot_info_core::replication::{Follower, KafkaSink, MODELS_TOPIC};
 use dcpilot_info_core::InfoCore;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::BaseProducer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::cluster::{LeaseKeeper, LeaseKeeperParts, Leases};
 use crate::error::{BackgroundError, Result};
 use crate::health::Readiness;
 use crate::ingest::{client_config, IngestStats};
@@ -45,6 +46,8 @@ pub struct BackgroundService {
     jobs: Option<JoinHandle<Result<JobRunnerStats>>>,
     models: Option<Arc<InfoCore>>,
     shutdown: watch::Receiver<bool>,
+    /// The job leases of a scaled-out replica (stops its threads when dropped).
+    lease_keeper: Option<LeaseKeeper>,
 }
 
 /// The Information Core's directory under a data directory.
@@ -101,7 +104,28 @@ impl BackgroundService {
             (None, Some(e)) => e.bootstrap_servers(),
             (None, None) => unreachable!("an embedded broker is started when none is configured"),
         };
-        let store = TelemetryStore::open(data_dir, &config.store, OpenMode::ReadWrite)?;
+        let cluster = &config.cluster;
+        let replica = match cluster.enabled {
+            true => Some(cluster.replica().map_err(|e| BackgroundError::Config {
+                file: "[cluster] config".into(),
+                problems: vec![e],
+            })?),
+            false => None,
+        };
+        let tables_dir = match &replica {
+            Some(r) => cluster.tables_dir(r),
+            None => data_dir.map(|d| d.join("tables")),
+        };
+        let store = TelemetryStore::open_with_tables(
+            data_dir,
+            tables_dir.as_deref(),
+            &config.store,
+            OpenMode::ReadWrite,
+        )?;
+        let shared = match (&replica, &cluster.shared_dir) {
+            (Some(r), Some(dir)) => Some(store.share(dir, Some(r))?),
+            _ => None,
+        };
         let status = Arc::new(Readiness::default());
         let metrics = match config.http.listen {
             Some(addr) => {
@@ -117,6 +141,7 @@ impl BackgroundService {
         };
         crate::events::describe_metrics();
         crate::events::zero_counters(&config, registry.as_ref());
+        let mut lease_keeper = None;
         let (jobs, models) =
             match (registry, data_dir) {
                 (Some(registry), Some(dir)) => {
@@ -134,17 +159,57 @@ impl BackgroundService {
                             source: e,
                         })?;
                     models.set_change_sink(Arc::new(sink));
-                    models.resync().map_err(|e| BackgroundError::InfoCore {
-                        path: models_dir.clone(),
-                        source: e,
-                    })?;
-                    let runner = JobRunner::new(
+                    let job_names: Vec<String> =
+                        registry.jobs().map(|j| j.name().to_string()).collect();
+                    let mut runner = JobRunner::new(
                         config.jobs.clone(),
                         registry,
                         store.context().clone(),
                         store.telemetry.clone(),
                         models.clone(),
                     );
+                    match (&replica, &shared) {
+                        (Some(replica), Some(shared)) => {
+                            let parts = LeaseKeeperParts {
+                                brokers: brokers.clone(),
+                                client: k.client.clone(),
+                                group_id: k.group_id.clone(),
+                                session_timeout_ms: k.session_timeout_ms,
+                                config: cluster.clone(),
+                                follower: Arc::new(
+                                    Follower::with_properties(
+                                        &brokers,
+                                        &k.client,
+                                        MODELS_TOPIC,
+                                        replica,
+                                        models.clone(),
+                                    )
+                                    .map_err(|e| {
+                                        BackgroundError::InfoCore {
+                                            path: models_dir.clone(),
+                                            source: e,
+                                        }
+                                    })?,
+                                ),
+                                models: models.clone(),
+                            };
+                            let shared = shared.clone();
+                            let leases = Arc::new(Leases::new(
+                                replica,
+                                job_names,
+                                LeaseKeeper::partitions(&parts)?,
+                                Box::new(move || shared.last_inputs()),
+                            ));
+                            // The topic, not this replica's files, says what is current.
+                            models.set_publish_guard(leases.clone());
+                            lease_keeper = Some(LeaseKeeper::start(parts, leases.clone())?);
+                            runner = runner.with_leases(leases);
+                        }
+                        _ => models.resync().map_err(|e| BackgroundError::InfoCore {
+                            path: models_dir.clone(),
+                            source: e,
+                        })?,
+                    }
                     (
                         Some(tokio::spawn(runner.run(shutdown.clone()))),
                         Some(models),
@@ -162,6 +227,7 @@ impl BackgroundService {
             jobs,
             models,
             shutdown,
+            lease_keeper,
         })
     }
 
@@ -225,6 +291,7 @@ impl BackgroundService {
             None => None,
         };
         let ingest = ingest?;
+        drop(self.lease_keeper);
         drop(self.embedded);
         Ok(BackgroundOutcome {
             ingest,

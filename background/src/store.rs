@@ -130,7 +130,12 @@ pub struct TableStore {
     view: RwLock<View>,
     /// Rows inserted since the process started (drives jobs' `after_rows` triggers).
     inserted: std::sync::atomic::AtomicU64,
+    /// Per `topic/partition`, the next Kafka offset after what this table has stored.
+    offsets: Mutex<BTreeMap<String, i64>>,
 }
+
+/// The file beside a table's segments that holds [`TableStore::stored_offsets`].
+const OFFSETS_FILE: &str = "offsets.json";
 
 impl std::fmt::Debug for TableStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -151,9 +156,73 @@ impl TableStore {
             writer: Mutex::new(Writer::default()),
             view: RwLock::new(View::default()),
             inserted: std::sync::atomic::AtomicU64::new(0),
+            offsets: Mutex::new(BTreeMap::new()),
         };
+        // Offsets before segments: what a reader beside a running writer reports never
+        // runs ahead of the rows it read.
+        *store.offsets.lock() = store.read_offsets()?;
         store.recover()?;
         Ok(store)
+    }
+
+    /// Per `topic/partition`, the next Kafka offset after what this table has stored (as
+    /// recorded with [`record_offsets`](Self::record_offsets), also by earlier runs).
+    pub fn stored_offsets(&self) -> BTreeMap<String, i64> {
+        self.offsets.lock().clone()
+    }
+
+    /// Records that everything before `offsets` (topic, partition, next offset) is stored,
+    /// durably when the table has a directory: lineage names what a model was trained on.
+    pub fn record_offsets<'a>(
+        &self,
+        offsets: impl IntoIterator<Item = (&'a str, i32, i64)>,
+    ) -> Result<()> {
+        let mut known = self.offsets.lock();
+        for (topic, partition, next) in offsets {
+            let entry = known.entry(format!("{topic}/{partition}")).or_default();
+            *entry = (*entry).max(next);
+        }
+        let Some(dir) = self
+            .settings
+            .dir
+            .as_ref()
+            .filter(|_| !self.settings.read_only)
+        else {
+            return Ok(());
+        };
+        let text = serde_json::to_vec(&*known)
+            .map_err(|e| BackgroundError::Internal(format!("encoding offsets: {e}")))?;
+        write_atomically(&dir.join(OFFSETS_FILE), |f| {
+            f.write_all(&text).map_err(BackgroundError::io(dir))
+        })
+    }
+
+    fn read_offsets(&self) -> Result<BTreeMap<String, i64>> {
+        let Some(path) = self.settings.dir.as_ref().map(|d| d.join(OFFSETS_FILE)) else {
+            return Ok(BTreeMap::new());
+        };
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                BackgroundError::Internal(format!("{}: not an offsets file: {e}", path.display()))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(BackgroundError::io(&path)(e)),
+        }
+    }
+
+    /// The directory of segments and archive, when durable.
+    pub fn dir(&self) -> Option<&Path> {
+        self.settings.dir.as_deref()
+    }
+
+    /// The table's key, partitioning and schema.
+    pub fn spec(&self) -> &TableSpec {
+        &self.spec
+    }
+
+    /// The table's retention and durability.
+    pub fn settings(&self) -> &TableSettings {
+        &self.settings
     }
 
     /// The table's name.

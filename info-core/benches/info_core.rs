@@ -37,10 +37,7 @@ fn draft(name: &str, model: Model) -> ModelDraft {
             baseline_error: 2.0,
             baseline: "mean".into(),
         },
-        lineage: Lineage {
-            job: "bench".into(),
-            spec_hash: "0".into(),
-        },
+        lineage: Lineage::of_job("bench", "0"),
         model,
     }
 }

@@ -48,6 +48,15 @@ pub enum InfoCoreError {
         /// Why.
         reason: String,
     },
+    /// A publish or replicated change from a replica that no longer holds the job's lease
+    /// (a newer owner's lease marker was seen): refused everywhere, so versions stay unique.
+    #[error("model {model:?}: fenced ({reason})")]
+    Fenced {
+        /// Model name.
+        model: String,
+        /// Why: whose lease, which epochs.
+        reason: String,
+    },
     /// Replication trouble (Kafka unreachable, ...).
     #[error("replication: {0}")]
     Replication(String),

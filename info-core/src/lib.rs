@@ -40,7 +40,8 @@ pub use model::{
     BoostedNode, BoostedTrees, Model, PreparedColouring, PreparedModel, QuantileTable,
 };
 pub use record::{
-    HoldoutMetrics, Lineage, ModelDraft, ModelRecord, Pointer, TrainingWindow, FORMAT_VERSION,
+    HoldoutMetrics, Lease, Lineage, LineageInput, ModelDraft, ModelRecord, Pointer, TrainingWindow,
+    FORMAT_VERSION,
 };
 pub use snapshot::{ServedModel, Snapshot, SnapshotCell};
 pub use storage::{FileStorage, MemoryStorage, Storage};

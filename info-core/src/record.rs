@@ -5,6 +5,8 @@
 //! torn or bit-flipped file is detected, and a file of an unknown format version is named
 //! as such instead of being misread.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -66,6 +68,44 @@ pub struct Lineage {
     pub job: String,
     /// Hash of the job's spec.
     pub spec_hash: String,
+    /// The job lease it was published under (scaled-out background only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+    /// The ingest replicas whose tables it was trained on, each with the Kafka offsets it
+    /// had stored (scaled-out background only): shows that every partition contributed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<LineageInput>,
+}
+
+impl Lineage {
+    /// The lineage of a model `job` produced from a spec hashing to `spec_hash`.
+    pub fn of_job(job: impl Into<String>, spec_hash: impl Into<String>) -> Self {
+        Self {
+            job: job.into(),
+            spec_hash: spec_hash.into(),
+            lease: None,
+            inputs: Vec::new(),
+        }
+    }
+}
+
+/// A job lease: who may publish a job's models, and its fencing epoch (the offset of the
+/// owner's claim in the jobs topic, so a later owner always has a larger one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The owning replica.
+    pub owner: String,
+    /// The fencing epoch.
+    pub epoch: u64,
+}
+
+/// One ingest replica's share of a training input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineageInput {
+    /// The replica.
+    pub replica: String,
+    /// Per `topic/partition`, the next offset after what the replica had stored.
+    pub offsets: BTreeMap<String, i64>,
 }
 
 /// What a job hands to the store; the store assigns version, sequence and checksum.

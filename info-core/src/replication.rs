@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{InfoCoreError, Result};
 use crate::kafka::{client_config, QuietContext};
+use crate::record::{Lease, LineageInput};
 use crate::store::InfoCore;
 
 /// Default topic.
@@ -37,8 +38,30 @@ pub struct ReplicatedFile {
 pub struct ModelChange {
     /// Model name (also the message key).
     pub name: String,
-    /// Files to apply, in order.
+    /// Files to apply, in order (none: a lease marker).
     pub files: Vec<ReplicatedFile>,
+    /// The job lease the change was made under (scaled-out background only). Every store
+    /// applying the topic in order refuses a change whose epoch is below the newest one it
+    /// has seen for the model, so a replica that lost its lease cannot publish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+/// Decides, at the moment a store publishes, whether this process may publish a model,
+/// and under which lease (set with [`InfoCore::set_publish_guard`]).
+pub trait PublishGuard: Send + Sync {
+    /// The lease and training inputs to stamp on `model`'s next version, or why this
+    /// process must not publish it now.
+    fn authorise(&self, model: &str) -> std::result::Result<Authorised, String>;
+}
+
+/// What a [`PublishGuard`] lets a publish carry.
+#[derive(Debug, Clone)]
+pub struct Authorised {
+    /// The lease held.
+    pub lease: Lease,
+    /// The ingest replicas the training read.
+    pub inputs: Vec<LineageInput>,
 }
 
 /// Receives every change a store makes (set with [`InfoCore::set_change_sink`]).
@@ -104,6 +127,8 @@ impl ChangeSink for KafkaSink {
 pub struct Follower {
     consumer: BaseConsumer<QuietContext>,
     store: Arc<InfoCore>,
+    /// Per partition, the offset after the last message handled.
+    consumed: parking_lot::Mutex<BTreeMap<i32, i64>>,
 }
 
 impl Follower {
@@ -131,7 +156,20 @@ impl Follower {
         consumer
             .subscribe(&[topic])
             .map_err(kafka("subscribing to the models topic"))?;
-        Ok(Self { consumer, store })
+        Ok(Self {
+            consumer,
+            store,
+            consumed: parking_lot::Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Whether every message before `offsets` (per partition, as from
+    /// [`end_offsets`]) has been handled.
+    pub fn caught_up(&self, offsets: &BTreeMap<i32, i64>) -> bool {
+        let consumed = self.consumed.lock();
+        offsets
+            .iter()
+            .all(|(p, end)| *end <= 0 || consumed.get(p).is_some_and(|c| c >= end))
     }
 
     /// Applies what arrives within `timeout`; returns how many changes were applied. A
@@ -142,6 +180,9 @@ impl Follower {
             return Ok(0);
         };
         let message = message.map_err(kafka("consuming model changes"))?;
+        self.consumed
+            .lock()
+            .insert(message.partition(), message.offset() + 1);
         let Some(payload) = message.payload() else {
             return Ok(0);
         };
@@ -149,6 +190,12 @@ impl Follower {
             Ok(change) => match self.store.apply_change(&change) {
                 Ok(()) => applied += 1,
                 Err(e) if e.is_retryable() => return Err(e),
+                Err(e @ InfoCoreError::Fenced { .. }) => tracing::warn!(
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    error = %e,
+                    "refusing a change from a replica whose lease had ended"
+                ),
                 Err(e) => tracing::error!(
                     partition = message.partition(),
                     offset = message.offset(),
@@ -173,4 +220,35 @@ impl Follower {
         }
         Ok(())
     }
+}
+
+/// The end offset (high watermark) of every partition of `topic`: what a reader must have
+/// handled to have seen everything written so far.
+pub fn end_offsets(
+    brokers: &str,
+    properties: &BTreeMap<String, String>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<BTreeMap<i32, i64>> {
+    let consumer: BaseConsumer<QuietContext> = client_config(brokers, properties)
+        .create_with_context(QuietContext::new("models watermarks"))
+        .map_err(kafka("creating the watermark client"))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(kafka("reading the models topic's metadata"))?;
+    let mut ends = BTreeMap::new();
+    for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p.id(), timeout)
+                .map_err(kafka("reading the models topic's end offsets"))?;
+            ends.insert(p.id(), high);
+        }
+    }
+    if ends.is_empty() {
+        return Err(InfoCoreError::Replication(format!(
+            "topic {topic} has no partitions (does it exist?)"
+        )));
+    }
+    Ok(ends)
 }

@@ -16,8 +16,9 @@ use crate::core::{self, RollbackRefusal, Step};
 use crate::error::{InfoCoreError, Result};
 use crate::model::PreparedModel;
 use crate::now_ms;
+use crate::record::Lease;
 use crate::record::{self, ModelDraft, ModelRecord, Pointer};
-use crate::replication::{ChangeSink, ModelChange, ReplicatedFile};
+use crate::replication::{ChangeSink, ModelChange, PublishGuard, ReplicatedFile};
 use crate::snapshot::{ServedModel, Snapshot, SnapshotCell};
 use crate::storage::{FileStorage, Storage};
 
@@ -76,6 +77,9 @@ pub struct InfoCore {
     keep_versions: usize,
     problems: Mutex<Vec<String>>,
     sink: Mutex<Option<Arc<dyn ChangeSink>>>,
+    guard: Mutex<Option<Arc<dyn PublishGuard>>>,
+    /// Per model, the newest lease epoch seen: changes under older leases are refused.
+    fences: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Files of one change: (storage key, bytes).
@@ -114,6 +118,8 @@ impl InfoCore {
             keep_versions: keep_versions.max(1),
             problems: Mutex::new(Vec::new()),
             sink: Mutex::new(None),
+            guard: Mutex::new(None),
+            fences: Mutex::new(BTreeMap::new()),
         };
         core.reload()?;
         Ok(core)
@@ -275,7 +281,7 @@ impl InfoCore {
 
     /// Publishes a new version; returns its record. The model is prepared first, so a
     /// model that could not serve is refused rather than stored.
-    pub fn publish(&self, draft: ModelDraft) -> Result<Arc<ModelRecord>> {
+    pub fn publish(&self, mut draft: ModelDraft) -> Result<Arc<ModelRecord>> {
         if !core::valid_name(&draft.name) {
             return Err(InfoCoreError::Rejected(format!(
                 "invalid model name {:?}: use letters, digits, '-', '_' and '.'",
@@ -283,6 +289,21 @@ impl InfoCore {
             )));
         }
         let mut models = self.models.lock();
+        // Asked under the models lock, so no lease marker is applied in between.
+        let guard = self.guard.lock().clone();
+        if let Some(guard) = guard {
+            let authorised =
+                guard
+                    .authorise(&draft.name)
+                    .map_err(|reason| InfoCoreError::Fenced {
+                        model: draft.name.clone(),
+                        reason,
+                    })?;
+            self.check_fence(&draft.name, &authorised.lease)?;
+            draft.lineage.lease = Some(authorised.lease);
+            draft.lineage.inputs = authorised.inputs;
+        }
+        let lease = draft.lineage.lease.clone();
         let state = models.entry(draft.name.clone()).or_default();
         let steps = state.steps();
         let version = core::next_version(&steps, &state.available());
@@ -308,7 +329,8 @@ impl InfoCore {
         self.replicate(
             &record.name,
             vec![(model_key(&record.name, version), bytes)],
-        );
+            lease,
+        )?;
         Ok(record)
     }
 
@@ -376,7 +398,8 @@ impl InfoCore {
                 (model_key(name, version), record::encode(record.as_ref())?),
                 (pointer_key(name, pointer.seq), pointer_bytes),
             ],
-        );
+            None,
+        )?;
         Ok(pointer)
     }
 
@@ -385,10 +408,58 @@ impl InfoCore {
         *self.sink.lock() = Some(sink);
     }
 
-    fn replicate(&self, name: &str, files: ChangeFiles) {
+    /// Sets who decides whether this process may publish (a scaled-out background's job
+    /// leases). Without one, every publish is allowed and carries no lease.
+    pub fn set_publish_guard(&self, guard: Arc<dyn PublishGuard>) {
+        *self.guard.lock() = Some(guard);
+    }
+
+    /// Refuses `lease` if a newer lease of `name` was seen.
+    fn check_fence(&self, name: &str, lease: &Lease) -> Result<()> {
+        match self.fences.lock().get(name) {
+            Some(&newest) if newest > lease.epoch => Err(InfoCoreError::Fenced {
+                model: name.to_string(),
+                reason: format!(
+                    "{}'s lease epoch {} is older than epoch {newest}",
+                    lease.owner, lease.epoch
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Raises `name`'s fence to `lease` (or refuses it as older).
+    fn raise_fence(&self, name: &str, lease: &Lease) -> Result<()> {
+        self.check_fence(name, lease)?;
+        let mut fences = self.fences.lock();
+        let newest = fences.entry(name.to_string()).or_default();
+        *newest = (*newest).max(lease.epoch);
+        Ok(())
+    }
+
+    /// Announces a new lease of `name` to every replica: a change without files. Once it
+    /// is in the topic, changes under older leases are refused by everyone applying it —
+    /// this store too, when its follower reaches it (not before: changes ahead of it in the
+    /// topic are still valid). Fails when it could not be sent (the lease must not be used).
+    pub fn announce_lease(&self, name: &str, lease: &Lease) -> Result<()> {
         let Some(sink) = self.sink.lock().clone() else {
-            return;
+            return Ok(());
         };
+        sink.changed(&ModelChange {
+            name: name.to_string(),
+            files: Vec::new(),
+            lease: Some(lease.clone()),
+        })
+    }
+
+    /// Sends a change to the sink. A change made under a lease must reach the topic (its
+    /// failure is the publish's); others are durable locally, and a failure is reported:
+    /// the next change (or `resync`) carries the model's current state again.
+    fn replicate(&self, name: &str, files: ChangeFiles, lease: Option<Lease>) -> Result<()> {
+        let Some(sink) = self.sink.lock().clone() else {
+            return Ok(());
+        };
+        let leased = lease.is_some();
         let change = ModelChange {
             name: name.to_string(),
             files: files
@@ -398,13 +469,16 @@ impl InfoCore {
                     content: String::from_utf8_lossy(&bytes).into_owned(),
                 })
                 .collect(),
+            lease,
         };
-        // The change is durable locally; a replication failure is reported, and the next
-        // change (or `resync`) carries the model's current state again.
         if let Err(e) = sink.changed(&change) {
             tracing::error!(model = name, error = %e, "replicating a model change failed");
             self.problems.lock().push(e.to_string());
+            if leased {
+                return Err(e);
+            }
         }
+        Ok(())
     }
 
     /// Sends every model's current state to the change sink (a leader's start-up, or after
@@ -427,7 +501,7 @@ impl InfoCore {
             changes
         };
         for (name, files) in changes {
-            self.replicate(&name, files);
+            self.replicate(&name, files, None)?;
         }
         Ok(())
     }
@@ -435,6 +509,12 @@ impl InfoCore {
     /// Applies a replicated change: each file is checked (header, checksum, key) and
     /// created if absent; then that model alone is reloaded and swapped in the snapshot.
     pub fn apply_change(&self, change: &ModelChange) -> Result<()> {
+        if let Some(lease) = &change.lease {
+            self.raise_fence(&change.name, lease)?;
+        }
+        if change.files.is_empty() {
+            return Ok(());
+        }
         for file in &change.files {
             let key_ok = file
                 .key
@@ -458,7 +538,12 @@ impl InfoCore {
                     file.key
                 )));
             }
-            self.storage.create(&file.key, bytes)?;
+            if !self.storage.create(&file.key, bytes)? && self.storage.read(&file.key)? != bytes {
+                return Err(InfoCoreError::Rejected(format!(
+                    "replicated file {:?} differs from the one stored under that key",
+                    file.key
+                )));
+            }
         }
         self.reload_model(&change.name)
     }

@@ -40,10 +40,7 @@ fn forest_draft() -> ModelDraft {
             baseline_error: 2.0,
             baseline: "no_co_runner".into(),
         },
-        lineage: Lineage {
-            job: "crash-test".into(),
-            spec_hash: "0".into(),
-        },
+        lineage: Lineage::of_job("crash-test", "0"),
         model: Model::RandomForest(forest),
     }
 }

@@ -31,10 +31,7 @@ fn draft(name: &str, cores: f64) -> ModelDraft {
             baseline_error: 1.0,
             baseline: "p90".into(),
         },
-        lineage: Lineage {
-            job: "rightsizing".into(),
-            spec_hash: "h".into(),
-        },
+        lineage: Lineage::of_job("rightsizing", "h"),
         model: Model::QuantileTable(QuantileTable {
             quantiles: vec![0.9],
             rows: BTreeMap::from([(

@@ -160,10 +160,7 @@ fn draft(name: &str, model: Model) -> ModelDraft {
             baseline_error: 2.0,
             baseline: "last_value".into(),
         },
-        lineage: Lineage {
-            job: "test".into(),
-            spec_hash: "abc".into(),
-        },
+        lineage: Lineage::of_job("test", "abc"),
         model,
     }
 }

@@ -409,10 +409,7 @@ pub async fn run_once_cancellable(
                     baseline_error: evaluation.baseline.1,
                     baseline: evaluation.baseline.0.clone(),
                 },
-                lineage: Lineage {
-                    job: spec.name.clone(),
-                    spec_hash: spec_hash(spec),
-                },
+                lineage: Lineage::of_job(spec.name.clone(), spec_hash(spec)),
                 model: evaluation.model,
             })?;
             published_version = Some(record.version);
@@ -496,10 +493,7 @@ async fn run_colouring(
             baseline_error: 0.0,
             baseline: "none".into(),
         },
-        lineage: Lineage {
-            job: spec.name.clone(),
-            spec_hash: spec_hash(&spec),
-        },
+        lineage: Lineage::of_job(spec.name.clone(), spec_hash(&spec)),
         model: Model::Colouring(colouring),
     })?;
     let rows = usize::try_from(read.rows).unwrap_or(usize::MAX);

@@ -180,10 +180,7 @@ pub async fn judge_live(
                 baseline_error: best.map_or(f64::NAN, |b| b.error),
                 baseline: best.map_or_else(|| "none".into(), |b| b.name.clone()),
             },
-            lineage: Lineage {
-                job: spec.name.clone(),
-                spec_hash: spec_hash(spec),
-            },
+            lineage: Lineage::of_job(spec.name.clone(), spec_hash(spec)),
             model: Model::LiveVerdict(Box::new(verdict.clone())),
         })?;
         Some(record.version)

@@ -261,10 +261,7 @@ pub fn publish_rightsizing(data_dir: &Path, p90_cores: f64) -> u64 {
                 baseline_error: 1.0,
                 baseline: "p90_of_window".into(),
             },
-            lineage: Lineage {
-                job: "rightsizing".into(),
-                spec_hash: "h".into(),
-            },
+            lineage: Lineage::of_job("rightsizing", "h"),
             model: Model::QuantileTable(QuantileTable {
                 quantiles: vec![0.5, 0.9],
                 rows,

@@ -130,10 +130,7 @@ fn core_serving(features: &[&str], model: Model) -> InfoCore {
             baseline_error: 1.0,
             baseline: "no_interference".into(),
         },
-        lineage: Lineage {
-            job: "bench".into(),
-            spec_hash: "00000000".into(),
-        },
+        lineage: Lineage::of_job("bench", "00000000"),
         model,
     })
     .expect("publish");

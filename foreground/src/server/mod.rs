@@ -565,6 +565,7 @@ impl Foreground {
             .route("/landscape", get(graph::view))
             .route("/v1/models", get(models::get_models))
             .route("/v1/models/{name}/predict", post(models::predict))
+            .route("/v1/models/{name}/versions", get(models::versions))
             .route("/v1/models/{name}/rollback", post(models::rollback))
             .route("/scheduler/filter", post(scheduler::filter))
             .route("/scheduler/prioritize", post(scheduler::prioritize))

@@ -1,5 +1,6 @@
 //! The model endpoints: `GET /v1/models` (the models served, their versions and live
-//! verdicts), `POST /v1/models/{name}/predict` (the model's answers for feature rows — its
+//! verdicts), `GET /v1/models/{name}/versions` (every version held, with its lineage),
+//! `POST /v1/models/{name}/predict` (the model's answers for feature rows — its
 //! best baseline's while it is demoted) and `POST /v1/models/{name}/rollback` (point a
 //! model back at an earlier version).
 
@@ -9,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -44,6 +45,7 @@ pub(super) async fn get_models(State(fg): Shared) -> Json<Value> {
                 "baseline_error": m.record.metrics.baseline_error,
                 "baseline": m.record.metrics.baseline,
                 "metric": m.record.metrics.metric,
+                "lineage": m.record.lineage,
                 "live": live,
             })
         })
@@ -148,6 +150,26 @@ pub(super) async fn predict(
 struct RollbackBody {
     version: u64,
     reason: String,
+}
+
+/// Every version of `name` this replica holds, oldest first, with lineage and metrics.
+pub(super) async fn versions(State(fg): Shared, Path(name): Path<String>) -> Response {
+    let records = fg.models.versions(&name);
+    if records.is_empty() {
+        return ApiError::new(StatusCode::NOT_FOUND, format!("unknown model {name:?}"))
+            .into_response();
+    }
+    let versions: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "version": r.version, "seq": r.seq, "kind": r.kind,
+                "created_at_ms": r.created_at_ms, "rows": r.rows, "window": r.window,
+                "metrics": r.metrics, "lineage": r.lineage, "checksum": r.checksum,
+            })
+        })
+        .collect();
+    Json(json!({ "name": name, "versions": versions })).into_response()
 }
 
 pub(super) async fn rollback(

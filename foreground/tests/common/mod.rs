@@ -46,10 +46,7 @@ pub fn draft(name: &str, features: &[&str], model: Model) -> ModelDraft {
             baseline_error: 1.0,
             baseline: "b".into(),
         },
-        lineage: Lineage {
-            job: name.into(),
-            spec_hash: "00000000".into(),
-        },
+        lineage: Lineage::of_job(name, "00000000"),
         model,
     }
 }
