@@ -423,7 +423,7 @@ impl Claimer {
                     if let Err(e) = self.claim(p, stop) {
                         tracing::error!(partition = p, error = %e, "claiming a job lease failed; leaving the group to let another replica try");
                         // Rejoining hands the partition out again (maybe back to us).
-                        let _ = consumer.unsubscribe();
+                        consumer.unsubscribe();
                         self.leases.revoke(p);
                         std::thread::sleep(Duration::from_secs(1));
                         let _ = consumer.subscribe(&[&self.parts.config.jobs_topic]);
@@ -431,7 +431,7 @@ impl Claimer {
                 }
             }
         }
-        let _ = consumer.unsubscribe();
+        consumer.unsubscribe();
     }
 
     /// Appends a claim, announces the lease, reads the models topic to its end, then grants.

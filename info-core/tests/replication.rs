@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dcpilot_info_core::replication::{ChangeSink, Follower, KafkaSink, ModelChange, MODELS_TOPIC};
+use dcpilot_info_core::replication::{
+    Authorised, ChangeSink, Follower, KafkaSink, ModelChange, PublishGuard, MODELS_TOPIC,
+};
 use dcpilot_info_core::{
-    HoldoutMetrics, InfoCore, Lineage, MemoryStorage, Model, ModelDraft, QuantileTable, Storage,
-    TrainingWindow,
+    HoldoutMetrics, InfoCore, Lease, Lineage, LineageInput, MemoryStorage, Model, ModelDraft,
+    QuantileTable, Storage, TrainingWindow,
 };
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -263,4 +265,143 @@ fn applying_a_change_reads_and_prepares_that_model_only() {
         "{kept} versions of a kept by a follower keeping 2"
     );
     assert_eq!(follower.snapshot().get("a").map(|m| m.version()), Some(5));
+}
+
+/// Collects every change a store sends.
+#[derive(Default)]
+struct Recorder(parking_lot::Mutex<Vec<ModelChange>>);
+
+impl ChangeSink for Recorder {
+    fn changed(&self, change: &ModelChange) -> dcpilot_info_core::Result<()> {
+        self.0.lock().push(change.clone());
+        Ok(())
+    }
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<ModelChange> {
+        std::mem::take(&mut *self.0.lock())
+    }
+}
+
+/// Grants one fixed lease (or none) to every publish.
+struct FixedLease(Option<Lease>);
+
+impl PublishGuard for FixedLease {
+    fn authorise(&self, _: &str) -> Result<Authorised, String> {
+        self.0
+            .clone()
+            .map(|lease| Authorised {
+                lease,
+                inputs: vec![LineageInput {
+                    replica: "r0".into(),
+                    offsets: BTreeMap::from([("dcpilot.telemetry/0".to_string(), 42)]),
+                }],
+            })
+            .ok_or_else(|| "no lease held".to_string())
+    }
+}
+
+fn leased_store(owner: &str, epoch: u64) -> (Arc<InfoCore>, Arc<Recorder>) {
+    let store = memory_store();
+    let sink = Arc::new(Recorder::default());
+    store.set_change_sink(sink.clone());
+    store.set_publish_guard(Arc::new(FixedLease(Some(Lease {
+        owner: owner.into(),
+        epoch,
+    }))));
+    (store, sink)
+}
+
+#[test]
+fn a_replica_whose_lease_ended_cannot_publish_and_versions_stay_unique() {
+    let (old, old_sink) = leased_store("r0", 3);
+    let (new, new_sink) = leased_store("r1", 7);
+    let follower = memory_store();
+    let apply = |changes: &[ModelChange], store: &InfoCore| -> Vec<bool> {
+        changes
+            .iter()
+            .map(|c| store.apply_change(c).is_ok())
+            .collect()
+    };
+
+    // The old owner publishes v1 under epoch 3, stamped with its lease and inputs.
+    let v1 = old.publish(draft("rightsizing", 2.0)).expect("v1");
+    assert_eq!(v1.lineage.lease.as_ref().map(|l| l.epoch), Some(3));
+    assert_eq!(v1.lineage.inputs[0].offsets["dcpilot.telemetry/0"], 42);
+    let log_v1 = old_sink.take();
+    // The new owner announces epoch 7; in the topic it follows v1.
+    new.announce_lease(
+        "rightsizing",
+        &Lease {
+            owner: "r1".into(),
+            epoch: 7,
+        },
+    )
+    .expect("announce");
+    let marker = new_sink.take();
+    assert!(marker[0].files.is_empty());
+    // The old owner, not knowing, publishes again: its change lands after the marker.
+    old.publish(draft("rightsizing", 3.0))
+        .expect("a zombie publishes locally");
+    let zombie = old_sink.take();
+
+    // Everyone applying the topic in order refuses the zombie's v2.
+    assert_eq!(apply(&log_v1, &follower), [true]);
+    assert_eq!(apply(&marker, &follower), [true]);
+    let refused = follower.apply_change(&zombie[0]).expect_err("fenced");
+    assert!(
+        matches!(refused, dcpilot_info_core::InfoCoreError::Fenced { .. }),
+        "{refused}"
+    );
+    assert_eq!(served(&follower)["rightsizing"], 1);
+
+    // The new owner caught up (v1, its marker, the refused zombie), then publishes v2.
+    assert_eq!(apply(&log_v1, &new), [true]);
+    assert_eq!(apply(&marker, &new), [true]);
+    assert!(new.apply_change(&zombie[0]).is_err());
+    let v2 = new.publish(draft("rightsizing", 4.0)).expect("v2");
+    assert_eq!(v2.version, 2);
+    assert_eq!(apply(&new_sink.take(), &follower), [true]);
+    let served_v2 = follower.latest("rightsizing").expect("latest");
+    assert_eq!(served_v2.version, 2);
+    assert_eq!(
+        served_v2.lineage.lease.as_ref().map(|l| l.owner.as_str()),
+        Some("r1")
+    );
+
+    // A store that saw epoch 7 refuses to publish under epoch 3 itself.
+    old.apply_change(&marker[0])
+        .expect("the old owner sees the marker");
+    assert!(matches!(
+        old.publish(draft("rightsizing", 5.0)),
+        Err(dcpilot_info_core::InfoCoreError::Fenced { .. })
+    ));
+
+    // A guard that grants nothing stops a publish before anything is stored.
+    let unleased = memory_store();
+    unleased.set_publish_guard(Arc::new(FixedLease(None)));
+    assert!(unleased.publish(draft("rightsizing", 1.0)).is_err());
+    assert!(unleased.versions("rightsizing").is_empty());
+
+    // Two different files under one key: the second is refused, not silently skipped.
+    let (other, _) = leased_store("r9", 9);
+    other
+        .publish(draft("rightsizing", 9.0))
+        .expect("v1 elsewhere");
+    let clash_target = memory_store();
+    clash_target
+        .apply_change(&ModelChange {
+            name: "rightsizing".into(),
+            files: log_v1[0].files.clone(),
+            lease: None,
+        })
+        .expect("v1");
+    let mut conflicting = log_v1[0].clone();
+    conflicting.lease = None;
+    conflicting.files[0].content = other
+        .export("rightsizing", Some(1))
+        .map(|b| String::from_utf8(b).expect("utf-8"))
+        .expect("export");
+    assert!(clash_target.apply_change(&conflicting).is_err());
 }
