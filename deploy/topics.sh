@@ -12,3 +12,4 @@ create dcpilot.telemetry 16 retention.ms=604800000
 create dcpilot.telemetry.dlq 4 retention.ms=1209600000
 create dcpilot.landscape 1 cleanup.policy=compact  # one partition: its order is the history
 create dcpilot.models 1 cleanup.policy=compact
+create dcpilot.jobs 12 retention.ms=86400000  # job leases: a job per partition (scale-out)

@@ -61,6 +61,9 @@ fn manifests_parse_and_the_configmap_configures_both_processes() {
         defaults.landscape_topic,
         defaults.dlq_topic,
         dcpilot_info_core::replication::MODELS_TOPIC.to_string(),
+        dcpilot_background::BackgroundConfig::default()
+            .cluster
+            .jobs_topic,
     ] {
         assert!(topics.contains(&topic), "{topic} not in topics.yaml");
     }

@@ -86,6 +86,21 @@ fn a_standalone_foreground_follows_its_data_directory() {
     eventually(10, "v2 served", || {
         served(&addr).contains("\"version\":2").then_some(())
     });
+    let (status, versions) = http(&addr, "GET", "/v1/models/rightsizing/versions", "");
+    assert_eq!(status, 200, "{versions}");
+    let numbers: Vec<u64> = versions["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter_map(|v| v["version"].as_u64())
+        .collect();
+    assert_eq!(numbers, [1, 2]);
+    assert_eq!(versions["versions"][0]["lineage"]["job"], "rightsizing");
+    let (status, missing) = http(&addr, "GET", "/v1/models/nope/versions", "");
+    assert_eq!(status, 404, "{missing}");
+    assert!(missing["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("nope")));
     let out = dcpilot(
         dir.path(),
         &[

@@ -87,28 +87,32 @@ impl ClusterConfig {
         if self.catch_up_timeout_secs == 0 {
             p.push("cluster.catch_up_timeout_secs: must be positive".into());
         }
-        match self.replica() {
-            Ok(id) if !valid_replica_id(&id) => p.push(format!(
+        // Unset, it comes from $HOSTNAME where the replica runs: checked at start.
+        if let Some(id) = self.replica_id.as_ref().filter(|id| !valid_replica_id(id)) {
+            p.push(format!(
                 "cluster.replica_id: {id:?} must be letters, digits, '-', '_' or '.'"
-            )),
-            Ok(_) => {}
-            Err(e) => p.push(e),
+            ));
         }
         p
     }
 
     /// This replica's name: `replica_id`, else `$HOSTNAME`.
     pub fn replica(&self) -> std::result::Result<String, String> {
-        match &self.replica_id {
-            Some(id) => Ok(id.clone()),
-            None => std::env::var("HOSTNAME")
-                .ok()
-                .filter(|h| !h.is_empty())
-                .ok_or_else(|| {
-                    "cluster.replica_id: not set and $HOSTNAME is empty; name this replica"
-                        .to_string()
-                }),
+        let id = match &self.replica_id {
+            Some(id) => id.clone(),
+            None => std::env::var("HOSTNAME").unwrap_or_default(),
+        };
+        if id.is_empty() {
+            return Err(
+                "cluster.replica_id: not set and $HOSTNAME is empty; name this replica".into(),
+            );
         }
+        if !valid_replica_id(&id) {
+            return Err(format!(
+                "cluster.replica_id: {id:?} (from $HOSTNAME) must be letters, digits, '-', '_' or '.'"
+            ));
+        }
+        Ok(id)
     }
 
     /// Where this replica keeps its tables.

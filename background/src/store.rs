@@ -299,71 +299,65 @@ impl TableStore {
         };
 
         let mut outcome = InsertOutcome::default();
-        let mut rows_by_bucket: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-        let mut late_by_bucket: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-        let mut new_keys: HashMap<i64, KeySet> = HashMap::new();
-        for (row, key) in keys.iter().enumerate() {
-            let bucket = self.bucket_of(times.value(row));
+        // Live rows' keys go straight into the table's key sets (one hash operation a
+        // row) and are taken out again if the batch cannot be made durable.
+        let mut live_parts: Vec<(i64, Vec<u32>)> = Vec::new();
+        let mut late_parts: Vec<(i64, Vec<u32>)> = Vec::new();
+        let mut late_keys: HashMap<i64, KeySet> = HashMap::new();
+        for (bucket, rows) in rows_by_bucket(times, |ts| self.bucket_of(ts)) {
             let late = bucket < first_live;
             if late && !self.settings.spill {
-                outcome.late += 1;
+                outcome.late += rows.len();
                 continue;
             }
+            let mut kept = Vec::with_capacity(rows.len());
             if late {
                 self.load_archived_keys(&mut writer, bucket)?;
-            }
-            let known = if late {
-                &writer.archived_keys
+                let known = writer.archived_keys.get(&bucket);
+                let fresh = late_keys.entry(bucket).or_default();
+                for row in rows {
+                    let key = keys[row as usize];
+                    if known.is_some_and(|k| k.contains(&key)) || !fresh.insert(key) {
+                        outcome.duplicates += 1;
+                    } else {
+                        kept.push(row);
+                    }
+                }
+                if !kept.is_empty() {
+                    late_parts.push((bucket, kept));
+                }
             } else {
-                &writer.live_keys
-            };
-            let seen = known.get(&bucket).is_some_and(|k| k.contains(key));
-            if seen || !new_keys.entry(bucket).or_default().insert(*key) {
-                outcome.duplicates += 1;
-                continue;
+                let known = writer.live_keys.entry(bucket).or_default();
+                for row in rows {
+                    if known.insert(keys[row as usize]) {
+                        kept.push(row);
+                    } else {
+                        outcome.duplicates += 1;
+                    }
+                }
+                if !kept.is_empty() {
+                    live_parts.push((bucket, kept));
+                }
             }
-            let target = if late {
-                &mut late_by_bucket
-            } else {
-                &mut rows_by_bucket
-            };
-            target.entry(bucket).or_default().push(row as u32);
         }
 
         // Durable first: nothing becomes visible (or committed) before it is on disk.
-        let mut ready = Vec::with_capacity(rows_by_bucket.len());
-        for (bucket, rows) in &rows_by_bucket {
-            let part = take_rows(batch, rows)?;
-            if let Some(live) = self.live_dir() {
-                let seq = writer.next_seq;
-                writer.next_seq += 1;
-                write_segment(&live.join(bucket.to_string()), seq, &part)?;
-            }
-            outcome.inserted += part.num_rows();
-            ready.push((*bucket, part));
-        }
-        let mut archived = Vec::new();
-        if let Some(archive) = self.archive_dir() {
-            for (bucket, rows) in &late_by_bucket {
-                let part = take_rows(batch, rows)?;
-                let seq = writer.next_seq;
-                writer.next_seq += 1;
-                let path = archive.join(format!("{bucket}-late-{seq}.parquet"));
-                write_parquet(&path, &self.spec.schema, std::slice::from_ref(&part))?;
-                outcome.late += part.num_rows();
-                outcome.inserted += part.num_rows();
-                archived.push(path);
-            }
-        }
-
-        for (bucket, keys) in new_keys {
-            let late = bucket < first_live;
-            let target = if late {
-                &mut writer.archived_keys
-            } else {
-                &mut writer.live_keys
+        let (ready, archived) =
+            match self.persist(&mut writer, batch, &live_parts, &late_parts, &mut outcome) {
+                Ok(done) => done,
+                Err(e) => {
+                    for (bucket, rows) in &live_parts {
+                        if let Some(known) = writer.live_keys.get_mut(bucket) {
+                            for row in rows {
+                                known.remove(&keys[*row as usize]);
+                            }
+                        }
+                    }
+                    return Err(e);
+                }
             };
-            target.entry(bucket).or_default().extend(keys);
+        for (bucket, keys) in late_keys {
+            writer.archived_keys.entry(bucket).or_default().extend(keys);
         }
         let max_ts = (0..batch.num_rows())
             .map(|r| times.value(r))
@@ -383,6 +377,61 @@ impl TableStore {
             std::sync::atomic::Ordering::Relaxed,
         );
         Ok(outcome)
+    }
+
+    /// Writes the kept rows: live ones as segments, late ones to the archive; returns the
+    /// live parts to publish and the archive files written.
+    fn persist(
+        &self,
+        writer: &mut Writer,
+        batch: &RecordBatch,
+        live_parts: &[(i64, Vec<u32>)],
+        late_parts: &[(i64, Vec<u32>)],
+        outcome: &mut InsertOutcome,
+    ) -> Result<(Vec<(i64, RecordBatch)>, Vec<PathBuf>)> {
+        // A batch wholly in one bucket and new (the usual case) is kept as it came.
+        let part_of = |rows: &[u32]| match rows.len() == batch.num_rows() {
+            true => Ok(batch.clone()),
+            false => take_rows(batch, rows),
+        };
+        let mut ready = Vec::with_capacity(live_parts.len());
+        let mut archived = Vec::new();
+        let mut written = Vec::new();
+        let mut write_all = || -> Result<()> {
+            for (bucket, rows) in live_parts {
+                let part = part_of(rows)?;
+                if let Some(live) = self.live_dir() {
+                    let seq = writer.next_seq;
+                    writer.next_seq += 1;
+                    written.push(write_segment(&live.join(bucket.to_string()), seq, &part)?);
+                }
+                ready.push((*bucket, part));
+            }
+            if let Some(archive) = self.archive_dir() {
+                for (bucket, rows) in late_parts {
+                    let part = part_of(rows)?;
+                    let seq = writer.next_seq;
+                    writer.next_seq += 1;
+                    let path = archive.join(format!("{bucket}-late-{seq}.parquet"));
+                    write_parquet(&path, &self.spec.schema, std::slice::from_ref(&part))?;
+                    written.push(path.clone());
+                    outcome.late += part.num_rows();
+                    archived.push((path, part.num_rows()));
+                }
+            }
+            Ok(())
+        };
+        if let Err(e) = write_all() {
+            // All or nothing: files of this batch already written would come back at
+            // recovery beside the batch's redelivery.
+            for path in &written {
+                let _ = fs::remove_file(path);
+            }
+            return Err(e);
+        }
+        outcome.inserted += ready.iter().map(|(_, p)| p.num_rows()).sum::<usize>()
+            + archived.iter().map(|(_, n)| n).sum::<usize>();
+        Ok((ready, archived.into_iter().map(|(p, _)| p).collect()))
     }
 
     /// Moves (or drops) live partitions older than the retention window.
@@ -600,36 +649,84 @@ impl TableProvider for TableStore {
     }
 }
 
+/// Row indices by time bucket, in row order within each (one map operation per run of
+/// rows in the same bucket, not per row).
+fn rows_by_bucket(
+    times: &datafusion::arrow::array::TimestampMillisecondArray,
+    bucket_of: impl Fn(i64) -> i64,
+) -> BTreeMap<i64, Vec<u32>> {
+    let mut groups: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+    let n = times.len();
+    let mut start = 0;
+    while start < n {
+        let bucket = bucket_of(times.value(start));
+        let mut end = start + 1;
+        while end < n && bucket_of(times.value(end)) == bucket {
+            end += 1;
+        }
+        groups
+            .entry(bucket)
+            .or_default()
+            .extend(start as u32..end as u32);
+        start = end;
+    }
+    groups
+}
+
+/// A key column, downcast once per batch rather than once per row.
+enum KeyColumn<'a> {
+    Text(&'a datafusion::arrow::array::StringArray),
+    Time(&'a datafusion::arrow::array::TimestampMillisecondArray),
+    Map {
+        map: &'a datafusion::arrow::array::MapArray,
+        keys: &'a datafusion::arrow::array::StringArray,
+        values: &'a datafusion::arrow::array::StringArray,
+    },
+}
+
 /// A 128-bit hash of each row's key columns (strings length-prefixed, maps order-free).
 fn row_keys(batch: &RecordBatch, key_columns: &[usize]) -> Vec<RowKey> {
-    let columns: Vec<&ArrayRef> = key_columns.iter().map(|&c| batch.column(c)).collect();
+    let columns: Vec<(KeyColumn<'_>, &ArrayRef)> = key_columns
+        .iter()
+        .map(|&c| {
+            let column = batch.column(c);
+            let typed = match column.data_type() {
+                DataType::Utf8 => KeyColumn::Text(column.as_string::<i32>()),
+                DataType::Timestamp(..) => {
+                    KeyColumn::Time(column.as_primitive::<TimestampMillisecondType>())
+                }
+                DataType::Map(..) => {
+                    let map = column.as_map();
+                    KeyColumn::Map {
+                        map,
+                        keys: map.keys().as_string::<i32>(),
+                        values: map.values().as_string::<i32>(),
+                    }
+                }
+                other => unreachable!("key column of type {other} is not supported"),
+            };
+            (typed, column)
+        })
+        .collect();
     let mut buf = Vec::with_capacity(128);
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     (0..batch.num_rows())
         .map(|row| {
             buf.clear();
-            for column in &columns {
-                if column.is_null(row) {
+            for (column, array) in &columns {
+                if array.is_null(row) {
                     buf.push(0xff);
                     continue;
                 }
                 buf.push(0);
-                match column.data_type() {
-                    DataType::Utf8 => push_str(&mut buf, column.as_string::<i32>().value(row)),
-                    DataType::Timestamp(..) => buf.extend_from_slice(
-                        &column
-                            .as_primitive::<TimestampMillisecondType>()
-                            .value(row)
-                            .to_le_bytes(),
-                    ),
-                    DataType::Map(..) => {
-                        let map = column.as_map();
-                        let (keys, values) = (
-                            map.keys().as_string::<i32>(),
-                            map.values().as_string::<i32>(),
-                        );
-                        let range = map.value_offsets()[row] as usize
-                            ..map.value_offsets()[row + 1] as usize;
+                match column {
+                    KeyColumn::Text(text) => push_str(&mut buf, text.value(row)),
+                    KeyColumn::Time(times) => {
+                        buf.extend_from_slice(&times.value(row).to_le_bytes())
+                    }
+                    KeyColumn::Map { map, keys, values } => {
+                        let offsets = map.value_offsets();
+                        let range = offsets[row] as usize..offsets[row + 1] as usize;
                         pairs.clear();
                         pairs.extend(range.map(|i| {
                             (
@@ -648,7 +745,6 @@ fn row_keys(batch: &RecordBatch, key_columns: &[usize]) -> Vec<RowKey> {
                             push_str(&mut buf, v);
                         }
                     }
-                    other => unreachable!("key column of type {other} is not supported"),
                 }
             }
             xxh3_128(&buf)
@@ -706,14 +802,15 @@ fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) ->
         .map_err(BackgroundError::io(dir))
 }
 
-fn write_segment(dir: &Path, seq: u64, batch: &RecordBatch) -> Result<()> {
+fn write_segment(dir: &Path, seq: u64, batch: &RecordBatch) -> Result<PathBuf> {
     let path = dir.join(format!("{seq:012}.arrow"));
     write_atomically(&path, |file| {
         let mut w = FileWriter::try_new(file, &batch.schema())?;
         w.write(batch)?;
         w.finish()?;
         Ok(())
-    })
+    })?;
+    Ok(path)
 }
 
 fn read_segment(path: &Path) -> Result<Vec<RecordBatch>> {

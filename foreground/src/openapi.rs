@@ -181,6 +181,7 @@ pub fn document() -> Value {
                 {"type": "array", "items": {"type": "object", "required": ["host", "metric", "value"]}}]})),
             any.clone(), true)},
         "/v1/models": {"get": operation("Models served, with versions, holdout and live errors", None, any.clone(), false)},
+        "/v1/models/{name}/versions": {"get": operation("Every version of a model held here, with its lineage (job lease, training inputs per replica and partition)", None, any.clone(), false)},
         "/v1/models/{name}/predict": {"post": operation(
             "The model's predictions for feature rows (its best baseline's while a live verdict demotes it; the answer says so)",
             Some(json!({"type": "object", "required": ["rows"],
