@@ -328,6 +328,7 @@ impl TableStore {
                 }
             } else {
                 let known = writer.live_keys.entry(bucket).or_default();
+                known.reserve(rows.len());
                 for row in rows {
                     if known.insert(keys[row as usize]) {
                         kept.push(row);

