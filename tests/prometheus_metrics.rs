@@ -81,7 +81,8 @@ fn background_metrics_are_described_zeroed_and_valid() {
         "dcpilot_ingest_duplicates_total{table=\"telemetry\"} 0",
         "dcpilot_ingest_decode_errors_total{topic=\"dcpilot.telemetry\",kind=\"malformed_json\"} 0",
         "dcpilot_ingest_dead_letters_total{topic=\"dcpilot.telemetry.dlq\"} 0",
-        "dcpilot_store_spilled_partitions_total{table=\"telemetry\"} 0",
+        "dcpilot_store_spilled_partitions_total{table=\"telemetry\",reason=\"memory_ceiling\"} 0",
+        "dcpilot_store_live_bytes{table=\"telemetry\"} 0",
         "dcpilot_kafka_errors_total{context=\"consume\"} 0",
         "dcpilot_job_runs_total{job=\"cpu-demand\",outcome=\"published\"} 0",
     ] {

@@ -159,6 +159,7 @@ fn bench(c: &mut Criterion) {
                         dir: None,
                         spill: false,
                         read_only: false,
+                        memory_ceiling_bytes: None,
                     };
                     let telemetry =
                         TableStore::open(TableSpec::telemetry(), settings.clone()).expect("table");
@@ -184,6 +185,39 @@ fn bench(c: &mut Criterion) {
         );
     }
     group.finish();
+
+    // Memory: what the stored samples hold in the table (Arrow buffers and row keys).
+    let consumer = consumer(&setup.brokers);
+    rewind(&consumer, 1);
+    let settings = TableSettings {
+        retention_ms: 30 * 86_400_000,
+        partition_ms: 3_600_000,
+        dir: None,
+        spill: false,
+        read_only: false,
+        memory_ceiling_bytes: None,
+    };
+    let telemetry = TableStore::open(TableSpec::telemetry(), settings.clone()).expect("table");
+    let landscape = TableStore::open(TableSpec::landscape(), settings).expect("table");
+    let mut assembler = Assembler::new(
+        Format::Auto,
+        &Default::default(),
+        "landscape",
+        BATCH_SAMPLES,
+    );
+    drain(&consumer, setup.messages, |payload, ts| {
+        let _ = assembler.add("telemetry", Some(payload), ts);
+        if assembler.pending_rows() >= BATCH_SAMPLES {
+            assembler.store(&telemetry, &landscape).expect("store");
+        }
+    });
+    assembler.store(&telemetry, &landscape).expect("store");
+    eprintln!(
+        "memory: {} samples stored hold {} bytes in the table ({} bytes per sample, keys included)",
+        telemetry.live_rows(),
+        telemetry.live_bytes(),
+        telemetry.live_bytes() / telemetry.live_rows().max(1)
+    );
 }
 
 criterion_group!(benches, bench);

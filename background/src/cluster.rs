@@ -202,15 +202,15 @@ impl Leases {
                     epoch = lease.epoch,
                     "job lease lost; this replica stops publishing it"
                 );
-                metrics::gauge!("dcpilot_job_lease_held", "job" => job.clone()).set(0.0);
+                metrics::gauge!(crate::events::names::LEASE_HELD, "job" => job.clone()).set(0.0);
             }
         }
     }
 
     fn grant(&self, job: &str, lease: Lease) {
         tracing::info!(job, epoch = lease.epoch, replica = %lease.owner, "job lease acquired");
-        metrics::gauge!("dcpilot_job_lease_held", "job" => job.to_string()).set(1.0);
-        metrics::counter!("dcpilot_job_lease_acquired_total", "job" => job.to_string())
+        metrics::gauge!(crate::events::names::LEASE_HELD, "job" => job.to_string()).set(1.0);
+        metrics::counter!(crate::events::names::LEASES_ACQUIRED, "job" => job.to_string())
             .increment(1);
         self.held.write().insert(job.to_string(), lease);
     }

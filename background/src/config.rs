@@ -118,6 +118,10 @@ pub struct StoreConfig {
     pub durable: bool,
     /// Move expired partitions to Parquet (queryable); off: drop them.
     pub spill: bool,
+    /// Memory each table's live partitions may hold, in MiB; past it the oldest partitions
+    /// move to Parquet before their time (still queryable; dropped when `spill` is off).
+    /// 0: no ceiling (the retention window alone bounds memory).
+    pub memory_ceiling_mb: u64,
 }
 
 impl Default for StoreConfig {
@@ -127,6 +131,7 @@ impl Default for StoreConfig {
             partition_secs: 3600,
             durable: true,
             spill: true,
+            memory_ceiling_mb: 0,
         }
     }
 }

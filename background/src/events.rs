@@ -29,8 +29,14 @@ pub mod names {
     pub const BATCH_LATENCY: &str = "dcpilot_ingest_batch_latency_seconds";
     /// Messages behind the high watermark, per partition.
     pub const CONSUMER_LAG: &str = "dcpilot_ingest_consumer_lag_messages";
-    /// Partitions moved from memory to Parquet.
+    /// Partitions moved from memory to Parquet, by reason (retention, memory_ceiling).
     pub const SPILLS: &str = "dcpilot_store_spilled_partitions_total";
+    /// Bytes a table holds in memory (Arrow buffers of its live partitions and their keys).
+    pub const LIVE_BYTES: &str = "dcpilot_store_live_bytes";
+    /// 1 while this replica holds a job's lease (scaled-out background).
+    pub const LEASE_HELD: &str = "dcpilot_job_lease_held";
+    /// Job leases this replica acquired.
+    pub const LEASES_ACQUIRED: &str = "dcpilot_job_lease_acquired_total";
     /// Partitions this instance consumes now.
     pub const ASSIGNED_PARTITIONS: &str = "dcpilot_ingest_assigned_partitions";
     /// Kafka client errors.
@@ -124,7 +130,22 @@ pub fn describe_metrics() {
     describe_counter!(
         SPILLS,
         Unit::Count,
-        "Time partitions moved from memory to Parquet."
+        "Time partitions moved from memory to Parquet (reason: retention, or the memory ceiling)."
+    );
+    describe_gauge!(
+        LEASE_HELD,
+        Unit::Count,
+        "1 while this replica holds the job's lease and trains it (cluster.enabled)."
+    );
+    describe_counter!(
+        LEASES_ACQUIRED,
+        Unit::Count,
+        "Job leases this replica acquired (cluster.enabled)."
+    );
+    describe_gauge!(
+        LIVE_BYTES,
+        Unit::Bytes,
+        "Bytes a table holds in memory: its live partitions' Arrow buffers and their row keys."
     );
     describe_gauge!(
         ASSIGNED_PARTITIONS,
@@ -239,7 +260,9 @@ pub fn zero_counters(config: &BackgroundConfig, jobs: Option<&dcpilot_pipelines:
     for table in ["telemetry", "landscape"] {
         counter!(SAMPLES_INGESTED, "table" => table).absolute(0);
         counter!(DUPLICATES, "table" => table).absolute(0);
-        counter!(SPILLS, "table" => table).absolute(0);
+        for reason in ["retention", "memory_ceiling"] {
+            counter!(SPILLS, "table" => table, "reason" => reason).absolute(0);
+        }
     }
     for context in KAFKA_ERROR_CONTEXTS {
         counter!(KAFKA_ERRORS, "context" => *context).absolute(0);
@@ -406,13 +429,17 @@ pub struct PartitionSpilled<'a> {
     pub rows: usize,
     /// The Parquet file.
     pub path: &'a std::path::Path,
+    /// `retention` (it left the window) or `memory_ceiling` (the table was over its
+    /// `store.memory_ceiling_mb`).
+    pub reason: &'static str,
 }
 
 impl PartitionSpilled<'_> {
     /// Logs and counts it.
     pub fn emit(&self) {
-        tracing::info!(table = self.table, rows = self.rows, path = %self.path.display(), "partition spilled to parquet");
-        counter!(names::SPILLS, "table" => self.table.to_string()).increment(1);
+        tracing::info!(table = self.table, rows = self.rows, path = %self.path.display(), reason = self.reason, "partition spilled to parquet");
+        counter!(names::SPILLS, "table" => self.table.to_string(), "reason" => self.reason)
+            .increment(1);
     }
 }
 

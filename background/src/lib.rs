@@ -96,6 +96,8 @@ impl TelemetryStore {
             dir: table_dir(name),
             spill: config.spill,
             read_only: mode == OpenMode::ReadOnly,
+            memory_ceiling_bytes: (config.memory_ceiling_mb > 0)
+                .then(|| usize::try_from(config.memory_ceiling_mb << 20).unwrap_or(usize::MAX)),
         };
         let telemetry = Arc::new(TableStore::open(
             TableSpec::telemetry(),
@@ -136,6 +138,7 @@ impl TelemetryStore {
             spill: false,
             retention_secs: 100 * 365 * 86_400,
             partition_secs: 30 * 86_400,
+            memory_ceiling_mb: 0,
         };
         let store = Self::open(None, &config, OpenMode::ReadWrite)?;
         let mut builder = dcpilot_schemas::TelemetryBatchBuilder::with_capacity(65_536);

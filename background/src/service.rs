@@ -141,6 +141,8 @@ impl BackgroundService {
         };
         crate::events::describe_metrics();
         crate::events::zero_counters(&config, registry.as_ref());
+        store.telemetry.report_memory();
+        store.landscape.report_memory();
         let mut lease_keeper = None;
         let (jobs, models) =
             match (registry, data_dir) {

@@ -88,6 +88,9 @@ pub struct TableSettings {
     pub spill: bool,
     /// Open for queries only: recover nothing on disk, never write.
     pub read_only: bool,
+    /// Bytes the live partitions may hold in memory; past it the oldest partitions move
+    /// to Parquet early (dropped when `spill` is off). `None`: no ceiling.
+    pub memory_ceiling_bytes: Option<usize>,
 }
 
 /// What an insert did.
@@ -104,16 +107,36 @@ pub struct InsertOutcome {
 
 type RowKey = u128;
 
+/// What a batch made durable: live parts by bucket, and archive files written.
+type Persisted = (Vec<(i64, RecordBatch)>, Vec<PathBuf>);
+
 /// Row keys are already xxh3-128 hashes: a cheap non-cryptographic hasher suffices.
 type KeySet = HashSet<RowKey, foldhash::fast::FixedState>;
 
-#[derive(Default)]
 struct Writer {
     live_keys: HashMap<i64, KeySet>,
     /// Keys of archived partitions that late rows touched recently.
     archived_keys: HashMap<i64, KeySet>,
     watermark_ms: i64,
     next_seq: u64,
+    /// Buckets below this were moved out of memory early (the memory ceiling): their rows
+    /// take the late path (archive, deduplicated against it).
+    floor: i64,
+    /// Arrow bytes of the live partitions.
+    live_bytes: usize,
+}
+
+impl Default for Writer {
+    fn default() -> Self {
+        Self {
+            live_keys: HashMap::new(),
+            archived_keys: HashMap::new(),
+            watermark_ms: 0,
+            next_seq: 0,
+            floor: i64::MIN,
+            live_bytes: 0,
+        }
+    }
 }
 
 #[derive(Default, Clone)]
@@ -296,7 +319,8 @@ impl TableStore {
             i64::MIN
         } else {
             self.first_live_bucket(writer.watermark_ms)
-        };
+        }
+        .max(writer.floor);
 
         let mut outcome = InsertOutcome::default();
         // Live rows' keys go straight into the table's key sets (one hash operation a
@@ -368,11 +392,13 @@ impl TableStore {
         {
             let mut view = self.view.write();
             for (bucket, part) in ready {
+                writer.live_bytes += batch_bytes(&part);
                 view.live.entry(bucket).or_default().push(part);
             }
             view.archive.extend(archived);
         }
-        self.expire(&mut writer)?;
+        self.expire(&mut writer, "retention")?;
+        self.enforce_ceiling(&mut writer)?;
         self.inserted.fetch_add(
             outcome.inserted as u64,
             std::sync::atomic::Ordering::Relaxed,
@@ -389,7 +415,7 @@ impl TableStore {
         live_parts: &[(i64, Vec<u32>)],
         late_parts: &[(i64, Vec<u32>)],
         outcome: &mut InsertOutcome,
-    ) -> Result<(Vec<(i64, RecordBatch)>, Vec<PathBuf>)> {
+    ) -> Result<Persisted> {
         // A batch wholly in one bucket and new (the usual case) is kept as it came.
         let part_of = |rows: &[u32]| match rows.len() == batch.num_rows() {
             true => Ok(batch.clone()),
@@ -435,9 +461,55 @@ impl TableStore {
         Ok((ready, archived.into_iter().map(|(p, _)| p).collect()))
     }
 
-    /// Moves (or drops) live partitions older than the retention window.
-    fn expire(&self, writer: &mut Writer) -> Result<()> {
-        let first_live = self.first_live_bucket(writer.watermark_ms);
+    /// Bytes held in memory: the live partitions' Arrow buffers and their row keys (16
+    /// bytes a key plus the hash table's control byte, at its capacity).
+    pub fn live_bytes(&self) -> usize {
+        let writer = self.writer.lock();
+        Self::bytes_held(&writer)
+    }
+
+    fn bytes_held(writer: &Writer) -> usize {
+        let keys: usize = writer.live_keys.values().map(|k| k.capacity()).sum();
+        writer.live_bytes + keys * (std::mem::size_of::<RowKey>() + 1)
+    }
+
+    /// Moves the oldest live partitions out of memory while the table is over its memory
+    /// ceiling (always keeping the newest).
+    fn enforce_ceiling(&self, writer: &mut Writer) -> Result<()> {
+        if let Some(ceiling) = self.settings.memory_ceiling_bytes {
+            loop {
+                let (oldest, partitions) = {
+                    let view = self.view.read();
+                    (view.live.keys().next().copied(), view.live.len())
+                };
+                match oldest {
+                    Some(oldest) if partitions > 1 && Self::bytes_held(writer) > ceiling => {
+                        writer.floor = oldest + 1;
+                        self.expire(writer, "memory_ceiling")?;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Self::report_bytes(self.spec.name, writer);
+        Ok(())
+    }
+
+    /// Sets `dcpilot_store_live_bytes` (again: the store opens before metrics are set up).
+    pub fn report_memory(&self) {
+        Self::report_bytes(self.spec.name, &self.writer.lock());
+    }
+
+    fn report_bytes(table: &'static str, writer: &Writer) {
+        metrics::gauge!(crate::events::names::LIVE_BYTES, "table" => table)
+            .set(Self::bytes_held(writer) as f64);
+    }
+
+    /// Moves (or drops) live partitions older than the retention window or the floor.
+    fn expire(&self, writer: &mut Writer, reason: &'static str) -> Result<()> {
+        let first_live = self
+            .first_live_bucket(writer.watermark_ms)
+            .max(writer.floor);
         let expired: Vec<(i64, Vec<RecordBatch>)> = {
             let view = self.view.read();
             view.live
@@ -454,13 +526,17 @@ impl TableStore {
                     table: self.spec.name,
                     rows,
                     path: &path,
+                    reason,
                 }
                 .emit();
                 spilled = Some(path);
             }
             {
                 let mut view = self.view.write();
-                view.live.remove(&bucket);
+                if let Some(batches) = view.live.remove(&bucket) {
+                    let freed: usize = batches.iter().map(batch_bytes).sum();
+                    writer.live_bytes = writer.live_bytes.saturating_sub(freed);
+                }
                 view.archive.extend(spilled);
             }
             writer.live_keys.remove(&bucket);
@@ -525,6 +601,8 @@ impl TableStore {
             };
             if rest == "spill.parquet" {
                 spilled_buckets.insert(bucket);
+                // Spilled early or not, rows of it that come again go to the archive.
+                writer.floor = writer.floor.max(bucket + 1);
             }
             if let Some(seq) = rest
                 .strip_prefix("late-")
@@ -591,6 +669,7 @@ impl TableStore {
                         .entry(bucket)
                         .or_default()
                         .extend(row_keys(&batch, &self.spec.key_columns));
+                    writer.live_bytes += batch_bytes(&batch);
                     view.live.entry(bucket).or_default().push(batch);
                 }
             }
@@ -599,7 +678,8 @@ impl TableStore {
         if read_only {
             return Ok(());
         }
-        self.expire(&mut writer)
+        self.expire(&mut writer, "retention")?;
+        self.enforce_ceiling(&mut writer)
     }
 
     fn snapshot(&self) -> View {
@@ -648,6 +728,31 @@ impl TableProvider for TableStore {
         }
         UnionExec::try_new(inputs)
     }
+}
+
+/// Bytes of the allocations a batch holds, each counted once: arrays read from one IPC
+/// segment share one buffer, which `get_array_memory_size` would count once per array.
+fn batch_bytes(batch: &RecordBatch) -> usize {
+    fn walk(
+        data: &datafusion::arrow::array::ArrayData,
+        seen: &mut HashSet<usize>,
+        total: &mut usize,
+    ) {
+        let nulls = data.nulls().map(|n| n.buffer());
+        for buffer in data.buffers().iter().chain(nulls) {
+            if seen.insert(buffer.data_ptr().as_ptr() as usize) {
+                *total += buffer.capacity();
+            }
+        }
+        for child in data.child_data() {
+            walk(child, seen, total);
+        }
+    }
+    let (mut seen, mut total) = (HashSet::new(), 0);
+    for column in batch.columns() {
+        walk(&column.to_data(), &mut seen, &mut total);
+    }
+    total
 }
 
 /// Row indices by time bucket, in row order within each (one map operation per run of

@@ -92,6 +92,7 @@ fn memory_tables() -> TelemetryStore {
         spill: false,
         retention_secs: 365 * 86_400,
         partition_secs: 86_400,
+        memory_ceiling_mb: 0,
     };
     TelemetryStore::open(None, &config, OpenMode::ReadWrite).expect("tables")
 }

@@ -34,6 +34,7 @@ fn config() -> StoreConfig {
         spill: true,
         retention_secs: 365 * 86_400,
         partition_secs: 86_400,
+        memory_ceiling_mb: 0,
     }
 }
 

@@ -37,6 +37,7 @@ fn table(dir: Option<&std::path::Path>) -> TableStore {
             dir: dir.map(|d| d.to_path_buf()),
             spill: true,
             read_only: false,
+            memory_ceiling_bytes: None,
         },
     )
     .expect("table")
@@ -87,4 +88,95 @@ fn a_batch_that_cannot_be_made_durable_leaves_nothing_behind() {
     assert_eq!(reopened.live_rows(), 3);
     let replayed = reopened.insert(&failing).expect("insert");
     assert_eq!((replayed.inserted, replayed.duplicates), (0, 2));
+}
+
+fn count_rows(table: TableStore) -> (i64, TableStore) {
+    let table = std::sync::Arc::new(table);
+    let ctx = datafusion::prelude::SessionContext::new();
+    ctx.register_table("t", table.clone()).expect("register");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let batches = runtime
+        .block_on(async { ctx.sql("SELECT count(*) FROM t").await?.collect().await })
+        .expect("count");
+    let n = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<dcpilot_background::Int64Array>()
+        .expect("count")
+        .value(0);
+    drop(ctx);
+    (
+        n,
+        std::sync::Arc::try_unwrap(table).unwrap_or_else(|_| panic!("table still shared")),
+    )
+}
+
+#[test]
+fn a_table_over_its_memory_ceiling_spills_its_oldest_partitions_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = |ceiling| {
+        TableStore::open(
+            TableSpec::telemetry(),
+            TableSettings {
+                retention_ms: 24 * HOUR_MS,
+                partition_ms: HOUR_MS,
+                dir: Some(dir.path().to_path_buf()),
+                spill: true,
+                read_only: false,
+                memory_ceiling_bytes: ceiling,
+            },
+        )
+        .expect("table")
+    };
+    // Ten hourly partitions of 2,000 rows; one partition alone is far under the ceiling,
+    // all ten together far over it.
+    let hour = |h: i64| -> Vec<(String, i64)> {
+        (0..2_000)
+            .map(|i| (format!("vm-{i}"), h * HOUR_MS + 1_000))
+            .collect()
+    };
+    let unbounded = open(None);
+    for h in 0..10 {
+        let rows = hour(h);
+        let refs: Vec<(&str, i64)> = rows.iter().map(|(e, t)| (e.as_str(), *t)).collect();
+        unbounded.insert(&batch(&refs)).expect("insert");
+    }
+    let all_in_memory = unbounded.live_bytes();
+    drop(unbounded);
+    std::fs::remove_dir_all(dir.path()).expect("clean");
+
+    let ceiling = all_in_memory / 4;
+    let t = open(Some(ceiling));
+    for h in 0..10 {
+        let rows = hour(h);
+        let refs: Vec<(&str, i64)> = rows.iter().map(|(e, t)| (e.as_str(), *t)).collect();
+        let outcome = t.insert(&batch(&refs)).expect("insert");
+        assert_eq!(outcome.inserted, 2_000);
+        assert!(
+            t.live_bytes() <= ceiling,
+            "hour {h}: {} bytes held, ceiling {ceiling}",
+            t.live_bytes()
+        );
+    }
+    assert!(t.live_rows() < 20_000 && t.live_rows() >= 2_000);
+    assert!(
+        !t.archive_files().is_empty(),
+        "the oldest partitions went to Parquet"
+    );
+    // A row of a partition moved out early is still recognised as a duplicate.
+    let again = t.insert(&batch(&[("vm-7", 1_000)])).expect("insert");
+    assert_eq!((again.inserted, again.duplicates), (0, 1));
+    let (n, t) = count_rows(t);
+    assert_eq!(n, 20_000, "every row queryable, in memory or in Parquet");
+    // After a restart: the same rows, under the ceiling, duplicates still caught.
+    drop(t);
+    let t = open(Some(ceiling));
+    assert!(t.live_bytes() <= ceiling);
+    let again = t.insert(&batch(&[("vm-9", 1_000)])).expect("insert");
+    assert_eq!((again.inserted, again.duplicates), (0, 1));
+    let (n, _) = count_rows(t);
+    assert_eq!(n, 20_000);
+    println!("10 partitions of 2,000 rows: {all_in_memory} bytes in memory without a ceiling ({} per row)", all_in_memory / 20_000);
 }

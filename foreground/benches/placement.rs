@@ -5,8 +5,32 @@
 //! the time is the full refinement; with the default budget the planner stops earlier.
 //! `place_measured`: the same with every host reporting its own PCM counters and a forest
 //! on rps, replicas and four counters — every host a distinct feature row.
+//! Printed besides: p50/p99 of placements with the default budget up to 50,000 hosts /
+//! 200,000 instances, and the memory the placement view holds (a counting allocator).
 
 mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts bytes.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 use common::{core_with_counter_slowdown, core_with_slowdown, landscape, measured_landscape};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -66,15 +90,32 @@ fn placement(c: &mut Criterion) {
 
     // Latency distribution (criterion reports medians): p50 and p99 of 2,000 placements
     // with the default 10 ms budget, printed for the README.
-    for hosts in [1_000, 5_000, 10_000] {
+    for hosts in [1_000, 5_000, 10_000, 50_000] {
+        let before = ALLOCATED.load(Ordering::Relaxed);
         let l = landscape(hosts);
+        let view_bytes = ALLOCATED.load(Ordering::Relaxed).saturating_sub(before);
+        let before = ALLOCATED.load(Ordering::Relaxed);
+        let index = dcpilot_foreground::objective::State::new(&l, &intents);
+        let index_bytes = ALLOCATED.load(Ordering::Relaxed).saturating_sub(before);
+        drop(index);
+        let nodes = hosts * 5; // hosts and their 4 instances each
+        eprintln!(
+            "memory at {hosts} hosts / {} instances: placement view {:.1} MiB ({} bytes per host or instance), rebalancing index {:.1} MiB ({} bytes per host or instance)",
+            hosts * 4,
+            view_bytes as f64 / 1048576.0,
+            view_bytes / nodes,
+            index_bytes as f64 / 1048576.0,
+            index_bytes / nodes,
+        );
         let mut request = request.clone();
         request.budget_ms = None;
+        let mut exhausted = 0;
         let mut samples: Vec<f64> = (0..2_000)
             .map(|_| {
                 let started = std::time::Instant::now();
                 let answer =
                     place(&request, &l, &snapshot, &intents, &config, now_ms).expect("answer");
+                exhausted += usize::from(answer.provenance.budget_exhausted);
                 std::hint::black_box(answer);
                 started.elapsed().as_secs_f64() * 1e6
             })
@@ -82,7 +123,8 @@ fn placement(c: &mut Criterion) {
         samples.sort_by(f64::total_cmp);
         let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
         eprintln!(
-            "place {hosts} hosts: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs over {} placements",
+            "place {hosts} hosts (default budget {} ms): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs over {} placements, {exhausted} stopped by the budget",
+            config.budget_ms,
             at(0.5),
             at(0.99),
             at(1.0),
