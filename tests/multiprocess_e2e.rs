@@ -14,44 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{
-    dcpilot_command, eventually, http, start_nisshi_with_topics, wait_for_file, KillOnDrop,
+    dcpilot_command, eventually, http, replay_vms, start_nisshi_with_topics, wait_for_file,
+    KillOnDrop,
 };
-
-/// Replays the Bitbrains VM files `vms` of the bundled sample; returns the samples sent.
-fn replay(dir: &Path, brokers: &str, vms: &[&str]) -> u64 {
-    let source = dir.join(format!("vms-{}", vms.join("-")));
-    std::fs::create_dir_all(&source).expect("mkdir");
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bitbrains_rnd/2013-8");
-    for vm in vms {
-        std::fs::copy(
-            sample.join(format!("{vm}.csv")),
-            source.join(format!("{vm}.csv")),
-        )
-        .expect("copy");
-    }
-    let out = dcpilot_command(
-        dir,
-        &[
-            "replay",
-            "--format",
-            "bitbrains",
-            "--brokers",
-            brokers,
-            "--source",
-        ],
-    )
-    .arg(&source)
-    .output()
-    .expect("replay");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    stderr
-        .split_whitespace()
-        .skip_while(|w| *w != "replaying")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .expect("replay says how many samples")
-}
 
 fn start_background(dir: &Path, config: &Path) -> KillOnDrop {
     KillOnDrop(
@@ -139,7 +104,7 @@ fn separate_processes_survive_a_killed_background() {
             .max()
     };
 
-    let mut replayed = replay(dir.path(), &brokers, &["1", "9", "17", "25"]);
+    let mut replayed = replay_vms(dir.path(), &brokers, &["1", "9", "17", "25"]);
     let first = eventually(
         180,
         "a published model in a placement answer",
@@ -150,7 +115,7 @@ fn separate_processes_survive_a_killed_background() {
     let _ = background.0.kill();
     let _ = background.0.wait();
     let _background = start_background(dir.path(), &config);
-    replayed += replay(dir.path(), &brokers, &["33", "41", "49", "57"]);
+    replayed += replay_vms(dir.path(), &brokers, &["33", "41", "49", "57"]);
     let second = eventually(180, "a newer model version after the restart", || {
         latest_version().filter(|v| *v > first)
     });

@@ -122,6 +122,31 @@ fn drain(consumer: &BaseConsumer, messages: u64, mut each: impl FnMut(&[u8], Opt
     }
 }
 
+/// The telemetry and landscape tables in memory (the per-batch fsync is measured elsewhere).
+fn memory_tables() -> (TableStore, TableStore) {
+    let settings = TableSettings {
+        retention_ms: 30 * 86_400_000,
+        partition_ms: 3_600_000,
+        dir: None,
+        spill: false,
+        read_only: false,
+        memory_ceiling_bytes: None,
+    };
+    (
+        TableStore::open(TableSpec::telemetry(), settings.clone()).expect("table"),
+        TableStore::open(TableSpec::landscape(), settings).expect("table"),
+    )
+}
+
+fn assembler() -> Assembler {
+    Assembler::new(
+        Format::Auto,
+        &Default::default(),
+        "landscape",
+        BATCH_SAMPLES,
+    )
+}
+
 fn bench(c: &mut Criterion) {
     let setup = setup();
     let mut group = c.benchmark_group("ingest");
@@ -153,24 +178,8 @@ fn bench(c: &mut Criterion) {
             |b, &partitions| {
                 b.iter(|| {
                     rewind(&consumer, partitions);
-                    let settings = TableSettings {
-                        retention_ms: 30 * 86_400_000,
-                        partition_ms: 3_600_000,
-                        dir: None,
-                        spill: false,
-                        read_only: false,
-                        memory_ceiling_bytes: None,
-                    };
-                    let telemetry =
-                        TableStore::open(TableSpec::telemetry(), settings.clone()).expect("table");
-                    let landscape =
-                        TableStore::open(TableSpec::landscape(), settings).expect("table");
-                    let mut assembler = Assembler::new(
-                        Format::Auto,
-                        &Default::default(),
-                        "landscape",
-                        BATCH_SAMPLES,
-                    );
+                    let (telemetry, landscape) = memory_tables();
+                    let mut assembler = assembler();
                     drain(&consumer, setup.messages, |payload, ts| {
                         let (_, outcome) = assembler.add("telemetry", Some(payload), ts);
                         assert!(outcome.is_clean());
@@ -189,22 +198,8 @@ fn bench(c: &mut Criterion) {
     // Memory: what the stored samples hold in the table (Arrow buffers and row keys).
     let consumer = consumer(&setup.brokers);
     rewind(&consumer, 1);
-    let settings = TableSettings {
-        retention_ms: 30 * 86_400_000,
-        partition_ms: 3_600_000,
-        dir: None,
-        spill: false,
-        read_only: false,
-        memory_ceiling_bytes: None,
-    };
-    let telemetry = TableStore::open(TableSpec::telemetry(), settings.clone()).expect("table");
-    let landscape = TableStore::open(TableSpec::landscape(), settings).expect("table");
-    let mut assembler = Assembler::new(
-        Format::Auto,
-        &Default::default(),
-        "landscape",
-        BATCH_SAMPLES,
-    );
+    let (telemetry, landscape) = memory_tables();
+    let mut assembler = assembler();
     drain(&consumer, setup.messages, |payload, ts| {
         let _ = assembler.add("telemetry", Some(payload), ts);
         if assembler.pending_rows() >= BATCH_SAMPLES {

@@ -307,8 +307,29 @@ pub struct LeaseKeeper {
 }
 
 impl LeaseKeeper {
-    /// The jobs topic's partition count (an error names the topic when it is missing).
+    /// The jobs topic's partition count (an error names the topic when it is missing);
+    /// also checks that `dcpilot.models` has the one partition fencing needs.
     pub fn partitions(parts: &LeaseKeeperParts) -> Result<i32> {
+        let models_topic = dcpilot_info_core::replication::MODELS_TOPIC;
+        let models = end_offsets(
+            &parts.brokers,
+            &parts.client,
+            models_topic,
+            Duration::from_secs(10),
+        )
+        .map_err(|source| BackgroundError::InfoCore {
+            path: PathBuf::from(models_topic),
+            source,
+        })?;
+        if models.len() != 1 {
+            return Err(BackgroundError::Config {
+                file: "[cluster] config".into(),
+                problems: vec![format!(
+                    "cluster.enabled: topic {models_topic} has {} partitions; it must have one (lease markers and model changes are ordered in it)",
+                    models.len()
+                )],
+            });
+        }
         let consumer: BaseConsumer<QuietContext> = client_config(&parts.brokers, &parts.client)
             .create_with_context(QuietContext::new("jobs topic metadata"))
             .map_err(BackgroundError::kafka("creating the jobs topic client"))?;
@@ -438,7 +459,9 @@ impl Claimer {
         consumer.unsubscribe();
     }
 
-    /// Appends a claim, announces the lease, reads the models topic to its end, then grants.
+    /// Appends a claim, reads the models topic to its end, announces the lease, reads it
+    /// to its end again (its own markers included), re-sends the job's models under the
+    /// lease, then grants it.
     fn claim(&self, partition: i32, stop: &AtomicBool) -> Result<()> {
         let replica = self.leases.replica.clone();
         let payload = serde_json::json!({
@@ -450,41 +473,83 @@ impl Claimer {
             .partition(partition)
             .key("claim")
             .payload(&payload);
+        let claim_failed = |e| BackgroundError::kafka("sending a lease claim")(e);
         let delivery = self
             .producer
             .send_result(record)
-            .map_err(|(e, _)| BackgroundError::kafka("sending a lease claim")(e))?;
+            .map_err(|(e, _)| claim_failed(e))?;
         let delivered = futures::executor::block_on(delivery)
-            .map_err(|_| {
-                BackgroundError::kafka("sending a lease claim")(
-                    rdkafka::error::KafkaError::Canceled,
-                )
-            })?
-            .map_err(|(e, _)| BackgroundError::kafka("sending a lease claim")(e))?;
+            .map_err(|_| claim_failed(rdkafka::error::KafkaError::Canceled))?
+            .map_err(|(e, _)| claim_failed(e))?;
+        let jobs: Vec<String> = self.leases.jobs_in(partition).cloned().collect();
+        let models: Vec<String> = jobs
+            .iter()
+            .flat_map(|job| [job.clone(), format!("{job}.live")])
+            .collect();
+        self.catch_up(stop)?;
+        // Above every epoch seen, and distinct between two replicas claiming at once (their
+        // claims have different offsets): a later owner always fences an earlier one, also
+        // after the jobs topic was re-partitioned or recreated.
+        let newest = models
+            .iter()
+            .map(|m| self.parts.models.fence(m))
+            .max()
+            .unwrap_or(0);
         let lease = Lease {
             owner: replica,
-            epoch: u64::try_from(delivered.offset).unwrap_or(0),
+            epoch: newest + 1 + u64::try_from(delivered.offset).unwrap_or(0),
         };
-        let jobs: Vec<String> = self.leases.jobs_in(partition).cloned().collect();
-        for job in &jobs {
-            for model in [job.clone(), format!("{job}.live")] {
-                self.parts
-                    .models
-                    .announce_lease(&model, &lease)
-                    .map_err(|source| BackgroundError::InfoCore {
-                        path: PathBuf::from(&model),
-                        source,
-                    })?;
-            }
+        let info_core = |model: &str| {
+            let path = PathBuf::from(model);
+            move |source| BackgroundError::InfoCore { path, source }
+        };
+        for model in &models {
+            self.parts
+                .models
+                .announce_lease(model, &lease)
+                .map_err(info_core(model))?;
         }
+        self.catch_up(stop)?;
+        if let Some(newer) = models
+            .iter()
+            .map(|m| self.parts.models.fence(m))
+            .find(|&f| f > lease.epoch)
+        {
+            tracing::warn!(
+                partition,
+                epoch = lease.epoch,
+                newer,
+                "another replica claimed the job meanwhile; not taking the lease"
+            );
+            return Ok(());
+        }
+        if !self.assigned.read().contains(&partition) {
+            return Ok(()); // revoked while catching up
+        }
+        // The newest message of each model in the compacted topic is now the owner's.
+        for model in &models {
+            self.parts
+                .models
+                .resync_model(model, Some(lease.clone()))
+                .map_err(info_core(model))?;
+        }
+        for job in &jobs {
+            self.leases.grant(job, lease.clone());
+        }
+        Ok(())
+    }
+
+    /// Waits until this replica's store has applied everything now in `dcpilot.models`.
+    fn catch_up(&self, stop: &AtomicBool) -> Result<()> {
+        let topic = dcpilot_info_core::replication::MODELS_TOPIC;
         let ends = end_offsets(
             &self.parts.brokers,
             &self.parts.client,
-            dcpilot_info_core::replication::MODELS_TOPIC,
+            topic,
             Duration::from_secs(10),
         )
         .map_err(|source| BackgroundError::InfoCore {
-            path: PathBuf::from(dcpilot_info_core::replication::MODELS_TOPIC),
+            path: PathBuf::from(topic),
             source,
         })?;
         let deadline =
@@ -492,18 +557,11 @@ impl Claimer {
         while !self.parts.follower.caught_up(&ends) {
             if Instant::now() > deadline || stop.load(Ordering::Relaxed) {
                 return Err(BackgroundError::Internal(format!(
-                    "did not read {} to its end within {} s",
-                    dcpilot_info_core::replication::MODELS_TOPIC,
+                    "did not read {topic} to its end within {} s",
                     self.parts.config.catch_up_timeout_secs
                 )));
             }
             std::thread::sleep(Duration::from_millis(20));
-        }
-        if !self.assigned.read().contains(&partition) {
-            return Ok(()); // revoked while catching up
-        }
-        for job in &jobs {
-            self.leases.grant(job, lease.clone());
         }
         Ok(())
     }

@@ -268,6 +268,9 @@ impl BackgroundConfig {
         }
         p.extend(self.jobs.problems());
         p.extend(self.cluster.problems(k.brokers.as_deref()));
+        if self.cluster.enabled && !self.store.durable {
+            p.push("store.durable: must be true with cluster.enabled (the other replicas read this one's tables from cluster.shared_dir)".into());
+        }
         if self.embedded.partitions < 1 {
             p.push("embedded.partitions: must be at least 1".into());
         }

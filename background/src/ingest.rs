@@ -62,6 +62,9 @@ pub mod dlq_headers {
 #[derive(Default)]
 pub struct IngestContext {
     assignments: std::sync::atomic::AtomicU64,
+    /// Revocations so far: a batch begun before one must not be stored (see
+    /// [`IngestState::discard_if_revoked`]).
+    revocations: std::sync::atomic::AtomicU64,
     readiness: Arc<Readiness>,
 }
 
@@ -134,6 +137,8 @@ impl ConsumerContext for IngestContext {
                 .emit()
             }
             Rebalance::Revoke(_) => {
+                self.revocations
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.readiness.set_assigned_partitions(0);
                 PartitionsAssigned { count: 0 }.emit()
             }
@@ -287,6 +292,13 @@ impl Assembler {
         std::mem::take(&mut self.derived)
     }
 
+    /// Drops the pending rows (their messages will be read again).
+    pub fn discard(&mut self) {
+        drop(self.telemetry.finish());
+        drop(self.landscape.finish());
+        self.derived.clear();
+    }
+
     /// Rows pending in both tables.
     pub fn pending_rows(&self) -> usize {
         self.telemetry.len() + self.landscape.len()
@@ -363,6 +375,8 @@ struct IngestState {
     /// The graph file being saved, off the ingest task.
     saving: Option<tokio::task::JoinHandle<Result<()>>>,
     started: Option<Instant>,
+    /// Revocations seen when the pending batch began.
+    batch_of: u64,
     stats: IngestStats,
     /// A dead letter could not even be enqueued: the current batch must not commit.
     poisoned: bool,
@@ -412,6 +426,7 @@ impl Ingestor {
         let consumer: StreamConsumer<IngestContext> = cc
             .create_with_context(IngestContext {
                 assignments: Default::default(),
+                revocations: Default::default(),
                 readiness: readiness.clone(),
             })
             .map_err(BackgroundError::kafka("creating the consumer"))?;
@@ -442,6 +457,7 @@ impl Ingestor {
                 deliveries: Vec::new(),
                 saving: None,
                 started: None,
+                batch_of: 0,
                 stats: IngestStats::default(),
                 poisoned: false,
                 telemetry_topic: k.telemetry_topic.clone(),
@@ -475,11 +491,13 @@ impl Ingestor {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                     Ok(Ok(message)) => {
+                        self.state.discard_if_revoked(&self.consumer);
                         self.state.check_contiguous(&message, &self.consumer);
-                        self.state.handle(&message);
+                        self.state.handle(&message, &self.consumer);
                     }
                 }
             }
+            self.state.discard_if_revoked(&self.consumer);
             let full = self.state.assembler.pending_rows() >= self.max_batch_samples;
             let due = self.state.started.is_some_and(|s| s.elapsed() >= max_delay);
             if full || due {
@@ -529,9 +547,37 @@ impl IngestState {
         self.positions.insert(partition, message.offset() + 1);
     }
 
+    /// Drops the pending batch if partitions were revoked since it began: its messages'
+    /// offsets were not committed, so whoever is assigned them now (maybe this consumer)
+    /// reads them again. Stored here, they would be stored twice — in two replicas' tables
+    /// when the partition moved.
+    fn discard_if_revoked(&mut self, consumer: &StreamConsumer<IngestContext>) {
+        let revocations = consumer
+            .context()
+            .revocations
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if self.started.is_some() && revocations != self.batch_of {
+            tracing::warn!(
+                rows = self.assembler.pending_rows(),
+                "partitions were revoked: the pending batch is dropped; its messages are read again from the committed offsets"
+            );
+            self.assembler.discard();
+            self.next_offsets.clear();
+            self.deliveries.clear();
+            self.poisoned = false;
+            self.started = None;
+        }
+    }
+
     /// Decodes one message into the batch and dead-letters it if it had bad records.
-    fn handle(&mut self, message: &BorrowedMessage<'_>) {
-        self.started.get_or_insert_with(Instant::now);
+    fn handle(&mut self, message: &BorrowedMessage<'_>, consumer: &StreamConsumer<IngestContext>) {
+        if self.started.is_none() {
+            self.started = Some(Instant::now());
+            self.batch_of = consumer
+                .context()
+                .revocations
+                .load(std::sync::atomic::Ordering::Relaxed);
+        }
         self.stats.messages += 1;
         self.status.set_broker_reachable(true);
         let topic = message.topic();

@@ -330,7 +330,8 @@ impl TableStore {
         let mut late_keys: HashMap<i64, KeySet> = HashMap::new();
         for (bucket, rows) in rows_by_bucket(times, |ts| self.bucket_of(ts)) {
             let late = bucket < first_live;
-            if late && !self.settings.spill {
+            // Without an archive (spilling off, or memory only) late rows are dropped.
+            if late && !(self.settings.spill && self.settings.dir.is_some()) {
                 outcome.late += rows.len();
                 continue;
             }
@@ -378,6 +379,10 @@ impl TableStore {
                             }
                         }
                     }
+                    let live = self.view.read();
+                    writer
+                        .live_keys
+                        .retain(|b, k| !k.is_empty() || live.live.contains_key(b));
                     return Err(e);
                 }
             };

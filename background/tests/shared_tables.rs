@@ -123,6 +123,12 @@ fn cluster_settings_are_checked_with_their_keys() {
     config.cluster.replica_id = Some("bg-0".into());
     config.cluster.catch_up_timeout_secs = 60;
     assert!(config.problems().is_empty(), "{:?}", config.problems());
+    config.store.durable = false;
+    assert!(config
+        .problems()
+        .join("\n")
+        .contains("store.durable: must be true"));
+    config.store.durable = true;
     assert_eq!(
         config.cluster.tables_dir("bg-0"),
         Some(Path::new("/shared/bg-0/tables").to_path_buf())

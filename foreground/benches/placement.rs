@@ -10,27 +10,13 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "../../info-core/benches/shared/counting_alloc.rs"]
+mod counting_alloc;
 
-struct Counting;
-static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts bytes.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use counting_alloc::allocated;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 use common::{core_with_counter_slowdown, core_with_slowdown, landscape, measured_landscape};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -91,12 +77,12 @@ fn placement(c: &mut Criterion) {
     // Latency distribution (criterion reports medians): p50 and p99 of 2,000 placements
     // with the default 10 ms budget, printed for the README.
     for hosts in [1_000, 5_000, 10_000, 50_000] {
-        let before = ALLOCATED.load(Ordering::Relaxed);
+        let before = allocated();
         let l = landscape(hosts);
-        let view_bytes = ALLOCATED.load(Ordering::Relaxed).saturating_sub(before);
-        let before = ALLOCATED.load(Ordering::Relaxed);
+        let view_bytes = allocated().saturating_sub(before);
+        let before = allocated();
         let index = dcpilot_foreground::objective::State::new(&l, &intents);
-        let index_bytes = ALLOCATED.load(Ordering::Relaxed).saturating_sub(before);
+        let index_bytes = allocated().saturating_sub(before);
         drop(index);
         let nodes = hosts * 5; // hosts and their 4 instances each
         eprintln!(

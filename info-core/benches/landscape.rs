@@ -10,9 +10,7 @@
 //! the next tier); 20,000 volumes and networks the pods `require` (~17 each) — 100,000
 //! nodes, 1,000,000 edges. At t = 2 every tenth pod moves to another host (history).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,24 +18,11 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use dcpilot_info_core::landscape::{LandscapeGraph, SharedLandscape, Walk};
 use dcpilot_schemas::{Category, EdgeSpec, LandscapeEvent, Layer, NodeSpec, Relation};
 
-struct Counting;
-static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts bytes.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "shared/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 const HOSTS: usize = 1_000;
 const PODS: usize = 50_000;
@@ -213,9 +198,9 @@ fn percentiles(name: &str, starts: &[String], mut query: impl FnMut(&str) -> usi
 
 fn bench(c: &mut Criterion) {
     let events = events();
-    let before = ALLOCATED.load(Ordering::Relaxed);
+    let before = counting_alloc::allocated();
     let graph = Arc::new(build(&events));
-    let bytes = ALLOCATED.load(Ordering::Relaxed) - before;
+    let bytes = counting_alloc::allocated() - before;
     let (nodes, edges) = (graph.node_count(), graph.edge_count());
     eprintln!(
         "landscape: {nodes} nodes, {edges} edges, {} events; {:.0} MiB held, {:.0} bytes per node+edge",

@@ -109,10 +109,16 @@ impl ChangeSink for KafkaSink {
     fn changed(&self, change: &ModelChange) -> Result<()> {
         let payload = serde_json::to_vec(change)
             .map_err(|e| InfoCoreError::Replication(format!("encoding a change: {e}")))?;
+        // A lease marker has a key of its own: in the compacted topic it must not replace
+        // the model's newest state (the topic has one partition, so order is kept).
+        let key = match change.files.is_empty() {
+            true => format!("{}#lease", change.name),
+            false => change.name.clone(),
+        };
         self.producer
             .send(
                 BaseRecord::to(&self.topic)
-                    .key(change.name.as_str())
+                    .key(key.as_str())
                     .payload(&payload),
             )
             .map_err(|(e, _)| kafka("producing a model change")(e))?;

@@ -322,15 +322,19 @@ impl InfoCore {
         }
         state.seen.push(Step::Published { seq, version });
         state.records.insert(version, record.clone());
-        self.apply_retention(&record.name, state)?;
         let current = self.snapshot.load();
         self.snapshot
             .store(current.with(&record.name, Some(served)));
-        self.replicate(
-            &record.name,
-            vec![(model_key(&record.name, version), bytes)],
-            lease,
-        )?;
+        let key = model_key(&record.name, version);
+        if let Err(e) = self.replicate(&record.name, vec![(key.clone(), bytes)], lease) {
+            // A leased version exists only once the topic has it: take it back.
+            state.seen.pop();
+            state.records.remove(&version);
+            self.snapshot.store((*current).clone());
+            let _ = self.storage.remove(&key);
+            return Err(e);
+        }
+        self.apply_retention(&record.name, state)?;
         Ok(record)
     }
 
@@ -484,26 +488,39 @@ impl InfoCore {
     /// Sends every model's current state to the change sink (a leader's start-up, or after
     /// replication failures).
     pub fn resync(&self) -> Result<()> {
-        let changes: Vec<(String, ChangeFiles)> = {
-            let models = self.models.lock();
-            let mut changes = Vec::new();
-            for (name, state) in models.iter() {
-                let Some(v) = state.current() else { continue };
-                let Some(record) = state.records.get(&v) else {
-                    continue;
-                };
-                let mut files = vec![(model_key(name, v), record::encode(record.as_ref())?)];
-                if let Some(p) = state.pointers.iter().max_by_key(|p| p.seq) {
-                    files.push((pointer_key(name, p.seq), record::encode(p)?));
-                }
-                changes.push((name.clone(), files));
-            }
-            changes
-        };
-        for (name, files) in changes {
-            self.replicate(&name, files, None)?;
+        for name in self.names() {
+            self.resync_model(&name, None)?;
         }
         Ok(())
+    }
+
+    /// Sends `name`'s current state (its current version and newest pointer) to the change
+    /// sink, under `lease` if given: a new lease owner makes the newest message of the
+    /// model in the compacted topic one of its own. Nothing when the model has no version.
+    pub fn resync_model(&self, name: &str, lease: Option<Lease>) -> Result<()> {
+        let files: ChangeFiles = {
+            let models = self.models.lock();
+            let Some(state) = models.get(name) else {
+                return Ok(());
+            };
+            let Some(record) = state.current().and_then(|v| state.records.get(&v)) else {
+                return Ok(());
+            };
+            let mut files = vec![(
+                model_key(name, record.version),
+                record::encode(record.as_ref())?,
+            )];
+            if let Some(p) = state.pointers.iter().max_by_key(|p| p.seq) {
+                files.push((pointer_key(name, p.seq), record::encode(p)?));
+            }
+            files
+        };
+        self.replicate(name, files, lease)
+    }
+
+    /// The newest lease epoch this store has seen for `name` (0: none).
+    pub fn fence(&self, name: &str) -> u64 {
+        self.fences.lock().get(name).copied().unwrap_or(0)
     }
 
     /// Applies a replicated change: each file is checked (header, checksum, key) and
@@ -539,10 +556,17 @@ impl InfoCore {
                 )));
             }
             if !self.storage.create(&file.key, bytes)? && self.storage.read(&file.key)? != bytes {
-                return Err(InfoCoreError::Rejected(format!(
-                    "replicated file {:?} differs from the one stored under that key",
-                    file.key
-                )));
+                if change.lease.is_none() {
+                    return Err(InfoCoreError::Rejected(format!(
+                        "replicated file {:?} differs from the one stored under that key",
+                        file.key
+                    )));
+                }
+                // The topic's order decides under leases: this store published the file
+                // itself while fenced (the others refused it); the owner's replaces it.
+                tracing::warn!(key = %file.key, "replacing a version the topic refused with the lease owner's");
+                self.storage.remove(&file.key)?;
+                self.storage.create(&file.key, bytes)?;
             }
         }
         self.reload_model(&change.name)

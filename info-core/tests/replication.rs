@@ -362,7 +362,16 @@ fn a_replica_whose_lease_ended_cannot_publish_and_versions_stay_unique() {
     assert!(new.apply_change(&zombie[0]).is_err());
     let v2 = new.publish(draft("rightsizing", 4.0)).expect("v2");
     assert_eq!(v2.version, 2);
-    assert_eq!(apply(&new_sink.take(), &follower), [true]);
+    let owners_v2 = new_sink.take();
+    assert_eq!(apply(&owners_v2, &follower), [true]);
+    // The zombie, applying the topic too, replaces its own refused v2 with the owner's.
+    assert_eq!(apply(&marker, &old), [true]);
+    assert!(
+        old.apply_change(&zombie[0]).is_err(),
+        "its own change is refused too"
+    );
+    assert_eq!(apply(&owners_v2, &old), [true]);
+    assert_eq!(old.latest("rightsizing").expect("v2").checksum, v2.checksum);
     let served_v2 = follower.latest("rightsizing").expect("latest");
     assert_eq!(served_v2.version, 2);
     assert_eq!(
@@ -371,8 +380,6 @@ fn a_replica_whose_lease_ended_cannot_publish_and_versions_stay_unique() {
     );
 
     // A store that saw epoch 7 refuses to publish under epoch 3 itself.
-    old.apply_change(&marker[0])
-        .expect("the old owner sees the marker");
     assert!(matches!(
         old.publish(draft("rightsizing", 5.0)),
         Err(dcpilot_info_core::InfoCoreError::Fenced { .. })

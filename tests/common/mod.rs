@@ -329,6 +329,22 @@ pub fn replay(data_dir: &Path, source: &Path, format: &str, brokers: &str) -> u6
         .unwrap_or_else(|| panic!("no sample count in the replay's log:\n{log}"))
 }
 
+/// Copies Bitbrains VM files `vms` of the bundled sample into a directory under `dir` and
+/// replays it to `brokers` (see [`replay`]); returns the samples sent.
+pub fn replay_vms(dir: &Path, brokers: &str, vms: &[&str]) -> u64 {
+    let source = dir.join(format!("vms-{}", vms.join("-")));
+    std::fs::create_dir_all(&source).expect("mkdir");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bitbrains_rnd/2013-8");
+    for vm in vms {
+        std::fs::copy(
+            sample.join(format!("{vm}.csv")),
+            source.join(format!("{vm}.csv")),
+        )
+        .expect("copy");
+    }
+    replay(dir, &source, "bitbrains", brokers)
+}
+
 /// Starts `dcpilot foreground` in `dir` following `brokers` (stderr discarded); returns
 /// the process and its `host:port`.
 pub fn start_following_foreground(dir: &Path, brokers: &str) -> (KillOnDrop, String) {
