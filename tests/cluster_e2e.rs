@@ -167,7 +167,11 @@ fn three_replicas_agree_and_survive_the_trainer_being_killed() {
     .output()
     .expect("query");
     let total: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(total["n"].as_u64(), Some(replayed), "no sample stored twice");
+    assert_eq!(
+        total["n"].as_u64(),
+        Some(replayed),
+        "no sample stored twice"
+    );
 
     // The followers' histories: unique, increasing versions under non-decreasing epochs,
     // each trained on rows of every telemetry partition.
