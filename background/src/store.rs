@@ -387,7 +387,12 @@ impl TableStore {
                 }
             };
         for (bucket, keys) in late_keys {
-            writer.archived_keys.entry(bucket).or_default().extend(keys);
+            // Only into a set still cached: one evicted meanwhile (the cache holds a few
+            // buckets) is read again from its files, this batch's included; a set made of
+            // this batch's keys alone would let the bucket's older rows in twice.
+            if let Some(known) = writer.archived_keys.get_mut(&bucket) {
+                known.extend(keys);
+            }
         }
         let max_ts = (0..batch.num_rows())
             .map(|r| times.value(r))
