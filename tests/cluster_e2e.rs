@@ -132,8 +132,8 @@ fn three_replicas_agree_and_survive_the_trainer_being_killed() {
         (versions[0] == versions[1] && versions[0] >= Some(second)).then_some(())
     });
 
-    // No sample lost: every replayed sample is in some replica's tables.
-    let distinct = eventually(120, "every sample in the shared tables", || {
+    // `SELECT count(*) AS n …` over every replica's tables, as a user would run it.
+    let count_shared = |sql: &str| -> Option<u64> {
         let out = dcpilot_command(
             dir.path(),
             &[
@@ -141,34 +141,27 @@ fn three_replicas_agree_and_survive_the_trainer_being_killed() {
                 "--json",
                 "--shared-dir",
                 shared.to_str().expect("utf-8"),
-                "SELECT count(*) AS n FROM (SELECT DISTINCT entity, metric, ts FROM telemetry)",
+                sql,
             ],
         )
         .output()
         .ok()?;
         let row: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        let n = row["n"].as_u64()?;
-        (n >= replayed).then_some(n)
+        row["n"].as_u64()
+    };
+    // No sample lost: every replayed sample is in some replica's tables.
+    let distinct = eventually(120, "every sample in the shared tables", || {
+        count_shared(
+            "SELECT count(*) AS n FROM (SELECT DISTINCT entity, metric, ts FROM telemetry)",
+        )
+        .filter(|n| *n >= replayed)
     });
     assert_eq!(distinct, replayed, "no sample lost");
     // None stored twice either: replicas joining moved partitions several times, and a
     // batch begun before a revocation is dropped, not stored beside the new owner's copy
     // (the kill came after every batch of the first replay was committed).
-    let out = dcpilot_command(
-        dir.path(),
-        &[
-            "query",
-            "--json",
-            "--shared-dir",
-            shared.to_str().expect("utf-8"),
-            "SELECT count(*) AS n FROM telemetry",
-        ],
-    )
-    .output()
-    .expect("query");
-    let total: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(
-        total["n"].as_u64(),
+        count_shared("SELECT count(*) AS n FROM telemetry"),
         Some(replayed),
         "no sample stored twice"
     );
