@@ -90,8 +90,12 @@ impl EmbeddedBroker {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(BackgroundError::io(dir))?;
                 let path = dir.join(BROKER_ADDRESS_FILE);
-                std::fs::write(&path, format!("{bootstrap}\n"))
-                    .map_err(BackgroundError::io(&path))?;
+                // Written whole or not at all: a producer waiting for it never reads it
+                // half-written.
+                let tmp = dir.join(format!("{BROKER_ADDRESS_FILE}.tmp"));
+                std::fs::write(&tmp, format!("{bootstrap}\n"))
+                    .map_err(BackgroundError::io(&tmp))?;
+                std::fs::rename(&tmp, &path).map_err(BackgroundError::io(&path))?;
                 Some(path)
             }
             None => None,

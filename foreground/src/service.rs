@@ -146,7 +146,10 @@ impl ForegroundService {
             source,
         };
         std::fs::create_dir_all(data_dir).map_err(dir_error)?;
-        std::fs::write(data_dir.join(ADDRESS_FILE), bound.to_string()).map_err(dir_error)?;
+        // Written whole or not at all: a script waiting for the file never reads it half-written.
+        let tmp = data_dir.join(format!("{ADDRESS_FILE}.tmp"));
+        std::fs::write(&tmp, bound.to_string()).map_err(dir_error)?;
+        std::fs::rename(&tmp, data_dir.join(ADDRESS_FILE)).map_err(dir_error)?;
         Ok(Self {
             foreground,
             models,
