@@ -131,6 +131,21 @@ fn valid_replica_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// The end offset of every partition of `dcpilot.models` (see [`end_offsets`]).
+fn models_end_offsets(parts: &LeaseKeeperParts) -> Result<BTreeMap<i32, i64>> {
+    let topic = dcpilot_info_core::replication::MODELS_TOPIC;
+    end_offsets(
+        &parts.brokers,
+        &parts.client,
+        topic,
+        Duration::from_secs(10),
+    )
+    .map_err(|source| BackgroundError::InfoCore {
+        path: PathBuf::from(topic),
+        source,
+    })
+}
+
 /// The jobs topic's partition that leases `job`.
 pub fn lease_partition(job: &str, partitions: i32) -> i32 {
     (xxhash_rust::xxh3::xxh3_64(job.as_bytes()) % partitions.max(1) as u64) as i32
@@ -311,16 +326,7 @@ impl LeaseKeeper {
     /// also checks that `dcpilot.models` has the one partition fencing needs.
     pub fn partitions(parts: &LeaseKeeperParts) -> Result<i32> {
         let models_topic = dcpilot_info_core::replication::MODELS_TOPIC;
-        let models = end_offsets(
-            &parts.brokers,
-            &parts.client,
-            models_topic,
-            Duration::from_secs(10),
-        )
-        .map_err(|source| BackgroundError::InfoCore {
-            path: PathBuf::from(models_topic),
-            source,
-        })?;
+        let models = models_end_offsets(parts)?;
         if models.len() != 1 {
             return Err(BackgroundError::Config {
                 file: "[cluster] config".into(),
@@ -542,16 +548,7 @@ impl Claimer {
     /// Waits until this replica's store has applied everything now in `dcpilot.models`.
     fn catch_up(&self, stop: &AtomicBool) -> Result<()> {
         let topic = dcpilot_info_core::replication::MODELS_TOPIC;
-        let ends = end_offsets(
-            &self.parts.brokers,
-            &self.parts.client,
-            topic,
-            Duration::from_secs(10),
-        )
-        .map_err(|source| BackgroundError::InfoCore {
-            path: PathBuf::from(topic),
-            source,
-        })?;
+        let ends = models_end_offsets(&self.parts)?;
         let deadline =
             Instant::now() + Duration::from_secs(self.parts.config.catch_up_timeout_secs);
         while !self.parts.follower.caught_up(&ends) {
