@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use dcpilot_foreground::{ForegroundConfig, ForegroundService};
-use tokio::sync::watch;
+use dcpilot_foreground::ForegroundConfig;
 
 /// Arguments of `dcpilot foreground`.
 #[derive(clap::Args)]
@@ -46,33 +45,6 @@ pub async fn run(data_dir: &Path, args: ForegroundArgs) -> Result<ExitCode> {
     if let Some(token) = args.auth_token {
         config.auth_token = Some(token);
     }
-    let (stop, stopped) = watch::channel(false);
-    tokio::spawn(crate::stop_on_signal(stop));
-    serve(data_dir, config, stopped).await
-}
-
-/// Serves `config` until `stopped` flips (also the foreground half of `dcpilot run`).
-pub async fn serve(
-    data_dir: &Path,
-    config: ForegroundConfig,
-    mut stopped: watch::Receiver<bool>,
-) -> Result<ExitCode> {
-    let service = ForegroundService::start(data_dir, config).await?;
-    eprintln!(
-        "dcpilot foreground listening on http://{} ({}; {} models, {} hosts)",
-        service.local_addr(),
-        if service.following() {
-            "following the brokers"
-        } else {
-            "standalone"
-        },
-        service.models().snapshot().len(),
-        service.foreground().landscape().hosts().len()
-    );
-    service
-        .run(async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        })
-        .await?;
+    dcpilot_lab::processes::foreground(data_dir, config).await?;
     Ok(ExitCode::SUCCESS)
 }

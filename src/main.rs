@@ -1,34 +1,22 @@
 //! `dcpilot`: the command line. Wiring only; the logic lives in the library crates.
 
 mod anomalies;
-mod demo;
-mod demo_colouring;
-mod demo_foreground;
 mod foreground;
-mod http_client;
 mod jobs;
+mod lab_args;
 mod landscape;
 mod models;
-mod planner;
-mod report_html;
-mod sample_data;
-mod simulate;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use dcpilot_background::broker::read_broker_address;
-use dcpilot_background::replay::{replay, ReplayKey, ReplayOptions};
-use dcpilot_background::{
-    BackgroundConfig, BackgroundOutcome, BackgroundService, OpenMode, TelemetryStore,
-};
-use dcpilot_schemas::decode::Decoder;
-use dcpilot_schemas::traces::read_trace;
-use dcpilot_schemas::{DecodeContext, Format, LandscapeDecoder, TelemetrySample};
-use tokio::sync::watch;
+use dcpilot_background::replay::ReplayKey;
+use dcpilot_background::BackgroundConfig;
+use dcpilot_lab::tools::query::Tables;
+use dcpilot_schemas::Format;
 
 /// Placement autopilot for data centers: telemetry from Kafka, effect models, and
 /// deadline-bounded placement.
@@ -50,7 +38,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run everything in one process on embedded defaults and a bundled real-trace sample.
-    Demo(demo::DemoArgs),
+    Demo(lab_args::DemoArgs),
     /// Run both loops in one process: the background (ingest, jobs, models published to
     /// `dcpilot.models`) and the foreground API following the same brokers.
     Run {
@@ -60,7 +48,7 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Send a synthetic landscape and its telemetry at a given rate (load tests, benches).
-    Simulate(simulate::SimulateArgs),
+    Simulate(lab_args::SimulateArgs),
     /// Run the background flow: ingest telemetry and landscape into SQL tables.
     Background {
         /// TOML configuration; defaults are embedded, `DCPILOT__SECTION__KEY` overrides.
@@ -87,7 +75,7 @@ enum Command {
         /// Trace format: bitbrains, ntua or native (NDJSON samples) for telemetry; nezha
         /// for a trace directory (Nezha or native, as `dcpilot anomalies` reads it): its
         /// landscape goes to the landscape topic first, then its telemetry.
-        #[arg(long)]
+        #[arg(long, value_enum)]
         format: anomalies::ReplayFormat,
         /// The landscape topic (for `--format nezha`); default: the configuration's.
         #[arg(long)]
@@ -96,7 +84,7 @@ enum Command {
         #[arg(long)]
         brokers: Option<String>,
         /// Target topic.
-        #[arg(long, default_value = "dcpilot.telemetry")]
+        #[arg(long, default_value = dcpilot_schemas::names::topics::TELEMETRY)]
         topic: String,
         /// Event-time speed-up (3600 = one hour of trace per second); 0 = unpaced.
         #[arg(long, default_value_t = 0.0)]
@@ -124,7 +112,7 @@ enum Command {
     /// The intent planner: `planner replay` proves it on a plant built from measurements.
     Planner {
         #[command(subcommand)]
-        command: planner::PlannerCommand,
+        command: lab_args::PlannerCommand,
     },
     /// The Information Core: list, inspect, roll back, export and import models.
     Models {
@@ -238,15 +226,25 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let data_dir = cli.data_dir;
+    let printed = |text: String| print(&text).map(|()| ExitCode::SUCCESS);
     match cli.command {
-        Command::Demo(args) => runtime()?.block_on(demo::run(&cli.data_dir, args)),
+        Command::Demo(args) => printed(runtime()?.block_on(lab_args::demo(&data_dir, args))?),
         Command::Background { config } => {
             let config = BackgroundConfig::load(config.as_deref())?;
-            runtime()?.block_on(background(&cli.data_dir, config))
+            runtime()?.block_on(dcpilot_lab::processes::background(&data_dir, config))?;
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Run { config } => runtime()?.block_on(run_both(&cli.data_dir, config.as_deref())),
-        Command::Simulate(args) => simulate::run(&cli.data_dir, args).map(|()| ExitCode::SUCCESS),
-        Command::Foreground(args) => runtime()?.block_on(foreground::run(&cli.data_dir, args)),
+        Command::Run { config } => {
+            runtime()?.block_on(dcpilot_lab::processes::both(&data_dir, config.as_deref()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate(args) => {
+            let options = args.into_options()?;
+            dcpilot_lab::simulate::run(&data_dir, options)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Foreground(args) => runtime()?.block_on(foreground::run(&data_dir, args)),
         Command::Decode { format, landscape } => decode(format, landscape),
         Command::Replay {
             source,
@@ -259,68 +257,39 @@ fn run(cli: Cli) -> Result<ExitCode> {
             config,
         } => {
             let kafka = BackgroundConfig::load(config.as_deref())?.kafka;
-            let brokers = match brokers.or_else(|| kafka.brokers.clone()) {
-                Some(b) => b,
-                None => read_broker_address(&cli.data_dir).with_context(|| {
-                    format!(
-                        "no --brokers given and no embedded broker address in {}; start `dcpilot background` first",
-                        cli.data_dir.display()
-                    )
-                })?,
-            };
-            if !(speedup >= 0.0 && speedup.is_finite()) {
-                bail!("--speedup must be a non-negative number, got {speedup}");
-            }
-            let samples = match format {
-                anomalies::ReplayFormat::Samples(format) => {
-                    let trace = read_trace(format, &source)?;
-                    if !trace.skipped.is_empty() {
-                        eprintln!("{}: {}", source.display(), trace.skipped);
-                    }
-                    trace.samples
-                }
-                anomalies::ReplayFormat::TraceDir => {
-                    let trace = anomalies::load(&source)?;
-                    let topic = landscape_topic.unwrap_or_else(|| kafka.landscape_topic.clone());
-                    let events = anomalies::send_landscape(&trace, &kafka, &brokers, &topic)?;
-                    eprintln!("sent {events} landscape events to {topic}");
-                    dcpilot_info_core::anomaly::native::samples(&trace)
-                }
-            };
-            eprintln!(
-                "replaying {} samples from {} to {topic} at {brokers}",
-                samples.len(),
-                source.display()
-            );
-            let options = ReplayOptions {
+            let brokers = dcpilot_lab::replay::brokers(brokers, &kafka, &data_dir)?;
+            let replay = dcpilot_lab::replay::TraceReplay {
+                source,
+                format: format.samples(),
+                landscape_topic,
                 brokers,
                 topic,
                 speedup,
                 key,
             };
-            let stats = replay(&samples, &kafka, &options, |sent, total| {
-                eprint!("\r  {sent}/{total} messages");
-            })?;
-            eprintln!(
-                "\nsent {} samples in {} messages in {:.1}s",
-                stats.samples,
-                stats.messages,
-                stats.elapsed.as_secs_f64()
-            );
+            dcpilot_lab::replay::send(replay, &kafka)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Jobs {
             command,
             json,
             spec_dir,
-        } => runtime()?.block_on(jobs::run(&cli.data_dir, spec_dir, command, json)),
-        Command::Models { command, json } => models::run(&cli.data_dir, command, json),
-        Command::Planner { command } => runtime()?.block_on(planner::run(command)),
+        } => {
+            let (text, ok) = runtime()?.block_on(jobs::run(&data_dir, spec_dir, command, json))?;
+            print(&text)?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Models { command, json } => printed(models::run(&data_dir, command, json)?),
+        Command::Planner { command } => printed(runtime()?.block_on(lab_args::planner(command))?),
         Command::Landscape {
             command,
             json,
             file,
-        } => landscape::run(&cli.data_dir, file, command, json),
+        } => printed(landscape::run(&data_dir, file, command, json)?),
         Command::Anomalies {
             command,
             data,
@@ -328,121 +297,43 @@ fn run(cli: Cli) -> Result<ExitCode> {
             detector,
             json,
         } => {
-            let data = anomalies::data_dir(data.context("--data DIR is required")?)?;
-            let method = anomalies::Method::of(job.as_deref(), detector.as_deref())?;
-            anomalies::run(&data, &method, command, json)
+            let data = dcpilot_lab::rca::data_dir(data.context("--data DIR is required")?)?;
+            let method = dcpilot_lab::rca::Method::of(job.as_deref(), detector.as_deref())?;
+            printed(anomalies::run(&data, &method, command, json)?)
         }
         Command::Query {
             sql,
             json,
             data,
             shared_dir,
-        } => runtime()?.block_on(query(
-            &cli.data_dir,
-            data.as_deref(),
-            shared_dir.as_deref(),
-            &sql,
-            json,
-        )),
-    }
-}
-
-/// `dcpilot run`: the background and the foreground in one process. The foreground follows
-/// the background's brokers (the embedded one when none is configured), so it serves the
-/// models the jobs publish and the landscape the topic carries.
-async fn run_both(data_dir: &Path, file: Option<&Path>) -> Result<ExitCode> {
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let (label, mut table) = match file {
-        Some(path) => (
-            path.display().to_string(),
-            BackgroundConfig::read_table(path)?,
-        ),
-        None => ("<defaults>".to_string(), toml::Table::new()),
-    };
-    let fg_section = table.remove("foreground");
-    let mut fg = dcpilot_foreground::ForegroundConfig::from_section(&label, fg_section, &env)?;
-    let config = BackgroundConfig::from_table(&label, table, &env)?;
-    let client = config.kafka.client.clone();
-    let (stop, stopped) = watch::channel(false);
-    let service = BackgroundService::start(Some(data_dir), config, stopped.clone()).await?;
-    announce(data_dir, &service);
-    fg.sources.brokers = Some(service.brokers().to_string());
-    if fg.sources.client.is_empty() {
-        fg.sources.client = client;
-    }
-    tokio::spawn(stop_on_signal(stop));
-    let foreground = foreground::serve(data_dir, fg, stopped);
-    let background = async { Ok::<_, anyhow::Error>(service.run().await?) };
-    let (outcome, fg) = tokio::try_join!(background, foreground)?;
-    report_stopped(&outcome);
-    Ok(fg)
-}
-
-/// Waits for Ctrl-C or SIGTERM.
-pub(crate) async fn termination() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
+        } => {
+            let tables = match (&data, &shared_dir) {
+                (Some(dir), _) => Tables::Trace(dir),
+                (None, Some(shared)) => Tables::Shared(shared),
+                (None, None) => Tables::DataDir(&data_dir),
             };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            printed(runtime()?.block_on(dcpilot_lab::tools::query::run(tables, &sql, json))?)
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
-/// Flips `stop` on SIGINT/SIGTERM.
-async fn stop_on_signal(stop: watch::Sender<bool>) {
-    termination().await;
-    tracing::info!("shutting down: storing and committing the current batch");
-    let _ = stop.send(true);
-}
-
-fn announce(data_dir: &Path, service: &BackgroundService) {
-    if service.embedded() {
-        eprintln!(
-            "embedded broker at {} (also in {})",
-            service.brokers(),
-            data_dir
-                .join(dcpilot_background::broker::BROKER_ADDRESS_FILE)
-                .display()
-        );
+/// Writes `text` to stdout (a newline added if it has none); a closed pipe (`… | head`)
+/// ends the output quietly instead of panicking.
+fn print(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let newline = if text.is_empty() || text.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.write_all(newline.as_bytes()))
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing stdout"),
+        _ => Ok(()),
     }
-    if let Some(addr) = service.metrics_addr() {
-        eprintln!("metrics at http://{addr}/metrics, readiness at http://{addr}/readyz");
-    }
-}
-
-fn report_stopped(outcome: &BackgroundOutcome) {
-    if let Some(jobs) = &outcome.jobs {
-        for (job, r) in &jobs.runs {
-            eprintln!(
-                "job {job}: {} runs completed, {} failed",
-                r.succeeded, r.failed
-            );
-        }
-    }
-    let stats = &outcome.ingest;
-    eprintln!(
-        "stopped: {} messages, {} rows stored, {} duplicates dropped, {} dead letters",
-        stats.messages, stats.rows, stats.duplicates, stats.dead_letters
-    );
-}
-
-async fn background(data_dir: &Path, config: BackgroundConfig) -> Result<ExitCode> {
-    let (stop, stopped) = watch::channel(false);
-    let service = BackgroundService::start(Some(data_dir), config, stopped).await?;
-    announce(data_dir, &service);
-    tokio::spawn(stop_on_signal(stop));
-    let outcome = service.run().await?;
-    report_stopped(&outcome);
-    Ok(ExitCode::SUCCESS)
 }
 
 fn decode(format: Format, landscape: bool) -> Result<ExitCode> {
@@ -450,87 +341,14 @@ fn decode(format: Format, landscape: bool) -> Result<ExitCode> {
     std::io::stdin()
         .read_to_end(&mut input)
         .context("reading stdin")?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let outcome = if landscape {
-        let mut events = Vec::new();
-        let outcome = LandscapeDecoder.decode(&input, |e| events.push(e));
-        for e in &events {
-            serde_json::to_writer(&mut out, e)?;
-            writeln!(out)?;
-        }
-        outcome
-    } else {
-        let mut samples: Vec<TelemetrySample> = Vec::new();
-        let ctx = DecodeContext {
-            default_timestamp_ms: now_ms(),
-        };
-        let (detected, outcome) = Decoder::new(format).decode(&input, &ctx, &mut samples);
-        if format == Format::Auto {
-            eprintln!("detected format: {detected}");
-        }
-        for s in &samples {
-            serde_json::to_writer(&mut out, s)?;
-            writeln!(out)?;
-        }
-        outcome
-    };
-    for e in &outcome.errors {
-        let line = serde_json::json!({"error": {"record": e.record, "kind": e.kind.as_str(), "reason": e.message}});
-        writeln!(out, "{line}")?;
-    }
-    out.flush()?;
-    let dropped = outcome.error_count - outcome.errors.len();
-    if dropped > 0 {
-        eprintln!("... and {dropped} more bad records");
-    }
-    eprintln!("{} decoded, {} bad", outcome.samples, outcome.error_count);
-    Ok(if outcome.is_clean() {
+    let decoded = dcpilot_lab::tools::decode::decode(&input, format, landscape)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&decoded.ndjson)?;
+    stdout.flush()?;
+    eprintln!("{}", decoded.summary);
+    Ok(if decoded.clean {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
-
-async fn query(
-    data_dir: &Path,
-    trace: Option<&Path>,
-    shared_dir: Option<&Path>,
-    sql: &str,
-    json: bool,
-) -> Result<ExitCode> {
-    let store = match (trace, shared_dir) {
-        (Some(dir), _) => jobs::load_trace(dir)?,
-        (None, Some(shared)) => {
-            if !shared.is_dir() {
-                anyhow::bail!("--shared-dir {}: not a directory", shared.display());
-            }
-            let store = TelemetryStore::open(
-                None,
-                &BackgroundConfig::load(None)?.store,
-                OpenMode::ReadOnly,
-            )?;
-            store.share(shared, None)?;
-            store
-        }
-        (None, None) => TelemetryStore::open(
-            Some(data_dir),
-            &BackgroundConfig::load(None)?.store,
-            OpenMode::ReadOnly,
-        )?,
-    };
-    let batches = store.sql(sql).await?;
-    if json {
-        let mut writer = datafusion_json_lines(&batches)?;
-        std::io::stdout().write_all(&std::mem::take(&mut writer))?;
-    } else {
-        println!("{}", dcpilot_background::pretty(&batches)?);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn datafusion_json_lines(batches: &[dcpilot_background::RecordBatch]) -> Result<Vec<u8>> {
-    dcpilot_background::json_lines(batches).context("formatting rows as JSON")
-}
-
-pub(crate) use dcpilot_info_core::now_ms;

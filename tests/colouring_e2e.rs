@@ -28,7 +28,7 @@ fn a_replayed_trace_is_coloured_in_the_background_and_served_by_the_foreground()
     let samples = replay(&data_dir, &sample, "nezha", &brokers);
     // The colouring judges the newest moment: its observed window ends with the newest
     // second of the trace.
-    let trace = dcpilot_info_core::anomaly::nezha::load(&sample).expect("the sample");
+    let trace = dcpilot_lab::datasets::nezha::load(&sample).expect("the sample");
     let newest = trace
         .telemetry
         .entities
@@ -38,7 +38,7 @@ fn a_replayed_trace_is_coloured_in_the_background_and_served_by_the_foreground()
         .map(|(t, _)| *t)
         .max()
         .expect("samples");
-    let observe = dcpilot_info_core::anomaly::Window::default().observe_secs;
+    let observe = dcpilot_info_core::colouring::Window::default().observe_secs;
 
     // Colour once every sample is in, and every 2 s after (the landscape topic is read
     // alongside; a colouring made before the graph arrived is replaced by the next).

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use dcpilot_background::{JobsConfig, TelemetryStore};
 use dcpilot_info_core::{InfoCore, MemoryStorage};
+use dcpilot_lab::datasets::{read_trace, TraceFormat};
 use dcpilot_pipelines::{evaluate_served, run_once, Job, ModelSpec};
-use dcpilot_schemas::traces::{read_trace, TraceFormat};
 
 fn bundled_tables() -> TelemetryStore {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
@@ -145,7 +145,7 @@ async fn every_registered_job_complies() {
 /// (it points at `dcpilot anomalies evaluate`), and newer telemetry that tells the same
 /// story is not published again until `republish_secs`.
 async fn colouring_complies(job: Arc<dyn Job>) {
-    use dcpilot_info_core::anomaly::{native, nezha};
+    use dcpilot_lab::datasets::{native, nezha};
     let sample =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/nezha/online-boutique/sample");
     let trace = nezha::load(&sample).expect("bundled Nezha sample");
@@ -224,8 +224,9 @@ async fn colouring_complies(job: Arc<dyn Job>) {
     one_more.timestamp_ms += 1_000;
     samples.push(one_more);
     let newest = tables_with_graph(&samples, &trace.graph);
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let again_later = run_once(spec, newest.context(), &again)
+    // Read as of two seconds on: the served colouring is then older than republish_secs.
+    let later = dcpilot_info_core::now_ms() + 2_000;
+    let again_later = dcpilot_pipelines::run_once_at(spec, newest.context(), &again, later)
         .await
         .expect("republished");
     assert_eq!(again_later.published_version, Some(3), "{again_later:?}");
@@ -234,7 +235,7 @@ async fn colouring_complies(job: Arc<dyn Job>) {
 /// `job`'s colouring spec with `change` applied to its ranking weights and republish time.
 fn colouring_variant(
     job: &dyn Job,
-    change: impl FnOnce(&mut dcpilot_info_core::anomaly::RankParams, &mut u64),
+    change: impl FnOnce(&mut dcpilot_pipelines::colouring::RankParams, &mut u64),
 ) -> Arc<dyn Job> {
     let mut spec = job.spec().clone();
     if let ModelSpec::Colouring {
@@ -251,9 +252,9 @@ fn colouring_variant(
 /// Tables holding `samples`, with `graph` as the live landscape.
 fn tables_with_graph(
     samples: &[dcpilot_schemas::TelemetrySample],
-    graph: &dcpilot_info_core::landscape::LandscapeGraph,
+    graph: &dcpilot_landscape::LandscapeGraph,
 ) -> TelemetryStore {
-    use dcpilot_info_core::landscape::formats::live_events;
+    use dcpilot_landscape::formats::live_events;
     let tables = TelemetryStore::from_samples(samples).expect("tables");
     assert!(tables.graph.apply_each(&live_events(graph, 0)).is_empty());
     tables

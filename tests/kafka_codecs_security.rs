@@ -329,7 +329,7 @@ async fn tls_end_to_end_through_a_terminating_proxy() {
 
     let (b, c) = (tls.clone(), client.clone());
     tokio::task::spawn_blocking(move || {
-        let mut config = dcpilot_info_core::kafka::client_config(&b, &c);
+        let mut config = dcpilot_runtime::kafka::client_config(&b, &c);
         let producer: BaseProducer = config
             .set("compression.codec", "zstd")
             .create()

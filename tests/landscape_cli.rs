@@ -34,21 +34,11 @@ fn json(dir: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&ok(dir, &all)).expect("JSON output")
 }
 
-/// A tool from Debian's packages, which `scripts/setup.sh` installs; in CI its absence is a
-/// failure, elsewhere the check says it is skipped.
-fn tool(name: &str, package: &str) -> Option<PathBuf> {
-    let found = ["/usr/bin", "/usr/local/bin"]
-        .iter()
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} missing in CI: scripts/setup.sh installs Debian's {package}"
-        );
-        eprintln!("SKIPPED: {name} not installed (scripts/setup.sh installs {package})");
-    }
-    found
+/// A tool from Debian's packages, which `scripts/setup.sh` installs.
+fn tool(name: &str, package: &str) -> PathBuf {
+    let paths = [format!("/usr/bin/{name}"), format!("/usr/local/bin/{name}")];
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    common::required_tool(&paths, package)
 }
 
 #[test]
@@ -202,9 +192,7 @@ fn one_landscape_from_every_loader_answers_questions_and_refuses_bad_input() {
 
 #[test]
 fn this_machines_lstopo_output_imports() {
-    let Some(lstopo) = tool("lstopo", "hwloc") else {
-        return;
-    };
+    let lstopo = tool("lstopo", "hwloc");
     let dir = tempfile::tempdir().expect("tmp");
     let xml = dir.path().join("here.xml");
     let status = Command::new(lstopo)
@@ -238,9 +226,7 @@ fn this_machines_lstopo_output_imports() {
 
 #[test]
 fn objects_as_kubectl_prints_them_import() {
-    let Some(kubectl) = tool("kubectl", "kubernetes-client") else {
-        return;
-    };
+    let kubectl = tool("kubectl", "kubernetes-client");
     let dir = tempfile::tempdir().expect("tmp");
     // `--dry-run=client` prints the objects without a cluster.
     let print = |args: &[&str]| -> serde_json::Value {

@@ -9,19 +9,11 @@ use std::process::{Command, Stdio};
 
 use common::{http, wait_for_file, KillOnDrop};
 
-fn chromium() -> Option<PathBuf> {
-    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium missing in CI: scripts/setup.sh installs Debian's chromium"
-        );
-        eprintln!("SKIPPED: chromium not installed (scripts/setup.sh installs it)");
-    }
-    found
+fn chromium() -> PathBuf {
+    common::required_tool(
+        &["/usr/bin/chromium", "/usr/bin/chromium-browser"],
+        "chromium",
+    )
 }
 
 /// A foreground serving `landscape` (written into `dir`) with the environment `env`; its
@@ -59,9 +51,7 @@ fn pixels(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
 
 #[test]
 fn the_page_draws_the_layers_with_utilisation_as_colour() {
-    let Some(browser) = chromium() else {
-        return;
-    };
+    let browser = chromium();
     let dir = tempfile::tempdir().expect("tmp");
     // "busy" has 15 of 16 cores requested, "idle" none.
     let landscape = serde_json::json!({
@@ -262,9 +252,7 @@ fn magenta([r, g, b]: [u8; 3]) -> bool {
 
 #[test]
 fn replicas_are_outlined_by_their_objectives_state() {
-    let Some(browser) = chromium() else {
-        return;
-    };
+    let browser = chromium();
     let dir = tempfile::tempdir().expect("tmp");
     let landscape = serde_json::json!({
         "hosts": [{"name": "node-a", "cores": 16.0, "memory_bytes": 1u64 << 36}],

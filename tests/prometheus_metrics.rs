@@ -9,23 +9,13 @@ use std::process::{Command, Stdio};
 
 use common::{dcpilot_command, eventually, http_text, start_background, wait_for_file, KillOnDrop};
 
-fn promtool() -> Option<&'static str> {
-    ["/usr/bin/promtool", "/usr/local/bin/promtool"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-}
-
-/// Checks the exposition with promtool when it is installed; says so when it is not.
+/// Checks the exposition with promtool (Debian's prometheus package; scripts/setup.sh
+/// installs it).
 fn promtool_accepts(body: &str) {
-    let Some(tool) = promtool() else {
-        // CI runs scripts/setup.sh first, so there a missing promtool is a failure.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "promtool missing in CI: scripts/setup.sh installs Debian's prometheus package"
-        );
-        eprintln!("SKIPPED promtool check: promtool not installed (scripts/setup.sh installs it)");
-        return;
-    };
+    let tool = common::required_tool(
+        &["/usr/bin/promtool", "/usr/local/bin/promtool"],
+        "prometheus",
+    );
     let mut child = Command::new(tool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -16,8 +16,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use dcpilot_background::ingest::Assembler;
 use dcpilot_background::replay::{encode_messages, send_waiting};
 use dcpilot_background::{EmbeddedBroker, TableSettings, TableSpec, TableStore};
+use dcpilot_lab::datasets::{read_trace, TraceFormat};
 use dcpilot_schemas::decode::Format;
-use dcpilot_schemas::traces::{read_trace, TraceFormat};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dcpilot_background::{RecordBatch, TelemetryStore};
+use dcpilot_lab::datasets::{read_trace, TraceFormat};
 use dcpilot_pipelines::{evaluate_job, Registry};
-use dcpilot_schemas::traces::{read_trace, TraceFormat};
 
 /// (job, trace format, path under the shared data, path under tests/data)
 const JOBS: &[(&str, TraceFormat, &str, &str)] = &[

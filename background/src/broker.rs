@@ -10,14 +10,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use dcpilot_info_core::kafka::QuietContext;
+use dcpilot_runtime::kafka::QuietContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer as _};
 
 use crate::error::{BackgroundError, Result};
 
 /// File in the data directory holding the embedded broker's bootstrap address.
-pub const BROKER_ADDRESS_FILE: &str = "broker.addr";
+pub const BROKER_ADDRESS_FILE: &str = dcpilot_schemas::names::data_dir::BROKER_ADDRESS_FILE;
 
 /// The mock broker's id (a one-broker cluster).
 const BROKER_ID: i32 = 1;

@@ -16,15 +16,16 @@
 //!   stored; the trainer queries its own tables and every other replica's as one table
 //!   ([`crate::shared::SharedTable`]) and names them in the model's lineage.
 
+use dcpilot_schemas::names::topics;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dcpilot_info_core::kafka::{client_config, QuietContext};
 use dcpilot_info_core::replication::{end_offsets, Authorised, Follower, PublishGuard};
 use dcpilot_info_core::{InfoCore, Lease, LineageInput};
+use dcpilot_runtime::kafka::{client_config, QuietContext};
 use parking_lot::RwLock;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::mpsc::{Receiver, Sender};
 
 use crate::error::{BackgroundError, Result};
+use crate::events::KafkaErrorSeen;
 
 /// The `[cluster]` section: scale-out of the background (see the module docs).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -58,7 +60,7 @@ impl Default for ClusterConfig {
         Self {
             enabled: false,
             replica_id: None,
-            jobs_topic: "dcpilot.jobs".into(),
+            jobs_topic: topics::JOBS.into(),
             shared_dir: None,
             catch_up_timeout_secs: 60,
         }
@@ -97,7 +99,7 @@ impl ClusterConfig {
     }
 
     /// This replica's name: `replica_id`, else `$HOSTNAME`.
-    pub fn replica(&self) -> std::result::Result<String, String> {
+    pub fn replica(&self) -> std::result::Result<String, dcpilot_schemas::Invalid> {
         let id = match &self.replica_id {
             Some(id) => id.clone(),
             None => std::env::var("HOSTNAME").unwrap_or_default(),
@@ -108,9 +110,9 @@ impl ClusterConfig {
             );
         }
         if !valid_replica_id(&id) {
-            return Err(format!(
+            return Err(dcpilot_schemas::Invalid(format!(
                 "cluster.replica_id: {id:?} (from $HOSTNAME) must be letters, digits, '-', '_' or '.'"
-            ));
+            )));
         }
         Ok(id)
     }
@@ -457,12 +459,28 @@ impl Claimer {
                         consumer.unsubscribe();
                         self.leases.revoke(p);
                         std::thread::sleep(Duration::from_secs(1));
-                        let _ = consumer.subscribe(&[&self.parts.config.jobs_topic]);
+                        self.rejoin(consumer, stop);
                     }
                 }
             }
         }
         consumer.unsubscribe();
+    }
+
+    /// Subscribes to the jobs topic again, retrying every second until it works or the
+    /// replica stops: a replica outside the lease group would never train again.
+    fn rejoin(&self, consumer: &BaseConsumer<LeaseContext>, stop: &AtomicBool) {
+        while let Err(e) = consumer.subscribe(&[&self.parts.config.jobs_topic]) {
+            KafkaErrorSeen {
+                context: "rejoining the job-lease group",
+                error: &e,
+            }
+            .emit();
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
 
     /// Appends a claim, reads the models topic to its end, announces the lease, reads it

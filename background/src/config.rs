@@ -2,6 +2,7 @@
 //! `DCPILOT__SECTION__KEY` environment variables. Unknown keys are errors; all problems are
 //! reported at once with the file and key.
 
+use dcpilot_schemas::names::topics;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -60,9 +61,9 @@ impl Default for KafkaConfig {
         Self {
             brokers: None,
             group_id: "dcpilot-background".into(),
-            telemetry_topic: "dcpilot.telemetry".into(),
-            landscape_topic: "dcpilot.landscape".into(),
-            dlq_topic: "dcpilot.telemetry.dlq".into(),
+            telemetry_topic: topics::TELEMETRY.into(),
+            landscape_topic: topics::LANDSCAPE.into(),
+            dlq_topic: topics::TELEMETRY_DLQ.into(),
             telemetry_format: Format::Auto,
             session_timeout_ms: 6_000,
             statistics_interval_ms: 5_000,

@@ -85,6 +85,15 @@ pub enum BackgroundError {
         #[source]
         source: dcpilot_info_core::InfoCoreError,
     },
+    /// The landscape's file could not be read or written.
+    #[error("landscape in {}: {source}", .path.display())]
+    Landscape {
+        /// Its file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: dcpilot_landscape::GraphError,
+    },
     /// A bug: something that cannot happen did.
     #[error("internal error: {0}")]
     Internal(String),
@@ -120,6 +129,8 @@ impl BackgroundError {
             | Self::ClientConfig { .. } => Cause::User,
             Self::InfoCore { source, .. } if !source.is_retryable() => Cause::User,
             Self::InfoCore { .. } => Cause::External,
+            Self::Landscape { source, .. } if !source.is_retryable() => Cause::User,
+            Self::Landscape { .. } => Cause::External,
             Self::Internal(_) => Cause::Internal,
             Self::Kafka { .. } | Self::Io { .. } | Self::Corrupt { .. } => Cause::External,
             Self::Query(_) => Cause::User,

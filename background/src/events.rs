@@ -455,7 +455,7 @@ impl KafkaErrorSeen<'_> {
     /// Counts it and logs it, rate-limited per context (a broker outage repeats the same
     /// error several times a second).
     pub fn emit(&self) {
-        dcpilot_info_core::kafka::log_client_error(self.context, self.error, "");
+        dcpilot_runtime::kafka::log_client_error(self.context, self.error, "");
         counter!(names::KAFKA_ERRORS, "context" => self.context.to_string()).increment(1);
     }
 }

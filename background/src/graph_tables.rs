@@ -26,7 +26,7 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
-use dcpilot_info_core::landscape::{GraphStore, LandscapeGraph};
+use dcpilot_landscape::{GraphStore, LandscapeGraph};
 use dcpilot_schemas::arrow_schema::timestamp_type as ts;
 
 static NODES: LazyLock<SchemaRef> = LazyLock::new(|| {

@@ -16,7 +16,7 @@ use crate::health::{Readiness, ReadinessReport};
 
 /// Installs the process-wide Prometheus recorder (once) and returns its handle.
 pub fn metrics_handle() -> PrometheusHandle {
-    dcpilot_info_core::prometheus::metrics_handle(&[(
+    dcpilot_runtime::prometheus::metrics_handle(&[(
         names::BATCH_LATENCY,
         &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
     )])

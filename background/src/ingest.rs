@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dcpilot_info_core::landscape::formats::topic;
-use dcpilot_info_core::landscape::service_graph::{self, ServiceGraphDeriver};
-use dcpilot_info_core::landscape::{GraphStore, LandscapeGraph};
+use dcpilot_landscape::formats::topic;
+use dcpilot_landscape::service_graph::{self, ServiceGraphDeriver};
+use dcpilot_landscape::{GraphStore, LandscapeGraph};
 use dcpilot_schemas::decode::Decoder;
 use dcpilot_schemas::{
     DecodeContext, DecodeErrorKind, DecodeOutcome, DecoderOptions, Format, LandscapeBatchBuilder,
@@ -35,8 +35,8 @@ use crate::events::{
 use crate::events::{OffsetsSkipped, PartitionsAssigned, TelemetryPartitionsAssigned};
 use crate::health::Readiness;
 use crate::store::{InsertOutcome, TableStore};
-use dcpilot_info_core::kafka::QuietContext;
 use dcpilot_info_core::now_ms;
+use dcpilot_runtime::kafka::QuietContext;
 
 /// Dead-letter headers: why a message could not be decoded and where it came from.
 pub mod dlq_headers {
@@ -70,7 +70,7 @@ pub struct IngestContext {
 
 impl ClientContext for IngestContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
-        dcpilot_info_core::kafka::log_client_line(level, fac, log_message);
+        dcpilot_runtime::kafka::log_client_line(level, fac, log_message);
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -153,7 +153,7 @@ impl ConsumerContext for IngestContext {
 
 /// librdkafka properties shared by all of dcpilot's clients.
 pub fn client_config(kafka: &KafkaConfig, brokers: &str) -> ClientConfig {
-    dcpilot_info_core::kafka::client_config(brokers, &kafka.client)
+    dcpilot_runtime::kafka::client_config(brokers, &kafka.client)
 }
 
 /// Counters of one ingest run.
@@ -331,7 +331,7 @@ fn save_graph(graph: &GraphStore, min_interval: Duration) -> Result<()> {
     graph
         .save_if_due(min_interval)
         .map(drop)
-        .map_err(|source| BackgroundError::InfoCore {
+        .map_err(|source| BackgroundError::Landscape {
             path: PathBuf::from("landscape"),
             source,
         })

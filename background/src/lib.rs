@@ -49,12 +49,12 @@ pub struct TelemetryStore {
     /// The `landscape` table (the events as they came).
     pub landscape: Arc<TableStore>,
     /// The landscape graph the events build, in `data_dir/landscape/graph.json`.
-    pub graph: Arc<dcpilot_info_core::landscape::GraphStore>,
+    pub graph: Arc<dcpilot_landscape::GraphStore>,
     ctx: SessionContext,
 }
 
 /// The landscape graph's file under a data directory's `landscape/`.
-pub const GRAPH_FILE: &str = dcpilot_info_core::landscape::formats::history::FILE_NAME;
+pub const GRAPH_FILE: &str = dcpilot_landscape::formats::history::FILE_NAME;
 
 /// How a [`TelemetryStore`] is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +73,7 @@ impl TelemetryStore {
         config: &config::StoreConfig,
         mode: OpenMode,
     ) -> Result<Self> {
-        let tables = data_dir.map(|d| d.join("tables"));
+        let tables = data_dir.map(dcpilot_schemas::names::data_dir::tables);
         Self::open_with_tables(data_dir, tables.as_deref(), config, mode)
     }
 
@@ -107,13 +107,13 @@ impl TelemetryStore {
             TableSpec::landscape(),
             settings("landscape"),
         )?);
-        let graph_file = data_dir.map(|d| d.join("landscape").join(GRAPH_FILE));
-        let graph = dcpilot_info_core::landscape::GraphStore::open(graph_file.clone()).map_err(
-            |source| BackgroundError::InfoCore {
+        let graph_file = data_dir.map(dcpilot_schemas::names::data_dir::landscape_graph);
+        let graph = dcpilot_landscape::GraphStore::open(graph_file.clone()).map_err(|source| {
+            BackgroundError::Landscape {
                 path: graph_file.unwrap_or_default(),
                 source,
-            },
-        )?;
+            }
+        })?;
         let ctx = SessionContext::new();
         ctx.register_table("telemetry", telemetry.clone())?;
         ctx.register_table("landscape", landscape.clone())?;
@@ -244,4 +244,5 @@ pub fn json_lines(batches: &[RecordBatch]) -> Result<Vec<u8>> {
 }
 
 pub use datafusion::arrow::array::Int64Array;
+pub use datafusion::arrow::error::ArrowError;
 pub use datafusion::arrow::json::ArrayWriter as JsonArrayWriter;

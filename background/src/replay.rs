@@ -1,4 +1,4 @@
-//! Replays samples (from the real traces, see `dcpilot_schemas::traces`) onto a telemetry
+//! Replays samples (from the real traces, see `dcpilot_lab::datasets`) onto a telemetry
 //! topic as native JSON, one message per entity and timestamp, keyed by entity, optionally
 //! paced at a speed-up of their event time.
 
@@ -76,15 +76,18 @@ impl ProducerContext for CountingContext {
     }
 }
 
+/// A replay key name that is not `entity` or `none`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown replay key {0:?}; expected entity or none")]
+pub struct UnknownReplayKey(pub String);
+
 impl std::str::FromStr for ReplayKey {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = UnknownReplayKey;
+    fn from_str(s: &str) -> std::result::Result<Self, UnknownReplayKey> {
         match s {
             "entity" => Ok(Self::Entity),
             "none" => Ok(Self::None),
-            other => Err(format!(
-                "unknown replay key {other:?}; expected entity or none"
-            )),
+            other => Err(UnknownReplayKey(other.to_string())),
         }
     }
 }

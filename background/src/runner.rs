@@ -255,6 +255,7 @@ pub struct JobRunner {
     telemetry: Arc<TableStore>,
     models: Arc<InfoCore>,
     leases: Option<Arc<crate::cluster::Leases>>,
+    progress: watch::Sender<JobRunnerStats>,
 }
 
 impl JobRunner {
@@ -274,7 +275,14 @@ impl JobRunner {
             telemetry,
             models,
             leases: None,
+            progress: watch::Sender::new(JobRunnerStats::default()),
         }
+    }
+
+    /// The counts so far, updated whenever a run finishes (what [`JobRunner::run`] returns
+    /// at the end), for a status page or a test that waits for runs.
+    pub fn progress(&self) -> watch::Receiver<JobRunnerStats> {
+        self.progress.subscribe()
     }
 
     /// Runs only the jobs whose lease `leases` holds (a scaled-out replica); a run whose
@@ -342,6 +350,7 @@ impl JobRunner {
                 _ = shutdown.wait_for(|s| *s) => break,
                 Some(finished) = done_rx.recv() => {
                     self.settle(&mut states, &mut stats, finished);
+                    self.progress.send_replace(stats.clone());
                 }
                 Some(judged) = judged_rx.recv() => {
                     LiveJudged { job: &judged.job, outcome: judged.outcome.as_ref() }.emit();

@@ -52,7 +52,7 @@ pub struct BackgroundService {
 
 /// The Information Core's directory under a data directory.
 pub fn models_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("models")
+    dcpilot_schemas::names::data_dir::models(data_dir)
 }
 
 impl BackgroundService {
@@ -108,13 +108,13 @@ impl BackgroundService {
         let replica = match cluster.enabled {
             true => Some(cluster.replica().map_err(|e| BackgroundError::Config {
                 file: "[cluster] config".into(),
-                problems: vec![e],
+                problems: vec![e.0],
             })?),
             false => None,
         };
         let tables_dir = match &replica {
             Some(r) => cluster.tables_dir(r),
-            None => data_dir.map(|d| d.join("tables")),
+            None => data_dir.map(dcpilot_schemas::names::data_dir::tables),
         };
         let store = TelemetryStore::open_with_tables(
             data_dir,

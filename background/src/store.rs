@@ -462,7 +462,9 @@ impl TableStore {
             // All or nothing: files of this batch already written would come back at
             // recovery beside the batch's redelivery.
             for path in &written {
-                let _ = fs::remove_file(path);
+                if let Err(removal) = fs::remove_file(path) {
+                    tracing::error!(path = %path.display(), error = %removal, "removing a segment of a failed batch failed; recovery will read it beside the redelivery");
+                }
             }
             return Err(e);
         }

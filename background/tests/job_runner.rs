@@ -107,6 +107,7 @@ fn start_runner(
 ) -> (
     watch::Sender<bool>,
     tokio::task::JoinHandle<dcpilot_background::Result<dcpilot_background::JobRunnerStats>>,
+    watch::Receiver<dcpilot_background::JobRunnerStats>,
 ) {
     let runner = JobRunner::new(
         jobs,
@@ -115,8 +116,9 @@ fn start_runner(
         store.telemetry.clone(),
         models.clone(),
     );
+    let progress = runner.progress();
     let (stop, stopped) = watch::channel(false);
-    (stop, tokio::spawn(runner.run(stopped)))
+    (stop, tokio::spawn(runner.run(stopped)), progress)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +151,7 @@ async fn failing_slow_and_panicking_jobs_do_not_stop_good_ones_or_ingestion() {
         poll_ms: 50,
         ..JobsConfig::default()
     };
-    let (stop, runner) = start_runner(jobs, registry, &store, &models);
+    let (stop, runner, mut progress) = start_runner(jobs, registry, &store, &models);
 
     // "Ingestion": rows keep arriving on the main runtime while jobs run.
     let inserted = Arc::new(AtomicU64::new(0));
@@ -166,11 +168,26 @@ async fn failing_slow_and_panicking_jobs_do_not_stop_good_ones_or_ingestion() {
             }
         })
     };
-    // Long enough for the hanging job's run to end (3 s) after its budget (1 s) ran out.
-    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    // Until the good job ran twice and every bad one failed once (the hanging job's run
+    // ends 3 s in, after its budget of 1 s ran out).
+    let count = |s: &dcpilot_background::JobRunnerStats, job: &str| {
+        s.runs.get(job).map_or((0, 0), |r| (r.succeeded, r.failed))
+    };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        progress.wait_for(|s| {
+            count(s, "good").0 >= 2
+                && count(s, "panics").1 >= 1
+                && count(s, "hangs").1 >= 1
+                && count(s, "bad-sql").1 >= 1
+        }),
+    )
+    .await
+    .expect("every job ran within 60 s")
+    .expect("runner alive");
+    writer.await.expect("writer");
     stop.send(true).expect("stop");
     let stats = runner.await.expect("runner task").expect("runner");
-    writer.await.expect("writer");
 
     let good = &stats.runs["good"];
     assert!(good.succeeded >= 2, "good job ran {good:?}");
@@ -305,7 +322,7 @@ window_secs = 3600
         poll_ms: 50,
         ..JobsConfig::default()
     };
-    let (stop, runner) = start_runner(jobs, registry, &store, &models);
+    let (stop, runner, _) = start_runner(jobs, registry, &store, &models);
     // The drift: 100 rows past the training window, at x = 1000..1099.
     let drifted = rows_of(500, 100, |i| 500.0 + i as f64);
     store.telemetry.insert(&drifted).expect("drift");

@@ -497,7 +497,7 @@ async fn landscape_events_build_the_graph_and_refused_ones_are_dead_letters() {
         .path()
         .join("landscape")
         .join(dcpilot_background::GRAPH_FILE);
-    let saved = dcpilot_info_core::landscape::formats::history::load(&file).expect("saved");
+    let saved = dcpilot_landscape::formats::history::load(&file).expect("saved");
     assert_eq!(saved.edge_count(), graph.edge_count());
 }
 
@@ -552,7 +552,7 @@ async fn kubernetes_listings_and_service_graph_counters_feed_the_graph() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     produce_to(&brokers, &k.telemetry_topic, 1, counters);
-    let calls = |g: &dcpilot_info_core::landscape::LandscapeGraph| {
+    let calls = |g: &dcpilot_landscape::LandscapeGraph| {
         g.edge(
             "shop/service/frontend",
             dcpilot_schemas::Relation::Calls,
@@ -574,7 +574,7 @@ async fn kubernetes_listings_and_service_graph_counters_feed_the_graph() {
     let pods_on_worker_1 = g
         .live_edges(
             g.resolve("worker-1").expect("node"),
-            dcpilot_info_core::landscape::Direction::Incoming,
+            dcpilot_landscape::Direction::Incoming,
             Some(dcpilot_schemas::Relation::RunsOn),
         )
         .count();

@@ -2,6 +2,7 @@
 //! by `DCPILOT__FOREGROUND__SECTION__KEY` environment variables. Unknown keys are errors;
 //! every error names the file and the key.
 
+use dcpilot_schemas::names::topics;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -73,11 +74,11 @@ impl Default for SourcesConfig {
     fn default() -> Self {
         Self {
             brokers: None,
-            models_topic: "dcpilot.models".into(),
-            landscape_topic: "dcpilot.landscape".into(),
+            models_topic: topics::MODELS.into(),
+            landscape_topic: topics::LANDSCAPE.into(),
             replica: "foreground-0".into(),
             landscape_file: None,
-            utilization_topic: "dcpilot.telemetry".into(),
+            utilization_topic: topics::TELEMETRY.into(),
             utilization_metric: "host_cpu_cores_used".into(),
             client: BTreeMap::new(),
         }

@@ -8,6 +8,7 @@
 //! Its profile may come from annotations: `dcpilot.io/rps`, `dcpilot.io/quiet-p99-ms`,
 //! `dcpilot.io/p99-objective-ms`, `dcpilot.io/pressure-cpu|l3|membw`.
 
+use dcpilot_schemas::Invalid;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -108,7 +109,7 @@ pub fn candidates(args: &ExtenderArgs) -> Result<Vec<Candidate>, String> {
 }
 
 /// A Kubernetes resource quantity (`500m`, `2`, `1.5`, `16Gi`, `1e9`, `128M`) as a number.
-pub fn parse_quantity(text: &str) -> Result<f64, String> {
+pub fn parse_quantity(text: &str) -> Result<f64, Invalid> {
     let t = text.trim();
     let split = t
         .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
@@ -127,29 +128,35 @@ pub fn parse_quantity(text: &str) -> Result<f64, String> {
         "Gi" => 1024.0_f64.powi(3),
         "Ti" => 1024.0_f64.powi(4),
         "Pi" => 1024.0_f64.powi(5),
-        other => return Err(format!("quantity {text:?}: unknown suffix {other:?}")),
+        other => {
+            return Err(Invalid(format!(
+                "quantity {text:?}: unknown suffix {other:?}"
+            )))
+        }
     };
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("quantity {text:?} is not a number"))?;
+        .map_err(|_| Invalid(format!("quantity {text:?} is not a number")))?;
     if value.is_finite() && value >= 0.0 {
         Ok(value * scale)
     } else {
-        Err(format!("quantity {text:?} must be a non-negative number"))
+        Err(Invalid(format!(
+            "quantity {text:?} must be a non-negative number"
+        )))
     }
 }
 
 fn quantity_at(value: &Value, pointer: &str) -> Result<Option<f64>, String> {
     match value.pointer(pointer) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => parse_quantity(s).map(Some),
+        Some(Value::String(s)) => parse_quantity(s).map(Some).map_err(|e| e.0),
         Some(Value::Number(n)) => Ok(n.as_f64()),
         Some(other) => Err(format!("{pointer}: {other} is not a quantity")),
     }
 }
 
 /// A host from a NodeList item: allocatable (else capacity) cpu and memory, and labels.
-pub fn host_from_node(node: &Value) -> Result<Host, String> {
+pub fn host_from_node(node: &Value) -> Result<Host, Invalid> {
     let name = node
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -238,7 +245,7 @@ fn annotation(pod: &Value, key: &str) -> Result<Option<f64>, String> {
 
 /// The placement request a pod makes: summed container requests (kube-scheduler's
 /// defaults when none), its workload and the profile its annotations give.
-pub fn request_from_pod(pod: &Value) -> Result<PlacementRequest, String> {
+pub fn request_from_pod(pod: &Value) -> Result<PlacementRequest, Invalid> {
     let containers = pod
         .pointer("/spec/containers")
         .and_then(Value::as_array)
@@ -333,6 +340,7 @@ mod tests {
             "spec": {"containers": []}});
         assert!(request_from_pod(&bad)
             .expect_err("bad")
+            .0
             .contains("dcpilot.io/rps"));
         assert!(request_from_pod(&json!({})).is_err());
     }
@@ -346,7 +354,7 @@ mod tests {
         assert_eq!(h.labels.get("zone").map(String::as_str), Some("a"));
         let err =
             host_from_node(&json!({"metadata": {"name": "n2"}, "status": {}})).expect_err("no cpu");
-        assert!(err.contains("n2") && err.contains("cpu"), "{err}");
+        assert!(err.0.contains("n2") && err.0.contains("cpu"), "{err}");
     }
 
     #[test]

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dcpilot_info_core::kafka::{client_config, log_client_error, QuietContext};
-use dcpilot_info_core::landscape::formats::topic;
 use dcpilot_info_core::now_ms;
+use dcpilot_landscape::formats::topic;
+use dcpilot_runtime::kafka::{client_config, log_client_error, QuietContext};
 use dcpilot_schemas::decode::Decoder;
 use dcpilot_schemas::{DecodeContext, Format, LandscapeEvent, TelemetrySample};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -15,7 +15,7 @@ use rdkafka::Message;
 
 use crate::config::SourcesConfig;
 use crate::landscape::HostMeasure;
-use crate::server::Foreground;
+use crate::server::{FollowSkipped, Foreground};
 
 /// A landscape follower.
 pub struct LandscapeFollower {
@@ -29,7 +29,7 @@ pub struct LandscapeFollower {
 impl LandscapeFollower {
     /// Subscribes to the landscape topic (and the utilization topic, when set) from their
     /// beginning, in a consumer group of this process's own (see
-    /// [`dcpilot_info_core::kafka::follower_group`]).
+    /// [`dcpilot_runtime::kafka::follower_group`]).
     pub fn new(
         brokers: &str,
         sources: &SourcesConfig,
@@ -38,7 +38,7 @@ impl LandscapeFollower {
         let consumer: BaseConsumer<QuietContext> = client_config(brokers, &sources.client)
             .set(
                 "group.id",
-                dcpilot_info_core::kafka::follower_group("landscape", &sources.replica),
+                dcpilot_runtime::kafka::follower_group("landscape", &sources.replica),
             )
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
@@ -77,7 +77,7 @@ impl LandscapeFollower {
             let message = match message {
                 Ok(m) => m,
                 Err(e) => {
-                    let kind = dcpilot_info_core::kafka::error_kind(&e);
+                    let kind = dcpilot_runtime::kafka::error_kind(&e);
                     log_client_error("landscape follower", &e, &kind);
                     break;
                 }
@@ -91,7 +91,14 @@ impl LandscapeFollower {
                     default_timestamp_ms: message.timestamp().to_millis().unwrap_or(0),
                 };
                 samples.clear();
-                let _ = self.decoder.decode(payload, &ctx, &mut samples);
+                let (_, outcome) = self.decoder.decode(payload, &ctx, &mut samples);
+                FollowSkipped {
+                    topic: "telemetry",
+                    reason: "decode",
+                    count: outcome.error_count,
+                    example: outcome.errors.first().map_or("", |e| e.message.as_str()),
+                }
+                .emit();
                 // Workloads' p99 and request rates, for the intent loop.
                 let _ = self.foreground.observe_telemetry(&samples);
                 // Host measurements: busy cores, and hardware counters.
@@ -118,6 +125,8 @@ impl LandscapeFollower {
                     "skipping a malformed landscape event"
                 );
             }
+            metrics::counter!("dcpilot_foreground_follow_errors_total", "topic" => "landscape", "reason" => "decode")
+                .increment(outcome.errors.len() as u64);
         }
         applied + self.apply(&mut events, &mut measured)
     }
@@ -131,9 +140,12 @@ impl LandscapeFollower {
         if events.is_empty() && measured.is_empty() {
             return 0;
         }
-        for error in self.foreground.apply_events_lenient(events, measured) {
+        let refused = self.foreground.apply_events_lenient(events, measured);
+        for error in &refused {
             tracing::warn!(%error, "skipping a landscape change that does not apply");
         }
+        metrics::counter!("dcpilot_foreground_follow_errors_total", "topic" => "landscape", "reason" => "apply")
+            .increment(refused.len() as u64);
         metrics::counter!("dcpilot_foreground_landscape_events_total")
             .increment(events.len() as u64);
         let n = events.len();

@@ -4,10 +4,11 @@
 //! when the graph changes; a landscape document or events can also build one directly
 //! (placements with an inline landscape, checks before a change).
 
+use dcpilot_schemas::Invalid;
 use std::collections::BTreeMap;
 
-use dcpilot_info_core::landscape::{Direction, LandscapeGraph, NodeIndex, NodeVersion};
-use dcpilot_schemas::traces::PCM_SYSTEM_METRICS;
+use dcpilot_landscape::{Direction, LandscapeGraph, NodeIndex, NodeVersion};
+use dcpilot_schemas::names::PCM_SYSTEM_METRICS;
 use dcpilot_schemas::{LandscapeEvent, Layer, PlatformFeatures, Relation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -104,7 +105,7 @@ pub const PROFILE_KEYS: [&str; 7] = [
 pub fn profile_number(
     get: impl Fn(&str) -> Option<String>,
     key: &str,
-) -> Result<Option<f64>, String> {
+) -> Result<Option<f64>, Invalid> {
     match get(&format!("dcpilot.io/{key}")) {
         None => Ok(None),
         Some(text) => text
@@ -113,7 +114,7 @@ pub fn profile_number(
             .ok()
             .filter(|v| v.is_finite() && *v >= 0.0)
             .map(Some)
-            .ok_or_else(|| format!("dcpilot.io/{key}: {text:?} is not a number ≥ 0")),
+            .ok_or_else(|| Invalid(format!("dcpilot.io/{key}: {text:?} is not a number ≥ 0"))),
     }
 }
 
@@ -135,7 +136,7 @@ impl Instance {
     pub fn apply_labels<'a>(
         &mut self,
         get: impl Fn(&str) -> Option<&'a str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Invalid> {
         let get = |k: &str| get(k).map(str::to_string);
         let n = |key| profile_number(get, key);
         let (cpu, l3, membw) = (n("pressure-cpu")?, n("pressure-l3")?, n("pressure-membw")?);
@@ -202,7 +203,7 @@ impl Instance {
 }
 
 /// A host's hardware counters as it last reported them (Intel PCM's system counters, in
-/// the order of [`dcpilot_schemas::traces::PCM_SYSTEM_METRICS`]); NaN: not reported.
+/// the order of [`dcpilot_schemas::names::PCM_SYSTEM_METRICS`]); NaN: not reported.
 /// What the host *measures* — the pressure of whatever runs there, declared or not.
 #[derive(Debug, Clone, Copy)]
 pub struct HostCounters(pub [f64; PCM_SYSTEM_METRICS.len()]);
@@ -501,7 +502,7 @@ impl Landscape {
                 next.apply_labels(|key| labels.get(key).map(String::as_str))
                     .map_err(|problem| LandscapeError::BadLabel {
                         instance: instance.clone(),
-                        problem,
+                        problem: problem.0,
                     })?;
                 self.upsert(next)
             }
@@ -630,7 +631,7 @@ impl Landscape {
             {
                 let e = LandscapeError::BadLabel {
                     instance: node.id.clone(),
-                    problem,
+                    problem: problem.0,
                 };
                 left_out.push((node.id.clone(), e.to_string()));
             }
@@ -944,8 +945,8 @@ mod tests {
         ))
         .expect("fixture");
         let mut k8s = LandscapeGraph::new();
-        let events = dcpilot_info_core::landscape::formats::kubernetes::events(&listing, &k8s, 1)
-            .expect("listing");
+        let events =
+            dcpilot_landscape::formats::kubernetes::events(&listing, &k8s, 1).expect("listing");
         k8s.apply_all(&events).expect("applies");
         let (view, _) = Landscape::from_graph(&k8s, &Measured::default());
         assert_eq!(view.hosts().len(), 3, "{:?}", view.hosts());

@@ -10,6 +10,7 @@
 //! and the replicas of its workload on that host. A host the landscape colouring marks
 //! anomalous (itself, its NIC or switch) adds `anomalous_host`·score per instance on it.
 
+use dcpilot_schemas::Invalid;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use dcpilot_info_core::live::Answerer;
 use crate::intents::Intents;
 use crate::landscape::{HostCounters, HostLoad, Landscape, Pressure};
 use crate::planner::Weights;
-use dcpilot_schemas::traces::PCM_SYSTEM_METRICS;
+use dcpilot_schemas::names::PCM_SYSTEM_METRICS;
 
 /// A slowdown model with its features resolved by name once; per use only the pressure,
 /// counters, rps and replicas change.
@@ -42,7 +43,7 @@ enum Slot {
 
 impl<'a> SlowdownModel<'a> {
     /// Resolves the model's features; an unknown feature makes it unusable (and says which).
-    pub fn resolve(answerer: Answerer<'a>) -> Result<Self, String> {
+    pub fn resolve(answerer: Answerer<'a>) -> Result<Self, Invalid> {
         let slots = answerer
             .served
             .record

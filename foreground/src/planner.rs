@@ -19,9 +19,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use dcpilot_info_core::anomaly::HostColour;
+use dcpilot_info_core::colouring::HostColour;
 use dcpilot_info_core::live::Answerer;
 use dcpilot_info_core::{PreparedColouring, ServedModel, Snapshot};
+use dcpilot_schemas::names::models;
 use serde::{Deserialize, Serialize};
 
 use crate::intents::Intents;
@@ -29,13 +30,13 @@ use crate::landscape::{HostLoad, Landscape, Pressure};
 use crate::objective::{slowdown_key, JudgedBy, SlowdownKey, SlowdownModel, Slowdowns};
 
 /// Name of the slowdown model in the Information Core (reads hosts' counters).
-pub const SLOWDOWN_MODEL: &str = "interference-slowdown";
+pub const SLOWDOWN_MODEL: &str = models::SLOWDOWN;
 /// Name of the slowdown model for hosts that report no counters (reads declared pods).
-pub const SLOWDOWN_PODS_MODEL: &str = "interference-slowdown-pods";
+pub const SLOWDOWN_PODS_MODEL: &str = models::SLOWDOWN_PODS;
 /// Name of the rule-of-thumb sizing table.
-pub const RIGHTSIZING_MODEL: &str = "rightsizing";
+pub const RIGHTSIZING_MODEL: &str = models::RIGHTSIZING;
 /// Name of the landscape colouring the built-in colouring job publishes.
-pub const COLOURING_MODEL: &str = "landscape-colouring";
+pub const COLOURING_MODEL: &str = models::COLOURING;
 
 /// How much each part of the objective counts.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

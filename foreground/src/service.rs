@@ -20,7 +20,7 @@ use crate::server::{Foreground, LandscapeDocument};
 use crate::{ForegroundConfig, Landscape};
 
 /// File in the data directory holding the API's bound address.
-pub const ADDRESS_FILE: &str = "foreground.addr";
+pub const ADDRESS_FILE: &str = dcpilot_schemas::names::data_dir::FOREGROUND_ADDRESS_FILE;
 
 /// A started foreground: listening, following or watching its sources.
 pub struct ForegroundService {
@@ -66,13 +66,13 @@ impl ForegroundService {
         // A following replica rebuilds its models from the compacted topic on every start;
         // a standalone one serves the data directory's store (written by `dcpilot
         // background` or `jobs run-once`), re-read when a file there changes.
-        let models_dir = data_dir.join("models");
+        let models_dir = dcpilot_schemas::names::data_dir::models(data_dir);
         let models = Arc::new(if following {
             InfoCore::open(Arc::new(MemoryStorage::default()), 5)?
         } else {
             InfoCore::open_dir(&models_dir)?
         });
-        let handle = dcpilot_info_core::prometheus::metrics_handle(&[]);
+        let handle = dcpilot_runtime::prometheus::metrics_handle(&[]);
         crate::server::describe_metrics();
         let foreground = Foreground::with_metrics(
             config.clone(),

@@ -176,7 +176,7 @@ fn stale_models_are_flagged_and_bad_requests_refused() {
 
 /// A colouring in which host `sick` is anomalous through its switch `sw-1` (score 2).
 fn colouring_of(sick: &str) -> Model {
-    use dcpilot_info_core::anomaly::{Colouring, HostColour, RankParams, Window};
+    use dcpilot_info_core::colouring::{Colouring, HostColour, Window, DEFAULT_ANOMALOUS_FROM};
     Model::Colouring(Box::new(Colouring {
         at: 0,
         detector: "calibrated-robust-z".into(),
@@ -187,7 +187,7 @@ fn colouring_of(sick: &str) -> Model {
             host: format!("node/{sick}"),
             name: sick.into(),
             score: 2.0,
-            anomalous: RankParams::default().anomalous_from <= 2.0,
+            anomalous: DEFAULT_ANOMALOUS_FROM <= 2.0,
             via: "sw-1".into(),
         }],
         problems: Vec::new(),

@@ -60,9 +60,6 @@ pub enum InfoCoreError {
     /// Replication trouble (Kafka unreachable, ...).
     #[error("replication: {0}")]
     Replication(String),
-    /// The landscape refused a change or a question.
-    #[error("landscape: {0}")]
-    Landscape(#[from] crate::landscape::GraphError),
     /// A prediction failed (wrong row width, ...).
     #[error("prediction failed: {reason}")]
     Prediction {

@@ -7,21 +7,19 @@
 //! - [`store::InfoCore`]: publish, get, history, rollback, export/import over a storage;
 //! - [`snapshot`]: the current version of every model, prepared for prediction, swapped
 //!   atomically;
-//! - [`landscape`]: the data center as a typed, temporal graph (petgraph), its loaders
-//!   and queries;
-//! - [`anomaly`]: the landscape coloured by how abnormal each entity is, and root causes
-//!   ranked over the graph;
+//! - [`replication`]: model changes sent to and followed from a compacted Kafka topic,
+//!   with leases that fence a replica that lost its job;
+//! - [`colouring`]: the landscape's colouring as it is stored and served (every entity's
+//!   abnormality, ranked root causes, host colours); the algorithms that make it live with
+//!   the jobs (`dcpilot_pipelines::colouring`);
 //! - [`live`]: how served models do on telemetry they never saw, and their demotion;
 //! - [`model`]: smartcore estimators and quantile tables, and their prepared form.
 
-pub mod anomaly;
+pub mod colouring;
 pub mod core;
 pub mod error;
-pub mod kafka;
-pub mod landscape;
 pub mod live;
 pub mod model;
-pub mod prometheus;
 pub mod record;
 pub mod replication;
 pub mod snapshot;

@@ -18,7 +18,7 @@ use smartcore::metrics::distance::euclidian::Euclidian;
 use smartcore::neighbors::knn_regressor::KNNRegressor;
 use smartcore::tree::decision_tree_regressor::DecisionTreeRegressor;
 
-use crate::anomaly::Colouring;
+use crate::colouring::Colouring;
 use crate::error::{InfoCoreError, Result};
 use crate::live::LiveVerdict;
 
@@ -448,7 +448,7 @@ impl PreparedColouring {
     }
 
     /// The colour of the host named `name` (node id or display name).
-    pub fn host(&self, name: &str) -> Option<&crate::anomaly::HostColour> {
+    pub fn host(&self, name: &str) -> Option<&crate::colouring::HostColour> {
         self.hosts.get(name).map(|&i| &self.colouring.hosts[i])
     }
 }

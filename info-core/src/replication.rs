@@ -17,12 +17,12 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{InfoCoreError, Result};
-use crate::kafka::{client_config, QuietContext};
 use crate::record::{Lease, LineageInput};
 use crate::store::InfoCore;
+use dcpilot_runtime::kafka::{client_config, QuietContext};
 
 /// Default topic.
-pub const MODELS_TOPIC: &str = "dcpilot.models";
+pub const MODELS_TOPIC: &str = dcpilot_schemas::names::topics::MODELS;
 
 /// One replicated file: its storage key and its checksummed content.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,7 +154,10 @@ impl Follower {
         store: Arc<InfoCore>,
     ) -> Result<Self> {
         let consumer: BaseConsumer<QuietContext> = client_config(brokers, properties)
-            .set("group.id", crate::kafka::follower_group("models", replica))
+            .set(
+                "group.id",
+                dcpilot_runtime::kafka::follower_group("models", replica),
+            )
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .create_with_context(QuietContext::new("models follower"))

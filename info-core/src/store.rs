@@ -331,7 +331,10 @@ impl InfoCore {
             state.seen.pop();
             state.records.remove(&version);
             self.snapshot.store((*current).clone());
-            let _ = self.storage.remove(&key);
+            if let Err(removal) = self.storage.remove(&key) {
+                // The refused version's file stays on disk: say so.
+                tracing::error!(model = %record.name, version, error = %removal, "removing a version the topic refused failed");
+            }
             return Err(e);
         }
         self.apply_retention(&record.name, state)?;

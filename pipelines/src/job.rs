@@ -15,7 +15,8 @@ use dcpilot_info_core::{
 };
 use serde::Serialize;
 
-use crate::colouring::{Coloured, ColouringSummary};
+use crate::colouring::job::Coloured;
+use crate::colouring::ColouringSummary;
 use crate::error::{PipelineError, Result};
 use crate::spec::{JobSpec, ModelSpec};
 use crate::train::{baseline_errors, best_baseline, evaluate_job, predict_rows, Dataset};
@@ -354,7 +355,18 @@ pub async fn run_once(
     ctx: &SessionContext,
     store: &InfoCore,
 ) -> Result<RunReport> {
-    run_once_cancellable(job, ctx, store, &AtomicBool::new(false)).await
+    run_once_at(job, ctx, store, dcpilot_info_core::now_ms()).await
+}
+
+/// [`run_once`] as if the clock read `now_ms` (Unix ms): what a colouring's age is judged
+/// against, so a test need not wait for the served one to age.
+pub async fn run_once_at(
+    job: Arc<dyn Job>,
+    ctx: &SessionContext,
+    store: &InfoCore,
+    now_ms: i64,
+) -> Result<RunReport> {
+    run_once_with(job, ctx, store, &AtomicBool::new(false), now_ms).await
 }
 
 /// [`run_once`] that gives up, without publishing, once `cancelled` is set (checked after
@@ -365,9 +377,19 @@ pub async fn run_once_cancellable(
     store: &InfoCore,
     cancelled: &AtomicBool,
 ) -> Result<RunReport> {
+    run_once_with(job, ctx, store, cancelled, dcpilot_info_core::now_ms()).await
+}
+
+async fn run_once_with(
+    job: Arc<dyn Job>,
+    ctx: &SessionContext,
+    store: &InfoCore,
+    cancelled: &AtomicBool,
+    now_ms: i64,
+) -> Result<RunReport> {
     let spec = job.spec().clone();
     if spec.model.is_colouring() {
-        return run_colouring(spec, ctx, store, cancelled).await;
+        return run_colouring(spec, ctx, store, cancelled, now_ms).await;
     }
     let batches = query(&spec, ctx).await?;
     if cancelled.load(Ordering::Relaxed) {
@@ -440,8 +462,9 @@ async fn run_colouring(
     ctx: &SessionContext,
     store: &InfoCore,
     cancelled: &AtomicBool,
+    now_ms: i64,
 ) -> Result<RunReport> {
-    let (telemetry, nodes, edges) = crate::colouring::query(&spec, ctx).await?;
+    let (telemetry, nodes, edges) = crate::colouring::job::query(&spec, ctx).await?;
     if cancelled.load(Ordering::Relaxed) {
         return Err(PipelineError::Cancelled);
     }
@@ -451,7 +474,7 @@ async fn run_colouring(
     let coloured = {
         let spec = spec.clone();
         off_the_runtime(move || {
-            crate::colouring::colour(&spec, &telemetry, &nodes, &edges, served_end_ms)
+            crate::colouring::job::colour(&spec, &telemetry, &nodes, &edges, served_end_ms)
         })
         .await?
     };
@@ -461,11 +484,11 @@ async fn run_colouring(
         Coloured::Nothing(why) => return Ok(colouring_report(&spec, None, 0, None, Some(why))),
     };
     if let (Some(served), ModelSpec::Colouring { republish_secs, .. }) = (served, &spec.model) {
-        let young = served.age_secs(now_ms()) < *republish_secs;
+        let young = served.age_secs(now_ms) < *republish_secs;
         let same = served
             .prepared
             .colouring()
-            .is_some_and(|c| crate::colouring::same_story(&c.colouring, &colouring));
+            .is_some_and(|c| crate::colouring::job::same_story(&c.colouring, &colouring));
         if young && same {
             let why = format!(
                 "the same story as the served v{} (republished after {republish_secs} s)",
@@ -504,13 +527,6 @@ async fn run_colouring(
         Some(record.version),
         None,
     ))
-}
-
-/// Wall-clock now, Unix ms.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// What a colouring reports in a model's place: its top cause's score as `model_error`.

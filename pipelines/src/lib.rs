@@ -1,15 +1,21 @@
-//! Background jobs: what a data scientist touches.
+//! What a data scientist touches: background jobs and the models they publish.
 //!
-//! Built so far (issue #4 in progress): the job spec format with validation
-//! ([`spec`]), error metrics ([`metrics`]), training with a time-based holdout, baselines
-//! and champion/challenger ([`train`]), the `Job` trait, registry and one run
-//! ([`job`]), and the `cpu-demand` built-in job. Not yet: the interference-slowdown and
-//! rightsizing jobs, the trigger-driven runner in `background`, golden tests.
+//! - [`job`]: the `Job` trait, the registry (built-in specs under `jobs/` and a spec
+//!   directory) and one run: query, train, judge, publish;
+//! - [`spec`]: the job spec format, every problem reported at once with its file and key;
+//! - [`kinds`]: the model kinds, one module each behind [`ModelKind`], in one registry;
+//! - [`train`]: a time-based holdout, the estimator next to its naive baselines and the
+//!   champion, the champion/challenger decision; [`metrics`]: the error metrics;
+//! - [`boost`] (gradient boosting by forust-ml) and [`table`] (quantile tables);
+//! - [`live`]: the served version judged on rows it never saw, and demotion;
+//! - [`colouring`]: detectors, scoring and root-cause ranking over the landscape, and the
+//!   colouring job kind.
 
 pub mod boost;
 pub mod colouring;
 pub mod error;
 pub mod job;
+pub mod kinds;
 pub mod live;
 pub mod metrics;
 pub mod spec;
@@ -19,10 +25,11 @@ pub mod train;
 pub use colouring::ColouringSummary;
 pub use error::{PipelineError, Result};
 pub use job::{
-    evaluate_served, holdout_predictions, run_once, run_once_cancellable, EvaluationReport, Job,
-    Registry, RunReport, SpecJob,
+    evaluate_served, holdout_predictions, run_once, run_once_at, run_once_cancellable,
+    EvaluationReport, Job, Registry, RunReport, SpecJob,
 };
+pub use kinds::ModelKind;
 pub use live::{judge_live, LiveChange, LiveReport};
 pub use metrics::ErrorMetric;
-pub use spec::{JobSpec, ModelSpec, SpecErrors};
+pub use spec::{JobSpec, ModelSpec, Problems, SpecErrors};
 pub use train::{evaluate, evaluate_job, fit, Dataset, Evaluation};

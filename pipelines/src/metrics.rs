@@ -18,23 +18,23 @@ pub enum ErrorMetric {
 }
 
 impl std::str::FromStr for ErrorMetric {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = dcpilot_schemas::Invalid;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "mae" => Ok(Self::Mae),
             "mape" => Ok(Self::Mape),
             "rmse" => Ok(Self::Rmse),
             "r2" => Ok(Self::R2),
-            other => Err(format!(
+            other => Err(dcpilot_schemas::Invalid(format!(
                 "unknown metric {other:?} (expected mae, mape, rmse or r2)"
-            )),
+            ))),
         }
     }
 }
 
 impl TryFrom<String> for ErrorMetric {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = dcpilot_schemas::Invalid;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
         s.parse()
     }
 }

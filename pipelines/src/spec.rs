@@ -41,7 +41,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use dcpilot_info_core::anomaly::{detect, RankParams, Window};
+use crate::colouring::{RankParams, Window};
+use crate::kinds;
 use serde::{Deserialize, Serialize};
 use serde_path_to_error::Segment;
 
@@ -133,6 +134,20 @@ pub enum ModelSpec {
 }
 
 impl ModelSpec {
+    /// The kind's name (`model.kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::LinearRegression => "linear_regression",
+            Self::RidgeRegression { .. } => "ridge_regression",
+            Self::DecisionTree { .. } => "decision_tree",
+            Self::RandomForest { .. } => "random_forest",
+            Self::GradientBoosting { .. } => "gradient_boosting",
+            Self::Knn { .. } => "knn",
+            Self::QuantileTable { .. } => "quantile_table",
+            Self::Colouring { .. } => "colouring",
+        }
+    }
+
     /// Whether the kind is the per-key quantile table (no target, keyed rows).
     pub fn is_table(&self) -> bool {
         matches!(self, Self::QuantileTable { .. })
@@ -280,8 +295,8 @@ impl Default for Source {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct ModelSection {
-    /// The estimator (required).
-    kind: Option<Kind>,
+    /// The estimator (required): a kind of [`crate::kinds::registry`].
+    kind: Option<String>,
     /// Query columns the model reads, in that order (required).
     features: Option<Vec<String>>,
     /// Query column the model predicts (required; a `quantile_table` has none).
@@ -289,8 +304,8 @@ struct ModelSection {
     /// `log`: fit the estimator on ln(target) and predict exp of it (targets must be
     /// positive); `none` (default).
     target_transform: TargetTransform,
-    /// `[model.params]`: the kind's hyperparameters.
-    params: Params,
+    /// `[model.params]`: the kind's hyperparameters, read by the kind.
+    params: toml::Table,
 }
 
 /// `model.target_transform`.
@@ -302,185 +317,6 @@ pub enum TargetTransform {
     None,
     /// ln(target): for positive ratios with a heavy tail (a slowdown of 1.1× or 80×).
     Log,
-}
-
-/// `model.kind`: one per [`ModelSpec`] variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Kind {
-    /// Ordinary least squares.
-    LinearRegression,
-    /// Ridge regression.
-    RidgeRegression,
-    /// One CART tree.
-    DecisionTree,
-    /// Bagged trees.
-    RandomForest,
-    /// Gradient-boosted trees.
-    GradientBoosting,
-    /// k nearest neighbours.
-    Knn,
-    /// Per-key quantiles of each feature.
-    QuantileTable,
-    /// The landscape's colouring.
-    Colouring,
-}
-
-impl Kind {
-    /// The kind's name in a spec, and the `model.params` it reads.
-    fn name_and_params(self) -> (&'static str, &'static [&'static str]) {
-        match self {
-            Self::LinearRegression => ("linear_regression", &[]),
-            Self::RidgeRegression => ("ridge_regression", &["alpha", "normalize"]),
-            Self::DecisionTree => ("decision_tree", &["max_depth", "min_samples_leaf"]),
-            Self::RandomForest => (
-                "random_forest",
-                &[
-                    "n_trees",
-                    "max_depth",
-                    "min_samples_leaf",
-                    "seed",
-                    "features_per_split",
-                ],
-            ),
-            Self::GradientBoosting => (
-                "gradient_boosting",
-                &[
-                    "n_trees",
-                    "learning_rate",
-                    "max_depth",
-                    "min_samples_leaf",
-                    "l2",
-                ],
-            ),
-            Self::Knn => ("knn", &["k"]),
-            Self::QuantileTable => (
-                "quantile_table",
-                &["key", "quantiles", "judged_quantile", "half_life_secs"],
-            ),
-            Self::Colouring => (
-                "colouring",
-                &[
-                    "detector",
-                    "baseline_secs",
-                    "observe_secs",
-                    "history_secs",
-                    "step_secs",
-                    "explained_weight",
-                    "support_weight",
-                    "downstream_weight",
-                    "anomalous_from",
-                    "evidence_metrics",
-                    "max_candidates",
-                    "republish_secs",
-                ],
-            ),
-        }
-    }
-}
-
-/// `[model.params]`: the hyperparameters of every kind; a kind reads its own (setting
-/// another kind's is an error) and defaults those left out.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Params {
-    /// `ridge_regression`: L2 penalty, > 0 (default 1).
-    alpha: Option<f64>,
-    /// `ridge_regression`: standardize features first (default true).
-    normalize: Option<bool>,
-    /// `decision_tree`, `random_forest`, `gradient_boosting`: depth limit, at least 1
-    /// (default none; 5 for gradient boosting).
-    max_depth: Option<u64>,
-    /// `decision_tree`, `random_forest`, `gradient_boosting`: minimum rows per leaf, at
-    /// least 1 (default 1).
-    min_samples_leaf: Option<u64>,
-    /// `random_forest`, `gradient_boosting`: trees, at least 1 (default 50; 100 for
-    /// gradient boosting).
-    n_trees: Option<u64>,
-    /// `random_forest`: seed (default 0; training is reproducible).
-    seed: Option<u64>,
-    /// `gradient_boosting`: shrinkage of each tree, in (0, 1] (default 0.1).
-    learning_rate: Option<f64>,
-    /// `gradient_boosting`: L2 penalty on leaf values, at least 0 (default 1).
-    l2: Option<f64>,
-    /// `random_forest`: features each split chooses from, at least 1; more than there are
-    /// means all of them, which makes it bagged trees (default ⌊√features⌋).
-    features_per_split: Option<u64>,
-    /// `knn`: neighbours, at least 1 (default 5).
-    k: Option<u64>,
-    /// `quantile_table`: column holding the key, e.g. the workload (required).
-    key: Option<String>,
-    /// `quantile_table`: quantiles stored, ascending strictly within (0, 1] (default 0.5,
-    /// 0.9, 0.99).
-    quantiles: Option<Vec<f64>>,
-    /// `quantile_table`: the quantile judged against the holdout, one of `quantiles`
-    /// (default 0.9).
-    judged_quantile: Option<f64>,
-    /// `quantile_table`: half-life of a row's weight, by event time, at least 1 (default one
-    /// day).
-    half_life_secs: Option<u64>,
-    /// `colouring`: the detector (default `calibrated-robust-z`).
-    detector: Option<String>,
-    /// `colouring`: normal behaviour, the seconds before the moment (default 300).
-    baseline_secs: Option<u64>,
-    /// `colouring`: observed behaviour, the seconds from the moment on (default 180).
-    observe_secs: Option<u64>,
-    /// `colouring`: calibration history (default 3600).
-    history_secs: Option<u64>,
-    /// `colouring`: the sampling step (default 60).
-    step_secs: Option<u64>,
-    /// `colouring`: what an explained symptom still counts for, 0..=1 (default 0.3).
-    explained_weight: Option<f64>,
-    /// `colouring`: weight of a candidate's anomalous dependents (default 0.3).
-    support_weight: Option<f64>,
-    /// `colouring`: weight of the latency callers see in their calls to a candidate
-    /// (default 0.3).
-    downstream_weight: Option<f64>,
-    /// `colouring`: the score from which an entity is anomalous (default 1).
-    anomalous_from: Option<f64>,
-    /// `colouring`: metrics kept as evidence per entity (default 3).
-    evidence_metrics: Option<u64>,
-    /// `colouring`: candidates kept, at least 1 (default 1000).
-    max_candidates: Option<u64>,
-    /// `colouring`: an unchanged colouring is published again after this long, at least 1
-    /// (default 300).
-    republish_secs: Option<u64>,
-}
-
-impl Params {
-    /// The names of the parameters the file sets.
-    fn set(&self) -> impl Iterator<Item = &'static str> {
-        [
-            ("alpha", self.alpha.is_some()),
-            ("normalize", self.normalize.is_some()),
-            ("max_depth", self.max_depth.is_some()),
-            ("min_samples_leaf", self.min_samples_leaf.is_some()),
-            ("n_trees", self.n_trees.is_some()),
-            ("seed", self.seed.is_some()),
-            ("features_per_split", self.features_per_split.is_some()),
-            ("learning_rate", self.learning_rate.is_some()),
-            ("l2", self.l2.is_some()),
-            ("k", self.k.is_some()),
-            ("key", self.key.is_some()),
-            ("quantiles", self.quantiles.is_some()),
-            ("judged_quantile", self.judged_quantile.is_some()),
-            ("half_life_secs", self.half_life_secs.is_some()),
-            ("detector", self.detector.is_some()),
-            ("baseline_secs", self.baseline_secs.is_some()),
-            ("observe_secs", self.observe_secs.is_some()),
-            ("history_secs", self.history_secs.is_some()),
-            ("step_secs", self.step_secs.is_some()),
-            ("explained_weight", self.explained_weight.is_some()),
-            ("support_weight", self.support_weight.is_some()),
-            ("downstream_weight", self.downstream_weight.is_some()),
-            ("anomalous_from", self.anomalous_from.is_some()),
-            ("evidence_metrics", self.evidence_metrics.is_some()),
-            ("max_candidates", self.max_candidates.is_some()),
-            ("republish_secs", self.republish_secs.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, set)| set.then_some(name))
-    }
 }
 
 /// `[training]`.
@@ -619,17 +455,33 @@ fn remove(doc: &mut toml::Table, keys: &[&str]) -> Option<toml::Value> {
     table.remove(*last)
 }
 
-/// Problems as `(key, what)`.
-#[derive(Default)]
-struct Problems(Vec<(String, String)>);
+/// Problems of a spec as `(key, what)`, gathered so that all are reported at once.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<(String, String)>);
 
 impl Problems {
-    fn add(&mut self, key: impl Into<String>, what: impl std::fmt::Display) {
+    /// Notes a problem with `key`.
+    pub fn add(&mut self, key: impl Into<String>, what: impl std::fmt::Display) {
         self.0.push((key.into(), what.to_string()));
     }
 
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// A string that must not be blank (nor missing, if `required`); `Some` if usable.
-    fn text<'a>(&mut self, key: &str, value: Option<&'a str>, required: bool) -> Option<&'a str> {
+    pub fn text<'a>(
+        &mut self,
+        key: &str,
+        value: Option<&'a str>,
+        required: bool,
+    ) -> Option<&'a str> {
         match value {
             None if required => self.add(key, "missing"),
             None => {}
@@ -661,7 +513,8 @@ impl Problems {
         }
     }
 
-    fn at_least_one(&mut self, key: &str, value: u64) {
+    /// A count that must be at least 1.
+    pub fn at_least_one(&mut self, key: &str, value: u64) {
         if value < 1 {
             self.add(key, format!("must be at least 1, got {value}"));
         }
@@ -669,76 +522,17 @@ impl Problems {
 }
 
 impl ModelSection {
-    /// The model `kind` and `params` describe, parameters left out at their defaults (the
-    /// values are checked by [`SpecFile::problems`]).
-    fn spec(&self) -> Option<ModelSpec> {
-        let p = &self.params;
-        let max_depth = p.max_depth.map(|d| u16::try_from(d).unwrap_or(u16::MAX));
-        let min_samples_leaf = p.min_samples_leaf.unwrap_or(1) as usize;
-        Some(match self.kind? {
-            Kind::LinearRegression => ModelSpec::LinearRegression,
-            Kind::RidgeRegression => ModelSpec::RidgeRegression {
-                alpha: p.alpha.unwrap_or(1.0),
-                normalize: p.normalize.unwrap_or(true),
-            },
-            Kind::DecisionTree => ModelSpec::DecisionTree {
-                max_depth,
-                min_samples_leaf,
-            },
-            Kind::RandomForest => ModelSpec::RandomForest {
-                n_trees: p.n_trees.unwrap_or(50) as usize,
-                max_depth,
-                min_samples_leaf,
-                seed: p.seed.unwrap_or(0),
-                features_per_split: p.features_per_split.map(|n| n as usize),
-            },
-            Kind::GradientBoosting => ModelSpec::GradientBoosting {
-                n_trees: p.n_trees.unwrap_or(100) as usize,
-                learning_rate: p.learning_rate.unwrap_or(0.1),
-                max_depth: p.max_depth.unwrap_or(5) as usize,
-                min_samples_leaf,
-                l2: p.l2.unwrap_or(1.0),
-            },
-            Kind::Knn => ModelSpec::Knn {
-                k: p.k.unwrap_or(5) as usize,
-            },
-            Kind::QuantileTable => ModelSpec::QuantileTable {
-                key: p.key.clone().unwrap_or_default(),
-                quantiles: p.quantiles.clone().unwrap_or_else(|| vec![0.5, 0.9, 0.99]),
-                judged_quantile: p.judged_quantile.unwrap_or(0.9),
-                half_life_secs: p.half_life_secs.unwrap_or(86_400),
-            },
-            Kind::Colouring => {
-                let (window, rank) = (Window::default(), RankParams::default());
-                let secs = |v: Option<u64>, default: i64| {
-                    v.map_or(default, |v| i64::try_from(v).unwrap_or(i64::MAX))
-                };
-                let count = |v: Option<u64>, default: usize| {
-                    v.map_or(default, |v| usize::try_from(v).unwrap_or(usize::MAX))
-                };
-                ModelSpec::Colouring {
-                    detector: p
-                        .detector
-                        .clone()
-                        .unwrap_or_else(|| detect::DEFAULT.to_string()),
-                    window: Window {
-                        baseline_secs: secs(p.baseline_secs, window.baseline_secs),
-                        observe_secs: secs(p.observe_secs, window.observe_secs),
-                        history_secs: secs(p.history_secs, window.history_secs),
-                        step_secs: secs(p.step_secs, window.step_secs),
-                    },
-                    rank: RankParams {
-                        explained_weight: p.explained_weight.unwrap_or(rank.explained_weight),
-                        support_weight: p.support_weight.unwrap_or(rank.support_weight),
-                        downstream_weight: p.downstream_weight.unwrap_or(rank.downstream_weight),
-                        anomalous_from: p.anomalous_from.unwrap_or(rank.anomalous_from),
-                        evidence_metrics: count(p.evidence_metrics, rank.evidence_metrics),
-                        max_candidates: count(p.max_candidates, rank.max_candidates),
-                    },
-                    republish_secs: p.republish_secs.unwrap_or(300),
-                }
-            }
-        })
+    /// The model `kind` and its `params` describe, parameters left out at their defaults;
+    /// problems with the parameters go to `p`.
+    fn spec(&self, p: &mut Problems) -> Option<ModelSpec> {
+        let kind = kinds::by_name(self.kind.as_deref()?)?;
+        let own: toml::Table = self
+            .params
+            .iter()
+            .filter(|(key, _)| kind.params().contains(&key.as_str()))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        kind.spec(own, p)
     }
 }
 
@@ -766,7 +560,7 @@ impl SpecFile {
         p.text("source.time_column", Some(&self.source.time_column), true);
 
         let m = &self.model;
-        let is_colouring = m.kind == Some(Kind::Colouring);
+        let is_colouring = m.kind.as_deref() == Some("colouring");
         let features = if is_colouring {
             p.refuse(
                 "model.features",
@@ -777,27 +571,41 @@ impl SpecFile {
         } else {
             p.columns("model.features", m.features.as_deref())
         };
-        match m.kind {
+        match m.kind.as_deref().map(|name| (name, kinds::by_name(name))) {
             None => p.add("model.kind", "missing"),
-            Some(kind) => {
-                let (name, reads) = kind.name_and_params();
-                for param in m.params.set().filter(|param| !reads.contains(param)) {
-                    let expected = if reads.is_empty() {
-                        "none".to_string()
+            Some((name, None)) => {
+                let known: Vec<String> = kinds::registry()
+                    .iter()
+                    .map(|k| format!("`{}`", k.name()))
+                    .collect();
+                p.add(
+                    "model.kind",
+                    format!(
+                        "unknown variant `{name}`, expected one of {}",
+                        known.join(", ")
+                    ),
+                );
+            }
+            Some((_, Some(kind))) => {
+                let reads = kind.params();
+                let every = kinds::every_param();
+                for param in m.params.keys().filter(|k| !reads.contains(&k.as_str())) {
+                    let what = if every.contains(&param.as_str()) {
+                        let expected = if reads.is_empty() {
+                            "none".to_string()
+                        } else {
+                            reads.join(", ")
+                        };
+                        format!("not a parameter of {} (expected: {expected})", kind.name())
                     } else {
-                        reads.join(", ")
+                        format!("unknown key (expected one of: {})", every.join(", "))
                     };
-                    p.add(
-                        format!("model.params.{param}"),
-                        format!("not a parameter of {name} (expected: {expected})"),
-                    );
+                    p.add(format!("model.params.{param}"), what);
                 }
             }
         }
-        if let Some(model) = m.spec() {
-            model_problems(&mut p, &model, &m.params);
-        }
-        let is_table = m.kind == Some(Kind::QuantileTable);
+        let model = m.spec(&mut p);
+        let is_table = m.kind.as_deref() == Some("quantile_table");
         if m.target_transform != TargetTransform::None && (is_table || is_colouring) {
             p.add(
                 "model.target_transform",
@@ -840,7 +648,7 @@ impl SpecFile {
         }
 
         p.at_least_one("training.window_secs", self.training.window_secs);
-        if let Some(ModelSpec::Colouring { window, .. }) = m.spec() {
+        if let Some(ModelSpec::Colouring { window, .. }) = &model {
             let needed = window
                 .history_secs
                 .saturating_add(window.baseline_secs)
@@ -937,7 +745,7 @@ impl SpecFile {
 
     /// The job spec; `Some` whenever [`problems`](Self::problems) finds none.
     fn into_spec(self) -> Option<JobSpec> {
-        let model = self.model.spec()?;
+        let model = self.model.spec(&mut Problems::default())?;
         let live = (!(model.is_table() || model.is_colouring()))
             .then(|| self.live.unwrap_or_default())
             .filter(|l| l.enabled);
@@ -976,114 +784,6 @@ impl SpecFile {
     }
 }
 
-/// The hyperparameters' values, for the parameters `model`'s kind reads.
-fn model_problems(p: &mut Problems, model: &ModelSpec, params: &Params) {
-    match model {
-        ModelSpec::LinearRegression => {}
-        ModelSpec::RidgeRegression { alpha, .. } => {
-            if !(*alpha > 0.0 && alpha.is_finite()) {
-                p.add(
-                    "model.params.alpha",
-                    format!("must be positive, got {alpha}"),
-                );
-            }
-        }
-        ModelSpec::DecisionTree {
-            max_depth,
-            min_samples_leaf,
-        } => {
-            if let Some(depth) = max_depth {
-                p.at_least_one("model.params.max_depth", u64::from(*depth));
-            }
-            p.at_least_one("model.params.min_samples_leaf", *min_samples_leaf as u64);
-        }
-        ModelSpec::RandomForest {
-            n_trees,
-            max_depth,
-            min_samples_leaf,
-            features_per_split,
-            ..
-        } => {
-            p.at_least_one("model.params.n_trees", *n_trees as u64);
-            if let Some(depth) = max_depth {
-                p.at_least_one("model.params.max_depth", u64::from(*depth));
-            }
-            p.at_least_one("model.params.min_samples_leaf", *min_samples_leaf as u64);
-            if let Some(n) = features_per_split {
-                p.at_least_one("model.params.features_per_split", *n as u64);
-            }
-        }
-        ModelSpec::GradientBoosting {
-            n_trees,
-            learning_rate,
-            max_depth,
-            min_samples_leaf,
-            l2,
-            ..
-        } => {
-            p.at_least_one("model.params.n_trees", *n_trees as u64);
-            p.at_least_one("model.params.max_depth", *max_depth as u64);
-            p.at_least_one("model.params.min_samples_leaf", *min_samples_leaf as u64);
-            // The trainer reads f32: a rate that would round to 0 (or to a subnormal, which
-            // leaves every tree at nothing) is refused here, not silently.
-            if !(*learning_rate >= f64::from(f32::MIN_POSITIVE) && *learning_rate <= 1.0) {
-                p.add(
-                    "model.params.learning_rate",
-                    format!("must be in (0, 1], got {learning_rate}"),
-                );
-            }
-            if !(*l2 >= 0.0 && *l2 <= f64::from(f32::MAX)) {
-                p.add(
-                    "model.params.l2",
-                    format!("must be a number of at least 0, got {l2}"),
-                );
-            }
-        }
-        ModelSpec::Knn { k } => p.at_least_one("model.params.k", *k as u64),
-        ModelSpec::QuantileTable {
-            quantiles,
-            judged_quantile,
-            half_life_secs,
-            ..
-        } => {
-            p.text("model.params.key", params.key.as_deref(), true);
-            let ascending = !quantiles.is_empty()
-                && quantiles.windows(2).all(|w| w[0] < w[1])
-                && quantiles.iter().all(|&q| q > 0.0 && q <= 1.0);
-            if !ascending {
-                p.add(
-                    "model.params.quantiles",
-                    format!("must ascend strictly within (0, 1], got {quantiles:?}"),
-                );
-            }
-            if !quantiles.contains(judged_quantile) {
-                p.add(
-                    "model.params.judged_quantile",
-                    format!("{judged_quantile} is not one of the quantiles {quantiles:?}"),
-                );
-            }
-            p.at_least_one("model.params.half_life_secs", *half_life_secs);
-        }
-        ModelSpec::Colouring {
-            detector,
-            window,
-            rank,
-            republish_secs,
-        } => {
-            p.at_least_one("model.params.republish_secs", *republish_secs);
-            if let Err(why) = detect::by_name(detector) {
-                p.add("model.params.detector", why);
-            }
-            if let Err(why) = window.check() {
-                p.add("model.params", why);
-            }
-            if let Err(why) = rank.check() {
-                p.add("model.params", why);
-            }
-        }
-    }
-}
-
 impl JobSpec {
     /// The query columns holding naive predictions: the baseline columns themselves, or
     /// for a quantile table `<baseline>_<feature>` for each feature.
@@ -1102,6 +802,7 @@ impl JobSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::colouring::detect;
 
     const GOOD: &str = r#"
 name = "cpu-demand"

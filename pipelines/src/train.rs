@@ -3,13 +3,7 @@
 //! the champion/challenger decision.
 
 use dcpilot_info_core::core::{promotion, Promotion};
-use dcpilot_info_core::model::{Forest, Knn, Linear, Ridge, Tree};
-use dcpilot_info_core::{DenseMatrix, Model, PreparedModel};
-use smartcore::ensemble::random_forest_regressor::RandomForestRegressorParameters;
-use smartcore::linear::linear_regression::LinearRegressionParameters;
-use smartcore::linear::ridge_regression::RidgeRegressionParameters;
-use smartcore::neighbors::knn_regressor::KNNRegressorParameters;
-use smartcore::tree::decision_tree_regressor::DecisionTreeRegressorParameters;
+use dcpilot_info_core::{Model, PreparedModel};
 
 use crate::error::{PipelineError, Result};
 use crate::metrics::ErrorMetric;
@@ -32,7 +26,7 @@ pub struct Dataset {
     pub columns: Vec<String>,
     /// Query rows left out (a null or a value that is not a finite number where the spec
     /// reads one), with examples.
-    pub skipped: dcpilot_schemas::traces::Skipped,
+    pub skipped: dcpilot_schemas::Skipped,
 }
 
 impl Dataset {
@@ -101,87 +95,9 @@ pub struct Evaluation {
     pub decision: Promotion,
 }
 
-/// Fits the estimator `spec` on `x` (rows) and `y`.
+/// Fits the estimator `spec` on `x` (rows) and `y`, with its kind.
 pub fn fit(spec: &ModelSpec, x: &[Vec<f64>], y: &[f64]) -> Result<Model> {
-    if x.is_empty() || x.len() != y.len() {
-        return Err(PipelineError::Data(format!(
-            "{} feature rows for {} targets",
-            x.len(),
-            y.len()
-        )));
-    }
-    // smartcore's copy of the rows, made only for its kinds (forust-ml reads its own).
-    let m = || DenseMatrix::from_2d_vec(&x.to_vec()).map_err(PipelineError::training);
-    let targets = y.to_vec();
-    let model = match spec {
-        ModelSpec::LinearRegression => Model::LinearRegression(
-            Linear::fit(&m()?, &targets, LinearRegressionParameters::default())
-                .map_err(PipelineError::training)?,
-        ),
-        ModelSpec::RidgeRegression { alpha, normalize } => Model::RidgeRegression(
-            Ridge::fit(
-                &m()?,
-                &targets,
-                RidgeRegressionParameters::default()
-                    .with_alpha(*alpha)
-                    .with_normalize(*normalize),
-            )
-            .map_err(PipelineError::training)?,
-        ),
-        ModelSpec::DecisionTree {
-            max_depth,
-            min_samples_leaf,
-        } => {
-            let mut p =
-                DecisionTreeRegressorParameters::default().with_min_samples_leaf(*min_samples_leaf);
-            if let Some(d) = max_depth {
-                p = p.with_max_depth(*d);
-            }
-            Model::DecisionTree(Tree::fit(&m()?, &targets, p).map_err(PipelineError::training)?)
-        }
-        ModelSpec::RandomForest {
-            n_trees,
-            max_depth,
-            min_samples_leaf,
-            seed,
-            features_per_split,
-        } => {
-            let mut p = RandomForestRegressorParameters::default()
-                .with_n_trees(*n_trees)
-                .with_min_samples_leaf(*min_samples_leaf)
-                .with_seed(*seed);
-            if let Some(d) = max_depth {
-                p = p.with_max_depth(*d);
-            }
-            // At most the features there are (a baseline model reads fewer).
-            if let Some(n) = features_per_split {
-                p = p.with_m((*n).min(x[0].len()));
-            }
-            Model::RandomForest(Forest::fit(&m()?, &targets, p).map_err(PipelineError::training)?)
-        }
-        ModelSpec::QuantileTable { .. } => {
-            return Err(PipelineError::Spec(
-                "a quantile_table is built from keyed rows, not fitted on (x, y)".into(),
-            ))
-        }
-        ModelSpec::Colouring { .. } => {
-            return Err(PipelineError::Spec(
-                "a colouring judges telemetry around a moment; it is not fitted on (x, y)".into(),
-            ))
-        }
-        ModelSpec::GradientBoosting { .. } => {
-            Model::GradientBoosting(crate::boost::fit(spec, x, y)?)
-        }
-        ModelSpec::Knn { k } => Model::Knn(
-            Knn::fit(
-                &m()?,
-                &targets,
-                KNNRegressorParameters::default().with_k((*k).min(x.len())),
-            )
-            .map_err(PipelineError::training)?,
-        ),
-    };
-    Ok(model)
+    crate::kinds::fit(spec, x, y)
 }
 
 /// [`fit`] on the target as `transform` says: for [`TargetTransform::Log`] the estimator

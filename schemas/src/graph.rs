@@ -216,23 +216,29 @@ impl NodeSpec {
     }
 
     /// Checks what a producer can get wrong by itself (the graph checks the rest).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), crate::Invalid> {
         if self.id.trim().is_empty() {
             return Err("`id` is empty".into());
         }
         if self.node_type.trim().is_empty() {
-            return Err(format!("node {:?}: `type` is empty", self.id));
+            return Err(crate::Invalid(format!(
+                "node {:?}: `type` is empty",
+                self.id
+            )));
         }
         if let Some(expected) = Self::expected_layer(&self.node_type) {
             if expected != self.layer {
-                return Err(format!(
+                return Err(crate::Invalid(format!(
                     "node {:?}: type `{}` belongs to the {expected} layer, not {}",
                     self.id, self.node_type, self.layer
-                ));
+                )));
             }
         }
         if let Some(alias) = self.aliases.iter().find(|a| a.trim().is_empty()) {
-            return Err(format!("node {:?}: alias {alias:?} is empty", self.id));
+            return Err(crate::Invalid(format!(
+                "node {:?}: alias {alias:?} is empty",
+                self.id
+            )));
         }
         Ok(())
     }
@@ -269,22 +275,22 @@ impl EdgeSpec {
     }
 
     /// Checks what a producer can get wrong by itself.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), crate::Invalid> {
         if self.source.trim().is_empty() || self.target.trim().is_empty() {
             return Err("edge: `source` and `target` must not be empty".into());
         }
         if self.source == self.target {
-            return Err(format!(
+            return Err(crate::Invalid(format!(
                 "edge {} -{}-> itself: a node cannot relate to itself",
                 self.source, self.relation
-            ));
+            )));
         }
         if let Some(w) = self.weight {
             if !w.is_finite() || w < 0.0 {
-                return Err(format!(
+                return Err(crate::Invalid(format!(
                     "edge {} -{}-> {}: `weight` must be a number ≥ 0, got {w}",
                     self.source, self.relation, self.target
-                ));
+                )));
             }
         }
         Ok(())

@@ -280,7 +280,7 @@ pub fn create_topics(
 ) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-        dcpilot_info_core::kafka::client_config(brokers, properties)
+        dcpilot_runtime::kafka::client_config(brokers, properties)
             .create()
             .expect("admin client");
     let new: Vec<NewTopic<'_>> = topics
@@ -381,4 +381,20 @@ pub fn send_json(brokers: &str, topic: &str, payloads: &[serde_json::Value]) {
             .expect("send");
     }
     producer.flush(Duration::from_secs(10)).expect("flush");
+}
+
+/// A tool `scripts/setup.sh` installs from Debian's `package`, found under one of `paths`;
+/// a test that needs it fails without it, naming the script, rather than passing silently.
+#[allow(dead_code)]
+pub fn required_tool(paths: &[&str], package: &str) -> std::path::PathBuf {
+    paths
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "{} not installed: run scripts/setup.sh (it installs Debian's {package})",
+                paths.first().copied().unwrap_or("the tool")
+            )
+        })
 }

@@ -20,7 +20,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Action, Decision, ObjectiveState, Reading};
-use dcpilot_info_core::kafka::{client_config, QuietContext};
+use dcpilot_runtime::kafka::{client_config, QuietContext};
 use dcpilot_schemas::TelemetrySample;
 
 /// A plan as it is published: everything an orchestrator (or a person) needs to apply it

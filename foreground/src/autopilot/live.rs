@@ -98,7 +98,7 @@ impl TelemetryWindow {
 
     /// The newest p99, the newest rate and the rate's trend per minute of `target`
     /// (`namespace/name` also matches telemetry of workload `name`).
-    pub(crate) fn of(&self, target: &str) -> (Option<Reading>, Option<Reading>, f64) {
+    pub fn of(&self, target: &str) -> (Option<Reading>, Option<Reading>, f64) {
         let series = self.series.lock();
         let Some(s) = series
             .get(target)

@@ -13,13 +13,12 @@
 pub mod actuate;
 pub mod events;
 pub mod live;
-pub mod plant;
-pub mod replay;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use dcpilot_info_core::Snapshot;
+use dcpilot_schemas::names::topics;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -104,7 +103,7 @@ impl Default for AutopilotConfig {
             p99_metric: "p99_latency_ms".into(),
             rps_metric: "rps".into(),
             settle_secs: 120,
-            actions_topic: "dcpilot.actions".into(),
+            actions_topic: topics::ACTIONS.into(),
             kubernetes_dir: None,
             kubectl: None,
             kubeconfig: None,

@@ -21,8 +21,8 @@ use std::time::Instant;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use dcpilot_info_core::landscape::formats::{dot, networkx};
-use dcpilot_info_core::landscape::{GraphError, NodeFilter, Walk};
+use dcpilot_landscape::formats::{networkx, ExportFormat};
+use dcpilot_landscape::{GraphError, NodeFilter, Walk};
 use dcpilot_schemas::{Layer, Relation};
 use serde_json::{json, Value};
 
@@ -308,20 +308,22 @@ pub(super) async fn export(State(fg): Shared, RawQuery(raw): RawQuery) -> Respon
     let q = Params::parse(raw);
     let started = Instant::now();
     let graph = fg.graph();
-    match q.get("format").unwrap_or("networkx") {
-        "networkx" => {
+    let format = match ExportFormat::parse(q.get("format").unwrap_or("networkx")) {
+        Ok(f) => f,
+        Err(e) => return ApiError::bad(format!("query: `format`: {e}")).into_response(),
+    };
+    match format {
+        ExportFormat::Networkx => {
             let doc = networkx::export(&graph, networkx::LinkStyle::Index);
             answer(ENDPOINT, started, Ok(doc), |_| (false, false))
         }
-        "dot" => match q.time("at") {
+        ExportFormat::Dot | ExportFormat::History => match q.time("at") {
             Ok(t) => {
-                let text = dot::export(&graph.at(t, &NodeFilter::default()));
-                ([(header::CONTENT_TYPE, "text/vnd.graphviz")], text).into_response()
+                let text = format.export(&graph, t, networkx::LinkStyle::Index);
+                ([(header::CONTENT_TYPE, format.content_type())], text).into_response()
             }
             Err(e) => e.into_response(),
         },
-        other => ApiError::bad(format!("query: `format` {other:?} is not networkx or dot"))
-            .into_response(),
     }
 }
 

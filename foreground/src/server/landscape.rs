@@ -9,13 +9,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
+use dcpilot_schemas::Invalid;
 use dcpilot_schemas::LandscapeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{mutation, utf8, ApiError, Shared};
 use crate::landscape::{Host, HostCounters, HostMeasure, Instance, Landscape};
-use dcpilot_schemas::traces::PCM_SYSTEM_METRICS;
+use dcpilot_schemas::names::PCM_SYSTEM_METRICS;
 
 /// A landscape file: hosts and the instances on them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -30,7 +31,7 @@ pub struct LandscapeDocument {
 
 impl LandscapeDocument {
     /// Builds the landscape, naming the first bad host or instance.
-    pub fn build(&self) -> Result<Landscape, String> {
+    pub fn build(&self) -> Result<Landscape, Invalid> {
         let mut landscape =
             Landscape::new(self.hosts.clone()).map_err(|e| format!("hosts: {e}"))?;
         for (i, inst) in self.instances.iter().enumerate() {
@@ -92,7 +93,7 @@ pub(super) async fn post_measurements(
     mutation(&fg, "landscape_measurements", &headers, body, |bytes| {
         let text = utf8(&bytes)?;
         let items: Vec<HostMeasurement> =
-            dcpilot_info_core::landscape::formats::parse_json_items(text, "measurements")
+            dcpilot_landscape::formats::parse_json_items(text, "measurements")
                 .map_err(|e| ApiError::bad(format!("body: {e}")))?;
         let landscape = fg.landscape();
         let busy = &fg.config.sources.utilization_metric;
@@ -131,7 +132,7 @@ pub(super) async fn post_measurements(
 
 /// `POST /v1/landscape/events` body: one event, a JSON array of them, or NDJSON.
 fn parse_events(bytes: &[u8]) -> Result<Vec<LandscapeEvent>, ApiError> {
-    dcpilot_info_core::landscape::formats::parse_events(utf8(bytes)?)
+    dcpilot_landscape::formats::parse_events(utf8(bytes)?)
         .map_err(|e| ApiError::bad(format!("body: {e}")))
 }
 
@@ -144,7 +145,7 @@ pub(super) async fn post_events(
         let events = parse_events(&bytes)?;
         let applied = fg
             .apply_events(&events)
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.0))?;
         fg.prepare_in_background();
         Ok(json!({ "applied": applied }))
     })

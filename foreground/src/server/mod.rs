@@ -28,6 +28,7 @@ mod models;
 mod planning;
 mod scheduler;
 
+use dcpilot_schemas::Invalid;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,9 +40,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dcpilot_info_core::landscape::{GraphError, LandscapeGraph, SharedLandscape};
 use dcpilot_info_core::now_ms;
 use dcpilot_info_core::InfoCore;
+use dcpilot_landscape::{GraphError, LandscapeGraph, SharedLandscape};
 use dcpilot_schemas::{LandscapeEvent, TelemetrySample};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -199,6 +200,48 @@ pub fn describe_metrics() {
         metrics::counter!("dcpilot_foreground_degraded_total", "endpoint" => *endpoint).absolute(0);
     }
     metrics::counter!("dcpilot_foreground_landscape_events_total").absolute(0);
+    describe_counter!(
+        "dcpilot_foreground_follow_errors_total",
+        Unit::Count,
+        "Records of the followed topics that could not be read or applied, by topic (landscape or telemetry) and reason."
+    );
+    for topic in ["landscape", "telemetry"] {
+        for reason in ["decode", "apply"] {
+            metrics::counter!("dcpilot_foreground_follow_errors_total", "topic" => topic, "reason" => reason)
+                .absolute(0);
+        }
+    }
+}
+
+/// Records of a followed topic that could not be decoded or applied (logged at most once
+/// a batch, counted every time): waiting cannot fix them, so they are skipped.
+pub struct FollowSkipped<'a> {
+    /// `landscape` or `telemetry`.
+    pub topic: &'static str,
+    /// `decode` or `apply`.
+    pub reason: &'static str,
+    /// How many.
+    pub count: usize,
+    /// The first one's reason.
+    pub example: &'a str,
+}
+
+impl FollowSkipped<'_> {
+    /// Logs and counts.
+    pub fn emit(&self) {
+        if self.count == 0 {
+            return;
+        }
+        tracing::warn!(
+            topic = self.topic,
+            reason = self.reason,
+            count = self.count,
+            example = self.example,
+            "skipping records of a followed topic"
+        );
+        metrics::counter!("dcpilot_foreground_follow_errors_total", "topic" => self.topic, "reason" => self.reason)
+            .increment(self.count as u64);
+    }
 }
 
 /// What the foreground reports about each answer (logged and counted).
@@ -420,7 +463,7 @@ impl Foreground {
     /// Applies landscape events all or nothing; an error names the event. The placement
     /// view is rebuilt from the changed graph, and must hold every host and instance the
     /// events describe, or nothing is published.
-    pub fn apply_events(&self, events: &[LandscapeEvent]) -> Result<usize, String> {
+    pub fn apply_events(&self, events: &[LandscapeEvent]) -> Result<usize, Invalid> {
         let measured = self.writer.lock();
         let view = self
             .graph

@@ -30,14 +30,14 @@ fn extender_call(
 ) -> Result<ExtenderCall, ApiError> {
     let args: ExtenderArgs = parse(body)?;
     let bad = |e: String| ApiError::bad(format!("body: {e}"));
-    let request = extender::request_from_pod(&args.pod).map_err(bad)?;
+    let request = extender::request_from_pod(&args.pod).map_err(|e| bad(e.0))?;
     let candidates = extender::candidates(&args).map_err(bad)?;
     let mut extra = Vec::new();
     let served = fg.landscape();
     for c in &candidates {
         if served.host_index(&c.name).is_none() {
             if let Some(node) = &c.node {
-                extra.push(extender::host_from_node(node).map_err(bad)?);
+                extra.push(extender::host_from_node(node).map_err(|e| bad(e.0))?);
             }
         }
     }

@@ -55,16 +55,16 @@ impl fmt::Display for Format {
 }
 
 impl FromStr for Format {
-    type Err = String;
+    type Err = crate::Invalid;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "native" => Ok(Self::Native),
             "collectd" => Ok(Self::Collectd),
             "influx" => Ok(Self::Influx),
             "auto" => Ok(Self::Auto),
-            other => Err(format!(
+            other => Err(crate::Invalid(format!(
                 "unknown format `{other}`: expected one of native, collectd, influx, auto"
-            )),
+            ))),
         }
     }
 }

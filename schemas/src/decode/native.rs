@@ -94,11 +94,11 @@ fn validate_event(event: &LandscapeEvent) -> Result<(), String> {
         LandscapeEvent::InstanceRemoved { instance, .. } if instance.is_empty() => {
             return Err("`instance` is empty".into())
         }
-        LandscapeEvent::NodeUp { node, .. } => node.check()?,
+        LandscapeEvent::NodeUp { node, .. } => node.check().map_err(|e| e.0)?,
         LandscapeEvent::NodeDown { id, .. } if id.trim().is_empty() => {
             return Err("`id` is empty".into())
         }
-        LandscapeEvent::EdgeUp { edge, .. } => edge.check()?,
+        LandscapeEvent::EdgeUp { edge, .. } => edge.check().map_err(|e| e.0)?,
         LandscapeEvent::EdgeDown { source, target, .. }
             if source.trim().is_empty() || target.trim().is_empty() =>
         {
