@@ -121,7 +121,7 @@ impl ClusterConfig {
     pub fn tables_dir(&self, replica: &str) -> Option<PathBuf> {
         self.shared_dir
             .as_ref()
-            .map(|d| d.join(replica).join("tables"))
+            .map(|d| dcpilot_schemas::names::data_dir::tables(&d.join(replica)))
     }
 }
 

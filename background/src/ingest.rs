@@ -332,7 +332,7 @@ fn save_graph(graph: &GraphStore, min_interval: Duration) -> Result<()> {
         .save_if_due(min_interval)
         .map(drop)
         .map_err(|source| BackgroundError::Landscape {
-            path: PathBuf::from("landscape"),
+            path: graph.file().map(PathBuf::from).unwrap_or_default(),
             source,
         })
 }

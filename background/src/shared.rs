@@ -64,7 +64,11 @@ impl SharedTable {
         let mut replicas: Vec<String> = match std::fs::read_dir(&self.shared_dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok())
-                .filter(|e| e.path().join("tables").join(name).is_dir())
+                .filter(|e| {
+                    dcpilot_schemas::names::data_dir::tables(&e.path())
+                        .join(name)
+                        .is_dir()
+                })
                 .filter_map(|e| e.file_name().into_string().ok())
                 .filter(|n| Some(n.as_str()) != own)
                 .collect(),
@@ -84,7 +88,8 @@ impl SharedTable {
         let mut peers = self.peers.lock();
         peers.retain(|r, _| replicas.contains(r));
         for replica in replicas {
-            let dir = self.shared_dir.join(&replica).join("tables").join(name);
+            let dir = dcpilot_schemas::names::data_dir::tables(&self.shared_dir.join(&replica))
+                .join(name);
             let listing = list_files(&dir);
             let stale = peers.get(&replica).is_none_or(|p| p.listing != listing);
             if stale {

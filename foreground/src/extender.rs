@@ -75,7 +75,7 @@ pub struct Candidate {
 }
 
 /// Reads the candidates of `args`: the NodeList's items, else the names.
-pub fn candidates(args: &ExtenderArgs) -> Result<Vec<Candidate>, String> {
+pub fn candidates(args: &ExtenderArgs) -> Result<Vec<Candidate>, Invalid> {
     if let Some(list) = &args.nodes {
         let items = list
             .get("items")

@@ -126,7 +126,7 @@ impl LandscapeFollower {
                 );
             }
             metrics::counter!("dcpilot_foreground_follow_errors_total", "topic" => "landscape", "reason" => "decode")
-                .increment(outcome.errors.len() as u64);
+                .increment(outcome.error_count as u64);
         }
         applied + self.apply(&mut events, &mut measured)
     }

@@ -50,8 +50,9 @@ fn forest_draft() -> ModelDraft {
 #[test]
 #[ignore = "the child process of sigkill_mid_publish_always_reopens_consistent"]
 fn crash_writer_child_process() {
-    let dir =
-        std::env::var_os(WRITER_DIR).expect("run by sigkill_mid_publish_always_reopens_consistent");
+    let Some(dir) = std::env::var_os(WRITER_DIR) else {
+        return;
+    };
     let store = InfoCore::open_dir(Path::new(&dir)).expect("open");
     let mut i = 0u64;
     loop {

@@ -68,15 +68,7 @@ pub fn run(data_dir: &Path, args: SimulateOptions) -> Result<()> {
         return Err(LabError::Invalid(format!("{samples_total} samples is more than one run holds in memory (50 M): lower --rate or --duration-secs")));
     }
     let config = args.config;
-    let brokers = match args.brokers.or_else(|| config.kafka.brokers.clone()) {
-        Some(b) => b,
-        None => dcpilot_background::broker::read_broker_address(data_dir).with_context(|| {
-            format!(
-                "no --brokers given and no embedded broker address in {}; start `dcpilot background` first",
-                data_dir.display()
-            )
-        })?,
-    };
+    let brokers = crate::replay::brokers(args.brokers, &config.kafka, data_dir)?;
     let k = &config.kafka;
     let mut rng = StdRng::seed_from_u64(args.seed);
     let now = dcpilot_info_core::now_ms();

@@ -24,6 +24,11 @@ pub struct GraphStore {
 }
 
 impl GraphStore {
+    /// The file it is saved to (`None`: memory only).
+    pub fn file(&self) -> Option<&std::path::Path> {
+        self.file.as_deref()
+    }
+
     /// The graph in `file` (an absent file is an empty landscape), or a memory-only one.
     pub fn open(file: Option<PathBuf>) -> Result<Self, GraphError> {
         let graph = match &file {

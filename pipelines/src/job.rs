@@ -623,7 +623,11 @@ pub async fn evaluate_served(
     let (model_error, baselines) = match served.prepared.table() {
         Some(table) => crate::table::judge_served(table, &spec.model, spec.metric, &data)?,
         None => {
-            let predicted = predict_rows(&served.prepared, &data.features)?;
+            let predicted = predict_rows(
+                crate::kinds::of(&spec.model),
+                &served.prepared,
+                &data.features,
+            )?;
             let errors = baseline_errors(
                 spec.metric,
                 &data.target,

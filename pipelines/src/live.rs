@@ -113,8 +113,9 @@ pub async fn judge_live(
     }
     let (data, predicted) = {
         let prepared = served.prepared.clone();
+        let kind = crate::kinds::of(&spec.model);
         off_the_runtime(move || {
-            let predicted = predict_rows(&prepared, &data.features)?;
+            let predicted = predict_rows(kind, &prepared, &data.features)?;
             Ok((data, predicted))
         })
         .await?

@@ -42,7 +42,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::colouring::{RankParams, Window};
-use crate::kinds;
+use crate::kinds::{self, ModelKind as _};
 use serde::{Deserialize, Serialize};
 use serde_path_to_error::Segment;
 
@@ -136,16 +136,7 @@ pub enum ModelSpec {
 impl ModelSpec {
     /// The kind's name (`model.kind`).
     pub fn kind(&self) -> &'static str {
-        match self {
-            Self::LinearRegression => "linear_regression",
-            Self::RidgeRegression { .. } => "ridge_regression",
-            Self::DecisionTree { .. } => "decision_tree",
-            Self::RandomForest { .. } => "random_forest",
-            Self::GradientBoosting { .. } => "gradient_boosting",
-            Self::Knn { .. } => "knn",
-            Self::QuantileTable { .. } => "quantile_table",
-            Self::Colouring { .. } => "colouring",
-        }
+        kinds::of(self).name()
     }
 
     /// Whether the kind is the per-key quantile table (no target, keyed rows).
@@ -560,7 +551,7 @@ impl SpecFile {
         p.text("source.time_column", Some(&self.source.time_column), true);
 
         let m = &self.model;
-        let is_colouring = m.kind.as_deref() == Some("colouring");
+        let is_colouring = m.kind.as_deref() == Some(kinds::colouring::Colouring.name());
         let features = if is_colouring {
             p.refuse(
                 "model.features",
@@ -571,9 +562,10 @@ impl SpecFile {
         } else {
             p.columns("model.features", m.features.as_deref())
         };
-        match m.kind.as_deref().map(|name| (name, kinds::by_name(name))) {
+        let kind = m.kind.as_deref().and_then(kinds::by_name);
+        match m.kind.as_deref() {
             None => p.add("model.kind", "missing"),
-            Some((name, None)) => {
+            Some(name) if kind.is_none() => {
                 let known: Vec<String> = kinds::registry()
                     .iter()
                     .map(|k| format!("`{}`", k.name()))
@@ -586,26 +578,28 @@ impl SpecFile {
                     ),
                 );
             }
-            Some((_, Some(kind))) => {
+            Some(_) => {}
+        }
+        // Keys no kind reads are reported whatever the kind; another kind's only with one.
+        let every = kinds::every_param();
+        for param in m.params.keys() {
+            let what = if !every.contains(&param.as_str()) {
+                format!("unknown key (expected one of: {})", every.join(", "))
+            } else if let Some(kind) = kind.filter(|k| !k.params().contains(&param.as_str())) {
                 let reads = kind.params();
-                let every = kinds::every_param();
-                for param in m.params.keys().filter(|k| !reads.contains(&k.as_str())) {
-                    let what = if every.contains(&param.as_str()) {
-                        let expected = if reads.is_empty() {
-                            "none".to_string()
-                        } else {
-                            reads.join(", ")
-                        };
-                        format!("not a parameter of {} (expected: {expected})", kind.name())
-                    } else {
-                        format!("unknown key (expected one of: {})", every.join(", "))
-                    };
-                    p.add(format!("model.params.{param}"), what);
-                }
-            }
+                let expected = if reads.is_empty() {
+                    "none".to_string()
+                } else {
+                    reads.join(", ")
+                };
+                format!("not a parameter of {} (expected: {expected})", kind.name())
+            } else {
+                continue;
+            };
+            p.add(format!("model.params.{param}"), what);
         }
         let model = m.spec(&mut p);
-        let is_table = m.kind.as_deref() == Some("quantile_table");
+        let is_table = m.kind.as_deref() == Some(kinds::quantile_table::QuantileTable.name());
         if m.target_transform != TargetTransform::None && (is_table || is_colouring) {
             p.add(
                 "model.target_transform",

@@ -148,11 +148,13 @@ pub(crate) fn pick<T: Clone>(values: &[T], rows: &[usize]) -> Vec<T> {
     rows.iter().map(|&i| values[i].clone()).collect()
 }
 
-/// `model`'s prediction for each row.
-pub(crate) fn predict_rows(model: &PreparedModel, rows: &[Vec<f64>]) -> Result<Vec<f64>> {
-    rows.iter()
-        .map(|row| model.predict(row).map_err(PipelineError::from))
-        .collect()
+/// `model`'s prediction for each row, as its kind predicts.
+pub(crate) fn predict_rows(
+    kind: &dyn crate::kinds::ModelKind,
+    model: &PreparedModel,
+    rows: &[Vec<f64>],
+) -> Result<Vec<f64>> {
+    rows.iter().map(|row| kind.predict(model, row)).collect()
 }
 
 /// Each baseline's error against `actual`, in the given order (NaN when undefined).
@@ -242,8 +244,9 @@ fn ablation_error(
             .collect()
     };
     let model = fit_transformed(spec, transform, &subset(train), &pick(&data.target, train))?;
-    let prepared = PreparedModel::prepare(model, columns.len())?;
-    let predicted = predict_rows(&prepared, &subset(holdout))?;
+    let kind = crate::kinds::of(spec);
+    let prepared = kind.prepare(model, columns.len())?;
+    let predicted = predict_rows(kind, &prepared, &subset(holdout))?;
     Ok(metric.error(&pick(&data.target, holdout), &predicted))
 }
 
@@ -276,8 +279,9 @@ fn evaluate_with_ablations(
     let holdout_x = pick(&data.features, &holdout);
     let actual = pick(&data.target, &holdout);
     let width = holdout_x.first().map_or(0, Vec::len);
-    let prepared = PreparedModel::prepare(model_copy(&model)?, width)?;
-    let model_error = metric.error(&actual, &predict_rows(&prepared, &holdout_x)?);
+    let kind = crate::kinds::of(spec);
+    let prepared = kind.prepare(model_copy(&model)?, width)?;
+    let model_error = metric.error(&actual, &predict_rows(kind, &prepared, &holdout_x)?);
     let mut baselines = baseline_errors(
         metric,
         &actual,
@@ -293,7 +297,7 @@ fn evaluate_with_ablations(
     // A champion whose features no longer fit is no champion: the challenger competes
     // only against the baseline.
     let champion_error = champion
-        .and_then(|c| predict_rows(c, &holdout_x).ok())
+        .and_then(|c| predict_rows(kind, c, &holdout_x).ok())
         .map(|p| metric.error(&actual, &p));
     let decision = promotion(model_error, baseline.1, champion_error);
     Ok(Evaluation {

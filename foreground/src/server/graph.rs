@@ -317,13 +317,19 @@ pub(super) async fn export(State(fg): Shared, RawQuery(raw): RawQuery) -> Respon
             let doc = networkx::export(&graph, networkx::LinkStyle::Index);
             answer(ENDPOINT, started, Ok(doc), |_| (false, false))
         }
-        ExportFormat::Dot | ExportFormat::History => match q.time("at") {
-            Ok(t) => {
-                let text = format.export(&graph, t, networkx::LinkStyle::Index);
-                ([(header::CONTENT_TYPE, format.content_type())], text).into_response()
+        ExportFormat::Dot | ExportFormat::History => {
+            let at = match format {
+                ExportFormat::Dot => q.time("at"),
+                _ => Ok(0),
+            };
+            match at {
+                Ok(t) => {
+                    let text = format.export(&graph, t, networkx::LinkStyle::Index);
+                    ([(header::CONTENT_TYPE, format.content_type())], text).into_response()
+                }
+                Err(e) => e.into_response(),
             }
-            Err(e) => e.into_response(),
-        },
+        }
     }
 }
 

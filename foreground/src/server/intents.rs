@@ -26,7 +26,9 @@ pub(super) async fn put_intents(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     mutation(&fg, "intents", &headers, body, |bytes| {
-        let written = fg.put_intents(utf8(&bytes)?).map_err(ApiError::bad)?;
+        let written = fg
+            .put_intents(utf8(&bytes)?)
+            .map_err(|e| ApiError::bad(e.to_string()))?;
         fg.prepare_in_background();
         Ok(json!({ "written": written }))
     })

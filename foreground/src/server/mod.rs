@@ -205,16 +205,19 @@ pub fn describe_metrics() {
         Unit::Count,
         "Records of the followed topics that could not be read or applied, by topic (landscape or telemetry) and reason."
     );
-    for topic in ["landscape", "telemetry"] {
-        for reason in ["decode", "apply"] {
-            metrics::counter!("dcpilot_foreground_follow_errors_total", "topic" => topic, "reason" => reason)
-                .absolute(0);
-        }
+    for (topic, reason) in [
+        ("landscape", "decode"),
+        ("landscape", "apply"),
+        ("telemetry", "decode"),
+    ] {
+        metrics::counter!("dcpilot_foreground_follow_errors_total", "topic" => topic, "reason" => reason)
+            .absolute(0);
     }
 }
 
-/// Records of a followed topic that could not be decoded or applied (logged at most once
-/// a batch, counted every time): waiting cannot fix them, so they are skipped.
+/// Records of a followed topic that could not be decoded or applied (one log line per
+/// message or batch that had any, each record counted): waiting cannot fix them, so they
+/// are skipped.
 pub struct FollowSkipped<'a> {
     /// `landscape` or `telemetry`.
     pub topic: &'static str,
@@ -543,13 +546,9 @@ impl Foreground {
     }
 
     /// Adds or replaces intent documents (YAML or JSON).
-    pub fn put_intents(&self, body: &str) -> Result<Vec<String>, String> {
+    pub fn put_intents(&self, body: &str) -> Result<Vec<String>, crate::IntentError> {
         let _guard = self.writer.lock();
-        let (next, written) = self
-            .intents
-            .load()
-            .with_body(body)
-            .map_err(|e| e.to_string())?;
+        let (next, written) = self.intents.load().with_body(body)?;
         self.intents.store(Arc::new(next));
         Ok(written)
     }

@@ -31,7 +31,7 @@ fn extender_call(
     let args: ExtenderArgs = parse(body)?;
     let bad = |e: String| ApiError::bad(format!("body: {e}"));
     let request = extender::request_from_pod(&args.pod).map_err(|e| bad(e.0))?;
-    let candidates = extender::candidates(&args).map_err(bad)?;
+    let candidates = extender::candidates(&args).map_err(|e| bad(e.0))?;
     let mut extra = Vec::new();
     let served = fg.landscape();
     for c in &candidates {

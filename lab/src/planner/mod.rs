@@ -58,7 +58,7 @@ pub fn ntua_samples(data: Option<&Path>) -> Result<Vec<TelemetrySample>> {
             let trace = read_trace(TraceFormat::Ntua, dir)
                 .with_context(|| format!("reading the NTUA runs in {}", dir.display()))?;
             if !trace.skipped.is_empty() {
-                tracing::warn!("{}: {}", dir.display(), trace.skipped);
+                eprintln!("{}: {}", dir.display(), trace.skipped);
             }
             Ok(trace.samples)
         }

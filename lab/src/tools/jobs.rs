@@ -31,7 +31,7 @@ pub fn load_trace(dir: &Path) -> Result<TelemetryStore> {
     let trace = read_trace(trace_format(dir), dir)
         .with_context(|| format!("reading the trace in {}", dir.display()))?;
     if !trace.skipped.is_empty() {
-        tracing::warn!("{}: {}", dir.display(), trace.skipped);
+        eprintln!("{}: {}", dir.display(), trace.skipped);
     }
     Ok(TelemetryStore::from_samples(&trace.samples)?)
 }
@@ -164,7 +164,9 @@ pub fn find_job(registry: &Registry, name: &str) -> Result<Arc<dyn Job>> {
 }
 
 fn open_models(data_dir: &Path) -> Result<InfoCore> {
-    Ok(super::models::open(data_dir)?.store)
+    let dir = dcpilot_schemas::names::data_dir::models(data_dir);
+    InfoCore::open_dir(&dir)
+        .with_context(|| format!("opening the Information Core in {}", dir.display()))
 }
 
 /// The registry with every built-in job and, if given, the specs in `spec_dir`.

@@ -43,7 +43,7 @@ fn read_input(path: &Path) -> Result<String> {
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("reading stdin")?;
         return Ok(text);
     }
-    std::fs::read_to_string(path).map_err(LabError::io(path))
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Opens the landscape at `path`: dcpilot's history file, or a networkx file (read as it
@@ -183,7 +183,7 @@ pub fn import(
     let (nodes, edges) = (graph.node_count(), graph.edge_count());
     graph
         .apply_all(&events)
-        .with_context(|| format!("{place} (nothing was imported)"))?;
+        .map_err(|e| LabError::Invalid(format!("{place}: {e}; nothing was imported")))?;
     history::save(&graph, path)?;
     let added = Imported {
         events: events.len(),
@@ -207,19 +207,19 @@ pub fn import(
 /// links by `index` or `id`).
 pub fn export(path: &Path, format: &str, at: Option<&str>, links: &str) -> Result<String> {
     let format = ExportFormat::parse(format).map_err(|e| LabError::Invalid(format!("--{e}")))?;
-    let style = match links {
-        "index" => networkx::LinkStyle::Index,
-        "id" => networkx::LinkStyle::Id,
-        other => {
-            return Err(LabError::Invalid(format!(
-                "--links {other:?}: not index or id"
-            )))
-        }
-    };
     let graph = open(path)?;
-    let at_ms = match format {
-        ExportFormat::Dot => time_arg("--at", at)?,
-        _ => 0,
+    let (at_ms, style) = match format {
+        ExportFormat::Dot => (time_arg("--at", at)?, networkx::LinkStyle::Index),
+        ExportFormat::Networkx => match links {
+            "index" => (0, networkx::LinkStyle::Index),
+            "id" => (0, networkx::LinkStyle::Id),
+            other => {
+                return Err(LabError::Invalid(format!(
+                    "--links {other:?}: not index or id"
+                )))
+            }
+        },
+        ExportFormat::History => (0, networkx::LinkStyle::Index),
     };
     Ok(format.export(&graph, at_ms, style))
 }

@@ -8,7 +8,7 @@ use dcpilot_info_core::live::LiveVerdict;
 use dcpilot_info_core::{InfoCore, ModelRecord};
 use serde::Serialize;
 
-use crate::error::{Context, LabError, Result};
+use crate::error::{Context, Result};
 
 /// A model version in brief.
 #[derive(Debug, Clone, Serialize)]
@@ -127,7 +127,7 @@ pub fn open(data_dir: &Path) -> Result<Models> {
     let store = InfoCore::open_dir(&dir)
         .with_context(|| format!("opening the Information Core in {}", dir.display()))?;
     for problem in store.problems() {
-        tracing::warn!("{problem} (quarantined; the previous good version is served)");
+        eprintln!("warning: {problem} (quarantined; the previous good version is served)");
     }
     Ok(Models { store, dir })
 }
@@ -302,7 +302,7 @@ pub fn export(
     json: bool,
 ) -> Result<String> {
     let bytes = store.export(name, version)?;
-    std::fs::write(file, bytes).map_err(LabError::io(file))?;
+    std::fs::write(file, bytes).with_context(|| format!("writing {}", file.display()))?;
     Ok(if json {
         String::new()
     } else {
@@ -312,7 +312,7 @@ pub fn export(
 
 /// `models import`: an exported file as the next version of its model.
 pub fn import(store: &InfoCore, file: &Path, json: bool) -> Result<String> {
-    let bytes = std::fs::read(file).map_err(LabError::io(file))?;
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let record = store.import(&bytes, &file.display().to_string())?;
     if json {
         return to_json(&ModelSummary::of(&record));

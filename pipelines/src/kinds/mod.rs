@@ -70,14 +70,18 @@ pub fn by_name(name: &str) -> Option<&'static dyn ModelKind> {
     registry().into_iter().find(|k| k.name() == name)
 }
 
-/// The kind of `spec`.
+/// The kind of `spec` (a new `ModelSpec` variant does not compile without one).
 pub fn of(spec: &ModelSpec) -> &'static dyn ModelKind {
-    let name = spec.kind();
-    registry()
-        .into_iter()
-        .find(|k| k.name() == name)
-        // Every ModelSpec variant has its kind in the registry (a unit test checks).
-        .unwrap_or(&linear_regression::LinearRegression)
+    match spec {
+        ModelSpec::LinearRegression => &linear_regression::LinearRegression,
+        ModelSpec::RidgeRegression { .. } => &ridge_regression::RidgeRegression,
+        ModelSpec::DecisionTree { .. } => &decision_tree::DecisionTree,
+        ModelSpec::RandomForest { .. } => &random_forest::RandomForest,
+        ModelSpec::GradientBoosting { .. } => &gradient_boosting::GradientBoosting,
+        ModelSpec::Knn { .. } => &knn::Knn,
+        ModelSpec::QuantileTable { .. } => &quantile_table::QuantileTable,
+        ModelSpec::Colouring { .. } => &colouring::Colouring,
+    }
 }
 
 /// Every parameter any kind reads, each once, in registry order.
