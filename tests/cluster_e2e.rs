@@ -26,7 +26,7 @@ fn background_config(brokers: &str, replica: &str, shared: &Path) -> String {
          session_timeout_ms = {SESSION_TIMEOUT_MS}\n\
          [http]\nlisten = \"127.0.0.1:0\"\n\
          [jobs]\nonly = [\"rightsizing\"]\npoll_ms = 200\nbackoff_initial_secs = 1\n\
-         [jobs.triggers]\nrightsizing = {{ every_secs = 4 }}\n\
+         [jobs.triggers]\nrightsizing = {{ every_secs = 8 }}\n\
          [cluster]\nenabled = true\nreplica_id = \"{replica}\"\nshared_dir = \"{}\"\n",
         shared.display()
     )
@@ -70,7 +70,10 @@ fn three_replicas_agree_and_survive_the_trainer_being_killed() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let shared = dir.path().join("shared");
-    // Sent before the replicas start, so the first version already sees every partition.
+    // Sent before the replicas start, and the first run is due 8 s after start, once every
+    // replica has joined and stored its partitions: a trainer does not wait for its peers,
+    // so an earlier first run (4 s failed twice in 3 runs on a busy 2-core VM) can train
+    // before a peer has stored anything.
     let mut replayed = common::replay_vms(dir.path(), &brokers, &["1", "9", "17", "25"]);
     let mut replicas: Vec<Option<Background>> = (0..3)
         .map(|i| {

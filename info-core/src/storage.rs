@@ -120,17 +120,54 @@ pub struct FileStorage {
 }
 
 const TMP_SUFFIX: &str = ".tmp";
+/// A temp file this old was left by a writer that died: writing one and linking it takes
+/// milliseconds.
+const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Whether the process that wrote the temp file `path` (`<name>.<pid>.tmp`) still runs.
+/// Unknown (no pid in the name, no `/proc`) counts as running: the age rule decides.
+fn writer_alive(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let pid = name
+        .strip_suffix(TMP_SUFFIX)
+        .and_then(|rest| rest.rsplit('.').next())
+        .and_then(|pid| pid.parse::<u32>().ok());
+    match pid {
+        Some(pid) if Path::new("/proc/self").exists() => {
+            Path::new("/proc").join(pid.to_string()).exists()
+        }
+        _ => true,
+    }
+}
 const QUARANTINE_DIR: &str = "quarantine";
 
 impl FileStorage {
-    /// Opens (creating) `root`, removing temp files an interrupted writer left behind.
+    /// Opens (creating) `root`, removing temp files an interrupted writer left behind —
+    /// only those whose writer is gone (its process id, in the name, no longer runs) or
+    /// that are stale: another process (a background publishing while `dcpilot models`
+    /// reads) may be between writing its temp file and linking it.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         fs::create_dir_all(&root).map_err(InfoCoreError::io(&root))?;
         let storage = Self { root };
+        let now = std::time::SystemTime::now();
         for path in storage.walk()? {
-            if path.to_string_lossy().ends_with(TMP_SUFFIX) {
-                fs::remove_file(&path).map_err(InfoCoreError::io(&path))?;
+            if !path.to_string_lossy().ends_with(TMP_SUFFIX) {
+                continue;
+            }
+            let age = fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|modified| now.duration_since(modified).ok());
+            if !writer_alive(&path) || age.is_some_and(|age| age >= STALE_TMP) {
+                match fs::remove_file(&path) {
+                    // Its writer (or another opener) took it away first.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    other => other.map_err(InfoCoreError::io(&path))?,
+                }
             }
         }
         Ok(storage)

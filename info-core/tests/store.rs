@@ -474,7 +474,12 @@ fn file_store_quarantines_into_its_directory_and_ignores_temp_files() {
     let v2 = dir.path().join("m/v0000000002.model");
     let bytes = std::fs::read(&v2).expect("read");
     std::fs::write(&v2, &bytes[..bytes.len() / 2]).expect("truncate");
-    std::fs::write(dir.path().join("m/v0000000003.model.123.tmp"), b"half a wr").expect("tmp");
+    // Left by a writer that no longer runs (no process has this id).
+    std::fs::write(
+        dir.path().join("m/v0000000003.model.999999999.tmp"),
+        b"half a wr",
+    )
+    .expect("tmp");
     let store = InfoCore::open_dir(dir.path()).expect("reopen");
     assert_eq!(store.latest("m").expect("latest").version, 1);
     let quarantined: Vec<_> = std::fs::read_dir(dir.path().join("quarantine"))
@@ -486,9 +491,26 @@ fn file_store_quarantines_into_its_directory_and_ignores_temp_files() {
         2,
         "{quarantined:?}: the file and its reason"
     );
-    assert!(!dir.path().join("m/v0000000003.model.123.tmp").exists());
+    assert!(!dir
+        .path()
+        .join("m/v0000000003.model.999999999.tmp")
+        .exists());
     let storage = FileStorage::open(dir.path()).expect("storage");
     assert_eq!(storage.list().expect("list"), vec!["m/v0000000001.model"]);
+}
+
+#[test]
+fn a_running_writers_temp_file_is_left_alone() {
+    // Another process (a background) is between writing and linking: opening the store
+    // beside it (`dcpilot models list`) must not take its file away.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("m")).expect("mkdir");
+    let mine = dir
+        .path()
+        .join(format!("m/v0000000001.model.{}.tmp", std::process::id()));
+    std::fs::write(&mine, b"being written").expect("tmp");
+    let _store = InfoCore::open_dir(dir.path()).expect("open");
+    assert!(mine.exists(), "a live writer's temp file stays");
 }
 
 #[test]

@@ -122,10 +122,10 @@ impl SharedLandscape {
     pub fn apply_all_if<T>(
         &self,
         events: &[LandscapeEvent],
-        accept: impl FnOnce(&LandscapeGraph) -> Result<T, String>,
+        accept: impl FnOnce(&LandscapeGraph) -> Result<T, dcpilot_schemas::Invalid>,
     ) -> Result<T, GraphError> {
         if events.is_empty() {
-            return accept(&self.live.load()).map_err(GraphError::Invalid);
+            return accept(&self.live.load()).map_err(|e| GraphError::Invalid(e.0));
         }
         self.change(|graph, changed| {
             for (i, event) in events.iter().enumerate() {
@@ -141,7 +141,7 @@ impl SharedLandscape {
                     }
                 }
             }
-            accept(graph).map_err(GraphError::Invalid)
+            accept(graph).map_err(|e| GraphError::Invalid(e.0))
         })
     }
 

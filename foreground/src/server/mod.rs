@@ -474,13 +474,13 @@ impl Foreground {
                 let (view, left_out) = Landscape::from_graph(graph, &measured);
                 let refused = left_out_of(events, &left_out)
                     .next()
-                    .map(|(i, kind, problem)| format!("events[{i}] ({kind}): {problem}"));
+                    .map(|(i, kind, problem)| Invalid(format!("events[{i}] ({kind}): {problem}")));
                 refused.map_or(Ok(view), Err)
             })
             .map_err(|e| match e {
                 // Already names the event.
-                GraphError::Invalid(message) => message,
-                other => other.to_string(),
+                GraphError::Invalid(message) => Invalid(message),
+                other => Invalid(other.to_string()),
             })?;
         self.landscape.store(Arc::new(view));
         Ok(events.len())

@@ -284,7 +284,7 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        format!("  {}", padded.join("  "))
+        format!("  {}", padded.join("  ")).trim_end().to_string()
     };
     let _ = writeln!(out, "{}", line(header.to_vec()));
     for r in rows {
