@@ -1,8 +1,6 @@
-//! The lab's one error type: every library error it drives, an I/O error with its path, a
-//! bad argument, or an experiment whose expectation did not hold — each with the step it
-//! happened in ([`Context`]) and whether a retry can help.
-
-use std::path::PathBuf;
+//! The lab's one error type: every library error it drives, an I/O error (the step names
+//! its file), a bad argument, or an experiment whose expectation did not hold — each with
+//! the step it happened in ([`Context`]) and whether a retry can help.
 
 /// What went wrong in a demo, an experiment or a dataset.
 #[derive(Debug, thiserror::Error)]
@@ -43,16 +41,8 @@ pub enum LabError {
     /// JSON that does not parse or serialise.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
-    /// Reading or writing a file failed.
-    #[error("{}: {source}", .path.display())]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// An I/O error outside a named file (a socket, standard output).
+    /// An I/O error (a file, a socket, standard input); the step it happened in names the
+    /// file ([`Context`]).
     #[error("i/o: {0}")]
     Stream(#[from] std::io::Error),
     /// An HTTP exchange with the foreground failed.
@@ -88,16 +78,10 @@ impl LabError {
             Self::Pipeline(e) => e.is_retryable(),
             Self::Foreground(e) => e.is_retryable(),
             Self::Landscape(e) => e.is_retryable(),
-            Self::Kafka(_) | Self::Io { .. } | Self::Stream(_) | Self::Http(_) => true,
+            Self::Kafka(_) | Self::Stream(_) | Self::Http(_) => true,
             Self::Context { source, .. } => source.is_retryable(),
             _ => false,
         }
-    }
-
-    /// Maps an I/O error on `path` to [`LabError::Io`].
-    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.into();
-        move |source| Self::Io { path, source }
     }
 }
 
