@@ -226,10 +226,40 @@ async fn colouring_complies(job: Arc<dyn Job>) {
     let newest = tables_with_graph(&samples, &trace.graph);
     // Read as of two seconds on: the served colouring is then older than republish_secs.
     let later = dcpilot_info_core::now_ms() + 2_000;
-    let again_later = dcpilot_pipelines::run_once_at(spec, newest.context(), &again, later)
+    let again_later = dcpilot_pipelines::run_once_at(spec.clone(), newest.context(), &again, later)
         .await
         .expect("republished");
     assert_eq!(again_later.published_version, Some(3), "{again_later:?}");
+    // No newer telemetry and the same landscape: nothing, however old the served one is.
+    let idle = dcpilot_pipelines::run_once_at(spec, newest.context(), &again, later + 2_000)
+        .await
+        .expect("idle");
+    assert_eq!(idle.published_version, None, "{idle:?}");
+    assert!(
+        idle.rejected
+            .as_deref()
+            .is_some_and(|r| r.contains("no telemetry newer")),
+        "{idle:?}"
+    );
+
+    // Telemetry and landscape come on separate topics: a colouring made before the graph
+    // arrived is replaced once it has, though no telemetry is newer.
+    let fresh = memory_core();
+    let without_graph = TelemetryStore::from_samples(&native::samples(&trace)).expect("tables");
+    let blind = run_once(job.clone(), without_graph.context(), &fresh)
+        .await
+        .expect("without the graph");
+    assert_eq!(blind.published_version, Some(1), "{blind:?}");
+    let sighted = run_once(job.clone(), tables.context(), &fresh)
+        .await
+        .expect("with the graph");
+    assert_eq!(sighted.published_version, Some(2), "{sighted:?}");
+    let snapshot = fresh.snapshot();
+    let served = snapshot
+        .get(&name)
+        .and_then(|m| m.prepared.colouring())
+        .expect("served");
+    assert!(!served.colouring.hosts.is_empty(), "the graph's hosts");
 }
 
 /// `job`'s colouring spec with `change` applied to its ranking weights and republish time.

@@ -396,11 +396,8 @@ impl LeaseKeeper {
         let follow = std::thread::Builder::new()
             .name("dcpilot-models-follower".into())
             .spawn(move || {
-                while !follow_stop.load(Ordering::Relaxed) {
-                    if let Err(e) = follower.poll(Duration::from_millis(200)) {
-                        tracing::error!(error = %e, "following the models topic");
-                        std::thread::sleep(Duration::from_millis(500));
-                    }
+                if let Err(e) = follower.run(|| follow_stop.load(Ordering::Relaxed)) {
+                    tracing::error!(error = %e, "stopped following the models topic");
                 }
             })
             .map_err(|e| BackgroundError::Internal(format!("starting the follower: {e}")))?;

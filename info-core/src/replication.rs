@@ -222,10 +222,24 @@ impl Follower {
         Ok(applied)
     }
 
-    /// Follows until `stop` returns true.
+    /// Follows until `stop` returns true. Kafka trouble (the topic not created yet, a
+    /// broker away, a group coordinator moving) is logged at most every 30 s and waited
+    /// out — librdkafka recovers on its own, and a replica that stopped following would
+    /// serve its last models forever; only an error that waiting cannot fix ends it.
     pub fn run(&self, mut stop: impl FnMut() -> bool) -> Result<()> {
+        let mut last_warned: Option<std::time::Instant> = None;
         while !stop() {
-            self.poll(Duration::from_millis(200))?;
+            match self.poll(Duration::from_millis(200)) {
+                Ok(_) => {}
+                Err(e) if e.is_retryable() => {
+                    if last_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+                        tracing::warn!(error = %e, "models follower: retrying");
+                        last_warned = Some(std::time::Instant::now());
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }

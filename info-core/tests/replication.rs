@@ -412,3 +412,46 @@ fn a_replica_whose_lease_ended_cannot_publish_and_versions_stay_unique() {
         .expect("export");
     assert!(clash_target.apply_change(&conflicting).is_err());
 }
+
+/// A replica started before the models topic exists (the background not deployed yet)
+/// keeps following: its consumer reports the missing topic, and once the topic is there
+/// it serves what the leader publishes.
+#[test]
+fn a_follower_started_before_the_topic_exists_keeps_following() {
+    let cluster: MockCluster<'static, DefaultProducerContext> =
+        MockCluster::new(1).expect("mock cluster");
+    let brokers = cluster.bootstrap_servers();
+    let store = memory_store();
+    let follower =
+        Arc::new(Follower::new(&brokers, MODELS_TOPIC, "early", store.clone()).expect("follower"));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let thread = {
+        let (follower, stop) = (Arc::clone(&follower), Arc::clone(&stop));
+        std::thread::spawn(move || follower.run(|| stop.load(std::sync::atomic::Ordering::Relaxed)))
+    };
+    // Long enough for the consumer to find the topic missing.
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.create_topic(MODELS_TOPIC, 1, 1).expect("topic");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let leader = InfoCore::open_dir(dir.path()).expect("leader");
+    leader.set_change_sink(Arc::new(
+        KafkaSink::new(&brokers, MODELS_TOPIC).expect("sink"),
+    ));
+    leader.publish(draft("rightsizing", 2.0)).expect("publish");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while served(&store) != served(&leader) {
+        assert!(
+            !thread.is_finished(),
+            "the follower stopped: {:?}",
+            thread.join()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "follower serves {:?}",
+            served(&store)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    thread.join().expect("joined").expect("stopped cleanly");
+}

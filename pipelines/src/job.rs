@@ -470,13 +470,10 @@ async fn run_colouring(
     }
     let snapshot = store.snapshot();
     let served = snapshot.get(&spec.name);
-    let served_end_ms = served.map(|m| m.record.window.end_ms);
     let coloured = {
         let spec = spec.clone();
-        off_the_runtime(move || {
-            crate::colouring::job::colour(&spec, &telemetry, &nodes, &edges, served_end_ms)
-        })
-        .await?
+        off_the_runtime(move || crate::colouring::job::colour(&spec, &telemetry, &nodes, &edges))
+            .await?
     };
     let (colouring, read) = match coloured {
         Coloured::Done(colouring, read) => (colouring, read),
@@ -484,12 +481,22 @@ async fn run_colouring(
         Coloured::Nothing(why) => return Ok(colouring_report(&spec, None, 0, None, Some(why))),
     };
     if let (Some(served), ModelSpec::Colouring { republish_secs, .. }) = (served, &spec.model) {
+        let served_colouring = served.prepared.colouring().map(|c| &c.colouring);
+        // No newer telemetry: only a changed landscape (say, the graph arrived after the
+        // telemetry) makes a new colouring; an identical one would look fresh forever.
+        if served.record.window.end_ms == read.end_ms
+            && served_colouring.is_some_and(|c| *c == *colouring)
+        {
+            let why = format!(
+                "no telemetry newer than the served v{} and the same landscape",
+                served.version()
+            );
+            return Ok(colouring_report(&spec, None, 0, None, Some(why)));
+        }
         let young = served.age_secs(now_ms) < *republish_secs;
-        let same = served
-            .prepared
-            .colouring()
-            .is_some_and(|c| crate::colouring::job::same_story(&c.colouring, &colouring));
-        if young && same {
+        let same =
+            served_colouring.is_some_and(|c| crate::colouring::job::same_story(c, &colouring));
+        if young && same && served.record.window.end_ms != read.end_ms {
             let why = format!(
                 "the same story as the served v{} (republished after {republish_secs} s)",
                 served.version()

@@ -126,19 +126,17 @@ async fn landscape(spec: &JobSpec, ctx: &SessionContext, sql: &str) -> Result<Ve
 pub(crate) enum Coloured {
     /// A colouring of the newest moment, and what it read.
     Done(Box<Colouring>, Read),
-    /// Nothing to publish, and why (no telemetry yet; none newer than the served one).
+    /// Nothing to colour, and why (no telemetry yet).
     Nothing(String),
 }
 
 /// Colours the newest moment of `telemetry` with a full observation window behind it
-/// (the newest sample in it), unless the data ends where the served colouring's did
-/// (`served_end_ms`): then an unchanged colouring would look fresh forever.
+/// (the newest sample in it).
 pub(crate) fn colour(
     spec: &JobSpec,
     telemetry: &[RecordBatch],
     nodes: &[RecordBatch],
     edges: &[RecordBatch],
-    served_end_ms: Option<i64>,
 ) -> Result<Coloured> {
     let ModelSpec::Colouring {
         detector,
@@ -158,11 +156,6 @@ pub(crate) fn colour(
             "no finite telemetry to colour yet".into(),
         ));
     };
-    if served_end_ms == Some(read.end_ms) {
-        return Ok(Coloured::Nothing(
-            "no telemetry newer than the served colouring".into(),
-        ));
-    }
     let (graph, mut problems) = graph_of(nodes, edges)?;
     // The observed window [at, at + observe) ends with the newest second.
     let at = read.end_ms.div_euclid(1000) - window.observe_secs + 1;
