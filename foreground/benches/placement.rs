@@ -139,11 +139,10 @@ fn placement(c: &mut Criterion) {
             ..RebalanceRequest::default()
         };
         let run = || {
-            let started = std::time::Instant::now();
             rebalance_state(
                 &request,
                 prepared.clone(),
-                started,
+                dcpilot_foreground::planner::Clock::now(budget),
                 &snapshot,
                 &config,
                 now_ms,

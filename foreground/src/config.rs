@@ -28,6 +28,8 @@ pub struct ForegroundConfig {
     pub planner: PlannerConfig,
     /// The intent loop that acts on its own.
     pub autopilot: crate::autopilot::AutopilotConfig,
+    /// The API's workers and queues.
+    pub admission: crate::server::admission::AdmissionConfig,
 }
 
 /// Kafka sources; without `brokers` the foreground runs standalone on the Information
@@ -66,6 +68,7 @@ impl Default for ForegroundConfig {
             sources: SourcesConfig::default(),
             planner: PlannerConfig::default(),
             autopilot: crate::autopilot::AutopilotConfig::default(),
+            admission: crate::server::admission::AdmissionConfig::default(),
         }
     }
 }
@@ -218,6 +221,7 @@ impl ForegroundConfig {
                 .into_iter()
                 .map(|problem| format!("autopilot.{problem}")),
         );
+        p.extend(self.admission.problems());
         if self.max_body_bytes < 1024 {
             p.push(format!(
                 "max_body_bytes: must be at least 1024, got {}",

@@ -271,22 +271,25 @@ pub fn request_from_pod(pod: &Value) -> Result<PlacementRequest, Invalid> {
     Ok(request)
 }
 
-/// Scores (objective, lower is better) → extender priorities 0..=10, best = 10.
+/// Scores (objective, lower is better) → extender priorities 0..=10: by rank, so one host
+/// far worse than the rest cannot squeeze the others together (as a min–max scale would,
+/// all to 10). A scored host gets 1 + 9 × the share of the other scored hosts it is at
+/// least as good as (best 10, worst 1; equal scores share a priority); one not scored 0.
 pub fn priorities(scored: &[(String, f64)], all: &[String]) -> Vec<HostPriority> {
-    let (lo, hi) = scored
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, s)| {
-            (lo.min(*s), hi.max(*s))
-        });
+    let mut sorted: Vec<f64> = scored.iter().map(|(_, s)| *s).collect();
+    sorted.sort_by(f64::total_cmp);
     let by_name: BTreeMap<&str, f64> = scored.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+    let others = sorted.len().saturating_sub(1);
     all.iter()
         .map(|name| {
             let score = match by_name.get(name.as_str()) {
                 None => 0,
-                Some(_) if hi - lo < 1e-12 => MAX_PRIORITY,
+                Some(_) if others == 0 => MAX_PRIORITY,
                 Some(s) => {
-                    // Scored hosts get 1..=10: even the worst scored beats one that is not.
-                    1 + ((hi - s) / (hi - lo) * (MAX_PRIORITY - 1) as f64).round() as i64
+                    // Other hosts it is at least as good as (objective as high or higher).
+                    let matched =
+                        sorted.len() - sorted.partition_point(|x| x.total_cmp(s).is_lt()) - 1;
+                    1 + (matched as f64 / others as f64 * (MAX_PRIORITY - 1) as f64).round() as i64
                 }
             };
             HostPriority {
@@ -366,5 +369,33 @@ mod tests {
         );
         let scores: Vec<i64> = p.iter().map(|h| h.score).collect();
         assert_eq!(scores, vec![10, 1, 6, 0]);
+    }
+
+    /// Twelve nodes, one far worse: min–max scaling gave the other eleven all 10; by rank
+    /// they keep their order, the outlier gets 1, and equal scores share a priority.
+    #[test]
+    fn one_outlier_does_not_flatten_the_good_hosts() {
+        let mut scored: Vec<(String, f64)> = (0..11)
+            .map(|i| (format!("n{i:02}"), 1.0 + 0.01 * f64::from(i)))
+            .collect();
+        scored.push(("outlier".into(), 1_000.0));
+        scored.push(("twin".into(), 1.0));
+        let all: Vec<String> = scored.iter().map(|(n, _)| n.clone()).collect();
+        let p = priorities(&scored, &all);
+        let of = |name: &str| p.iter().find(|h| h.host == name).expect("scored").score;
+        assert_eq!(of("outlier"), 1);
+        assert_eq!(of("n00"), 10);
+        assert_eq!(of("twin"), of("n00"), "equal scores, equal priority");
+        let good: Vec<i64> = (0..11).map(|i| of(&format!("n{i:02}"))).collect();
+        assert!(good.windows(2).all(|w| w[0] >= w[1]), "{good:?}");
+        let distinct: std::collections::BTreeSet<i64> = good.iter().copied().collect();
+        assert!(
+            distinct.len() >= 8,
+            "the good hosts stay told apart: {good:?}"
+        );
+        assert!(
+            good[10] > 1,
+            "the worst good host beats the outlier: {good:?}"
+        );
     }
 }

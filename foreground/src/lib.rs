@@ -9,9 +9,11 @@
 //! - [`planner::place`]: least-loaded ranking at once, model scoring in that order until
 //!   the budget is spent, `degraded` fallback to rules of thumb;
 //! - [`recipes`]: place / migrate / kill / scale / tune scored by objective change, and
-//!   rebalancing by local search within the budget.
+//!   rebalancing by local search within the budget;
+//! - [`client`]: a client of the API, and a load generator measuring it at the client.
 
 pub mod autopilot;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod extender;

@@ -27,8 +27,16 @@ fn operation(summary: &str, request: Option<Value>, response: Value, mutating: b
         "responses": {
             "200": {"description": "OK", "content": {"application/json": {"schema": response}}},
             "4XX": {"description": "The request is wrong; `error` says how",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "503": {"description": "Overloaded: the request could not start before it was due (`reason`: overloaded, or expired for an update that waited too long); nothing changed. Retry after `Retry-After` seconds",
+                    "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-        }
+        },
+        "parameters": [{
+            "name": "Request-Timeout", "in": "header", "required": false,
+            "description": "How long the client waits, in gRPC's timeout form (up to 8 digits and a unit: H, M, S, m, u, n; `25m` is 25 ms); the answer is due then if that is sooner than the budget. `grpc-timeout` is read too",
+            "schema": {"type": "string", "pattern": "^[0-9]{1,8}[HMSmun]$"}
+        }]
     });
     if let Some(schema) = request {
         op["requestBody"] =

@@ -168,8 +168,12 @@ pub struct PlacementAnswer {
 pub struct Provenance {
     /// The budget, ms.
     pub budget_ms: f64,
-    /// Time used, ms.
+    /// Time used since the request arrived (waiting and scoring), ms.
     pub used_ms: f64,
+    /// Of that, time spent waiting for a worker, ms.
+    pub waited_ms: f64,
+    /// Of that, time spent scoring, ms.
+    pub scoring_ms: f64,
     /// Whether the budget ran out before the work was done (the answer is the best found).
     pub budget_exhausted: bool,
     /// Models used, with their versions.
@@ -308,6 +312,53 @@ impl SlowdownBatch {
     }
 }
 
+/// A request's clock: its budget runs from when it arrived (time waiting for a worker
+/// counts), and its answer is due then plus the budget, or at the client's own deadline if
+/// that is sooner.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clock {
+    /// When the request was read.
+    pub arrived: Instant,
+    /// When work on it started.
+    pub started: Instant,
+    /// When its answer is due.
+    pub due: Instant,
+}
+
+impl Clock {
+    /// A request arriving now with `budget_ms`, started at once.
+    pub fn now(budget_ms: f64) -> Self {
+        Self::arrived(Instant::now(), budget_ms, None)
+    }
+
+    /// A request read at `arrived` with `budget_ms`, due no later than `client_deadline`.
+    pub fn arrived(arrived: Instant, budget_ms: f64, client_deadline: Option<Instant>) -> Self {
+        let budget = arrived + Duration::from_secs_f64(budget_ms.max(0.0) / 1000.0);
+        let due = client_deadline.map_or(budget, |d| d.min(budget));
+        Self {
+            arrived,
+            started: arrived,
+            due,
+        }
+    }
+
+    /// The same clock, work starting now.
+    pub fn starting_now(self) -> Self {
+        Self {
+            started: Instant::now(),
+            ..self
+        }
+    }
+
+    /// From arrival to due, ms.
+    pub fn budget_ms(&self) -> f64 {
+        self.due
+            .saturating_duration_since(self.arrived)
+            .as_secs_f64()
+            * 1000.0
+    }
+}
+
 /// The request's budget, or the configured default; refused if it is not a number ≥ 0.
 pub fn budget_of(requested: Option<f64>, config: &PlannerConfig) -> Result<f64, PlanError> {
     let budget_ms = requested.unwrap_or(config.budget_ms);
@@ -369,16 +420,34 @@ impl<'a> ModelUse<'a> {
         }
     }
 
-    /// The answer's provenance, from what was looked up.
+    /// The answer's provenance, from what was looked up, for work that started when it
+    /// was asked for (nothing waited).
     pub fn finish(self, budget_ms: f64, used_ms: f64, budget_exhausted: bool) -> Provenance {
         Provenance {
             budget_ms,
             used_ms,
+            waited_ms: 0.0,
+            scoring_ms: used_ms,
             budget_exhausted,
             degraded: !self.reasons.is_empty(),
             degraded_reasons: self.reasons,
             models: self.versions,
         }
+    }
+
+    /// The answer's provenance for a request on `clock`: its budget from arrival to due,
+    /// the time it waited and the time it was scored.
+    pub fn finish_on(self, clock: &Clock, budget_exhausted: bool) -> Provenance {
+        let now = Instant::now();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let mut provenance = self.finish(
+            clock.budget_ms(),
+            ms(now.duration_since(clock.arrived)),
+            budget_exhausted,
+        );
+        provenance.waited_ms = ms(clock.started.duration_since(clock.arrived));
+        provenance.scoring_ms = ms(now.duration_since(clock.started));
+        provenance
     }
 
     /// The landscape colouring, when one is served and fresh. None served is no
@@ -501,15 +570,27 @@ pub fn place(
     config: &PlannerConfig,
     now_ms: i64,
 ) -> Result<PlacementAnswer, PlanError> {
-    let started = Instant::now();
-    let budget_ms = budget_of(request.budget_ms, config)?;
+    let clock = Clock::now(budget_of(request.budget_ms, config)?);
+    place_on(request, landscape, snapshot, intents, config, now_ms, clock)
+}
+
+/// [`place`] on a request's `clock` (its budget already chosen, counted from arrival).
+pub fn place_on(
+    request: &PlacementRequest,
+    landscape: &Landscape,
+    snapshot: &Snapshot,
+    intents: &Intents,
+    config: &PlannerConfig,
+    now_ms: i64,
+    clock: Clock,
+) -> Result<PlacementAnswer, PlanError> {
     if !(request.cores.is_finite() && request.cores > 0.0) {
         return Err(PlanError::BadRequest(format!(
             "cores must be positive, got {}",
             request.cores
         )));
     }
-    let deadline = started + Duration::from_secs_f64(budget_ms / 1000.0);
+    let deadline = clock.due;
     let mut models = ModelUse::new(snapshot, config, now_ms);
     let colouring = models.colouring();
 
@@ -661,11 +742,7 @@ pub fn place(
         candidates_scored: scored_count,
         candidates_feasible: order.len(),
         candidates_total: hosts.len(),
-        provenance: models.finish(
-            budget_ms,
-            started.elapsed().as_secs_f64() * 1000.0,
-            exhausted,
-        ),
+        provenance: models.finish_on(&clock, exhausted),
     })
 }
 

@@ -187,9 +187,12 @@ impl ForegroundService {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ForegroundError> {
-        let served = axum::serve(self.listener, self.foreground.router())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = axum::serve(
+            crate::server::without_nagle(self.listener),
+            self.foreground.router(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             let _ = t.join();

@@ -691,3 +691,77 @@ async fn hosts_report_counters_over_http_and_bad_measurements_are_refused_whole(
     let (status, _) = call(&app, Method::POST, "/v1/landscape/measurements", "[]", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a mutating endpoint");
 }
+
+/// `POST /v1/placements` with one extra header; status, `Retry-After`, body.
+async fn place_with_header(
+    app: &Router,
+    name: &str,
+    value: &str,
+) -> (StatusCode, Option<String>, Value) {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/placements")
+        .header(name, value)
+        .body(Body::from(function_request()))
+        .expect("request");
+    let response = app.clone().oneshot(request).await.expect("response");
+    let status = response.status();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .expect("body");
+    (
+        status,
+        retry,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn the_budget_runs_from_arrival_and_the_clients_deadline_is_kept() {
+    let (app, _fg) = app();
+    // The answer states its budget, and the time it waited and scored within it.
+    let (status, answer) = call(
+        &app,
+        Method::POST,
+        "/v1/placements",
+        &function_request(),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["budget_ms"], 10.0, "{answer}");
+    let (used, waited, scoring) = (
+        answer["used_ms"].as_f64().expect("used_ms"),
+        answer["waited_ms"].as_f64().expect("waited_ms"),
+        answer["scoring_ms"].as_f64().expect("scoring_ms"),
+    );
+    assert!(waited >= 0.0 && scoring >= 0.0, "{answer}");
+    assert!(used + 1e-9 >= waited + scoring - 1e-3, "{answer}");
+
+    // A client that waits 5 ms gets a 5 ms budget (gRPC's timeout form; both names).
+    for name in ["Request-Timeout", "grpc-timeout"] {
+        let (status, _, answer) = place_with_header(&app, name, "5m").await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let budget = answer["budget_ms"].as_f64().expect("budget_ms");
+        assert!(budget <= 5.0 && budget > 4.0, "{name}: {answer}");
+    }
+
+    // One that cannot wait at all is refused at once, told when to come back.
+    let (status, retry, answer) = place_with_header(&app, "Request-Timeout", "0m").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(retry.as_deref(), Some("1"));
+    assert_eq!(answer["reason"], "overloaded", "{answer}");
+
+    // A timeout that is not one is a 400 naming the header.
+    for bad in ["soon", "5", "5x", "123456789m", ""] {
+        let (status, _, answer) = place_with_header(&app, "Request-Timeout", bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {answer}");
+        let error = answer["error"].as_str().expect("error");
+        assert!(error.contains("header request-timeout"), "{error}");
+    }
+}

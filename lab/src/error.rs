@@ -47,7 +47,7 @@ pub enum LabError {
     Stream(#[from] std::io::Error),
     /// An HTTP exchange with the foreground failed.
     #[error("http: {0}")]
-    Http(String),
+    Http(#[from] dcpilot_foreground::client::ClientError),
     /// A task of the async runtime panicked or was cancelled.
     #[error("task: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -82,18 +82,6 @@ impl LabError {
             Self::Context { source, .. } => source.is_retryable(),
             _ => false,
         }
-    }
-}
-
-impl From<hyper::Error> for LabError {
-    fn from(e: hyper::Error) -> Self {
-        Self::Http(e.to_string())
-    }
-}
-
-impl From<hyper::http::Error> for LabError {
-    fn from(e: hyper::http::Error) -> Self {
-        Self::Http(e.to_string())
     }
 }
 

@@ -10,14 +10,12 @@
 //!   directories);
 //! - [`rca`]: root-cause ranking judged against labelled faults, next to naive rankers;
 //! - [`replay`]: a trace sent to the telemetry (and landscape) topics;
-//! - [`http_client`]: one keep-alive HTTP client for driving the foreground;
 //! - [`stats`]: the one percentile every report uses;
 //! - [`tools`]: what the operator commands (`models`, `jobs`, `landscape`) do.
 
 pub mod datasets;
 pub mod demo;
 pub mod error;
-pub mod http_client;
 pub mod planner;
 pub mod processes;
 pub mod rca;

@@ -15,19 +15,13 @@ mod recipe;
 mod scoring;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 pub use rebalancing::{
     local_search, rebalance, rebalance_state, Action, MoveKind, RebalancePlan, RebalanceRequest,
     SearchResult,
 };
 pub use recipe::{Applied, Recipe, RecipeError};
-pub use scoring::{score, score_recipe, ScoreAnswer, ScoreRequest, ScoredRecipe};
-
-/// Budget and model bookkeeping shared by the planner's answers.
-pub fn deadline_after(started: Instant, budget_ms: f64) -> Instant {
-    started + Duration::from_secs_f64(budget_ms.max(0.0) / 1000.0)
-}
+pub use scoring::{score, score_on, score_recipe, ScoreAnswer, ScoreRequest, ScoredRecipe};
 
 /// Models used, by name → version (for answers).
 pub type ModelVersions = BTreeMap<String, u64>;

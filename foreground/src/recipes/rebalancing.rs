@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::{deadline_after, Applied, Recipe};
+use super::{Applied, Recipe};
 use crate::objective::{Scorer, State};
 use crate::planner::Provenance;
 
@@ -278,23 +278,22 @@ pub fn rebalance(
     config: &crate::PlannerConfig,
     now_ms: i64,
 ) -> Result<RebalancePlan, crate::PlanError> {
-    let started = Instant::now();
+    let clock = crate::planner::Clock::now(crate::planner::budget_of(request.budget_ms, config)?);
     let state = State::new(landscape, intents);
-    rebalance_state(request, state, started, snapshot, config, now_ms)
+    rebalance_state(request, state, clock, snapshot, config, now_ms)
 }
 
 /// [`rebalance`] on a landscape already in index form (a copy the caller may keep
-/// prepared between requests), with the budget counted from `started`.
+/// prepared between requests), on a request's `clock` (its budget already chosen).
 pub fn rebalance_state(
     request: &RebalanceRequest,
     mut state: State,
-    started: Instant,
+    clock: crate::planner::Clock,
     snapshot: &dcpilot_info_core::Snapshot,
     config: &crate::PlannerConfig,
     now_ms: i64,
 ) -> Result<RebalancePlan, crate::PlanError> {
-    let budget_ms = crate::planner::budget_of(request.budget_ms, config)?;
-    let deadline = deadline_after(started, budget_ms);
+    let deadline = clock.due;
     let allowed: BTreeSet<MoveKind> = match &request.moves {
         Some(moves) if moves.is_empty() => {
             return Err(crate::PlanError::BadRequest(
@@ -317,7 +316,7 @@ pub fn rebalance_state(
         request.max_actions.unwrap_or(20),
         deadline,
     );
-    let used_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let provenance = models.finish_on(&clock, result.exhausted);
     // Freeing a copy of a large landscape takes a while: not on the answer's clock.
     if state.members.len() > 10_000 {
         std::thread::spawn(move || drop(state));
@@ -328,6 +327,6 @@ pub fn rebalance_state(
         objective_after: result.after,
         moves_evaluated: result.moves_evaluated,
         instances,
-        provenance: models.finish(budget_ms, used_ms, result.exhausted),
+        provenance,
     })
 }

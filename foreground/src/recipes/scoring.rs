@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::{deadline_after, Applied, Recipe, RecipeError};
+use super::{Applied, Recipe, RecipeError};
 use crate::objective::{Scorer, State};
 use crate::planner::Provenance;
 
@@ -76,14 +76,26 @@ pub fn score(
     config: &crate::PlannerConfig,
     now_ms: i64,
 ) -> Result<ScoreAnswer, crate::PlanError> {
-    let started = Instant::now();
-    let budget_ms = crate::planner::budget_of(request.budget_ms, config)?;
+    let clock = crate::planner::Clock::now(crate::planner::budget_of(request.budget_ms, config)?);
+    score_on(request, landscape, snapshot, intents, config, now_ms, clock)
+}
+
+/// [`score`] on a request's `clock` (its budget already chosen, counted from arrival).
+pub fn score_on(
+    request: &ScoreRequest,
+    landscape: &crate::Landscape,
+    snapshot: &dcpilot_info_core::Snapshot,
+    intents: &crate::Intents,
+    config: &crate::PlannerConfig,
+    now_ms: i64,
+    clock: crate::planner::Clock,
+) -> Result<ScoreAnswer, crate::PlanError> {
     if request.recipes.is_empty() {
         return Err(crate::PlanError::BadRequest(
             "recipes: send at least one recipe".into(),
         ));
     }
-    let deadline = deadline_after(started, budget_ms);
+    let deadline = clock.due;
     let mut models = crate::planner::ModelUse::new(snapshot, config, now_ms);
     let colouring = models.colouring();
     let state = State::new(landscape, intents);
@@ -131,10 +143,6 @@ pub fn score(
         results,
         candidates_scored: scored,
         candidates_total: request.recipes.len(),
-        provenance: models.finish(
-            budget_ms,
-            started.elapsed().as_secs_f64() * 1000.0,
-            exhausted,
-        ),
+        provenance: models.finish_on(&clock, exhausted),
     })
 }

@@ -10,12 +10,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use axum::Json;
 use dcpilot_schemas::decode::{DecodeContext, Decoder, Format};
 use dcpilot_schemas::TelemetrySample;
 use serde_json::{json, Value};
 
-use super::{answer, mutation, ApiError, Shared};
+use super::{answer, mutation, ApiError, Arrival, Shared};
 
 pub(super) async fn target_status(State(fg): Shared, Path(path): Path<String>) -> Response {
     let started = Instant::now();
@@ -70,10 +71,11 @@ pub(super) async fn overview(State(fg): Shared) -> Json<Value> {
 
 pub(super) async fn post_telemetry(
     State(fg): Shared,
+    Extension(arrival): Extension<Arrival>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    mutation(&fg, "telemetry", &headers, body, |bytes| {
+    mutation(&fg, "telemetry", arrival, &headers, body, |fg, bytes| {
         let mut samples: Vec<TelemetrySample> = Vec::new();
         let ctx = DecodeContext {
             default_timestamp_ms: dcpilot_info_core::now_ms(),
@@ -88,4 +90,5 @@ pub(super) async fn post_telemetry(
         let kept = fg.observe_telemetry(&samples);
         Ok(json!({ "samples": samples.len(), "kept": kept }))
     })
+    .await
 }

@@ -8,13 +8,14 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use axum::Json;
 use dcpilot_schemas::Invalid;
 use dcpilot_schemas::LandscapeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{mutation, utf8, ApiError, Shared};
+use super::{mutation, utf8, ApiError, Arrival, Shared};
 use crate::landscape::{Host, HostCounters, HostMeasure, Instance, Landscape};
 use dcpilot_schemas::names::PCM_SYSTEM_METRICS;
 
@@ -87,10 +88,11 @@ struct HostMeasurement {
 /// of them, or NDJSON; all or nothing.
 pub(super) async fn post_measurements(
     State(fg): Shared,
+    Extension(arrival): Extension<Arrival>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    mutation(&fg, "landscape_measurements", &headers, body, |bytes| {
+    mutation(&fg, "landscape_measurements", arrival, &headers, body, |fg, bytes| {
         let text = utf8(&bytes)?;
         let items: Vec<HostMeasurement> =
             dcpilot_landscape::formats::parse_json_items(text, "measurements")
@@ -128,6 +130,7 @@ pub(super) async fn post_measurements(
         fg.prepare_in_background();
         Ok(json!({ "applied": measured.len() }))
     })
+    .await
 }
 
 /// `POST /v1/landscape/events` body: one event, a JSON array of them, or NDJSON.
@@ -138,15 +141,24 @@ fn parse_events(bytes: &[u8]) -> Result<Vec<LandscapeEvent>, ApiError> {
 
 pub(super) async fn post_events(
     State(fg): Shared,
+    Extension(arrival): Extension<Arrival>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    mutation(&fg, "landscape_events", &headers, body, |bytes| {
-        let events = parse_events(&bytes)?;
-        let applied = fg
-            .apply_events(&events)
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.0))?;
-        fg.prepare_in_background();
-        Ok(json!({ "applied": applied }))
-    })
+    mutation(
+        &fg,
+        "landscape_events",
+        arrival,
+        &headers,
+        body,
+        |fg, bytes| {
+            let events = parse_events(&bytes)?;
+            let applied = fg
+                .apply_events(&events)
+                .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.0))?;
+            fg.prepare_in_background();
+            Ok(json!({ "applied": applied }))
+        },
+    )
+    .await
 }

@@ -6,6 +6,12 @@
 //! Every error is JSON `{"error": "..."}` with a 4xx status naming the problem; bodies
 //! larger than `max_body_bytes` get 413.
 //!
+//! A request's clock starts when it is read (`Arrival`, stamped before its body is); the
+//! work runs on the workers of [`admission`] — decisions before updates — and a request
+//! that cannot start before it is due gets 503 with `Retry-After` at once. A client may
+//! bring its due time closer with `Request-Timeout` (gRPC's `grpc-timeout` form: up to
+//! eight digits and a unit, `H` `M` `S` `m` `u` `n`; `grpc-timeout` itself is read too).
+//!
 //! This module owns the shared state ([`Foreground`]), the router and the helpers every
 //! handler uses (body parsing, [`ApiError`], answer metrics); the handlers live in one
 //! module per API area:
@@ -19,6 +25,7 @@
 //! - `scheduler`: the Kubernetes scheduler-extender `POST /scheduler/filter` and `/prioritize`;
 //! - `meta`: `/healthz`, `/metrics`, `/openapi.json`.
 
+pub mod admission;
 mod autopilot;
 mod graph;
 mod intents;
@@ -35,8 +42,9 @@ use std::time::Instant;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -54,7 +62,8 @@ use crate::config::ForegroundConfig;
 use crate::intents::Intents;
 use crate::landscape::{HostMeasure, Landscape, Measured};
 use crate::objective::State as IndexedLandscape;
-use crate::planner::{PlanError, PlannerConfig};
+use crate::planner::{Clock, PlanError, PlannerConfig};
+use admission::{Admission, Lane};
 
 pub use graph::{anomalies_document, standalone_view};
 pub use landscape::LandscapeDocument;
@@ -86,6 +95,8 @@ pub struct Foreground {
     metrics: Option<MetricsRenderer>,
     /// The intent loop's telemetry window, status and plans.
     autopilot: AutopilotShared,
+    /// The API's workers and queues.
+    admission: Admission,
 }
 
 struct Prepared {
@@ -201,6 +212,36 @@ pub fn describe_metrics() {
     }
     metrics::counter!("dcpilot_foreground_landscape_events_total").absolute(0);
     describe_counter!(
+        "dcpilot_foreground_refused_total",
+        Unit::Count,
+        "Requests answered 503 at once, by endpoint and reason: overloaded (work queued ahead would make it late, or the bulk queue is full) or expired (due before a worker could start it)."
+    );
+    describe_histogram!(
+        "dcpilot_foreground_queue_seconds",
+        Unit::Seconds,
+        "Time from reading a request to a worker starting it, by endpoint."
+    );
+    metrics::describe_gauge!(
+        "dcpilot_foreground_queued",
+        Unit::Count,
+        "Requests waiting for a worker, by lane (decision, bulk)."
+    );
+    metrics::describe_gauge!(
+        "dcpilot_foreground_in_flight",
+        Unit::Count,
+        "Requests being worked on, by lane (decision, bulk)."
+    );
+    for endpoint in ENDPOINTS {
+        for reason in ["overloaded", "expired"] {
+            metrics::counter!("dcpilot_foreground_refused_total", "endpoint" => *endpoint, "reason" => reason)
+                .absolute(0);
+        }
+    }
+    for lane in ["decision", "bulk"] {
+        metrics::gauge!("dcpilot_foreground_queued", "lane" => lane).set(0.0);
+        metrics::gauge!("dcpilot_foreground_in_flight", "lane" => lane).set(0.0);
+    }
+    describe_counter!(
         "dcpilot_foreground_follow_errors_total",
         Unit::Count,
         "Records of the followed topics that could not be read or applied, by topic (landscape or telemetry) and reason."
@@ -248,7 +289,7 @@ impl FollowSkipped<'_> {
 }
 
 /// What the foreground reports about each answer (logged and counted).
-struct Answered {
+pub(crate) struct Answered {
     endpoint: &'static str,
     status: u16,
     seconds: f64,
@@ -310,20 +351,98 @@ fn answer<T: Serialize>(
     response
 }
 
-/// A mutating endpoint's answer: the caller authorised, the body read and `handle`d,
-/// answered and counted as `endpoint`.
-fn mutation<T: Serialize>(
-    fg: &Foreground,
+/// A mutating endpoint's answer: the caller authorised, then on a bulk worker the body
+/// `handle`d, answered and counted as `endpoint`. Updates may wait `admission.bulk_wait_ms`
+/// (or the client's `Request-Timeout`) for a worker.
+async fn mutation<T: Serialize>(
+    fg: &Arc<Foreground>,
     endpoint: &'static str,
+    arrival: Arrival,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-    handle: impl FnOnce(Bytes) -> Result<T, ApiError>,
+    handle: impl FnOnce(&Arc<Foreground>, Bytes) -> Result<T, ApiError> + Send + 'static,
 ) -> Response {
-    let started = Instant::now();
-    let result = fg
-        .authorize(headers)
-        .and_then(|()| body_bytes(body).and_then(handle));
-    answer(endpoint, started, result, |_| (false, false))
+    let bytes = match fg.authorize(headers).and_then(|()| body_bytes(body)) {
+        Ok(bytes) => bytes,
+        Err(e) => return answer::<()>(endpoint, arrival.at, Err(e), |_| (false, false)),
+    };
+    let wait_ms = fg.admission.bulk_wait().as_secs_f64() * 1000.0;
+    let clock = arrival.clock(wait_ms);
+    let worker_fg = Arc::clone(fg);
+    fg.admission
+        .run(Lane::Bulk, endpoint, clock, move |clock| {
+            answer(endpoint, clock.arrived, handle(&worker_fg, bytes), |_| {
+                (false, false)
+            })
+        })
+        .await
+}
+
+/// When a request was read (its budget runs from then), and the due time its client sent.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arrival {
+    at: Instant,
+    client_deadline: Option<Instant>,
+}
+
+impl Arrival {
+    /// The request's clock for a budget of `budget_ms`.
+    fn clock(&self, budget_ms: f64) -> Clock {
+        Clock::arrived(self.at, budget_ms, self.client_deadline)
+    }
+}
+
+/// Headers a client states how long it will wait in (gRPC's timeout form).
+const TIMEOUT_HEADERS: [&str; 2] = ["request-timeout", "grpc-timeout"];
+
+/// Stamps every request with its [`Arrival`] before its body is read; a malformed
+/// timeout header is a 400 naming it.
+async fn stamp_arrival(mut request: Request, next: Next) -> Response {
+    let at = Instant::now();
+    let mut client_deadline = None;
+    for name in TIMEOUT_HEADERS {
+        if let Some(value) = request.headers().get(name) {
+            match value.to_str().map_err(|_| "not ASCII".to_string()).and_then(parse_timeout) {
+                Ok(timeout) => client_deadline = Some(at + timeout),
+                Err(e) => {
+                    return ApiError::bad(format!(
+                        "header {name}: {e} (expected up to 8 digits and a unit: H, M, S, m, u or n, as 25m for 25 ms)"
+                    ))
+                    .into_response()
+                }
+            }
+        }
+    }
+    request.extensions_mut().insert(Arrival {
+        at,
+        client_deadline,
+    });
+    next.run(request).await
+}
+
+/// A gRPC-style timeout: `25m` is 25 ms.
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    let text = text.trim();
+    let Some(unit) = text.chars().last() else {
+        return Err("empty".into());
+    };
+    let digits = &text[..text.len() - unit.len_utf8()];
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{text:?} is not a timeout"));
+    }
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a timeout"))?;
+    Ok(match unit {
+        'H' => Duration::from_secs(n * 3600),
+        'M' => Duration::from_secs(n * 60),
+        'S' => Duration::from_secs(n),
+        'm' => Duration::from_millis(n),
+        'u' => Duration::from_micros(n),
+        'n' => Duration::from_nanos(n),
+        other => return Err(format!("{text:?}: unknown unit {other:?}")),
+    })
 }
 
 impl Foreground {
@@ -357,6 +476,7 @@ impl Foreground {
     ) -> Arc<Self> {
         let (graph, landscape) = graph_and_view(&landscape);
         let config_autopilot = config.autopilot.clone();
+        let admission = Admission::start(&config.admission);
         Arc::new(Self {
             landscape: ArcSwap::from_pointee(landscape),
             graph: SharedLandscape::new(graph),
@@ -372,6 +492,7 @@ impl Foreground {
                 config: config_autopilot,
                 ..AutopilotShared::default()
             },
+            admission,
             metrics,
         })
     }
@@ -618,8 +739,23 @@ impl Foreground {
                 ApiError::new(StatusCode::NOT_FOUND, "no such endpoint; see /openapi.json")
             })
             .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
+            .layer(axum::middleware::from_fn(stamp_arrival))
             .with_state(Arc::clone(self))
     }
+}
+
+/// `listener` with `TCP_NODELAY` on every connection it accepts: answers are small, and
+/// with Nagle's algorithm a reply written in two pieces waits for the client's delayed
+/// acknowledgement (up to 40 ms on Linux) — far beyond any budget.
+pub fn without_nagle(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    })
 }
 
 /// The graph of a landscape given whole (a landscape file or document) — its hosts and

@@ -1,18 +1,21 @@
 //! The Kubernetes scheduler-extender endpoints: `POST /scheduler/filter` (nodes the pod
-//! fits on) and `POST /scheduler/prioritize` (node scores from the planner).
+//! fits on) and `POST /scheduler/prioritize` (node scores from the planner), both on the
+//! decision lane within the planner's budget from arrival.
 
-use std::time::Instant;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::response::Response;
+use axum::Extension;
 use serde_json::Value;
 
-use super::{answer, now_ms, parse, ApiError, Foreground, Shared};
+use super::admission::Lane;
+use super::{answer, now_ms, parse, ApiError, Arrival, Foreground, Shared};
 use crate::extender::{self, ExtenderArgs, ExtenderFilterResult};
 use crate::landscape::Landscape;
-use crate::planner::{place, PlacementRequest, PlanError};
+use crate::planner::{place_on, Clock, PlacementRequest, PlanError};
 
 /// An extender call read: its args, the pod's request, the landscape of its candidates,
 /// their names, and the names known nowhere.
@@ -24,11 +27,7 @@ struct ExtenderCall {
     unknown: Vec<String>,
 }
 
-fn extender_call(
-    fg: &Foreground,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<ExtenderCall, ApiError> {
-    let args: ExtenderArgs = parse(body)?;
+fn extender_call(fg: &Foreground, args: ExtenderArgs) -> Result<ExtenderCall, ApiError> {
     let bad = |e: String| ApiError::bad(format!("body: {e}"));
     let request = extender::request_from_pod(&args.pod).map_err(|e| bad(e.0))?;
     let candidates = extender::candidates(&args).map_err(|e| bad(e.0))?;
@@ -52,16 +51,19 @@ fn extender_call(
     })
 }
 
-pub(super) async fn filter(State(fg): Shared, body: Result<Bytes, BytesRejection>) -> Response {
-    let started = Instant::now();
-    let result = (|| {
+pub(super) async fn filter(
+    State(fg): Shared,
+    Extension(arrival): Extension<Arrival>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    on_decision_lane(fg, arrival, body, "scheduler_filter", |fg, args, _clock| {
         let ExtenderCall {
             args,
             request,
             landscape: sub,
             unknown,
             ..
-        } = extender_call(&fg, body)?;
+        } = extender_call(fg, args)?;
         let mut out = ExtenderFilterResult::default();
         for name in &unknown {
             out.failed_and_unresolvable_nodes.insert(
@@ -103,35 +105,72 @@ pub(super) async fn filter(State(fg): Shared, body: Result<Bytes, BytesRejection
             out.node_names = Some(passing);
         }
         Ok(out)
-    })();
-    answer("scheduler_filter", started, result, |_| (false, false))
+    })
+    .await
 }
 
-pub(super) async fn prioritize(State(fg): Shared, body: Result<Bytes, BytesRejection>) -> Response {
-    let started = Instant::now();
-    let result = (|| {
-        let ExtenderCall {
-            request,
-            landscape: sub,
-            names,
-            ..
-        } = extender_call(&fg, body)?;
-        let mut config = fg.config.planner.clone();
-        config.top = names.len().max(1);
-        let scored: Vec<(String, f64)> = match place(
-            &request,
-            &sub,
-            &fg.models.snapshot(),
-            &fg.intents(),
-            &config,
-            now_ms(),
-        ) {
-            Ok(a) => a.choices.into_iter().map(|c| (c.host, c.score)).collect(),
-            // Nothing fits: every node gets 0 (filter has said why).
-            Err(PlanError::NoFeasibleHost { .. }) => Vec::new(),
-            Err(e) => return Err(e.into()),
-        };
-        Ok(extender::priorities(&scored, &names))
-    })();
-    answer("scheduler_prioritize", started, result, |_| (false, false))
+pub(super) async fn prioritize(
+    State(fg): Shared,
+    Extension(arrival): Extension<Arrival>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    on_decision_lane(
+        fg,
+        arrival,
+        body,
+        "scheduler_prioritize",
+        |fg, args, clock| {
+            let ExtenderCall {
+                request,
+                landscape: sub,
+                names,
+                ..
+            } = extender_call(fg, args)?;
+            let mut config = fg.config.planner.clone();
+            config.top = names.len().max(1);
+            let scored: Vec<(String, f64)> = match place_on(
+                &request,
+                &sub,
+                &fg.models.snapshot(),
+                &fg.intents(),
+                &config,
+                now_ms(),
+                clock,
+            ) {
+                Ok(a) => a.choices.into_iter().map(|c| (c.host, c.score)).collect(),
+                // Nothing fits: every node gets 0 (filter has said why).
+                Err(PlanError::NoFeasibleHost { .. }) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+            Ok(extender::priorities(&scored, &names))
+        },
+    )
+    .await
+}
+
+/// An extender call: its args read here, `handle`d on the decision lane within the
+/// planner's budget from arrival, answered and counted as `endpoint`.
+async fn on_decision_lane<T: serde::Serialize>(
+    fg: Arc<Foreground>,
+    arrival: Arrival,
+    body: Result<Bytes, BytesRejection>,
+    endpoint: &'static str,
+    handle: impl FnOnce(&Foreground, ExtenderArgs, Clock) -> Result<T, ApiError> + Send + 'static,
+) -> Response {
+    let args: ExtenderArgs = match parse(body) {
+        Ok(args) => args,
+        Err(e) => return answer::<()>(endpoint, arrival.at, Err(e), |_| (false, false)),
+    };
+    let clock = arrival.clock(fg.config.planner.budget_ms);
+    let worker_fg = Arc::clone(&fg);
+    fg.admission
+        .run(Lane::Decision, endpoint, clock, move |clock| {
+            answer(
+                endpoint,
+                clock.arrived,
+                handle(&worker_fg, args, clock),
+                |_| (false, false),
+            )
+        })
+        .await
 }

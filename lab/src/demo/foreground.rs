@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::bail;
 use crate::error::{Context, Result};
+use dcpilot_foreground::client::Client;
 use dcpilot_foreground::{Foreground, ForegroundConfig, Landscape};
 use dcpilot_info_core::InfoCore;
 use serde_json::{json, Value};
@@ -17,7 +18,6 @@ use super::report::{
     Decision, ExtenderSummary, ForegroundReport, HostScore, LandscapeSummary, PlacementStats,
     RebalanceSummary,
 };
-use crate::http_client::Client;
 use crate::stats::percentile;
 
 const HOSTS: usize = 12;
@@ -151,7 +151,9 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let router = fg.router();
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let server = tokio::spawn(async move {
+        axum::serve(dcpilot_foreground::server::without_nagle(listener), router).await
+    });
     let mut client = Client::connect(addr).await?;
 
     let all = landscape_events().into_iter().chain(structure_events());
