@@ -220,6 +220,7 @@ fn init_logging(default: &str) {
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
+        .event_interval(dcpilot_foreground::service::EVENT_INTERVAL)
         .enable_all()
         .build()
         .context("starting the async runtime")

@@ -8,9 +8,11 @@
 //!
 //! `DCPILOT_LOAD_SECS` (10) sets each run's length; `DCPILOT_LOAD_CPU` prints the cores
 //! each kind of thread used (request threads, decision workers). With `DCPILOT_SOAK_SECS`, a soak
-//! follows: open loop at 80 % of the peak answered rate from 64 connections, landscape
-//! events streaming in at 20 a second, reported per minute (p99, refusals, resident
-//! memory).
+//! follows: open loop at 80 % of the peak answered rate from 64 connections (latency
+//! counted from when each request was due), landscape events streaming in
+//! (`DCPILOT_SOAK_EVENTS` a second, 5: each moves an instance between two hosts),
+//! reported per minute (p99, refusals, resident memory). `DCPILOT_SOAK_RATE` sets the
+//! soak's rate and skips the table.
 //!
 //! `cargo bench -p dcpilot-foreground --bench load`
 
@@ -108,6 +110,7 @@ fn main() {
     );
     let server = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cores)
+        .event_interval(dcpilot_foreground::service::EVENT_INTERVAL)
         .enable_all()
         .build()
         .expect("server runtime");
@@ -139,8 +142,11 @@ fn main() {
     };
     // Warm up (allocator, caches, the scorer's first models).
     client.block_on(load::run(&spec(BODIES[0].1, 16, 2)));
-    let mut peak_scored = 0.0;
-    for (name, body) in BODIES {
+    let soak_rate: Option<f64> = std::env::var("DCPILOT_SOAK_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut peak_scored = soak_rate.map_or(0.0, |r| r / 0.8);
+    for (name, body) in BODIES.into_iter().filter(|_| soak_rate.is_none()) {
         println!(
             "\nPOST /v1/placements ({name}), 5000 hosts, budget {budget_ms} ms, {cores} cores, {run_secs} s per row\n"
         );
@@ -218,9 +224,10 @@ fn main() {
         event("instance_placed", "node-1").into(),
         event("instance_placed", "node-2").into(),
     ];
-    events.rate = Some(20.0);
+    let events_per_sec = seconds("DCPILOT_SOAK_EVENTS", 5) as f64;
+    events.rate = Some(events_per_sec);
     events.window = Duration::from_secs(60);
-    println!("\nSoak: {soak_secs} s at {rate:.0} model-scored placements/s (80 % of peak) from 64 connections, 20 landscape events/s\n");
+    println!("\nSoak: {soak_secs} s at {rate:.0} model-scored placements/s (80 % of peak) from 64 connections, {events_per_sec} landscape events/s\n");
     println!("| minute | answered/s | p50 ms | p99 ms | refused | unanswered | events answered | resident MiB |");
     println!("|---|---|---|---|---|---|---|---|");
     let before = resident_mib();

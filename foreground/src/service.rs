@@ -19,6 +19,12 @@ use crate::follow::LandscapeFollower;
 use crate::server::{Foreground, LandscapeDocument};
 use crate::{ForegroundConfig, Landscape};
 
+/// How many tasks a runtime thread runs between looks at the sockets (Tokio's default is
+/// 61). The API's workers wake a task for every answer, so the run queue is rarely empty
+/// and with the default a new request could sit unread — its budget not yet started, its
+/// refusal not yet sent — for dozens of answers.
+pub const EVENT_INTERVAL: u32 = 2;
+
 /// File in the data directory holding the API's bound address.
 pub const ADDRESS_FILE: &str = dcpilot_schemas::names::data_dir::FOREGROUND_ADDRESS_FILE;
 

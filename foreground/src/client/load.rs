@@ -6,8 +6,10 @@
 //! Closed loop by default (a connection sends its next request when the last is
 //! answered, as a scheduler does); with `rate`, open loop at that many requests a second
 //! in all, latency counted from when each request was due, so a slow answer cannot hide
-//! the requests it delayed. A refused request (503) is retried no sooner than its answer's
-//! `retry_after_ms` says, as a well-behaved client does.
+//! the requests it delayed. After a refusal (503) a closed-loop connection waits what
+//! `Retry-After` says, times a random factor from 1 to 2, as a well-behaved client does
+//! (without the jitter, connections refused together come back together); an open-loop one
+//! drops the refused request and keeps its schedule.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,7 +45,8 @@ pub struct LoadSpec {
     pub timeout: Duration,
     /// Length of the report's windows (the whole run in one window when longer).
     pub window: Duration,
-    /// After a 503, wait what its answer says before the next request.
+    /// After a 503, wait what its `Retry-After` says (with jitter) before the next request
+    /// (closed loop only: an open-loop run keeps its schedule and drops the refused one).
     pub honour_retry_after: bool,
 }
 
@@ -298,8 +301,10 @@ async fn connection(
                     200..=299 => t.answered.saturating_record(micros),
                     503 => {
                         t.refused.saturating_record(micros);
-                        if spec.honour_retry_after {
-                            wait = retry_after(&answer);
+                        // Open loop keeps its schedule: the refused request is dropped.
+                        if spec.honour_retry_after && interval.is_none() {
+                            let jitter = 1.0 + rand::random::<f64>();
+                            wait = retry_after(&answer).mul_f64(jitter);
                         }
                     }
                     _ => t.failed += 1,
@@ -325,13 +330,7 @@ fn next_due(due: Instant, interval: Option<Duration>, now: Instant) -> Instant {
     }
 }
 
-/// How long a refused request asks its client to wait: the body's `retry_after_ms`, else
-/// the `Retry-After` header's seconds.
+/// How long a refused request asks its client to wait: its `Retry-After` seconds.
 fn retry_after(answer: &Answer) -> Duration {
-    let ms = answer.json()["retry_after_ms"].as_f64();
-    match (ms, answer.retry_after_secs) {
-        (Some(ms), _) if ms.is_finite() && ms >= 0.0 => Duration::from_secs_f64(ms / 1000.0),
-        (_, Some(s)) => Duration::from_secs(s),
-        _ => Duration::ZERO,
-    }
+    Duration::from_secs(answer.retry_after_secs.unwrap_or(1))
 }
