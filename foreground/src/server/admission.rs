@@ -12,12 +12,9 @@
 //!   intents) has its own workers (one by default) and a bounded queue: a flood of updates
 //!   waits there, or is refused, and cannot take the decision lane's workers.
 //!
-//! Workers run in Linux's idle scheduling class: the threads reading requests take the CPU
-//! from them the moment they wake, so on a busy machine a request is still read and
-//! stamped, and a refusal still sent, without waiting for a worker's time slice to end
-//! (the scheduler's slice is 1.5–3 ms; a nice value alone does not preempt). Decision and
-//! bulk workers share what is left per thread, so with one bulk worker updates get at most
-//! a third of it on two cores.
+//! Workers run at the process's priority. (Linux's idle scheduling class would let the
+//! request threads preempt them at once, but it yields to every other process too: a
+//! foreground beside a training background starved.)
 //!
 //! Queue time is predicted from each endpoint's recent service time (an exponentially
 //! weighted mean kept in an atomic), so admission takes no lock; the queues are crossbeam
@@ -52,28 +49,6 @@ impl Lane {
         match self {
             Self::Decision => "decision",
             Self::Bulk => "bulk",
-        }
-    }
-}
-
-/// Puts the calling thread in Linux's idle scheduling class (`SCHED_IDLE`): it runs on
-/// whatever CPU the other threads leave, and any of them waking takes the CPU from it at
-/// once. A failure is logged; the thread then runs at the process's priority.
-fn yield_to_request_threads() {
-    #[cfg(target_os = "linux")]
-    {
-        use thread_priority::unix::{
-            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
-            ThreadSchedulePolicy,
-        };
-        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
-        let set = set_thread_priority_and_policy(
-            thread_native_id(),
-            thread_priority::ThreadPriority::Min,
-            idle,
-        );
-        if let Err(e) = set {
-            tracing::warn!(error = ?e, "cannot put an API worker in the idle scheduling class");
         }
     }
 }
@@ -386,10 +361,7 @@ impl LaneQueue {
             );
             let spawned = std::thread::Builder::new()
                 .name(format!("dcpilot-{}-{i}", lane.label()))
-                .spawn(move || {
-                    yield_to_request_threads();
-                    work(&receiver, &queue, &service_ns)
-                });
+                .spawn(move || work(&receiver, &queue, &service_ns));
             if let Err(e) = spawned {
                 tracing::error!(error = %e, lane = lane.label(), "cannot start an API worker");
             }

@@ -351,6 +351,35 @@ fn answer<T: Serialize>(
     response
 }
 
+/// A request read (`read`: it and its budget in ms, or why not) run on `lane` by `work`
+/// within that budget from arrival, answered and counted as `endpoint` (`flags`: budget
+/// exhausted, degraded).
+async fn on_lane<R, T>(
+    fg: &Arc<Foreground>,
+    lane: Lane,
+    endpoint: &'static str,
+    arrival: Arrival,
+    read: Result<(R, f64), ApiError>,
+    work: impl FnOnce(&Arc<Foreground>, R, Clock) -> Result<T, ApiError> + Send + 'static,
+    flags: impl Fn(&T) -> (bool, bool) + Send + 'static,
+) -> Response
+where
+    R: Send + 'static,
+    T: Serialize,
+{
+    let (request, budget_ms) = match read {
+        Ok(read) => read,
+        Err(e) => return answer::<()>(endpoint, arrival.at, Err(e), |_| (false, false)),
+    };
+    let worker_fg = Arc::clone(fg);
+    fg.admission
+        .run(lane, endpoint, arrival.clock(budget_ms), move |clock| {
+            let result = work(&worker_fg, request, clock);
+            answer(endpoint, clock.arrived, result, flags)
+        })
+        .await
+}
+
 /// A mutating endpoint's answer: the caller authorised, then on a bulk worker the body
 /// `handle`d, answered and counted as `endpoint`. Updates may wait `admission.bulk_wait_ms`
 /// (or the client's `Request-Timeout`) for a worker.
@@ -362,20 +391,16 @@ async fn mutation<T: Serialize>(
     body: Result<Bytes, BytesRejection>,
     handle: impl FnOnce(&Arc<Foreground>, Bytes) -> Result<T, ApiError> + Send + 'static,
 ) -> Response {
-    let bytes = match fg.authorize(headers).and_then(|()| body_bytes(body)) {
-        Ok(bytes) => bytes,
-        Err(e) => return answer::<()>(endpoint, arrival.at, Err(e), |_| (false, false)),
-    };
     let wait_ms = fg.admission.bulk_wait().as_secs_f64() * 1000.0;
-    let clock = arrival.clock(wait_ms);
-    let worker_fg = Arc::clone(fg);
-    fg.admission
-        .run(Lane::Bulk, endpoint, clock, move |clock| {
-            answer(endpoint, clock.arrived, handle(&worker_fg, bytes), |_| {
-                (false, false)
-            })
-        })
-        .await
+    let read = fg
+        .authorize(headers)
+        .and_then(|()| body_bytes(body))
+        .map(|bytes| (bytes, wait_ms));
+    let work = move |fg: &Arc<Foreground>, bytes, _clock| handle(fg, bytes);
+    on_lane(fg, Lane::Bulk, endpoint, arrival, read, work, |_| {
+        (false, false)
+    })
+    .await
 }
 
 /// When a request was read (its budget runs from then), and the due time its client sent.

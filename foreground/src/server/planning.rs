@@ -13,16 +13,20 @@ use axum::response::Response;
 use axum::Extension;
 
 use super::admission::Lane;
-use super::{answer, body_bytes, now_ms, parse, ApiError, Arrival, LandscapeDocument, Shared};
-use crate::planner::{budget_of, place_on, PlacementRequest};
+use super::{body_bytes, now_ms, on_lane, parse, ApiError, Arrival, LandscapeDocument, Shared};
+use crate::planner::{budget_of, place_on, PlacementRequest, Provenance};
 use crate::recipes::{rebalance_state, score_on, RebalanceRequest, ScoreRequest};
+
+/// What the answer metrics count of a planning answer.
+fn flags(provenance: &Provenance) -> (bool, bool) {
+    (provenance.budget_exhausted, provenance.degraded)
+}
 
 pub(super) async fn placements(
     State(fg): Shared,
     Extension(arrival): Extension<Arrival>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    const ENDPOINT: &str = "placements";
     let read = parse::<PlacementRequest>(body).and_then(|request| {
         if request.hosts.is_empty() && !request.instances.is_empty() {
             return Err(ApiError::bad("body: instances: only with inline hosts"));
@@ -30,47 +34,41 @@ pub(super) async fn placements(
         let budget_ms = budget_of(request.budget_ms, &fg.config.planner)?;
         Ok((request, budget_ms))
     });
-    let (request, budget_ms) = match read {
-        Ok(read) => read,
-        Err(e) => return answer::<()>(ENDPOINT, arrival.at, Err(e), |_| (false, false)),
+    let work = |fg: &Arc<super::Foreground>, request: PlacementRequest, clock| {
+        let landscape = if request.hosts.is_empty() {
+            fg.landscape()
+        } else {
+            Arc::new(
+                LandscapeDocument {
+                    hosts: request.hosts.clone(),
+                    instances: request.instances.clone(),
+                }
+                .build()
+                .map_err(|e| ApiError::bad(format!("body: {e}")))?,
+            )
+        };
+        let (snapshot, intents) = (fg.models.snapshot(), fg.intents());
+        let config = &fg.config.planner;
+        Ok(place_on(
+            &request,
+            &landscape,
+            &snapshot,
+            &intents,
+            config,
+            now_ms(),
+            clock,
+        )?)
     };
-    let worker_fg = Arc::clone(&fg);
-    fg.admission
-        .run(
-            Lane::Decision,
-            ENDPOINT,
-            arrival.clock(budget_ms),
-            move |clock| {
-                let fg = worker_fg;
-                let result = (|| {
-                    let landscape = if request.hosts.is_empty() {
-                        fg.landscape()
-                    } else {
-                        Arc::new(
-                            LandscapeDocument {
-                                hosts: request.hosts.clone(),
-                                instances: request.instances.clone(),
-                            }
-                            .build()
-                            .map_err(|e| ApiError::bad(format!("body: {e}")))?,
-                        )
-                    };
-                    Ok(place_on(
-                        &request,
-                        &landscape,
-                        &fg.models.snapshot(),
-                        &fg.intents(),
-                        &fg.config.planner,
-                        now_ms(),
-                        clock,
-                    )?)
-                })();
-                answer(ENDPOINT, clock.arrived, result, |a| {
-                    (a.provenance.budget_exhausted, a.provenance.degraded)
-                })
-            },
-        )
-        .await
+    on_lane(
+        &fg,
+        Lane::Decision,
+        "placements",
+        arrival,
+        read,
+        work,
+        |a| flags(&a.provenance),
+    )
+    .await
 }
 
 pub(super) async fn rebalance_handler(
@@ -78,7 +76,6 @@ pub(super) async fn rebalance_handler(
     Extension(arrival): Extension<Arrival>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    const ENDPOINT: &str = "rebalance";
     let read = body_bytes(body).and_then(|bytes| {
         // An empty body asks with the defaults.
         let request: RebalanceRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -89,34 +86,23 @@ pub(super) async fn rebalance_handler(
         let budget_ms = budget_of(request.budget_ms, &fg.config.planner)?;
         Ok((request, budget_ms))
     });
-    let (request, budget_ms) = match read {
-        Ok(read) => read,
-        Err(e) => return answer::<()>(ENDPOINT, arrival.at, Err(e), |_| (false, false)),
+    let work = |fg: &Arc<super::Foreground>, request: RebalanceRequest, clock| {
+        let snapshot = fg.models.snapshot();
+        let config = &fg.config.planner;
+        Ok(rebalance_state(
+            &request,
+            fg.prepared_state(),
+            clock,
+            &snapshot,
+            config,
+            now_ms(),
+        )?)
     };
-    let worker_fg = Arc::clone(&fg);
     // Local search over many instances: on the bulk lane, so it cannot hold up placements.
-    fg.admission
-        .run(
-            Lane::Bulk,
-            ENDPOINT,
-            arrival.clock(budget_ms),
-            move |clock| {
-                let fg = worker_fg;
-                let result = rebalance_state(
-                    &request,
-                    fg.prepared_state(),
-                    clock,
-                    &fg.models.snapshot(),
-                    &fg.config.planner,
-                    now_ms(),
-                )
-                .map_err(ApiError::from);
-                answer(ENDPOINT, clock.arrived, result, |p| {
-                    (p.provenance.budget_exhausted, p.provenance.degraded)
-                })
-            },
-        )
-        .await
+    on_lane(&fg, Lane::Bulk, "rebalance", arrival, read, work, |p| {
+        flags(&p.provenance)
+    })
+    .await
 }
 
 pub(super) async fn score_handler(
@@ -124,37 +110,25 @@ pub(super) async fn score_handler(
     Extension(arrival): Extension<Arrival>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    const ENDPOINT: &str = "score";
     let read = parse::<ScoreRequest>(body).and_then(|request| {
         let budget_ms = budget_of(request.budget_ms, &fg.config.planner)?;
         Ok((request, budget_ms))
     });
-    let (request, budget_ms) = match read {
-        Ok(read) => read,
-        Err(e) => return answer::<()>(ENDPOINT, arrival.at, Err(e), |_| (false, false)),
+    let work = |fg: &Arc<super::Foreground>, request: ScoreRequest, clock| {
+        let (landscape, snapshot, intents) = (fg.landscape(), fg.models.snapshot(), fg.intents());
+        let config = &fg.config.planner;
+        Ok(score_on(
+            &request,
+            &landscape,
+            &snapshot,
+            &intents,
+            config,
+            now_ms(),
+            clock,
+        )?)
     };
-    let worker_fg = Arc::clone(&fg);
-    fg.admission
-        .run(
-            Lane::Decision,
-            ENDPOINT,
-            arrival.clock(budget_ms),
-            move |clock| {
-                let fg = worker_fg;
-                let result = score_on(
-                    &request,
-                    &fg.landscape(),
-                    &fg.models.snapshot(),
-                    &fg.intents(),
-                    &fg.config.planner,
-                    now_ms(),
-                    clock,
-                )
-                .map_err(ApiError::from);
-                answer(ENDPOINT, clock.arrived, result, |a| {
-                    (a.provenance.budget_exhausted, a.provenance.degraded)
-                })
-            },
-        )
-        .await
+    on_lane(&fg, Lane::Decision, "score", arrival, read, work, |a| {
+        flags(&a.provenance)
+    })
+    .await
 }

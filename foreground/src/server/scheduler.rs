@@ -12,7 +12,7 @@ use axum::Extension;
 use serde_json::Value;
 
 use super::admission::Lane;
-use super::{answer, now_ms, parse, ApiError, Arrival, Foreground, Shared};
+use super::{now_ms, on_lane, parse, ApiError, Arrival, Foreground, Shared};
 use crate::extender::{self, ExtenderArgs, ExtenderFilterResult};
 use crate::landscape::Landscape;
 use crate::planner::{place_on, Clock, PlacementRequest, PlanError};
@@ -157,20 +157,10 @@ async fn on_decision_lane<T: serde::Serialize>(
     endpoint: &'static str,
     handle: impl FnOnce(&Foreground, ExtenderArgs, Clock) -> Result<T, ApiError> + Send + 'static,
 ) -> Response {
-    let args: ExtenderArgs = match parse(body) {
-        Ok(args) => args,
-        Err(e) => return answer::<()>(endpoint, arrival.at, Err(e), |_| (false, false)),
-    };
-    let clock = arrival.clock(fg.config.planner.budget_ms);
-    let worker_fg = Arc::clone(&fg);
-    fg.admission
-        .run(Lane::Decision, endpoint, clock, move |clock| {
-            answer(
-                endpoint,
-                clock.arrived,
-                handle(&worker_fg, args, clock),
-                |_| (false, false),
-            )
-        })
-        .await
+    let read = parse::<ExtenderArgs>(body).map(|args| (args, fg.config.planner.budget_ms));
+    let work = move |fg: &Arc<Foreground>, args, clock| handle(fg, args, clock);
+    on_lane(&fg, Lane::Decision, endpoint, arrival, read, work, |_| {
+        (false, false)
+    })
+    .await
 }
