@@ -129,9 +129,16 @@ impl ChangeSink for KafkaSink {
     }
 }
 
-/// Follows a `dcpilot.models` topic into a local store (a foreground replica).
+/// Follows a `dcpilot.models` topic into a local store (a foreground replica). It reads
+/// every partition from its beginning by assignment, not through a consumer group: a
+/// replica needs all of the topic and commits nothing, and waiting for a group
+/// coordinator could hold its models back for minutes on a busy broker. Partitions added
+/// to the topic after they were assigned are not followed (the topic has one).
 pub struct Follower {
     consumer: BaseConsumer<QuietContext>,
+    topic: String,
+    /// Whether the topic's partitions are assigned (not before the topic exists).
+    assigned: std::sync::atomic::AtomicBool,
     store: Arc<InfoCore>,
     /// Per partition, the offset after the last message handled.
     consumed: parking_lot::Mutex<BTreeMap<i32, i64>>,
@@ -162,14 +169,48 @@ impl Follower {
             .set("auto.offset.reset", "earliest")
             .create_with_context(QuietContext::new("models follower"))
             .map_err(kafka("creating the models consumer"))?;
-        consumer
-            .subscribe(&[topic])
-            .map_err(kafka("subscribing to the models topic"))?;
-        Ok(Self {
+        let follower = Self {
             consumer,
+            topic: topic.to_string(),
+            assigned: std::sync::atomic::AtomicBool::new(false),
             store,
             consumed: parking_lot::Mutex::new(BTreeMap::new()),
-        })
+        };
+        // Not there yet is not an error here: `poll` tries again.
+        let _ = follower.assign(Duration::from_secs(1));
+        Ok(follower)
+    }
+
+    /// Assigns every partition of the topic from its beginning, once the topic exists.
+    fn assign(&self, timeout: Duration) -> Result<()> {
+        use rdkafka::{Offset, TopicPartitionList};
+        use std::sync::atomic::Ordering;
+        if self.assigned.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let metadata = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), timeout)
+            .map_err(kafka("reading the models topic's metadata"))?;
+        let mut partitions = TopicPartitionList::new();
+        for t in metadata.topics().iter().filter(|t| t.name() == self.topic) {
+            for p in t.partitions() {
+                partitions
+                    .add_partition_offset(&self.topic, p.id(), Offset::Beginning)
+                    .map_err(kafka("assigning the models topic"))?;
+            }
+        }
+        if partitions.count() == 0 {
+            return Err(InfoCoreError::Replication(format!(
+                "topic {} has no partitions yet (does it exist?)",
+                self.topic
+            )));
+        }
+        self.consumer
+            .assign(&partitions)
+            .map_err(kafka("assigning the models topic"))?;
+        self.assigned.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Whether every message before `offsets` (per partition, as from
@@ -184,6 +225,10 @@ impl Follower {
     /// Applies what arrives within `timeout`; returns how many changes were applied. A
     /// malformed message is logged and skipped (it cannot be fixed by waiting).
     pub fn poll(&self, timeout: Duration) -> Result<usize> {
+        if let Err(e) = self.assign(timeout) {
+            std::thread::sleep(timeout);
+            return Err(e);
+        }
         let mut applied = 0;
         let Some(message) = self.consumer.poll(timeout) else {
             return Ok(0);
