@@ -61,18 +61,30 @@ async fn call(
     if let Some(t) = token {
         request = request.header("authorization", format!("Bearer {t}"));
     }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::from(body.to_string())).expect("request"))
-        .await
-        .expect("response");
+    let (status, _, value) = send(
+        app,
+        request.body(Body::from(body.to_string())).expect("request"),
+    )
+    .await;
+    (status, value)
+}
+
+/// Sends `request`; the status, the `Retry-After` header and the body (as JSON, else as
+/// a string).
+async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Option<String>, Value) {
+    let response = app.clone().oneshot(request).await.expect("response");
     let status = response.status();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
         .await
         .expect("body");
     let value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, value)
+    (status, retry, value)
 }
 
 /// Posts landscape events with the token.
@@ -704,21 +716,7 @@ async fn place_with_header(
         .header(name, value)
         .body(Body::from(function_request()))
         .expect("request");
-    let response = app.clone().oneshot(request).await.expect("response");
-    let status = response.status();
-    let retry = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
-        .await
-        .expect("body");
-    (
-        status,
-        retry,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    send(app, request).await
 }
 
 #[tokio::test]

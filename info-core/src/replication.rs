@@ -169,16 +169,14 @@ impl Follower {
             .set("auto.offset.reset", "earliest")
             .create_with_context(QuietContext::new("models follower"))
             .map_err(kafka("creating the models consumer"))?;
-        let follower = Self {
+        // The partitions are assigned by the first `poll` (the topic may not exist yet).
+        Ok(Self {
             consumer,
             topic: topic.to_string(),
             assigned: std::sync::atomic::AtomicBool::new(false),
             store,
             consumed: parking_lot::Mutex::new(BTreeMap::new()),
-        };
-        // Not there yet is not an error here: `poll` tries again.
-        let _ = follower.assign(Duration::from_secs(1));
-        Ok(follower)
+        })
     }
 
     /// Assigns every partition of the topic from its beginning, once the topic exists.

@@ -200,7 +200,7 @@ pub async fn run(spec: &LoadSpec) -> LoadReport {
     let tallies: Vec<Arc<Mutex<Tally>>> = (0..connections)
         .map(|_| Arc::new(Mutex::new(Tally::new())))
         .collect();
-    let tasks: Vec<_> = tallies
+    let mut tasks: Vec<_> = tallies
         .iter()
         .enumerate()
         .map(|(i, tally)| {
@@ -218,10 +218,8 @@ pub async fn run(spec: &LoadSpec) -> LoadReport {
         let done = end >= until;
         if done {
             // Requests still in flight at the end are answered or time out.
-            for task in &tasks {
-                while !task.is_finished() {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
+            for task in &mut tasks {
+                let _ = task.await;
             }
         }
         let mut window = Tally::new();

@@ -305,6 +305,8 @@ impl Admission {
         };
         // The workers hold the receivers for as long as this holds the sender.
         if queue.sender.send(job).is_err() {
+            queue.queued.fetch_sub(1, Ordering::Relaxed);
+            queue.queued_ns.fetch_sub(service as u64, Ordering::Relaxed);
             return Err(Refusal::Overloaded { predicted_wait });
         }
         Ok(answer)
