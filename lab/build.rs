@@ -1,5 +1,5 @@
 //! Embeds the bundled NTUA runs' PCM counter files for `dcpilot demo`: one
-//! `(run, file name, content)` entry per `pcm_system_*.csv` under
+//! `(run, file name, content)` entry per `pcm_system_*.csv` and `pcm_core_*.csv` under
 //! `tests/data/ntua_interference/Raw_Data/` (too many to list by hand).
 
 use std::fmt::Write as _;
@@ -19,7 +19,9 @@ fn main() {
                 .flatten()
             {
                 let name = file.file_name().to_string_lossy().into_owned();
-                if name.starts_with("pcm_system_") && name.ends_with(".csv") {
+                if (name.starts_with("pcm_system_") || name.starts_with("pcm_core_"))
+                    && name.ends_with(".csv")
+                {
                     files.push((
                         run.file_name().to_string_lossy().into_owned(),
                         name,
@@ -30,7 +32,7 @@ fn main() {
         }
     }
     files.sort();
-    let mut out = String::from("/// Bundled NTUA PCM system counter files: (run, file name, content).\npub const NTUA_PCM: &[(&str, &str, &str)] = &[\n");
+    let mut out = String::from("/// Bundled NTUA PCM system and per-core counter files: (run, file name, content).\npub const NTUA_PCM: &[(&str, &str, &str)] = &[\n");
     for (run, name, path) in &files {
         let _ = writeln!(
             out,

@@ -6,15 +6,18 @@
 //! - [`nezha`]: Nezha trace directories (per-pod metrics, call graph, labelled faults);
 //! - [`native`]: trace directories in dcpilot's own format (telemetry, landscape, faults).
 
+pub mod layout;
 pub mod native;
 pub mod nezha;
 pub mod traces;
 
 use std::path::{Path, PathBuf};
 
+pub use layout::Layout;
 pub use traces::{
-    parse_bitbrains, parse_ntua, parse_pcm_system, pcm_of_tests, read_trace, Trace, TraceFormat,
-    UnknownTraceFormat, BITBRAINS_METRICS, BITBRAINS_WORKLOAD, NTUA_EPOCH_MS,
+    parse_bitbrains, parse_ntua, parse_pcm_nodes, parse_pcm_system, pcm_of_tests, read_trace,
+    read_trace_laid_out, Trace, TraceFormat, UnknownTraceFormat, BITBRAINS_METRICS,
+    BITBRAINS_WORKLOAD, NTUA_EPOCH_MS,
 };
 
 /// A trace that cannot be read. None of these is helped by retrying: the path or the

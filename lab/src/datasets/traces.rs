@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use dcpilot_schemas::names::PCM_SYSTEM_METRICS;
 use dcpilot_schemas::{Skipped, TelemetrySample};
 
+use super::layout::{Layout, NODE};
 use super::TraceError;
 
 /// A trace format known to `dcpilot replay`.
@@ -75,10 +76,20 @@ pub struct Trace {
     pub skipped: Skipped,
 }
 
-/// Reads every sample of a trace at `path`. Unreadable lines and values (and NTUA files
+/// Reads every sample of a trace at `path` (NTUA runs as the NTUA machine's
+/// [`Layout::ntua`] lays them out). Unreadable lines and values (and NTUA files
 /// without a needed column) are left out and counted in [`Trace::skipped`]; only a path
 /// that cannot be read or holds no trace files is an error.
 pub fn read_trace(format: TraceFormat, path: &Path) -> Result<Trace, TraceError> {
+    read_trace_laid_out(format, path, &Layout::ntua())
+}
+
+/// [`read_trace`], NTUA runs laid out by `layout`.
+pub fn read_trace_laid_out(
+    format: TraceFormat,
+    path: &Path,
+    layout: &Layout,
+) -> Result<Trace, TraceError> {
     let mut trace = Trace::default();
     let skipped = &mut trace.skipped;
     let all = &mut trace.samples;
@@ -94,8 +105,9 @@ pub fn read_trace(format: TraceFormat, path: &Path) -> Result<Trace, TraceError>
             let files = list_files_recursive(path, "nginx_metrics.csv")?;
             for (run_index, file) in files.iter().enumerate() {
                 let text = read(file)?;
-                let nginx = parse_ntua(file, &text, run_index, skipped);
-                all.extend(read_pcm_beside(file, &nginx, skipped)?);
+                let mut nginx = parse_ntua(file, &text, run_index, skipped);
+                layout.label(&mut nginx);
+                all.extend(read_pcm_beside(file, &nginx, layout, skipped)?);
                 all.extend(nginx);
             }
         }
@@ -278,6 +290,7 @@ const PER_INTERVAL: [&str; 4] = [
 fn read_pcm_beside(
     nginx_file: &Path,
     nginx: &[TelemetrySample],
+    layout: &Layout,
     skipped: &mut Skipped,
 ) -> Result<Vec<TelemetrySample>, TraceError> {
     let Some(dir) = nginx_file.parent() else {
@@ -285,6 +298,7 @@ fn read_pcm_beside(
     };
     pcm_of_tests(
         nginx,
+        layout,
         |file| {
             let path = dir.join(file);
             if path.is_file() {
@@ -297,12 +311,15 @@ fn read_pcm_beside(
     )
 }
 
-/// For each test among the `nginx` samples of one NTUA run, the host counters of the file
-/// `pcm_system_<test>.csv` that `open` finds (its text and path; `None`: there is none):
-/// entity `node-<run>`, the test's labels, each row at the test's time + its own time since
-/// the file's first row (rows past/// the test's 180 s are left out).
+/// For each test among the `nginx` samples of one NTUA run, the counters of the files
+/// `open` finds (its text and path; `None`: there is none): the machine's from
+/// `pcm_system_<test>.csv` (entity `node-<run>`) and each node's of `layout` from
+/// `pcm_core_<test>.csv` (see [`parse_pcm_nodes`]); the test's labels, each row at the
+/// test's time + its own time since the file's first row (rows past the test's 180 s are
+/// left out).
 pub fn pcm_of_tests(
     nginx: &[TelemetrySample],
+    layout: &Layout,
     mut open: impl FnMut(&str) -> Result<Option<(String, PathBuf)>, TraceError>,
     skipped: &mut Skipped,
 ) -> Result<Vec<TelemetrySample>, TraceError> {
@@ -314,6 +331,16 @@ pub fn pcm_of_tests(
     }
     let mut samples = Vec::new();
     for (test, first) in tests {
+        if let Some((text, path)) = open(&format!("pcm_core_{test}.csv"))? {
+            samples.extend(parse_pcm_nodes(
+                &path,
+                &text,
+                &layout.nodes,
+                first.timestamp_ms,
+                &first.labels,
+                skipped,
+            ));
+        }
         let Some((text, path)) = open(&format!("pcm_system_{test}.csv"))? else {
             continue;
         };
@@ -390,6 +417,98 @@ pub fn parse_pcm_system(
                 value,
                 labels: labels.clone(),
             });
+        }
+    }
+    samples
+}
+
+/// The per-node counters PCM's per-core file measures: for each node of `nodes` (its
+/// cores), the mean IPC and C0 residency of its cores and their summed L3 and L2 misses
+/// (made per second like the system file's), as [`PCM_SYSTEM_METRICS`] samples of host
+/// `<node>` labelled [`NODE`]. Rows are placed in time as [`parse_pcm_system`] places
+/// them; a node whose cores the file lacks, or a value that is not a number, is left out
+/// and counted.
+pub fn parse_pcm_nodes(
+    path: &Path,
+    text: &str,
+    nodes: &BTreeMap<String, Vec<usize>>,
+    start_ms: i64,
+    labels: &BTreeMap<String, String>,
+    skipped: &mut Skipped,
+) -> Vec<TelemetrySample> {
+    /// (per-core counter, the node metric it makes, summed rather than averaged)
+    const COUNTERS: [(&str, &str, bool); 4] = [
+        ("IPC", "pcm_ipc", false),
+        ("L3MISS", "pcm_l3_misses_m", true),
+        ("L2MISS", "pcm_l2_misses_m", true),
+        ("C0res%", "pcm_c0_residency_pct", false),
+    ];
+    let mut lines = text.lines().enumerate();
+    let header: Vec<&str> = lines
+        .next()
+        .map(|(_, l)| l.split(',').map(str::trim).collect())
+        .unwrap_or_default();
+    // Per node and counter, the columns of its cores.
+    let mut columns: Vec<(&str, [Vec<usize>; 4])> = Vec::new();
+    for (node, cores) in nodes {
+        let mut of_node: [Vec<usize>; 4] = Default::default();
+        let mut missing = None;
+        for (k, (counter, _, _)) in COUNTERS.iter().enumerate() {
+            for core in cores {
+                let name = format!("Core{core} (Socket 0) - {counter}");
+                match header.iter().position(|h| *h == name) {
+                    Some(i) => of_node[k].push(i),
+                    None => missing = Some(name),
+                }
+            }
+        }
+        match missing {
+            Some(name) => skipped.add(
+                path,
+                1,
+                format_args!("no column `{name}`: node {node} left out"),
+            ),
+            None => columns.push((node, of_node)),
+        }
+    }
+    let rows: Vec<(usize, Vec<&str>)> = lines
+        .filter(|(_, l)| !l.trim().is_empty())
+        .filter_map(|(i, line)| {
+            csv_fields(path, i + 1, line, header.len(), skipped).map(|f| (i + 1, f))
+        })
+        .collect();
+    let time_column = header.iter().position(|h| *h == "System - Time");
+    let (offsets, interval_ms) = pcm_row_offsets(&rows, time_column);
+    let mut samples = Vec::new();
+    for ((line_no, fields), offset_ms) in rows.iter().zip(offsets) {
+        if offset_ms >= NTUA_TEST_MS {
+            break;
+        }
+        for (node, of_node) in &columns {
+            for ((_, metric, summed), cols) in COUNTERS.iter().zip(of_node) {
+                let values: Option<Vec<f64>> = cols.iter().map(|c| number(fields[*c])).collect();
+                let Some(values) = values else {
+                    skipped.add(path, *line_no, format_args!("bad {metric} of node {node}"));
+                    continue;
+                };
+                let total: f64 = values.iter().sum();
+                let value = if *summed {
+                    total * 1000.0 / interval_ms as f64
+                } else {
+                    total / values.len() as f64
+                };
+                let mut labels = labels.clone();
+                labels.insert(NODE.into(), (*node).to_string());
+                samples.push(TelemetrySample {
+                    timestamp_ms: start_ms + offset_ms,
+                    entity: (*node).to_string(),
+                    host: Some((*node).to_string()),
+                    workload: None,
+                    metric: (*metric).to_string(),
+                    value,
+                    labels,
+                });
+            }
         }
     }
     samples
@@ -618,6 +737,51 @@ mod tests {
         );
         assert!(s.is_empty());
         assert!(skipped.examples[0].contains("file left out"), "{skipped}");
+    }
+
+    #[test]
+    fn per_core_rows_become_each_nodes_counters() {
+        let mut header = vec!["System - Date".to_string(), "System - Time".to_string()];
+        for core in 0..4 {
+            for counter in ["IPC", "L3MISS", "L2MISS", "C0res%"] {
+                header.push(format!("Core{core} (Socket 0) - {counter}"));
+            }
+        }
+        let text = format!(
+            "{}\n\
+             2025-07-02,00:39:27.370,1.0,0.1,0.2,1.0,3.0,0.3,0.4,5.0,0.5,0.0,0.0,1.0,1.5,0.0,0.0,3.0\n\
+             2025-07-02,00:39:29.370,1.0,0.1,0.2,1.0,3.0,0.3,0.4,5.0,0.5,0.0,0.0,1.0,1.5,0.0,0.0,3.0\n\
+             2025-07-02,00:39:31.370,x,0.1,0.2,1.0,3.0,0.3,0.4,5.0,0.5,0.0,0.0,1.0,1.5,0.0,0.0,3.0\n",
+            header.join(",")
+        );
+        let nodes = BTreeMap::from([
+            ("a".to_string(), vec![0, 1]),
+            ("b".to_string(), vec![2, 3]),
+            ("c".to_string(), vec![6]),
+        ]);
+        let labels = BTreeMap::from([("test".to_string(), "t1".to_string())]);
+        let mut skipped = Skipped::default();
+        let s = parse_pcm_nodes(Path::new("c.csv"), &text, &nodes, 0, &labels, &mut skipped);
+        // Node c's core is not in the file; row 3's IPC of core 0 is not a number.
+        assert_eq!(skipped.count, 2, "{skipped}");
+        let of = |node: &str, metric: &str| -> Vec<f64> {
+            s.iter()
+                .filter(|x| {
+                    x.labels["node"] == node
+                        && x.metric == metric
+                        && x.host.as_deref() == Some(node)
+                })
+                .map(|x| x.value)
+                .collect()
+        };
+        // IPC and C0 residency: the cores' mean; misses: their sum per second (2 s rows).
+        assert_eq!(of("a", "pcm_ipc"), [2.0, 2.0]);
+        assert_eq!(of("b", "pcm_ipc"), [1.0, 1.0, 1.0]);
+        assert_eq!(of("a", "pcm_c0_residency_pct"), [3.0, 3.0, 3.0]);
+        assert_eq!(of("b", "pcm_c0_residency_pct"), [2.0, 2.0, 2.0]);
+        let l3 = of("a", "pcm_l3_misses_m");
+        assert!(l3.len() == 3 && (l3[0] - 0.2).abs() < 1e-12, "{l3:?}");
+        assert!(of("c", "pcm_ipc").is_empty());
     }
 
     #[test]

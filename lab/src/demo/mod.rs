@@ -75,12 +75,15 @@ fn bundled_samples() -> Result<Vec<TelemetrySample>> {
 pub fn bundled_ntua_samples() -> Result<Vec<TelemetrySample>> {
     let mut samples = Vec::new();
     let mut skipped = dcpilot_schemas::Skipped::default();
+    let layout = crate::datasets::Layout::ntua();
     for (run_index, (run, text)) in NTUA.iter().enumerate() {
         let path = PathBuf::from(run).join("nginx_metrics.csv");
-        let nginx = parse_ntua(&path, text, run_index, &mut skipped);
-        // Each test's host counters, as `replay --format ntua` reads them beside the file.
+        let mut nginx = parse_ntua(&path, text, run_index, &mut skipped);
+        layout.label(&mut nginx);
+        // Each test's counters, as `replay --format ntua` reads them beside the file.
         let counters = pcm_of_tests(
             &nginx,
+            &layout,
             |file| {
                 Ok(NTUA_PCM
                     .iter()
