@@ -103,19 +103,25 @@ impl SimulateArgs {
 /// `dcpilot planner …`
 #[derive(clap::Subcommand)]
 pub enum PlannerCommand {
-    /// Replay days of traffic with co-runner episodes against a plant built from the NTUA
-    /// profiling runs: the autopilot (its models trained on the other runs) next to an
-    /// HPA-style controller and a fixed replica count, on the same plant and traces.
+    /// Replay days of traffic with co-runner episodes against a plant built from NTUA-format
+    /// profiling runs: the autopilot (its model trained on the other runs) next to HPA-style
+    /// controllers, a counter-threshold rule, the rule with an HPA, a fixed replica count and
+    /// the oracle bound, on the same plant, traces, noise and rollout delay.
     Replay {
         /// NTUA runs (`Profiling/Raw_Data`, or a directory of runs); default: the bundled
         /// sample.
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Runs whose name contains this make the plant; the others train the models.
-        #[arg(long, default_value = "_V04")]
+        /// Which cores form each node and where each run put nginx and its co-runners
+        /// (TOML, as `lab/ntua-layout.toml`); default: the NTUA machine's.
+        #[arg(long)]
+        layout: Option<PathBuf>,
+        /// Runs whose name contains this (any case) give the plant its co-runner tests; the
+        /// others train the models and the rule, and may share none of its scenarios.
+        #[arg(long, default_value = "mix")]
         plant_runs: String,
         /// How many traces (days), each from its own seed.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 20)]
         traces: u64,
         /// The first trace's seed.
         #[arg(long, default_value_t = 1)]
@@ -126,6 +132,9 @@ pub enum PlannerCommand {
         /// Minutes per trace.
         #[arg(long, default_value_t = 1440)]
         minutes: usize,
+        /// Minutes from a scale-out or move until the new replica serves.
+        #[arg(long, default_value_t = 1)]
+        rollout_minutes: usize,
         /// Print JSON for scripts instead of text.
         #[arg(long)]
         json: bool,
@@ -136,20 +145,28 @@ pub enum PlannerCommand {
 pub async fn planner(command: PlannerCommand) -> Result<String> {
     let PlannerCommand::Replay {
         data,
+        layout,
         plant_runs,
         traces,
         seed,
         slo_ms,
         minutes,
+        rollout_minutes,
         json,
     } = command;
-    let samples = dcpilot_lab::planner::ntua_samples(data.as_deref())?;
+    let layout = match layout {
+        Some(path) => dcpilot_lab::datasets::Layout::from_file(&path)?,
+        None => dcpilot_lab::datasets::Layout::ntua(),
+    };
+    let samples = dcpilot_lab::planner::ntua_samples(data.as_deref(), &layout)?;
     let args = dcpilot_lab::planner::ReplayArgs {
         plant_runs,
+        layout,
         traces,
         seed,
         slo_ms,
         minutes,
+        rollout_minutes,
     };
     let report = dcpilot_lab::planner::replay(&samples, &args).await?;
     Ok(if json {

@@ -1,13 +1,14 @@
-//! `dcpilot planner replay` as a user runs it: on the bundled NTUA runs, the autopilot
-//! (its model trained on the runs the plant does not use) next to the HPA-style and fixed
-//! baselines and the oracle bound on the same day; bad arguments are refused by name.
+//! `dcpilot planner replay` as a user runs it: on the bundled NTUA runs, the plant from the
+//! co-runner mixes and the models and rule from the basic scenarios (held out by
+//! scenario, enforced), every controller on the same days; bad arguments are refused by
+//! name.
 
 mod common;
 
 use common::dcpilot;
 
 #[test]
-fn the_replay_reports_every_controller_on_the_same_trace() {
+fn the_replay_reports_every_controller_on_the_same_days_held_out_by_scenario() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dcpilot(
         dir.path(),
@@ -15,7 +16,7 @@ fn the_replay_reports_every_controller_on_the_same_trace() {
             "planner",
             "replay",
             "--traces",
-            "1",
+            "2",
             "--minutes",
             "720",
             "--seed",
@@ -29,53 +30,125 @@ fn the_replay_reports_every_controller_on_the_same_trace() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let totals = report["totals"].as_array().expect("totals");
-    let of = |name: &str| {
-        totals
-            .iter()
-            .find(|t| t["controller"] == name)
-            .unwrap_or_else(|| panic!("{name} in {report}"))
-            .clone()
-    };
-    let (pilot, hpa, fixed, oracle) = (of("autopilot"), of("hpa"), of("fixed"), of("oracle"));
-    let minutes = |t: &serde_json::Value, key: &str| t[key].as_u64().expect(key);
-    // The model was trained and published from the runs outside the plant.
+    // The model was trained and published from the runs outside the plant, none of which
+    // is a mixed-scenario run; the plant's scenarios are mixes.
     assert!(
         report["model"]
             .as_str()
             .is_some_and(|m| m.starts_with("interference-slowdown v1")),
         "{report}"
     );
-    // Every controller ran the whole day; nothing beats the oracle, and the autopilot
-    // holds no more replicas than the HPA and breaks the objective no more often.
-    for t in [&pilot, &hpa, &fixed, &oracle] {
-        assert!(minutes(t, "replica_minutes") >= 720, "{t}");
-        assert_eq!(minutes(t, "unknown_minutes"), 0, "{t}");
-        assert!(minutes(&oracle, "violation_minutes") <= minutes(t, "violation_minutes"));
+    let training = report["training_runs"].as_array().expect("training runs");
+    assert!(!training.is_empty());
+    for run in training {
+        let run = run.as_str().expect("run").to_lowercase();
+        assert!(!run.contains("mix"), "{run} trains and is in the plant");
     }
+    let scenarios = report["plant_scenarios"].as_array().expect("scenarios");
+    assert!(!scenarios.is_empty());
+    for s in scenarios {
+        assert!(
+            s.as_str()
+                .is_some_and(|s| s.contains('_') && !s.contains("iBench")),
+            "{s}"
+        );
+    }
+    // The rule and the HPA's request were fitted on the training runs.
+    assert!(report["rule"]["threshold"]
+        .as_f64()
+        .is_some_and(f64::is_finite));
+    assert!(report["rps_at_full_cpu_request"]
+        .as_f64()
+        .is_some_and(|r| r > 0.0));
+    // The split model was checked against The Substance's measured splits.
     assert!(
-        minutes(&pilot, "violation_minutes") <= minutes(&hpa, "violation_minutes"),
+        report["split_checks"]
+            .as_array()
+            .is_some_and(|c| c.len() > 1 && c.iter().all(|c| c["splits"].as_u64() > Some(0))),
         "{report}"
     );
-    assert!(minutes(&pilot, "replica_minutes") <= minutes(&hpa, "replica_minutes"));
-    assert_eq!(minutes(&fixed, "replica_minutes"), 2 * 720);
+    let names: Vec<&str> = report["summary"]
+        .as_array()
+        .expect("summary")
+        .iter()
+        .map(|s| s["controller"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "autopilot",
+            "hpa-50",
+            "hpa-70",
+            "hpa-90",
+            "rule",
+            "rule+hpa-70",
+            "fixed",
+            "oracle"
+        ]
+    );
+    for s in report["summary"].as_array().expect("summary") {
+        for key in ["violation_minutes", "replica_minutes", "actions", "moves"] {
+            let i = &s[key];
+            let (low, mean, high) = (i["low"].as_f64(), i["mean"].as_f64(), i["high"].as_f64());
+            assert!(low <= mean && mean <= high, "{key} of {s}");
+        }
+    }
+    let totals = report["totals"].as_array().expect("totals");
+    for t in totals {
+        // Every controller ran both days on scenarios the plant measured.
+        assert!(t["replica_minutes"].as_u64() >= Some(2 * 720), "{t}");
+        assert_eq!(t["unknown_minutes"].as_u64(), Some(0), "{t}");
+    }
+    let fixed = totals
+        .iter()
+        .find(|t| t["controller"] == "fixed")
+        .expect("fixed");
+    assert_eq!(fixed["replica_minutes"].as_u64(), Some(2 * 2 * 720));
+    assert_eq!(fixed["actions"].as_u64(), Some(0));
+    // The verdict is the summary's: the goal is met exactly when its ratios say so.
+    let v = &report["verdict"];
+    let (violation, replicas) = (
+        v["violation_ratio"].as_f64().expect("ratio"),
+        v["replica_ratio"].as_f64().expect("ratio"),
+    );
+    assert_eq!(
+        v["goal_met"].as_bool(),
+        Some(violation <= 0.7 && replicas <= 1.0)
+    );
+    assert!(names.contains(&v["best_baseline"].as_str().expect("best")));
     // Overruns of the tick budget depend on how busy the machine is (the tick's speed is
     // a benchmark's to measure); the report must count them.
     assert!(report["autopilot_overruns"].as_u64().is_some(), "{report}");
-    assert!(
-        report["autopilot_longest_tick_ms"].as_f64().is_some(),
-        "{report}"
-    );
 }
 
 #[test]
 fn bad_arguments_are_refused_by_name() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let layout = dir.path().join("layout.toml");
+    std::fs::write(
+        &layout,
+        "[nodes]\nnode1 = [0]\n[[runs]]\npattern = \"M\"\nco_runners = \"node9\"\n",
+    )
+    .expect("write layout");
+    let layout = layout.to_str().expect("path");
     for (args, expected) in [
         (&["planner", "replay", "--slo-ms", "0"][..], "--slo-ms"),
         (
             &["planner", "replay", "--plant-runs", "NoSuchRun"][..],
             "NoSuchRun",
+        ),
+        // The basic scenarios train the models: a plant of them would be in distribution.
+        (
+            &["planner", "replay", "--plant-runs", "_V04"][..],
+            "in distribution",
+        ),
+        (
+            &["planner", "replay", "--rollout-minutes", "61"][..],
+            "--rollout-minutes",
+        ),
+        (
+            &["planner", "replay", "--layout", layout][..],
+            "runs[0].co_runners",
         ),
         (
             &["planner", "replay", "--data", "/nonexistent/ntua"][..],

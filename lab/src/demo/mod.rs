@@ -251,13 +251,7 @@ pub async fn run(data_dir: &Path, args: DemoOptions) -> Result<DemoReport> {
     );
     let intent_loop = crate::planner::replay(
         &bundled_ntua_samples()?,
-        &crate::planner::ReplayArgs {
-            plant_runs: "_V04".into(),
-            traces: 3,
-            seed: 1,
-            slo_ms: 1.0,
-            minutes: 24 * 60,
-        },
+        &crate::planner::ReplayArgs::default(),
     )
     .await?;
     let holdout_predictions = if args.plots {

@@ -519,16 +519,32 @@ impl DemoReport {
         let r = &self.intent_loop;
         let _ = writeln!(
             o,
-            "\nIntent loop (`dcpilot planner replay`: three days, nginx p99 <= {} ms, plant from the NTUA runs matching {:?}, model from the others):",
-            r.config.slo_p99_ms, r.plant_runs
+            "\nIntent loop (`dcpilot planner replay`: {} days, nginx p99 <= {} ms, plant from the co-runner mixes of the NTUA runs matching {:?}, model and rule from the basic scenarios; mean [95 % interval] per day):",
+            r.traces.len(),
+            r.config.slo_p99_ms,
+            r.plant_runs
         );
-        for t in &r.totals {
+        for s in &r.summary {
             let _ = writeln!(
                 o,
-                "  {:<10} {:>5} violation minutes  {:>6} replica-minutes  {:>4} actions",
-                t.controller, t.violation_minutes, t.replica_minutes, t.actions
+                "  {:<14} {:>6.1} [{:>5.1}, {:>5.1}] violation minutes  {:>7.1} replica-minutes  {:>5.1} actions",
+                s.controller,
+                s.violation_minutes.mean,
+                s.violation_minutes.low,
+                s.violation_minutes.high,
+                s.replica_minutes.mean,
+                s.actions.mean
             );
         }
+        let v = &r.verdict;
+        let _ = writeln!(
+            o,
+            "  autopilot: {:.2}x the violation minutes of the best baseline ({}) at {:.2}x its replica-minutes; goal <= 0.7x at <= 1x {}",
+            v.violation_ratio,
+            v.best_baseline,
+            v.replica_ratio,
+            if v.goal_met { "met" } else { "not met" }
+        );
         // An example of the loop at work: its first change that answered a broken
         // objective (one that mended it, if any did).
         let slo = r.config.slo_p99_ms;
@@ -547,7 +563,7 @@ impl DemoReport {
             let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2} ms"));
             let _ = writeln!(
                 o,
-                "  e.g. minute {}: {} on {}, {:.0} req/s, p99 {} (violated) -> the autopilot sets replicas on node-a/node-b from {}/{} to {}/{}; the next minute p99 {}",
+                "  e.g. minute {}: {} on {}, {:.0} req/s, p99 {} (violated) -> the autopilot sets replicas on node-a/node-b from {}/{} to {}/{}; once its replicas served p99 {}",
                 c.minute,
                 c.scenario,
                 c.noisy_node,
