@@ -542,12 +542,26 @@ impl Rollout {
         u64::from(self.serving[0] + self.serving[1]) + starting as u64
     }
 
-    /// Asks for `target` at the end of `minute`: additions serve after `rollout` minutes;
+    /// Asks for `target` at the end of `minute`. A change first undoes pending changes of
+    /// the opposite sign on its node (a replica still starting is cancelled, one still
+    /// draining kept); what remains is scheduled: additions serve after `rollout` minutes,
     /// removals happen next minute, or with the additions when there are any (a move
     /// keeps the old replica until the new one is ready).
     fn ask(&mut self, minute: usize, target: [u32; 2], rollout: usize) {
         let planned = self.planned();
-        let delta = [0, 1].map(|n| i64::from(target[n]) - i64::from(planned[n]));
+        let mut delta = [0, 1].map(|n| i64::from(target[n]) - i64::from(planned[n]));
+        for (node, d) in delta.iter_mut().enumerate() {
+            // Newest pending changes first.
+            for (_, n, pending) in self.pending.iter_mut().rev() {
+                if *n != node || *d == 0 || pending.signum() == d.signum() {
+                    continue;
+                }
+                let undo = pending.abs().min(d.abs()) * d.signum();
+                *pending += undo;
+                *d -= undo;
+            }
+        }
+        self.pending.retain(|(_, _, d)| *d != 0);
         let adds = delta.iter().any(|d| *d > 0);
         let ready = minute + 1 + rollout;
         for (node, d) in delta.into_iter().enumerate() {
@@ -718,5 +732,31 @@ mod tests {
         r.ask(4, [0, 1], 2);
         r.advance(5);
         assert_eq!((r.serving, r.paid()), ([0, 1], 1));
+    }
+
+    #[test]
+    fn a_change_of_mind_undoes_pending_changes_and_never_leaves_nothing_serving() {
+        let mut r = Rollout {
+            serving: [1, 0],
+            pending: Vec::new(),
+        };
+        // Move to node 1, then back before the move is ready: the starting replica is
+        // cancelled and the draining one kept.
+        r.ask(0, [0, 1], 3);
+        r.ask(1, [1, 0], 3);
+        assert!(r.pending.is_empty(), "{:?}", r.pending);
+        // A move half done, then a scale-in of the node being filled: nothing is left to
+        // remove from a node that serves nothing yet.
+        r.ask(2, [0, 1], 3);
+        r.ask(3, [1, 0], 3);
+        for minute in 3..10 {
+            r.advance(minute);
+            assert!(
+                r.serving[0] + r.serving[1] >= 1,
+                "minute {minute}: {:?}",
+                r.serving
+            );
+        }
+        assert_eq!(r.serving, [1, 0]);
     }
 }
