@@ -377,25 +377,11 @@ pub fn parse_pcm_system(
     labels: &BTreeMap<String, String>,
     skipped: &mut Skipped,
 ) -> Vec<TelemetrySample> {
-    let mut lines = text.lines().enumerate();
-    let header: Vec<&str> = lines
-        .next()
-        .map(|(_, l)| l.split(',').map(str::trim).collect())
-        .unwrap_or_default();
-    let columns = metric_columns(path, &header, &PCM_SYSTEM_METRICS, skipped);
-    let rows: Vec<(usize, Vec<&str>)> = lines
-        .filter(|(_, l)| !l.trim().is_empty())
-        .filter_map(|(i, line)| {
-            csv_fields(path, i + 1, line, header.len(), skipped).map(|f| (i + 1, f))
-        })
-        .collect();
-    let time_column = header.iter().position(|h| *h == "System - Time");
-    let (offsets, interval_ms) = pcm_row_offsets(&rows, time_column);
+    let pcm = PcmRows::read(path, text, skipped);
+    let columns = metric_columns(path, &pcm.header, &PCM_SYSTEM_METRICS, skipped);
+    let interval_ms = pcm.interval_ms;
     let mut samples = Vec::new();
-    for ((line_no, fields), offset_ms) in rows.iter().zip(offsets) {
-        if offset_ms >= NTUA_TEST_MS {
-            break;
-        }
+    for (line_no, fields, offset_ms) in &pcm.rows {
         for (index, metric) in &columns {
             let raw = fields[*index];
             let Some(value) = number(raw) else {
@@ -443,11 +429,8 @@ pub fn parse_pcm_nodes(
         ("L2MISS", "pcm_l2_misses_m", true),
         ("C0res%", "pcm_c0_residency_pct", false),
     ];
-    let mut lines = text.lines().enumerate();
-    let header: Vec<&str> = lines
-        .next()
-        .map(|(_, l)| l.split(',').map(str::trim).collect())
-        .unwrap_or_default();
+    let pcm = PcmRows::read(path, text, skipped);
+    let header = &pcm.header;
     // Per node and counter, the columns of its cores.
     let mut columns: Vec<(&str, [Vec<usize>; 4])> = Vec::new();
     for (node, cores) in nodes {
@@ -471,19 +454,9 @@ pub fn parse_pcm_nodes(
             None => columns.push((node, of_node)),
         }
     }
-    let rows: Vec<(usize, Vec<&str>)> = lines
-        .filter(|(_, l)| !l.trim().is_empty())
-        .filter_map(|(i, line)| {
-            csv_fields(path, i + 1, line, header.len(), skipped).map(|f| (i + 1, f))
-        })
-        .collect();
-    let time_column = header.iter().position(|h| *h == "System - Time");
-    let (offsets, interval_ms) = pcm_row_offsets(&rows, time_column);
+    let interval_ms = pcm.interval_ms;
     let mut samples = Vec::new();
-    for ((line_no, fields), offset_ms) in rows.iter().zip(offsets) {
-        if offset_ms >= NTUA_TEST_MS {
-            break;
-        }
+    for (line_no, fields, offset_ms) in &pcm.rows {
         for (node, of_node) in &columns {
             for ((_, metric, summed), cols) in COUNTERS.iter().zip(of_node) {
                 let values: Option<Vec<f64>> = cols.iter().map(|c| number(fields[*c])).collect();
@@ -512,6 +485,45 @@ pub fn parse_pcm_nodes(
         }
     }
     samples
+}
+
+/// A PCM CSV (`pcm -csv`): its header, and its rows within a test's time — each with its
+/// line number, fields and milliseconds after the first row — and the file's interval.
+struct PcmRows<'t> {
+    header: Vec<&'t str>,
+    rows: Vec<(usize, Vec<&'t str>, i64)>,
+    interval_ms: i64,
+}
+
+impl<'t> PcmRows<'t> {
+    /// Reads `text`; rows of the wrong shape are left out and counted, rows past
+    /// [`NTUA_TEST_MS`] dropped.
+    fn read(path: &Path, text: &'t str, skipped: &mut Skipped) -> Self {
+        let mut lines = text.lines().enumerate();
+        let header: Vec<&str> = lines
+            .next()
+            .map(|(_, l)| l.split(',').map(str::trim).collect())
+            .unwrap_or_default();
+        let rows: Vec<(usize, Vec<&str>)> = lines
+            .filter(|(_, l)| !l.trim().is_empty())
+            .filter_map(|(i, line)| {
+                csv_fields(path, i + 1, line, header.len(), skipped).map(|f| (i + 1, f))
+            })
+            .collect();
+        let time_column = header.iter().position(|h| *h == "System - Time");
+        let (offsets, interval_ms) = pcm_row_offsets(&rows, time_column);
+        let rows = rows
+            .into_iter()
+            .zip(offsets)
+            .take_while(|(_, offset)| *offset < NTUA_TEST_MS)
+            .map(|((line, fields), offset)| (line, fields, offset))
+            .collect();
+        Self {
+            header,
+            rows,
+            interval_ms,
+        }
+    }
 }
 
 /// PCM's interval when a file's rows carry no readable time.
