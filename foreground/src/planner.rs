@@ -768,10 +768,25 @@ fn explain(
     if let (Some((p99, by)), Some(objective)) = (predicted, objective) {
         let c = &load.counters;
         let next_to = match by {
-            JudgedBy::Counters => format!(
-                "the host's measured counters (IPC {:.2}, L3 misses {:.3} M/s, memory read {:.2} / write {:.2} GB/s)",
-                c.0[0], c.0[1], c.0[3], c.0[4]
-            ),
+            JudgedBy::Counters => {
+                // In PCM_SYSTEM_METRICS order; only the counters the host reports.
+                const SHOWN: [(&str, &str); 6] = [
+                    ("IPC", ""),
+                    ("L3 misses", " M/s"),
+                    ("L2 misses", " M/s"),
+                    ("memory read", " GB/s"),
+                    ("memory write", " GB/s"),
+                    ("C0 residency", " %"),
+                ];
+                let shown: Vec<String> = SHOWN
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (name, unit))| {
+                        c.get(i).map(|v| format!("{name} {v:.3}{unit}"))
+                    })
+                    .collect();
+                format!("the host's measured counters ({})", shown.join(", "))
+            }
             JudgedBy::DeclaredPods => format!(
                 "declared co-runner pressure cpu {:.0} / l3 {:.0} / membw {:.0}",
                 load.pressure.cpu, load.pressure.l3, load.pressure.membw

@@ -348,9 +348,13 @@ async fn scalar(store: &TelemetryStore, sql: &str) -> Result<i64> {
     Ok(array.value(0))
 }
 
+/// Counters the per-core files give per node (IPC, L3 and L2 misses, C0 residency).
+const NODE_COUNTERS: usize = 4;
+
 /// What the demo's hosts report as hardware counters, from the bundled NTUA run
-/// TheGame_V03's PCM files: per pod kind (`l3`, `membw`, `cpu`: its four-pod scenario) and
-/// `quiet` (its Baseline tests), each counter's mean — `(kind, metric, value)`.
+/// Memento_V03's per-core files (the co-runners on nginx's node): per pod kind (`l3`,
+/// `membw`, `cpu`: its four-pod scenario) and `quiet` (its Baseline tests), the mean of
+/// each counter of nginx's node — `(kind, metric, value)`.
 async fn measured_counters(store: &TelemetryStore) -> Result<Vec<(String, String, f64)>> {
     #[derive(serde::Deserialize)]
     struct Row {
@@ -364,7 +368,8 @@ async fn measured_counters(store: &TelemetryStore) -> Result<Vec<(String, String
                          WHEN labels['interference'] LIKE '%l3%' THEN 'l3' \
                          WHEN labels['interference'] LIKE '%memBW%' THEN 'membw' ELSE 'cpu' END AS kind, \
                     CAST(metric AS VARCHAR) AS metric, avg(value) AS value \
-             FROM telemetry WHERE metric LIKE 'pcm_%' AND labels['run'] = 'TheGame_V03' \
+             FROM telemetry WHERE metric LIKE 'pcm_%' AND labels['run'] = 'Memento_V03' \
+               AND labels['node'] = labels['nginx_node'] \
                AND (labels['interference'] LIKE 'Baseline%' \
                     OR labels['interference'] IN ('4_stress-ng_l3_pods', '4_iBench_memBW_pods', '4_iBench_CPU_pods')) \
              GROUP BY 1, 2 ORDER BY 1, 2",
@@ -372,7 +377,7 @@ async fn measured_counters(store: &TelemetryStore) -> Result<Vec<(String, String
         .await?;
     let rows: Vec<Row> = serde_json::from_slice(&json_array(&batches)?)?;
     crate::ensure!(
-        rows.len() == 4 * dcpilot_schemas::names::PCM_SYSTEM_METRICS.len(),
+        rows.len() == 4 * NODE_COUNTERS,
         "the bundled PCM files give {} (kind, counter) means",
         rows.len()
     );
