@@ -118,7 +118,12 @@ impl Plant {
                 Side::Other
             };
             let nginx_node = t.mean_counters(Some(nginx));
-            let other_node = t.mean_counters(t.counters.keys().find(|n| *n != nginx));
+            // The other node of the test: the co-runners' when they were not on nginx's.
+            let other = match side {
+                Side::Other => Some(co_runners),
+                Side::Same => t.counters.keys().find(|n| *n != nginx),
+            };
+            let other_node = t.mean_counters(other);
             repeats
                 .entry((side, t.interference.clone(), replicas, rps.to_bits()))
                 .or_default()
@@ -240,7 +245,8 @@ impl Plant {
         ]
     }
 
-    /// The measured point of a scenario nearest this rate, at the nearest replica count.
+    /// The measured point of a scenario nearest this rate, at the measured replica count at
+    /// or below `replicas` (the lowest above when none is).
     fn nearest(&self, side: Side, scenario: &str, replicas: u32, rps: f64) -> Option<&Point> {
         let (_, curve) = self.around(side, scenario, replicas)?.0;
         curve
@@ -292,7 +298,8 @@ impl Plant {
     /// The plant's split model against measured splits: for every test of `samples` that
     /// split nginx over two nodes (a run whose layout names no single nginx node; its
     /// replicas `weighted_<a>_<b>` or `balanced_<n>`, node `a` first in the layout's
-    /// order), the measured p99 next to the plant's, by scenario.
+    /// order: `nodes`, the layout's node names sorted), the measured p99 next to the
+    /// plant's, by scenario.
     pub fn validate_splits(
         &self,
         samples: &[TelemetrySample],
@@ -324,7 +331,7 @@ impl Plant {
             check.measured_mean_ms += measured;
             check.predicted_mean_ms += predicted;
             check.mean_abs_error_ms += (predicted - measured).abs();
-            check.mean_abs_pct_error += (predicted - measured).abs() / measured;
+            check.mean_abs_pct_error += (predicted - measured).abs() / measured.max(f64::EPSILON);
         }
         by_scenario
             .into_values()
@@ -372,6 +379,8 @@ pub struct MeasuredTest {
     pub p99_ms: f64,
     /// The mean counters of the node nginx ran on.
     pub nginx_node: HostCounters,
+    /// Whether the co-runners ran on that node too.
+    pub co_runners_on_its_node: bool,
 }
 
 /// The tests of `samples` with nginx on one node and a p99.
@@ -381,6 +390,7 @@ pub fn measured_tests(samples: &[TelemetrySample]) -> Vec<MeasuredTest> {
         .filter_map(|t| {
             Some(MeasuredTest {
                 nginx_node: t.mean_counters(Some(t.nginx.as_ref()?)),
+                co_runners_on_its_node: t.nginx.is_some() && t.nginx == t.co_runners,
                 replicas: t.replicas?,
                 rps: t.rps?,
                 p99_ms: t.latency[3].filter(|p| *p > 0.0)?,

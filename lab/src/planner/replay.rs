@@ -183,7 +183,7 @@ pub struct Observation {
     pub rps: f64,
     /// p99 latency, ms (none: no replica served).
     pub p99_ms: Option<f64>,
-    /// CPU utilisation of the serving replicas' request (HPA's input).
+    /// CPU utilisation of the replicas' requests, those starting at 0 (HPA's input).
     pub cpu_utilisation: f64,
     /// Each node's PCM counters.
     pub counters: [HostCounters; 2],
@@ -303,6 +303,9 @@ impl Controller for Rule {
             [true, false] => [0, count],
             [false, true] => [count, 0],
             _ if count == current => placement,
+            // A new count stays on the node in use, if only one is.
+            _ if placement[0] == 0 => [0, count],
+            _ if placement[1] == 0 => [count, 0],
             _ => spread(count),
         }
     }
@@ -470,7 +473,8 @@ pub struct Outcome {
     /// Sum over minutes of co-runner pods evicted (none evicts in this replay: the
     /// co-runners are not declared evictable).
     pub evicted_pod_minutes: u64,
-    /// Minutes the plant could not answer (a scenario it did not measure there).
+    /// Minutes the plant could not answer (a scenario it did not measure there; a minute
+    /// with no replica serving counts as a violation instead).
     pub unknown_minutes: usize,
     /// The first placement changes, with the latency before and after.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -493,7 +497,7 @@ pub struct Change {
     pub from: [u32; 2],
     /// See `from`.
     pub to: [u32; 2],
-    /// p99 in the minute it was decided, and once its new replicas serve, ms.
+    /// p99 in the minute it was decided, and `rollout_minutes` after the change acted, ms.
     pub p99_before_ms: Option<f64>,
     /// See `p99_before_ms`.
     pub p99_after_ms: Option<f64>,
@@ -545,8 +549,8 @@ impl Rollout {
     /// Asks for `target` at the end of `minute`. A change first undoes pending changes of
     /// the opposite sign on its node (a replica still starting is cancelled, one still
     /// draining kept); what remains is scheduled: additions serve after `rollout` minutes,
-    /// removals happen next minute, or with the additions when there are any (a move
-    /// keeps the old replica until the new one is ready).
+    /// removals happen next minute, or when the last addition still starting is ready (a
+    /// move keeps the old replica until the new one serves).
     fn ask(&mut self, minute: usize, target: [u32; 2], rollout: usize) {
         let planned = self.planned();
         let mut delta = [0, 1].map(|n| i64::from(target[n]) - i64::from(planned[n]));
@@ -562,15 +566,22 @@ impl Rollout {
             }
         }
         self.pending.retain(|(_, _, d)| *d != 0);
-        let adds = delta.iter().any(|d| *d > 0);
         let ready = minute + 1 + rollout;
+        // Removals wait for every addition still starting, this one's and earlier ones'.
+        let last_ready = self
+            .pending
+            .iter()
+            .filter(|(_, _, d)| *d > 0)
+            .map(|(at, _, _)| *at)
+            .chain(delta.iter().filter(|d| **d > 0).map(|_| ready))
+            .max();
         for (node, d) in delta.into_iter().enumerate() {
             match d {
                 0 => {}
                 d if d > 0 => self.pending.push((ready, node, d)),
                 d => self
                     .pending
-                    .push((if adds { ready } else { minute + 1 }, node, d)),
+                    .push((last_ready.unwrap_or(minute + 1), node, d)),
             }
         }
     }
@@ -602,6 +613,8 @@ pub fn run(
         match p99 {
             Some(p) if p > config.slo_p99_ms => outcome.violation_minutes += 1,
             Some(_) => {}
+            // Nothing serving breaks the objective; otherwise the plant lacks the scenario.
+            None if replicas == 0 => outcome.violation_minutes += 1,
             None => outcome.unknown_minutes += 1,
         }
         outcome.replica_minutes += rollout.paid();
@@ -611,14 +624,17 @@ pub fn run(
                 awaiting = None;
             }
         }
+        let planned = rollout.planned();
+        // Over every replica asked for: one still starting uses no CPU (as the HPA counts
+        // an unready pod when scaling up).
+        let asked = (planned[0] + planned[1]).max(1);
         let seen = Observation {
             minute,
             rps: m.rps,
             p99_ms: p99,
-            cpu_utilisation: m.rps / (f64::from(replicas.max(1)) * rps_at_full_request),
+            cpu_utilisation: m.rps / (f64::from(asked) * rps_at_full_request),
             counters: m.counters(plant, serving),
         };
-        let planned = rollout.planned();
         let next = controller.decide(&seen, planned);
         let (added, removed) = added_removed(planned, next);
         if added + removed == 0 {
@@ -758,5 +774,22 @@ mod tests {
             );
         }
         assert_eq!(r.serving, [1, 0]);
+        // A scale-out still starting, then a move onto it: the old replica serves until
+        // the starting one is ready.
+        let mut r = Rollout {
+            serving: [1, 0],
+            pending: Vec::new(),
+        };
+        r.ask(0, [1, 1], 3);
+        r.ask(1, [0, 1], 3);
+        for minute in 1..8 {
+            r.advance(minute);
+            assert!(
+                r.serving[0] + r.serving[1] >= 1,
+                "minute {minute}: {:?}",
+                r.serving
+            );
+        }
+        assert_eq!(r.serving, [0, 1]);
     }
 }

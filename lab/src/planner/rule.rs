@@ -1,8 +1,9 @@
 //! The rule an SRE writes first against noisy neighbours: a node whose counter crosses a
 //! threshold is too noisy for the latency-critical workload. The counter, its direction
-//! and the threshold are fitted on the training runs only: the split of their tests into
-//! "the objective broke because of co-runners" (p99 above it while the same point's quiet
-//! baseline is within it) and "the objective held" that is best by balanced accuracy.
+//! and the threshold are fitted on the training runs only, on the counters of nginx's
+//! node: the split of their tests into "the objective broke because of co-runners on this
+//! node" (p99 above it while the same point's quiet baseline is within it) and "the
+//! objective held" that is best by balanced accuracy.
 
 use std::collections::BTreeMap;
 
@@ -64,6 +65,11 @@ impl NodeRule {
             .filter_map(|t| {
                 if t.p99_ms <= slo_ms {
                     return Some((t, false));
+                }
+                // Broken next to co-runners on the other node: nginx's node is not the
+                // noisy one, so its counters say nothing either way.
+                if !t.co_runners_on_its_node {
+                    return None;
                 }
                 let (sum, n) = quiet.get(&(t.run.as_str(), t.replicas, t.rps.to_bits()))?;
                 (sum / f64::from(*n) <= slo_ms && t.scenario != QUIET).then_some((t, true))
@@ -131,6 +137,7 @@ mod tests {
             rps,
             p99_ms,
             nginx_node,
+            co_runners_on_its_node: true,
         }
     }
 
@@ -144,6 +151,11 @@ mod tests {
             test("cpu", 0.5, 1.5, 1000.0),
             // Over the objective where the quiet baseline is too: load, not co-runners.
             test("cpu", 3.0, 2.5, 4000.0),
+            // Broken next to co-runners on the other node: not this node's doing.
+            MeasuredTest {
+                co_runners_on_its_node: false,
+                ..test("cpu", 3.0, 1.2, 1000.0)
+            },
         ];
         let rule = NodeRule::fit(&tests, 1.0).expect("a rule");
         assert_eq!(rule.counter, "pcm_c0_residency_pct");
