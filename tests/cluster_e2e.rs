@@ -170,7 +170,7 @@ fn three_replicas_agree_and_survive_the_trainer_being_killed() {
     );
 
     // The followers' histories: unique, increasing versions under non-decreasing epochs,
-    // each trained on rows of every telemetry partition.
+    // the successor's and the newest trained on rows of every telemetry partition.
     let mut histories = Vec::new();
     for (_, addr) in &followers {
         let (status, body) = http(addr, "GET", "/v1/models/rightsizing/versions", "");
@@ -203,11 +203,18 @@ fn three_replicas_agree_and_survive_the_trainer_being_killed() {
                 })
                 .map(|(tp, _)| tp.as_str())
                 .collect();
-            assert_eq!(
-                partitions.len(),
-                PARTITIONS as usize,
-                "v{version} trained on rows of every partition: {r}"
-            );
+            // A trainer does not wait for its peers: the first owner's early versions may
+            // predate a peer's first stored batch. The successor's versions, trained after
+            // the second replay with every replica long running, and the newest one read
+            // every partition.
+            let successor_owned = lease["owner"] == format!("r{successor}");
+            if successor_owned || std::ptr::eq(r, records.last().expect("a version")) {
+                assert_eq!(
+                    partitions.len(),
+                    PARTITIONS as usize,
+                    "v{version} trained on rows of every partition: {r}"
+                );
+            }
         }
         assert!(owners.contains(&owner) && owners.len() >= 2, "{owners:?}");
         histories.push(
