@@ -184,7 +184,8 @@ pub async fn replay(samples: &[TelemetrySample], args: &ReplayArgs) -> Result<Re
     }
     let needle = plant_runs.to_lowercase();
     let plant_run = |run: &str| run.to_lowercase().contains(&needle);
-    let plant = Plant::from_samples(samples, plant_run)
+    let tests = plant::Tests::of(samples);
+    let plant = Plant::from_tests(&tests, plant_run)
         .with_context(|| format!("building the plant from the runs matching {plant_runs:?}"))?;
     let plant_scenarios: Vec<String> = plant
         .scenarios()
@@ -201,7 +202,7 @@ pub async fn replay(samples: &[TelemetrySample], args: &ReplayArgs) -> Result<Re
         .filter(|s| !s.labels.get("run").is_some_and(|r| plant_run(r)))
         .cloned()
         .collect();
-    let training_tests = plant::measured_tests(&training);
+    let training_tests = tests.measured(|run| !plant_run(run));
     if training_tests.is_empty() {
         bail!("every run matches {plant_runs:?}: none is left to train the models on");
     }
@@ -353,8 +354,8 @@ pub async fn replay(samples: &[TelemetrySample], args: &ReplayArgs) -> Result<Re
     // The split model is judged as a method: on a plant of every single-node run, against
     // every measured split (their scenarios are the basic ones, not the plant's mixes).
     let node_order: Vec<String> = layout.nodes.keys().cloned().collect();
-    let split_checks = Plant::from_samples(samples, |_| true)
-        .map(|all| all.validate_splits(samples, &node_order))
+    let split_checks = Plant::from_tests(&tests, |_| true)
+        .map(|all| all.validate_splits(&tests, &node_order))
         .unwrap_or_default();
     Ok(ReplayReport {
         split_checks,

@@ -89,18 +89,17 @@ struct Test {
 }
 
 impl Plant {
-    /// The plant of the NTUA-format `samples` (read with a layout, so tests carry where
-    /// nginx and the co-runners ran): quiet (baseline) tests of every run, interference
+    /// The plant of NTUA-format `tests` (read with a layout, so tests carry where nginx
+    /// and the co-runners ran): quiet (baseline) tests of every run, interference
     /// tests only of the runs `noisy_from` accepts. Runs with nginx split over nodes are
     /// left out (they are the splits [`Plant::validate_splits`] judges against).
-    pub fn from_samples(
-        samples: &[TelemetrySample],
+    pub fn from_tests(
+        tests: &Tests,
         noisy_from: impl Fn(&str) -> bool,
     ) -> Result<Self, PlantError> {
-        let tests = tests_of(samples);
         let mut points: BTreeMap<(Side, String, u32), Vec<Point>> = BTreeMap::new();
         let mut repeats: BTreeMap<(Side, String, u32, u64), Vec<f64>> = BTreeMap::new();
-        for t in tests.into_values() {
+        for t in tests.0.values() {
             let (Some(nginx), Some(co_runners), Some(replicas), Some(rps)) =
                 (&t.nginx, &t.co_runners, t.replicas, t.rps)
             else {
@@ -129,7 +128,7 @@ impl Plant {
                 .or_default()
                 .push(latency[3]);
             points
-                .entry((side, t.interference, replicas))
+                .entry((side, t.interference.clone(), replicas))
                 .or_default()
                 .push(Point {
                     rps,
@@ -257,23 +256,28 @@ impl Plant {
     /// The measured curves around `replicas`: the nearest count at or below and at or
     /// above (the same when it was measured or lies outside the measured range).
     #[allow(clippy::type_complexity)]
-    fn around(
-        &self,
+    fn around<'a>(
+        &'a self,
         side: Side,
         scenario: &str,
         replicas: u32,
-    ) -> Option<((u32, &[Point]), (u32, &[Point]))> {
-        let range = (side, scenario.to_string(), 0)..=(side, scenario.to_string(), u32::MAX);
-        let measured: Vec<(u32, &[Point])> = self
+    ) -> Option<((u32, &'a [Point]), (u32, &'a [Point]))> {
+        let key = |r: u32| (side, scenario.to_string(), r);
+        let entry =
+            |((_, _, r), points): (&(Side, String, u32), &'a Vec<Point>)| (*r, points.as_slice());
+        let below = self
             .curves
-            .range(range)
-            .map(|((_, _, r), points)| (*r, points.as_slice()))
-            .collect();
-        let below = measured.iter().rev().find(|(r, _)| *r <= replicas);
-        let above = measured.iter().find(|(r, _)| *r >= replicas);
+            .range(key(0)..=key(replicas))
+            .next_back()
+            .map(entry);
+        let above = self
+            .curves
+            .range(key(replicas)..=key(u32::MAX))
+            .next()
+            .map(entry);
         match (below, above) {
-            (Some(b), Some(a)) => Some((*b, *a)),
-            (Some(only), None) | (None, Some(only)) => Some((*only, *only)),
+            (Some(b), Some(a)) => Some((b, a)),
+            (Some(only), None) | (None, Some(only)) => Some((only, only)),
             (None, None) => None,
         }
     }
@@ -295,22 +299,18 @@ impl Plant {
         Some(out)
     }
 
-    /// The plant's split model against measured splits: for every test of `samples` that
+    /// The plant's split model against measured splits: for every test of `tests` that
     /// split nginx over two nodes (a run whose layout names no single nginx node; its
     /// replicas `weighted_<a>_<b>` or `balanced_<n>`, node `a` first in the layout's
     /// order: `nodes`, the layout's node names sorted), the measured p99 next to the
     /// plant's, by scenario.
-    pub fn validate_splits(
-        &self,
-        samples: &[TelemetrySample],
-        nodes: &[String],
-    ) -> Vec<SplitCheck> {
+    pub fn validate_splits(&self, tests: &Tests, nodes: &[String]) -> Vec<SplitCheck> {
         let mut by_scenario: BTreeMap<String, SplitCheck> = BTreeMap::new();
-        for t in tests_of(samples).into_values() {
+        for t in tests.0.values() {
             let (None, Some(co_runners), Some(rps)) = (&t.nginx, &t.co_runners, t.rps) else {
                 continue;
             };
-            let (Some(split), Some(measured)) = (split_of(&t), t.latency[3]) else {
+            let (Some(split), Some(measured)) = (split_of(t), t.latency[3]) else {
                 continue;
             };
             // The layout's first two nodes, in order; the co-runners on one of them.
@@ -383,24 +383,6 @@ pub struct MeasuredTest {
     pub co_runners_on_its_node: bool,
 }
 
-/// The tests of `samples` with nginx on one node and a p99.
-pub fn measured_tests(samples: &[TelemetrySample]) -> Vec<MeasuredTest> {
-    tests_of(samples)
-        .into_values()
-        .filter_map(|t| {
-            Some(MeasuredTest {
-                nginx_node: t.mean_counters(Some(t.nginx.as_ref()?)),
-                co_runners_on_its_node: t.nginx.is_some() && t.nginx == t.co_runners,
-                replicas: t.replicas?,
-                rps: t.rps?,
-                p99_ms: t.latency[3].filter(|p| *p > 0.0)?,
-                scenario: t.interference,
-                run: t.run,
-            })
-        })
-        .collect()
-}
-
 /// Replicas per node of a split test, in the layout's node order: `weighted_<a>_<b>`
 /// (a on the first node, b on the second) or `balanced_<n>` (n on each).
 fn split_of(t: &Test) -> Option<[u32; 2]> {
@@ -413,50 +395,76 @@ fn split_of(t: &Test) -> Option<[u32; 2]> {
     Some([a.parse().ok()?, b.parse().ok()?])
 }
 
-/// Every test of the NTUA-format samples, by (run, test).
-fn tests_of(samples: &[TelemetrySample]) -> BTreeMap<(String, String), Test> {
-    let mut tests: BTreeMap<(String, String), Test> = BTreeMap::new();
-    for s in samples {
-        let (Some(run), Some(test)) = (s.labels.get("run"), s.labels.get("test")) else {
-            continue;
-        };
-        let t = tests.entry((run.clone(), test.clone())).or_default();
-        t.run.clone_from(run);
-        if let Some(node) = s.labels.get(NODE) {
-            if let Some(i) = PCM_SYSTEM_METRICS.iter().position(|(_, m)| *m == s.metric) {
-                let c = t.counters.entry(node.clone()).or_insert([(0.0, 0); 6]);
-                c[i].0 += s.value;
-                c[i].1 += 1;
-            }
-            continue;
-        }
-        if s.workload.as_deref() != Some("nginx") {
-            continue;
-        }
-        if let Some(name) = s.labels.get("interference") {
-            t.interference = scenario_name(name);
-        }
-        if let Some(r) = s.labels.get("replicas") {
-            t.replicas = r.parse().ok();
-            t.split_label = Some(r.clone());
-        }
-        t.nginx = s.labels.get(NGINX_NODE).cloned();
-        t.co_runners = s.labels.get(CO_RUNNER_NODE).cloned();
-        let level = match s.metric.as_str() {
-            "given_rps" => {
-                t.rps = Some(s.value);
+/// Every test of NTUA-format samples, by (run, test): read once, for the plant, the
+/// split check and what the rule and the HPA are fitted on.
+#[derive(Default)]
+pub struct Tests(BTreeMap<(String, String), Test>);
+
+impl Tests {
+    /// The tests of `samples`.
+    pub fn of(samples: &[TelemetrySample]) -> Self {
+        let mut tests: BTreeMap<(String, String), Test> = BTreeMap::new();
+        for s in samples {
+            let (Some(run), Some(test)) = (s.labels.get("run"), s.labels.get("test")) else {
+                continue;
+            };
+            let t = tests.entry((run.clone(), test.clone())).or_default();
+            t.run.clone_from(run);
+            if let Some(node) = s.labels.get(NODE) {
+                if let Some(i) = PCM_SYSTEM_METRICS.iter().position(|(_, m)| *m == s.metric) {
+                    let c = t.counters.entry(node.clone()).or_default();
+                    c[i].0 += s.value;
+                    c[i].1 += 1;
+                }
                 continue;
             }
-            "p50_latency_ms" => 0,
-            "p90_latency_ms" => 1,
-            "p95_latency_ms" => 2,
-            "p99_latency_ms" => 3,
-            "max_latency_ms" => 4,
-            _ => continue,
-        };
-        t.latency[level] = Some(s.value);
+            if s.workload.as_deref() != Some("nginx") {
+                continue;
+            }
+            if let Some(name) = s.labels.get("interference") {
+                t.interference = scenario_name(name);
+            }
+            if let Some(r) = s.labels.get("replicas") {
+                t.replicas = r.parse().ok();
+                t.split_label = Some(r.clone());
+            }
+            t.nginx = s.labels.get(NGINX_NODE).cloned();
+            t.co_runners = s.labels.get(CO_RUNNER_NODE).cloned();
+            let level = match s.metric.as_str() {
+                "given_rps" => {
+                    t.rps = Some(s.value);
+                    continue;
+                }
+                "p50_latency_ms" => 0,
+                "p90_latency_ms" => 1,
+                "p95_latency_ms" => 2,
+                "p99_latency_ms" => 3,
+                "max_latency_ms" => 4,
+                _ => continue,
+            };
+            t.latency[level] = Some(s.value);
+        }
+        Self(tests)
     }
-    tests
+
+    /// The tests of runs `keep` accepts with nginx on one node and a p99.
+    pub fn measured(&self, keep: impl Fn(&str) -> bool) -> Vec<MeasuredTest> {
+        self.0
+            .values()
+            .filter(|t| keep(&t.run))
+            .filter_map(|t| {
+                Some(MeasuredTest {
+                    nginx_node: t.mean_counters(Some(t.nginx.as_ref()?)),
+                    co_runners_on_its_node: t.nginx == t.co_runners,
+                    replicas: t.replicas?,
+                    rps: t.rps?,
+                    p99_ms: t.latency[3].filter(|p| *p > 0.0)?,
+                    scenario: t.interference.clone(),
+                    run: t.run.clone(),
+                })
+            })
+            .collect()
+    }
 }
 
 impl Test {
@@ -673,7 +681,8 @@ mod tests {
 
     #[test]
     fn looks_up_interpolates_and_mixes() {
-        let p = Plant::from_samples(&samples(), |run| run.contains("mix")).expect("plant");
+        let p =
+            Plant::from_tests(&Tests::of(&samples()), |run| run.contains("mix")).expect("plant");
         assert_eq!(p.scenarios(), ["2_L3", "none"]);
         assert_eq!(p.replica_counts(Side::Same, "2_L3"), [1, 3]);
         // Repeats averaged in log space (0.3 and 0.3 x 1.44: 0.36); rates interpolated
@@ -704,7 +713,8 @@ mod tests {
 
     #[test]
     fn each_node_reads_the_counters_of_its_role_in_the_same_test() {
-        let p = Plant::from_samples(&samples(), |run| run.contains("mix")).expect("plant");
+        let p =
+            Plant::from_tests(&Tests::of(&samples()), |run| run.contains("mix")).expect("plant");
         let ipc = |placement, scenario| -> [f64; 2] {
             let c = p.counters(1000.0, placement, scenario);
             [c[0].0[0], c[1].0[0]]
@@ -721,7 +731,8 @@ mod tests {
 
     #[test]
     fn interference_comes_only_from_the_runs_asked_for() {
-        let p = Plant::from_samples(&samples(), |run| run.starts_with("M_")).expect("plant");
+        let p =
+            Plant::from_tests(&Tests::of(&samples()), |run| run.starts_with("M_")).expect("plant");
         // The G runs' interference is left out: 2_L3 is measured on one side only.
         assert_eq!(p.scenarios(), ["none"]);
         assert_eq!(p.p99(1000.0, [0, 1], "2_L3"), None);
@@ -739,8 +750,9 @@ mod tests {
             [0.2, 0.5, 1.0, 5.0, 8.0],
             [("a", 1.0), ("b", 1.0)],
         ));
-        let p = Plant::from_samples(&s, |run| run.contains("mix")).expect("plant");
-        let checks = p.validate_splits(&s, &["a".to_string(), "b".to_string()]);
+        let tests = Tests::of(&s);
+        let p = Plant::from_tests(&tests, |run| run.contains("mix")).expect("plant");
+        let checks = p.validate_splits(&tests, &["a".to_string(), "b".to_string()]);
         assert_eq!(checks.len(), 1, "{checks:?}");
         let predicted = p.p99(1000.0, [1, 1], "2_L3").expect("p99");
         let c = &checks[0];
@@ -770,7 +782,7 @@ mod tests {
             [0.1, 0.2, 0.3, 0.4, 1.0],
             [("a", 1.0), ("b", 1.0)],
         );
-        let e = Plant::from_samples(&s, |_| true).expect_err("no other side");
+        let e = Plant::from_tests(&Tests::of(&s), |_| true).expect_err("no other side");
         assert!(e.0.contains("beside"), "{e}");
     }
 }

@@ -55,26 +55,18 @@ impl Minute {
 
     /// The same without this minute's noise (what the oracle plans with).
     fn mean_p99(&self, plant: &Plant, placement: [u32; 2]) -> Option<f64> {
-        let other = 1 - self.noisy_node;
-        plant.p99(
-            self.rps,
-            [placement[self.noisy_node], placement[other]],
-            &self.scenario,
-        )
+        plant.p99(self.rps, self.noisy_first(placement), &self.scenario)
     }
 
     /// What each node's counters report this minute.
     pub fn counters(&self, plant: &Plant, placement: [u32; 2]) -> [HostCounters; 2] {
-        let other = 1 - self.noisy_node;
-        let [noisy, quiet] = plant.counters(
-            self.rps,
-            [placement[self.noisy_node], placement[other]],
-            &self.scenario,
-        );
-        let mut out = [HostCounters::default(); 2];
-        out[self.noisy_node] = noisy;
-        out[other] = quiet;
-        out
+        // Swapping twice is the identity: the plant's order back to the nodes'.
+        self.noisy_first(plant.counters(self.rps, self.noisy_first(placement), &self.scenario))
+    }
+
+    /// Per-node values in the plant's order: the noisy node first.
+    fn noisy_first<T: Copy>(&self, by_node: [T; 2]) -> [T; 2] {
+        [by_node[self.noisy_node], by_node[1 - self.noisy_node]]
     }
 }
 
